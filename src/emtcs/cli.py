@@ -1,0 +1,232 @@
+"""The ``emtcs`` command line: parses options, shows progress, prints, exits.
+
+Everything it does is a call into the library; errors the user can fix end with one
+line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import codec
+from ._version import __version__
+from .container import TcsReader
+from .errors import EmtcsError
+from .progress import progress_bar, stderr_console
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"emtcs: error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns library errors, Ctrl-C and SIGTERM into one line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return super().invoke(ctx)
+        except EmtcsError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; no output written", EXIT_INTERRUPTED)
+        except MemoryError:
+            _fail("out of memory")
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{':' + where if where else ''}")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+force_option = click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="emtcs")
+def main() -> None:
+    """emtcs: compress electron-microscopy movies by temporal compressive sensing.
+
+    \b
+    Typical use:
+      emtcs compress movie.tif -B 20          # movie.tif -> movie.tcs
+      emtcs info movie.tcs
+      emtcs decompress movie.tcs -o restored.tif
+    """
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-B", "B", type=int, default=20, show_default=True, help="Frames per measurement (compression ratio).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .tcs file [default: INPUT with .tcs].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
+@force_option
+@quiet_option
+def compress(input: Path, B: int, output: Path | None, seed: int, force: bool, quiet: bool) -> None:
+    """Compress a TIFF movie into a .tcs file, B frames per measurement.
+
+    \b
+    Example:
+      emtcs compress movie.tif -B 20 -o movie.tcs
+    """
+    from .io import open_movie
+
+    with open_movie(input) as movie:
+        total = movie.n_frames
+    with progress_bar("compress", total, quiet=quiet) as advance:
+        info = codec.compress(input, output, B, seed=seed, force=force, progress=advance)
+    if not quiet:
+        stderr_console().print(
+            f"{info['path']}: {info['n_frames']} frames {info['frame_shape'][0]}x{info['frame_shape'][1]} "
+            f"{info['source_dtype']}, B={info['B']}, {_size(info['file_bytes'])} "
+            f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel)"
+        )
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output movie (.tif) [default: INPUT with .tif].")
+@click.option("--decoder", default="auto", show_default=True, help="auto, gaptv, or another registered decoder.")
+@click.option("--frames", "frames", default=None, help="Decode only frames A:B (0-based, B excluded), e.g. 0:100.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where learned decoders run (GAP-TV always runs on the CPU).")
+@click.option("--tile", type=int, default=256, show_default=True, help="Tile size in pixels.")
+@click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap in pixels.")
+@click.option("--batch", type=int, default=8, show_default=True, help="Tiles per decoder call.")
+@click.option("--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth).")
+@click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
+@force_option
+@quiet_option
+def decompress(input: Path, output: Path | None, decoder: str, frames: str | None, device: str, tile: int,
+               overlap: int, batch: int, reference: Path | None, report: Path | None, force: bool, quiet: bool) -> None:
+    """Reconstruct the frames of a .tcs file into a TIFF movie.
+
+    For every group it reports the measurement residual ||Y - sum C_b X_b|| / ||Y||,
+    the check that the reconstruction agrees with what was recorded.
+
+    \b
+    Example:
+      emtcs decompress movie.tcs -o restored.tif --frames 0:100
+    """
+    output = output or input.with_suffix(".tif")
+    options: dict[str, Any] = {}
+    if device != "auto":
+        options["device"] = device
+    with TcsReader(input) as r:
+        total = len(codec._frame_range(frames, r.header.n_frames))
+    console = stderr_console()
+    with progress_bar("decompress", total, quiet=quiet) as advance:
+        result = codec.decompress(
+            input, output, decoder=decoder, frames=frames, force=force, tile=tile, overlap=overlap, batch=batch,
+            decoder_options=options, progress=advance,
+            on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),
+        )
+    if result.notice:
+        console.print(result.notice)
+    res = result.residuals
+    worst = max(res, key=res.get)
+    if not quiet:
+        console.print(
+            f"{output}: {len(result.frames)} frames, decoder {result.decoder['name']}; measurement residual "
+            f"median {sorted(res.values())[len(res) // 2]:.4f}, max {res[worst]:.4f} (group {worst})"
+        )
+    if report:
+        report.write_text(json.dumps(result.to_json(), indent=2))
+    if reference:
+        q = _quality(reference, output, result.frames)
+        click.echo(f"quality vs {reference.name}: PSNR {q['psnr']:.2f} dB (worst frame {q['psnr_min']:.2f}), "
+                   f"SSIM {q['ssim']:.4f} over {q['frames']} frames")
+
+
+def _quality(reference: Path, output: Path, frames: range) -> dict[str, float]:
+    from .errors import InputError
+    from .io import open_movie
+    from .metrics import movie_quality
+
+    with open_movie(reference) as ref, open_movie(output) as out:
+        if ref.frame_shape != out.frame_shape or ref.n_frames < frames.stop:
+            raise InputError(f"{reference}: shape {ref.n_frames}x{ref.frame_shape} does not match the decoded movie")
+        lo, hi = ref.value_range()
+        pairs = ((ref.read_frame(t), out.read_frame(k)) for k, t in enumerate(frames))
+        return movie_quality(pairs, data_range=(hi - lo) or 1.0)
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def info(input: Path, as_json: bool) -> None:
+    """Describe a .tcs file: frames, B, sizes, compression ratio, masks, versions.
+
+    \b
+    Example:
+      emtcs info movie.tcs --json
+    """
+    with TcsReader(input) as r:
+        d = r.info()
+    if as_json:
+        click.echo(json.dumps(d, indent=2, default=str))
+        return
+    h, w = d["frame_shape"]
+    meta = d["metadata"]
+    lines = [
+        ("file", f"{d['path']} ({_size(d['file_bytes'])})"),
+        ("format", f"{d['format']} {d['format_version']}, written by {d['software']} on {d['created']}"),
+        ("source", f"{d['source_name']}: {d['n_frames']} frames of {h}x{w} {d['source_dtype']} ({_size(d['raw_bytes'])})"),
+        ("groups", f"{d['n_groups']} measurements of B={d['B']} frames ({d['measurement_dtype']})"),
+        ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
+        ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
+    ]
+    if meta.get("pixel_size"):
+        lines.append(("pixel size", f"{meta['pixel_size'][1]:g} x {meta['pixel_size'][0]:g} {meta.get('pixel_unit') or ''}"))
+    if meta.get("frame_interval"):
+        lines.append(("frame interval", f"{meta['frame_interval']:g} s"))
+    for key, value in lines:
+        click.echo(f"{key:>15}: {value}")
+
+
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--frames", "n_frames", type=int, default=40, show_default=True, help="Number of frames.")
+@click.option("--size", nargs=2, type=int, default=(256, 256), show_default=True, metavar="H W", help="Frame size.")
+@click.option("--dose", type=float, default=100.0, show_default=True, help="Mean electrons per pixel per frame.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Scene and noise seed.")
+@click.option("--dtype", type=click.Choice(["uint8", "uint16"]), default="uint16", show_default=True)
+@click.option("--clean", type=click.Path(path_type=Path), help="Also write the noise-free movie (float32) here.")
+@force_option
+@quiet_option
+def simulate(output: Path, n_frames: int, size: tuple[int, int], dose: float, seed: int, dtype: str,
+             clean: Path | None, force: bool, quiet: bool) -> None:
+    """Write a synthetic in-situ HRTEM movie (nanoparticles drifting, rotating, coalescing).
+
+    \b
+    Example:
+      emtcs simulate movie.tif --frames 100 --size 512 512 --dose 50 --clean clean.tif
+    """
+    with progress_bar("simulate", n_frames, quiet=quiet) as advance:
+        codec.write_simulation(output, clean_path=clean, n_frames=n_frames, shape=size, dose=dose, seed=seed,
+                          dtype=dtype, force=force, progress=advance)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The user-level operations: compress a movie, decompress a ``.tcs``, reconstruct arrays.
+
+These are what the CLI calls; each streams frames or row bands so memory does not
+grow with the number of frames, and each output is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_output, check_output
+from .container import TcsHeader, TcsReader, TcsWriter
+from .decoders import get_decoder
+from .decoders.base import Decoder
+from .encoder import GroupEncoder, ValueMap
+from .errors import DecoderError, InputError
+from .io import check_writable, create_movie, open_movie
+from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
+from .tiling import OVERLAP, TILE, reconstruct_group
+
+__all__ = ["compress", "decompress", "reconstruct", "write_simulation", "resolve_decoder", "DecompressReport", "default_output"]
+
+Progress = Callable[[float], None]
+
+
+def default_output(src: str | os.PathLike[str]) -> Path:
+    """``movie.tif`` -> ``movie.tcs`` beside it."""
+    p = Path(src)
+    name = p.name
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            return p.with_name(name[: -len(suffix)] + ".tcs")
+    return p.with_suffix(".tcs")
+
+
+def compress(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None = None,
+    B: int = 20,
+    *,
+    seed: int = 0,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Compress the movie ``src`` into a ``.tcs`` file; returns its :meth:`TcsReader.info`.
+
+    Frames are read one at a time and each group of ``B`` frames becomes one
+    measurement; a last group of fewer than ``B`` frames is stored as it is.  Float
+    sources are read twice (once for their value range).  ``progress`` is called with
+    the number of frames encoded since its last call.
+    """
+    if B < 2:
+        raise InputError(f"B must be at least 2 (got {B})")
+    if not 0 <= seed < 2**32:
+        raise InputError(f"seed must be in 0..4294967295 (got {seed})")
+    dst = Path(dst) if dst is not None else default_output(src)
+    check_output(dst, force=force)
+    with open_movie(src) as movie:
+        n = movie.n_frames
+        if B > n:
+            raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
+        vrange = movie.value_range() if movie.dtype.kind == "f" else None
+        vmap = ValueMap.for_source(movie.dtype, vrange)
+        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap)
+        header = TcsHeader(
+            B=B,
+            n_frames=n,
+            frame_shape=movie.frame_shape,
+            source_dtype=vmap.source_dtype.name,
+            measurement_dtype=encoder.dtype.name,
+            value_scale=vmap.scale,
+            value_offset=vmap.offset,
+            max_level=vmap.max_level,
+            mask_generator=MASK_GENERATOR,
+            mask_seed=seed,
+            source_name=Path(src).name,
+            metadata=movie.metadata,
+        )
+        group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
+        with atomic_output(dst, force=force) as tmp:
+            with TcsWriter(tmp, header) as writer:
+                for g in range(header.n_groups):
+                    frames = header.group_frames(g)
+                    for k, t in enumerate(frames):
+                        group[k] = vmap.to_levels(movie.read_frame(t))
+                        if progress is not None:
+                            progress(1)
+                    writer.write_group(g, encoder.encode(group[: len(frames)]))
+    with TcsReader(dst) as reader:
+        return reader.info()
+
+
+@dataclass
+class DecompressReport:
+    """What :func:`decompress` did: frames written, decoder used, residual per group."""
+
+    output: Path
+    frames: range
+    decoder: dict[str, Any]
+    residuals: dict[int, float] = field(default_factory=dict)
+    notice: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "frames": [self.frames.start, self.frames.stop],
+            "decoder": self.decoder,
+            "residuals": {str(g): r for g, r in self.residuals.items()},
+        }
+
+
+def resolve_decoder(name: str, B: int, **options: Any) -> tuple[Decoder, str | None]:
+    """The decoder for ``name`` ("auto" picks the best available for ``B``) and a notice, if any."""
+    if name == "auto":
+        return get_decoder("gaptv", **options), None
+    return get_decoder(name, **options), None
+
+
+def _frame_range(spec: str | tuple[int, int] | range | None, n: int) -> range:
+    if spec is None:
+        return range(n)
+    if isinstance(spec, range):
+        a, b = spec.start, spec.stop
+    elif isinstance(spec, tuple):
+        a, b = spec
+    else:
+        parts = str(spec).split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            a = int(parts[0]) if parts[0].strip() else 0
+            b = int(parts[1]) if parts[1].strip() else n
+        except ValueError:
+            raise InputError(f"--frames must look like A:B (0-based, B excluded), got {spec!r}") from None
+    if a < 0:
+        a += n
+    if b < 0:
+        b += n
+    a, b = max(a, 0), min(b, n)
+    if a >= b:
+        raise InputError(f"frame range {spec} selects no frames of the {n} in the file")
+    return range(a, b)
+
+
+def decompress(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    decoder: str = "auto",
+    frames: str | tuple[int, int] | range | None = None,
+    force: bool = False,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch: int = 8,
+    decoder_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    on_group: Callable[[int, float], None] | None = None,
+) -> DecompressReport:
+    """Reconstruct the frames of a ``.tcs`` file into a movie file ``dst``.
+
+    ``frames`` ("A:B", 0-based, B excluded) limits decoding to the groups holding those
+    frames and writes only them.  The output has the source's dtype (rounded and
+    clipped) and calibration.  ``progress`` is called with frames done (fractions
+    while a group is in progress); ``on_group(g, residual)`` after each group.
+    """
+    dst = Path(dst)
+    check_writable(dst)
+    check_output(dst, force=force)
+    with TcsReader(src) as reader:
+        hd = reader.header
+        sel = _frame_range(frames, hd.n_frames)
+        dec, notice = resolve_decoder(decoder, hd.B, **(decoder_options or {}))
+        vmap = hd.value_map
+        report = DecompressReport(dst, sel, dec.get_config(), notice=notice)
+        groups = range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1)
+        with atomic_output(dst, force=force) as tmp:
+            with create_movie(tmp, (len(sel), *hd.frame_shape), vmap.source_dtype, hd.metadata, name=dst) as out:
+                for g in groups:
+                    members = hd.group_frames(g)
+                    wanted = [(k, t - sel.start) for k, t in enumerate(members) if t in sel]
+
+                    def emit(rows: slice, block: np.ndarray) -> None:
+                        for k, t_out in wanted:
+                            out.write(t_out, vmap.to_source(block[k]), rows)
+
+                    def advance(fraction: float, n=len(wanted)) -> None:
+                        if progress is not None:
+                            progress(fraction * n)
+
+                    y = reader.measurement(g)
+                    masks = SeededMasks(hd.mask_seed, len(members), hd.frame_shape)
+                    res = reconstruct_group(
+                        y, masks, dec, emit, tile=tile, overlap=overlap, batch=batch, progress=advance
+                    )
+                    report.residuals[g] = res
+                    if on_group is not None:
+                        on_group(g, res)
+    return report
+
+
+def reconstruct(
+    measurement: np.ndarray,
+    masks: np.ndarray,
+    method: str = "gaptv",
+    *,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch: int = 8,
+    scale: float | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Frames (B, H, W) float32 from one (H, W) measurement and its (B, H, W) masks.
+
+    Any frame size, through the same tiling and stitching as :func:`decompress`;
+    ``options`` go to the decoder (e.g. ``iterations=40`` for GAP-TV).  ``scale`` fixes
+    the intensity normalisation (by default estimated from the measurement).
+    """
+    y = np.asarray(measurement)
+    masks = np.asarray(masks)
+    if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
+        raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
+    dec, _ = resolve_decoder(method, masks.shape[0], **options)
+    out = np.empty(masks.shape, dtype=np.float32)
+
+    def emit(rows: slice, block: np.ndarray) -> None:
+        out[:, rows] = block
+
+    reconstruct_group(y, ArrayMasks(masks), dec, emit, tile=tile, overlap=overlap, batch=batch, scale=scale)
+    return out
+
+
+def write_simulation(
+    output: str | os.PathLike[str],
+    *,
+    clean_path: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    **params: Any,
+) -> None:
+    """Write a simulated movie (and its noise-free twin) as TIFF; ``params`` as in
+    :class:`emtcs.simulate.SimulationConfig` (n_frames, shape, dose, seed, dtype, ...)."""
+    from .simulate import SimulationConfig, write_movie
+
+    for path in (output, clean_path):
+        if path is not None:
+            check_writable(path)
+    try:
+        config = SimulationConfig(**params)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad simulation parameters: {exc}") from None
+    done = 0
+
+    def advance(n_written: int) -> None:
+        nonlocal done
+        if progress is not None:
+            progress(n_written - done)
+        done = n_written
+
+    clean_ctx = atomic_output(clean_path, force=force) if clean_path is not None else nullcontext(None)
+    check_output(output, force=force)
+    with atomic_output(output, force=force) as tmp, clean_ctx as clean_tmp:
+        try:
+            write_movie(tmp, config, clean_path=clean_tmp, progress=advance)
+        except ValueError as exc:
+            raise InputError(f"bad simulation parameters: {exc}") from None

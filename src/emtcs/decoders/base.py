@@ -1,0 +1,76 @@
+"""The decoder interface and the registry of decoders.
+
+A decoder turns one measurement tile and its masks into frames.  Tiling, stitching,
+intensity normalisation, devices and file I/O are not its business: the tiling module
+calls :meth:`Decoder.decode` on batches of tiles of any size, already normalised so
+that frame intensities lie roughly in [0, 1].
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import DecoderError
+
+__all__ = ["Decoder", "register", "get_decoder", "available_decoders"]
+
+_REGISTRY: dict[str, type[Decoder]] = {}
+
+
+class Decoder(ABC):
+    """Reconstructs (n, B, h, w) frames from (n, h, w) measurements and (n, B, h, w) masks.
+
+    Subclasses set :attr:`name` (a stable id used on the command line and in reports)
+    and implement :meth:`decode`.  Options are keyword-only constructor arguments and
+    are reported by :meth:`get_config`, so a decoder can be rebuilt from its config.
+    """
+
+    name: ClassVar[str]
+    #: Whether decode() benefits from a batch of several tiles at once.
+    batched: ClassVar[bool] = False
+
+    @abstractmethod
+    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Frames for a batch of measurement tiles.
+
+        ``y``: (n, h, w) float32 measurements, ``masks``: (n, B, h, w) float32 of 0/1,
+        both normalised so frames are roughly in [0, 1].  Returns (n, B, h, w) float32.
+        """
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable options; ``{"name": ...}`` plus the constructor keywords."""
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({opts})"
+
+
+def register(cls: type[Decoder]) -> type[Decoder]:
+    """Class decorator adding a decoder to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"decoder name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_decoders() -> list[str]:
+    """Names of the registered decoders."""
+    return sorted(_REGISTRY)
+
+
+def get_decoder(name: str, **options: Any) -> Decoder:
+    """Instantiate the decoder registered as ``name`` with its options."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise DecoderError(
+            f"unknown decoder {name!r}; available: {', '.join(available_decoders())}"
+        ) from None
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise DecoderError(f"bad option for decoder {name!r}: {exc}") from None

@@ -1,0 +1,97 @@
+"""The encoder: source values to stored levels, and groups of frames to measurements.
+
+This is the part meant to run beside a detector, so it holds the B masks of the
+frame shape once and does nothing per group but a masked sum (:func:`sensing.masked_sum`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .sensing import accumulator_dtype, masked_sum, masks
+
+__all__ = ["ValueMap", "GroupEncoder", "FLOAT_LEVELS"]
+
+#: Float sources are quantised to this many steps (16 bits) between their min and max.
+FLOAT_LEVELS = 65535
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    """Affine map between source values and the unsigned integer levels the encoder sums.
+
+    ``source = level * scale + offset``.  Unsigned sources map to themselves, signed
+    integers are shifted by their dtype minimum, float sources are quantised to
+    ``FLOAT_LEVELS`` steps over their value range (the only lossy step of encoding).
+    """
+
+    source_dtype: np.dtype
+    level_dtype: np.dtype
+    max_level: int
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @classmethod
+    def for_source(cls, dtype: np.dtype, value_range: tuple[float, float] | None = None) -> ValueMap:
+        """The map for a source dtype; float sources need their (min, max) value range."""
+        dtype = np.dtype(dtype)
+        if dtype.kind == "u":
+            return cls(dtype, dtype, int(np.iinfo(dtype).max))
+        if dtype.kind == "i":
+            info = np.iinfo(dtype)
+            udt = np.dtype(f"u{dtype.itemsize}")
+            return cls(dtype, udt, int(info.max) - int(info.min), 1.0, float(info.min))
+        if dtype.kind == "f":
+            if value_range is None:
+                raise ValueError("a float source needs its value range")
+            lo, hi = (float(v) for v in value_range)
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise InputError("float movie contains NaN or infinite values")
+            scale = (hi - lo) / FLOAT_LEVELS if hi > lo else 1.0
+            return cls(dtype, np.dtype(np.uint16), FLOAT_LEVELS, scale, lo)
+        raise InputError(f"unsupported pixel type {dtype} (use uint8, uint16, int16, uint32 or float32)")
+
+    def to_levels(self, frames: np.ndarray) -> np.ndarray:
+        """Source frames as levels (no copy for unsigned sources)."""
+        if self.source_dtype.kind == "u":
+            return frames
+        if self.source_dtype.kind == "i":
+            # two's complement: x - min == x XOR sign bit, exactly, as unsigned
+            sign = np.array(1 << (8 * self.source_dtype.itemsize - 1), dtype=self.level_dtype)
+            return frames.view(self.level_dtype) ^ sign
+        q = np.rint((frames.astype(np.float64) - self.offset) / self.scale)
+        return np.clip(q, 0, self.max_level).astype(self.level_dtype)
+
+    def to_source(self, levels: np.ndarray) -> np.ndarray:
+        """Float reconstruction in levels -> source dtype, rounded and clipped to its range."""
+        values = levels * self.scale + self.offset
+        if self.source_dtype.kind == "f":
+            return values.astype(self.source_dtype)
+        info = np.iinfo(self.source_dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(self.source_dtype)
+
+
+class GroupEncoder:
+    """Encodes groups of up to B frames of one shape with the seeded masks of ``seed``.
+
+    The B masks are generated once (B bytes per pixel) and reused for every group;
+    a short last group uses the first masks.
+    """
+
+    def __init__(self, seed: int, B: int, shape: tuple[int, int], value_map: ValueMap):
+        self.seed = int(seed)
+        self.B = int(B)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.value_map = value_map
+        self.masks = masks(self.seed, self.B, self.shape)
+        self.dtype = accumulator_dtype(value_map.max_level, self.B)
+
+    def encode(self, levels: np.ndarray) -> np.ndarray:
+        """Measurement of a (b, H, W) stack of levels, b <= B."""
+        if levels.ndim != 3 or levels.shape[1:] != self.shape or not 1 <= levels.shape[0] <= self.B:
+            raise ValueError(f"expected (1..{self.B}, {self.shape[0]}, {self.shape[1]}) levels, got {levels.shape}")
+        out = np.empty(self.shape, dtype=self.dtype)
+        return masked_sum(levels, self.masks, out)

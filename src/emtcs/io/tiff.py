@@ -1,0 +1,196 @@
+"""TIFF stacks in and out: multi-page, ImageJ hyperstacks and OME-TIFF, via tifffile."""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from ..errors import InputError
+from .base import MovieReader, normalised_metadata
+
+__all__ = ["TiffMovieReader", "TiffMovieWriter"]
+
+_SUPPORTED = {"u1", "u2", "u4", "i1", "i2", "i4", "f2", "f4", "f8"}
+_IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
+_UNIT_TO_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "micron": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9, "a": 0.1, "å": 0.1, "pm": 1e-3}
+
+
+class TiffMovieReader(MovieReader):
+    """A greyscale (frames, height, width) stack in a TIFF file, read one page at a time."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+            series = self._tif.series[0]
+        except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+            raise InputError(f"{self.path}: not a readable TIFF file ({exc})") from None
+        try:
+            self._setup(series)
+        except InputError:
+            self._tif.close()
+            raise
+
+    def _setup(self, series: tifffile.TiffPageSeries) -> None:
+        axes, shape = series.axes, series.shape
+        if "S" in axes and shape[axes.index("S")] > 1:
+            raise InputError(f"{self.path}: colour (RGB) images are not supported; convert to greyscale")
+        dims = [(a, n) for a, n in zip(axes, shape) if n > 1 and a not in "YX"]
+        if len(dims) > 1:
+            desc = ", ".join(f"{a}={n}" for a, n in dims)
+            raise InputError(f"{self.path}: 4-D input ({desc}); emtcs compresses one (frames, height, width) stack")
+        dtype = np.dtype(series.dtype)
+        if dtype.str[1:] not in _SUPPORTED:
+            raise InputError(f"{self.path}: unsupported pixel type {dtype}")
+        self.dtype = dtype.newbyteorder("=")
+        self.frame_shape = (int(shape[axes.index("Y")]), int(shape[axes.index("X")]))
+        self.n_frames = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXS"], dtype=np.int64))
+        if self.n_frames < 1 or min(self.frame_shape) < 1:
+            raise InputError(f"{self.path}: empty image stack")
+        self._pages = series.pages
+        self._memmap: np.ndarray | None = None
+        page_shape = tuple(n for n in series.pages[0].shape if n != 1) if series.pages[0] else ()
+        if len(series.pages) != self.n_frames or page_shape != self.frame_shape:
+            # one page holding many frames (e.g. a truncated ImageJ hyperstack > 4 GB)
+            if series.dataoffset is None:
+                raise InputError(f"{self.path}: frames are not stored page by page nor contiguously")
+            self._memmap = np.memmap(
+                self.path, dtype=series.dtype, mode="r", offset=series.dataoffset,
+                shape=(self.n_frames, *self.frame_shape),
+            )
+        self.metadata = self._read_metadata()
+
+    def read_frame(self, i: int) -> np.ndarray:
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
+        try:
+            if self._memmap is not None:
+                frame = np.asarray(self._memmap[i])
+            else:
+                frame = self._pages[i].asarray()
+        except (ValueError, OSError, tifffile.TiffFileError) as exc:
+            raise InputError(f"{self.path}: cannot read frame {i} ({exc})") from None
+        return frame.reshape(self.frame_shape).astype(self.dtype, copy=False)
+
+    def close(self) -> None:
+        self._memmap = None
+        self._tif.close()
+
+    # -- metadata -----------------------------------------------------------------
+
+    def _read_metadata(self) -> dict[str, Any]:
+        tif = self._tif
+        page = tif.pages[0]
+        extra: dict[str, Any] = {"source_format": "tiff"}
+        pixel_size = unit = interval = None
+        if tif.is_ome and tif.ome_metadata:
+            extra["ome_xml"] = tif.ome_metadata
+            pixel_size, unit, interval = _ome_calibration(tif.ome_metadata)
+        elif tif.is_imagej and tif.imagej_metadata:
+            ij = {k: v for k, v in tif.imagej_metadata.items() if isinstance(v, (int, float, str, bool))}
+            extra["imagej"] = ij
+            interval = ij.get("finterval")
+            unit = ij.get("unit")
+            pixel_size = _tag_pixel_size(page)
+            if unit in (None, "pixel"):
+                pixel_size = None
+        else:
+            desc = page.description
+            if desc and len(desc) < 65536:
+                extra["description"] = desc
+        return normalised_metadata(pixel_size=pixel_size, pixel_unit=unit, frame_interval=interval, **extra)
+
+
+def _tag_pixel_size(page: tifffile.TiffPage) -> tuple[float, float] | None:
+    try:
+        xr = page.tags["XResolution"].value
+        yr = page.tags["YResolution"].value
+    except KeyError:
+        return None
+    x = xr[0] / xr[1] if isinstance(xr, tuple) else float(xr)
+    y = yr[0] / yr[1] if isinstance(yr, tuple) else float(yr)
+    if x <= 0 or y <= 0:
+        return None
+    return 1.0 / y, 1.0 / x
+
+
+def _ome_calibration(xml: str) -> tuple[tuple[float, float] | None, str | None, float | None]:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None, None, None
+    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None)
+    if pixels is None:
+        return None, None, None
+    a = pixels.attrib
+    size = None
+    unit = a.get("PhysicalSizeXUnit", "µm")
+    if "PhysicalSizeX" in a:
+        px = float(a["PhysicalSizeX"])
+        size = (float(a.get("PhysicalSizeY", px)), px)
+    interval = None
+    if "TimeIncrement" in a:
+        scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}.get(a.get("TimeIncrementUnit", "s"), 1.0)
+        interval = float(a["TimeIncrement"]) * scale
+    return size, unit, interval
+
+
+class TiffMovieWriter:
+    """Writes a (frames, height, width) movie to an uncompressed TIFF through a memory map.
+
+    The file is laid out in full when it is created, so frames, or row bands of frames,
+    can be written in any order with memory independent of the movie size.  ImageJ
+    layout (pixel size, unit, frame interval) for uint8/uint16/float32 movies under
+    4 GB, BigTIFF with a JSON description otherwise.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int, int], dtype: Any, metadata: dict[str, Any]):
+        self.path = Path(path)
+        self.shape = tuple(int(v) for v in shape)
+        self.dtype = np.dtype(dtype)
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        bigtiff = nbytes > 2**32 - 2**25
+        kwargs: dict[str, Any] = {"photometric": "minisblack", "bigtiff": bigtiff}
+        size = metadata.get("pixel_size")
+        unit = metadata.get("pixel_unit")
+        interval = metadata.get("frame_interval")
+        if not bigtiff and self.dtype in _IMAGEJ_DTYPES:
+            ij: dict[str, Any] = {"axes": "TYX"}
+            if interval:
+                ij["finterval"] = interval
+            if size and unit:
+                ij["unit"] = _imagej_unit(unit)
+                kwargs["resolution"] = (1.0 / size[1], 1.0 / size[0])
+            kwargs.update(imagej=True, metadata=ij)
+        else:
+            kwargs["metadata"] = {
+                "axes": "TYX",
+                **{k: v for k, v in (("pixel_size", size), ("pixel_unit", unit), ("frame_interval", interval)) if v},
+            }
+        self._mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, **kwargs)
+
+    def write(self, index: int | slice, data: np.ndarray, rows: slice = slice(None)) -> None:
+        """Write frames ``index`` (or their ``rows``) from ``data``."""
+        self._mm[index, rows] = data
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
+            del self._mm
+            self._mm = None
+
+    def __enter__(self) -> TiffMovieWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _imagej_unit(unit: str) -> str:
+    return {"µm": "micron", "um": "micron"}.get(unit, unit)
