@@ -1,0 +1,203 @@
+"""The command line end to end: round trips, metadata, and every user error path."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+import emtcs
+from emtcs.metrics import psnr
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "emtcs-part" in p.name)
+
+
+def test_round_trip_uint16_with_short_last_group(run, movie_file, tmp_path):
+    src, frames = movie_file(n=13, shape=(40, 52))
+    r = run("compress", src, "-B", "5", "-q")
+    assert r.exit_code == 0, r.output
+    tcs = src.with_suffix(".tcs")
+    assert tcs.exists()
+    out = tmp_path / "restored.tif"
+    r = run("decompress", tcs, "-o", out, "-q", "--report", tmp_path / "rep.json")
+    assert r.exit_code == 0, r.output
+    with tifffile.TiffFile(out) as tif:
+        restored = tif.asarray()
+        assert tif.imagej_metadata["finterval"] == pytest.approx(0.005)
+        assert tif.imagej_metadata["unit"] == "nm"
+        xres = tif.pages[0].tags["XResolution"].value
+        assert xres[0] / xres[1] == pytest.approx(4.0)
+    assert restored.shape == frames.shape and restored.dtype == frames.dtype
+    rng = float(frames.max() - frames.min())
+    assert np.mean([psnr(a, b, data_range=rng) for a, b in zip(frames, restored)]) > 25
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    assert set(rep["residuals"]) == {"0", "1", "2"}
+    assert all(0 <= v < 0.05 for v in rep["residuals"].values())
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.uint32])
+def test_round_trip_dtypes(run, movie_file, tmp_path, dtype):
+    src, frames = movie_file(n=6, shape=(24, 30), dtype=dtype)
+    tcs = tmp_path / "m.tcs"
+    assert run("compress", src, "-B", "3", "-o", tcs, "-q").exit_code == 0
+    out = tmp_path / "o.tif"
+    assert run("decompress", tcs, "-o", out, "-q").exit_code == 0
+    restored = tifffile.imread(out)
+    assert restored.dtype == frames.dtype and restored.shape == frames.shape
+    rng = float(frames.max()) - float(frames.min())
+    assert psnr(frames.astype(np.float64), restored.astype(np.float64), data_range=rng) > 20
+
+
+def test_frames_option_decodes_only_needed_groups(movie_file, tmp_path, monkeypatch):
+    src, frames = movie_file(n=13, shape=(20, 20))
+    tcs = tmp_path / "m.tcs"
+    emtcs.compress(src, tcs, B=5)
+    report = emtcs.decompress(tcs, tmp_path / "part.tif", frames="6:11")
+    assert sorted(report.residuals) == [1, 2]
+    part = tifffile.imread(tmp_path / "part.tif")
+    full_report = emtcs.decompress(tcs, tmp_path / "full.tif")
+    np.testing.assert_array_equal(part, tifffile.imread(tmp_path / "full.tif")[6:11])
+    assert len(full_report.residuals) == 3
+
+
+def test_decompress_is_deterministic(movie_file, tmp_path):
+    src, _ = movie_file(n=8, shape=(30, 30))
+    tcs = tmp_path / "m.tcs"
+    emtcs.compress(src, tcs, B=4)
+    emtcs.decompress(tcs, tmp_path / "a.tif")
+    emtcs.decompress(tcs, tmp_path / "b.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
+
+
+def test_info_text_and_json(run, movie_file, tmp_path):
+    src, frames = movie_file(n=10, shape=(32, 32))
+    tcs = tmp_path / "m.tcs"
+    emtcs.compress(src, tcs, B=5, seed=11)
+    r = run("info", tcs, "--json")
+    d = json.loads(r.output)
+    for key in ("B", "n_frames", "frame_shape", "source_dtype", "file_bytes", "compression_ratio",
+                "bits_per_pixel", "mask_generator", "mask_seed", "format_version", "software"):
+        assert key in d
+    assert d["B"] == 5 and d["n_frames"] == 10 and d["mask_seed"] == 11
+    assert d["bits_per_pixel"] == pytest.approx(8 * tcs.stat().st_size / frames.size)
+    text = run("info", tcs).output
+    assert "ratio" in text and "seed 11" in text and "0.25 x 0.25 nm" in text
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "info", "simulate"])
+def test_help_has_example(run, command):
+    r = run(command, "--help")
+    assert r.exit_code == 0 and "Example" in r.output
+
+
+# -- errors: one line, non-zero exit, no traceback, no file left ----------------------------
+
+
+def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emtcs.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
+    src, _ = movie_file(n=6, shape=(16, 16))
+    _assert_one_line_error(_cli("compress", tmp_path / "missing.tif"), "no such file")
+    (tmp_path / "notes.tif").write_text("hello")
+    _assert_one_line_error(_cli("compress", tmp_path / "notes.tif"), "not a TIFF")
+    _assert_one_line_error(_cli("compress", src, "-B", "1"), "B must be at least 2")
+    _assert_one_line_error(_cli("compress", src, "-B", "7"), "larger than the movie")
+    emtcs.compress(src, tmp_path / "m.tcs", B=3)
+    _assert_one_line_error(_cli("compress", src, "-B", "3", "-o", tmp_path / "m.tcs"), "exists (use --force")
+    assert _cli("compress", src, "-B", "3", "-o", tmp_path / "m.tcs", "--force", "-q").returncode == 0
+    _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "-o", tmp_path / "o.png"), "unknown output format")
+    _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--frames", "x"), "--frames")
+    _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--decoder", "nope"), "unknown decoder")
+    _assert_one_line_error(_cli("decompress", src), "not a .tcs file")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_rgb_and_4d_inputs_are_refused(tmp_path):
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((4, 16, 16, 3), np.uint8), photometric="rgb")
+    _assert_one_line_error(_cli("compress", rgb, "-B", "2"), "RGB")
+    hyper = tmp_path / "tz.tif"
+    tifffile.imwrite(hyper, np.zeros((3, 2, 16, 16), np.uint16), imagej=True, metadata={"axes": "TZYX"})
+    _assert_one_line_error(_cli("compress", hyper, "-B", "2"), "4-D input")
+
+
+def test_corrupted_and_future_tcs_files(tmp_path, movie_file):
+    src, _ = movie_file(n=6, shape=(16, 16))
+    tcs = tmp_path / "m.tcs"
+    emtcs.compress(src, tcs, B=3)
+    with h5py.File(tcs, "r+") as f:
+        f.attrs["format_version"] = np.array([9, 1], dtype=np.uint32)
+    _assert_one_line_error(_cli("decompress", tcs, "-o", tmp_path / "o.tif"), "version 9.1 is not supported")
+    _assert_one_line_error(_cli("info", tcs), "version 9.1")
+    emtcs.compress(src, tcs, B=3, force=True)
+    with h5py.File(tcs, "r") as f:
+        offset = f["measurements"].id.get_chunk_info(1).byte_offset
+    data = bytearray(tcs.read_bytes())
+    data[offset + 8] ^= 0x55
+    tcs.write_bytes(bytes(data))
+    _assert_one_line_error(_cli("decompress", tcs, "-o", tmp_path / "o.tif"), "corrupted measurement of group 1")
+    assert not (tmp_path / "o.tif").exists() and _leftovers(tmp_path) == []
+    tcs.write_bytes(bytes(data[:300]))
+    _assert_one_line_error(_cli("info", tcs), "truncated")
+
+
+def test_disk_full_leaves_nothing(tmp_path, movie_file, monkeypatch, run):
+    src, _ = movie_file(n=6, shape=(16, 16))
+    from emtcs import container
+
+    def full(self, g, measurement):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(container.TcsWriter, "write_group", full)
+    r = CliRunnerNoCatch().invoke(["compress", str(src), "-B", "3", "-o", str(tmp_path / "m.tcs")])
+    assert r.exit_code == 1 and "disk full" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "m.tcs").exists() and _leftovers(tmp_path) == []
+
+
+class CliRunnerNoCatch:
+    def invoke(self, args):
+        from click.testing import CliRunner
+
+        from emtcs.cli import main
+
+        return CliRunner().invoke(main, args)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_compress_leaves_nothing(tmp_path, sig):
+    big = tmp_path / "big.tif"
+    frames = np.random.default_rng(0).integers(0, 4000, size=(400, 256, 256), dtype=np.uint16)
+    tifffile.imwrite(big, frames)
+    out = tmp_path / "big.tcs"
+    proc = subprocess.Popen([sys.executable, "-m", "emtcs.cli", "compress", str(big), "-B", "10", "-q"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not _leftovers(tmp_path) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "compress finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and _leftovers(tmp_path) == []
