@@ -1,0 +1,115 @@
+"""Encoder cost and memory: the numbers behind docs/performance.md.
+
+1. Throughput of the group encoder on a 2048 x 2048 x 20 uint16 group, in GB/s of raw
+   input and as a ratio to a plain numpy copy of the same bytes, measured in one run.
+2. Peak RSS of ``emtcs compress`` on 40 and 400 frames of 2048 x 2048 uint16
+   (written here as TIFF files; about 3.4 GB of disk for the larger one).
+
+Usage: python benchmarks/encoder.py [--workdir DIR] [--skip-rss] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from emtcs.encoder import GroupEncoder, ValueMap
+
+
+def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7) -> dict:
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 4096, size=(B, *shape), dtype=np.uint16)
+    copy = np.empty_like(group)
+    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype))
+    enc.encode(group)
+    np.copyto(copy, group)  # first touch of the destination pages
+    t_enc, t_copy = [], []
+    for _ in range(repeats):  # interleaved, so both see the same machine state
+        t0 = time.perf_counter()
+        np.copyto(copy, group)
+        t_copy.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        enc.encode(group)
+        t_enc.append(time.perf_counter() - t0)
+    gb = group.nbytes / 1e9
+    te, tc = statistics.median(t_enc), statistics.median(t_copy)
+    return {
+        "group": [B, *shape],
+        "bytes": group.nbytes,
+        "encode_s": te,
+        "copy_s": tc,
+        "encode_GBps": gb / te,
+        "copy_GBps": gb / tc,
+        "ratio_to_copy": tc / te,
+    }
+
+
+def write_movie(path: Path, n: int, shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(1)
+    base = rng.integers(500, 3500, size=shape, dtype=np.uint16)
+
+    def frames():
+        for t in range(n):
+            yield np.roll(base, t, axis=1) + rng.integers(0, 64, size=shape, dtype=np.uint16)
+
+    tifffile.imwrite(path, frames(), shape=(n, *shape), dtype=np.uint16, bigtiff=True)
+
+
+def peak_rss(movie: Path, B: int = 20) -> dict:
+    out = movie.with_suffix(".tcs")
+    code = (
+        "import resource, sys, emtcs;"
+        f"emtcs.compress({str(movie)!r}, {str(out)!r}, B={B}, force=True);"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    size = out.stat().st_size
+    out.unlink()
+    return {"peak_rss_MB": int(proc.stdout.strip()) / 1024, "wall_s": wall, "input_bytes": movie.stat().st_size, "tcs_bytes": size}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "throughput": throughput(),
+    }
+    t = result["throughput"]
+    print(f"encode {t['encode_GBps']:.2f} GB/s, numpy copy {t['copy_GBps']:.2f} GB/s: ratio {t['ratio_to_copy']:.2f}")
+    if not args.skip_rss:
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            rss = {}
+            for n in (40, 400):
+                movie = Path(tmp) / f"movie{n}.tif"
+                write_movie(movie, n, (2048, 2048))
+                rss[n] = peak_rss(movie)
+                movie.unlink()
+                print(f"compress {n} frames of 2048x2048 uint16: peak RSS {rss[n]['peak_rss_MB']:.0f} MB, "
+                      f"{rss[n]['wall_s']:.1f} s ({rss[n]['input_bytes'] / 1e6 / rss[n]['wall_s']:.0f} MB/s)")
+            result["compress_rss"] = rss
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
