@@ -99,7 +99,8 @@ def compress(input: Path, B: int, output: Path | None, seed: int, force: bool, q
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output movie (.tif) [default: INPUT with .tif].")
-@click.option("--decoder", default="auto", show_default=True, help="auto, gaptv, or another registered decoder.")
+@click.option("--decoder", default="auto", show_default=True,
+              help="auto (best learned decoder with weights for B, else GAP-TV), gaptv, gapnet, tcsdl.")
 @click.option("--frames", "frames", default=None, help="Decode only frames A:B (0-based, B excluded), e.g. 0:100.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where learned decoders run (GAP-TV always runs on the CPU).")
@@ -122,20 +123,15 @@ def decompress(input: Path, output: Path | None, decoder: str, frames: str | Non
       emtcs decompress movie.tcs -o restored.tif --frames 0:100
     """
     output = output or input.with_suffix(".tif")
-    options: dict[str, Any] = {}
-    if device != "auto":
-        options["device"] = device
     with TcsReader(input) as r:
         total = len(codec._frame_range(frames, r.header.n_frames))
     console = stderr_console()
     with progress_bar("decompress", total, quiet=quiet) as advance:
         result = codec.decompress(
-            input, output, decoder=decoder, frames=frames, force=force, tile=tile, overlap=overlap, batch=batch,
-            decoder_options=options, progress=advance,
+            input, output, decoder=decoder, frames=frames, device=device, force=force, tile=tile,
+            overlap=overlap, batch=batch, progress=advance, log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),
         )
-    if result.notice:
-        console.print(result.notice)
     res = result.residuals
     worst = max(res, key=res.get)
     if not quiet:
@@ -218,6 +214,65 @@ def simulate(output: Path, n_frames: int, size: tuple[int, int], dose: float, se
     with progress_bar("simulate", n_frames, quiet=quiet) as advance:
         codec.write_simulation(output, clean_path=clean, n_frames=n_frames, shape=size, dose=dose, seed=seed,
                           dtype=dtype, force=force, progress=advance)
+
+
+@main.command()
+@click.option("-B", "B", default="10,20,30", show_default=True, help="Group size(s) to train for, comma-separated.")
+@click.option("--arch", type=click.Choice(["gapnet", "tcsdl"]), default="gapnet", show_default=True,
+              help="gapnet: unfolded GAP with a learned denoiser; tcsdl: the paper's CNN + RNN.")
+@click.option("--data", multiple=True, type=click.Path(path_type=Path), help="Real EM movies/images to add (repeatable).")
+@click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
+@click.option("--steps", type=int, default=2000, show_default=True)
+@click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
+@click.option("--width", type=int, default=32, show_default=True, help="Channels of the network.")
+@click.option("--stages", type=int, default=5, show_default=True, help="gapnet: number of unfolded stages.")
+@click.option("--batch", type=int, default=4, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--scenes", type=int, default=48, show_default=True, help="Simulated scenes in the training pool.")
+@click.option("--val-every", type=int, default=250, show_default=True)
+@click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output stem: writes STEM.safetensors, STEM.ckpt, STEM.log.jsonl.")
+@force_option
+@quiet_option
+def train(B: str, arch: str, data: tuple[Path, ...], simulate: bool, steps: int, patch: int, width: int, stages: int,
+          batch: int, lr: float, scenes: int, val_every: int, resume: Path | None, device: str, output: Path,
+          force: bool, quiet: bool) -> None:
+    """Train a learned decoder on simulated and/or real EM data.
+
+    \b
+    Example:
+      emtcs train -B 10,20,30 --arch gapnet --steps 3000 -o models/gapnet-mine
+    """
+    from .errors import InputError
+
+    try:
+        from .train import TrainConfig, train as run_training
+    except ImportError:
+        raise InputError("training needs PyTorch: pip install 'emtcs[torch]'") from None
+    try:
+        Bs = sorted({int(b) for b in B.split(",")})
+    except ValueError:
+        raise InputError(f"-B takes comma-separated integers, got {B!r}") from None
+    if min(Bs) < 2:
+        raise InputError("B must be at least 2")
+    net = {"width": width} | ({"stages": stages} if arch == "gapnet" else {})
+    cfg = TrainConfig(arch=arch, net=net, B=Bs, steps=steps, patch=patch, batch=batch, lr=lr, simulate=simulate,
+                      data=[str(d) for d in data], scenes=scenes, val_every=val_every)
+    console = stderr_console()
+    with progress_bar("train", steps, quiet=quiet, unit="steps") as advance:
+        def on_step(step: int, rec: dict) -> None:
+            status = f"loss {rec['loss']:.4g}"
+            if "val_psnr" in rec:
+                status += f"  val {rec['val_psnr']:.2f} dB"
+            advance(1, status=status)
+
+        summary = run_training(cfg, output, resume=resume, device=device, force=force, on_step=on_step,
+                               log=lambda msg: console.print(msg) if not quiet else None)
+    v = summary["validation"]
+    click.echo(f"{output}.safetensors: {summary['parameters']} parameters, {summary['steps']} steps, "
+               f"{summary['wall_s'] / 60:.1f} min; validation {v['psnr']:.2f} dB (GAP-TV {v['gaptv_psnr']:.2f} dB)")
 
 
 def _size(n: int) -> str:

@@ -17,15 +17,14 @@ import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
-from .decoders import get_decoder
-from .decoders.base import Decoder
+from .decoders import decoder_for
 from .encoder import GroupEncoder, ValueMap
 from .errors import DecoderError, InputError
 from .io import check_writable, create_movie, open_movie
 from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
 from .tiling import OVERLAP, TILE, reconstruct_group
 
-__all__ = ["compress", "decompress", "reconstruct", "write_simulation", "resolve_decoder", "DecompressReport", "default_output"]
+__all__ = ["compress", "decompress", "reconstruct", "write_simulation", "DecompressReport", "default_output"]
 
 Progress = Callable[[float], None]
 
@@ -116,13 +115,6 @@ class DecompressReport:
         }
 
 
-def resolve_decoder(name: str, B: int, **options: Any) -> tuple[Decoder, str | None]:
-    """The decoder for ``name`` ("auto" picks the best available for ``B``) and a notice, if any."""
-    if name == "auto":
-        return get_decoder("gaptv", **options), None
-    return get_decoder(name, **options), None
-
-
 def _frame_range(spec: str | tuple[int, int] | range | None, n: int) -> range:
     if spec is None:
         return range(n)
@@ -155,6 +147,7 @@ def decompress(
     *,
     decoder: str = "auto",
     frames: str | tuple[int, int] | range | None = None,
+    device: str = "auto",
     force: bool = False,
     tile: int = TILE,
     overlap: int = OVERLAP,
@@ -162,13 +155,16 @@ def decompress(
     decoder_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     on_group: Callable[[int, float], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> DecompressReport:
     """Reconstruct the frames of a ``.tcs`` file into a movie file ``dst``.
 
     ``frames`` ("A:B", 0-based, B excluded) limits decoding to the groups holding those
     frames and writes only them.  The output has the source's dtype (rounded and
-    clipped) and calibration.  ``progress`` is called with frames done (fractions
-    while a group is in progress); ``on_group(g, residual)`` after each group.
+    clipped) and calibration.  ``decoder="auto"`` takes the best learned decoder whose
+    weights serve the file's B, else GAP-TV (the report carries a notice).  ``progress`` is called with frames done (fractions
+    while a group is in progress); ``on_group(g, residual)`` after each group; ``log``
+    receives one-line notices (e.g. which decoder ``auto`` fell back to).
     """
     dst = Path(dst)
     check_writable(dst)
@@ -176,7 +172,9 @@ def decompress(
     with TcsReader(src) as reader:
         hd = reader.header
         sel = _frame_range(frames, hd.n_frames)
-        dec, notice = resolve_decoder(decoder, hd.B, **(decoder_options or {}))
+        dec, notice = decoder_for(decoder, hd.B, device=device, **(decoder_options or {}))
+        if notice and log is not None:
+            log(notice)
         vmap = hd.value_map
         report = DecompressReport(dst, sel, dec.get_config(), notice=notice)
         groups = range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1)
@@ -226,7 +224,7 @@ def reconstruct(
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
-    dec, _ = resolve_decoder(method, masks.shape[0], **options)
+    dec, _ = decoder_for(method, masks.shape[0], **options)
     out = np.empty(masks.shape, dtype=np.float32)
 
     def emit(rows: slice, block: np.ndarray) -> None:

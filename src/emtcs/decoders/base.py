@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DecoderError
 
-__all__ = ["Decoder", "register", "get_decoder", "available_decoders"]
+__all__ = ["Decoder", "register", "get_decoder", "decoder_class", "available_decoders"]
 
 _REGISTRY: dict[str, type[Decoder]] = {}
 
@@ -62,14 +62,19 @@ def available_decoders() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_decoder(name: str, **options: Any) -> Decoder:
-    """Instantiate the decoder registered as ``name`` with its options."""
+def decoder_class(name: str) -> type[Decoder]:
+    """The decoder class registered as ``name``."""
     try:
-        cls = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise DecoderError(
-            f"unknown decoder {name!r}; available: {', '.join(available_decoders())}"
+            f"unknown decoder {name!r}; available: auto, {', '.join(available_decoders())}"
         ) from None
+
+
+def get_decoder(name: str, **options: Any) -> Decoder:
+    """Instantiate the decoder registered as ``name`` with its options."""
+    cls = decoder_class(name)
     try:
         return cls(**options)
     except TypeError as exc:

@@ -1,0 +1,1 @@
+"""Shipped weights of the learned decoders (``*.safetensors``) and their model cards (``*.md``)."""

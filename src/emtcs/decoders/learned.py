@@ -1,0 +1,92 @@
+"""Learned decoders: a network from :mod:`emtcs.nets` with weights from the zoo.
+
+Tiles arrive in batches; the network runs on CUDA when present (with bf16 autocast),
+else on the CPU with all its cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import DecoderError
+from .base import Decoder, register
+
+__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "torch_available"]
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class LearnedDecoder(Decoder):
+    """Base of the network decoders: loads weights, picks the device, runs batches."""
+
+    batched = True
+    arch: ClassVar[str]
+
+    def __init__(self, *, weights: str | os.PathLike[str] | None = None, device: str = "auto", B: int | None = None):
+        if not torch_available():
+            raise DecoderError(f"decoder {self.name!r} needs PyTorch: pip install 'emtcs[torch]'")
+        import torch
+
+        from .. import zoo
+        from ..nets import build
+
+        path = Path(weights) if weights else zoo.find_weights(self.arch, B)
+        if path is None:
+            raise DecoderError(f"no {self.name} weights" + (f" for B={B}" if B else "") + " found")
+        info, state = zoo.load_weights(path)
+        if info["config"].get("arch") != self.arch:
+            raise DecoderError(f"{path} holds {info['config'].get('arch')!r} weights, not {self.arch!r}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise DecoderError("--device cuda asked for, but PyTorch sees no CUDA device")
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        self.net = build(info["config"])
+        self.net.load_state_dict(state)
+        self.net.eval().to(self.device)
+        self.weights = str(path)
+        self.info = info
+
+    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
+            ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    out = self.net(yt, ct)
+            else:
+                out = self.net(yt, ct)
+            return out.float().cpu().numpy()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "weights": self.weights, "device": str(self.device)}
+
+
+@register
+class TcsdlDecoder(LearnedDecoder):
+    """The paper's network: first-frame CNN, forward and backward RNN."""
+
+    name = "tcsdl"
+    arch = "tcsdl"
+
+
+@register
+class GapNetDecoder(LearnedDecoder):
+    """Deep-unfolded GAP with a learned spatio-temporal denoiser."""
+
+    name = "gapnet"
+    arch = "gapnet"

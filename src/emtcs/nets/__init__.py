@@ -1,0 +1,27 @@
+"""Networks for the learned decoders: plain ``torch.nn.Module`` s, no training machinery.
+
+Every network takes normalised measurements ``y`` (n, h, w) and masks ``C`` (n, B, h, w)
+and returns frames (n, B, h, w); it is fully convolutional (any tile size) and takes
+the masks as input, so one set of weights decodes any seed's masks.  Networks are
+built from a config dict (``build``), which is stored beside the weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .gapnet import GapNet
+from .tcsdl import TCSDL
+
+__all__ = ["GapNet", "TCSDL", "ARCHITECTURES", "build"]
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"tcsdl": TCSDL, "gapnet": GapNet}
+
+
+def build(config: dict[str, Any]) -> nn.Module:
+    """Instantiate the network a config describes (``{"arch": name, **kwargs}``)."""
+    kwargs = dict(config)
+    arch = kwargs.pop("arch")
+    return ARCHITECTURES[arch](**kwargs)

@@ -1,0 +1,322 @@
+"""Training the learned decoders: data made on the fly, Adam, validation, checkpoints.
+
+Training samples are clips of B clean frames (relative intensity, mean about 1) from
+
+* the movie simulator (:mod:`emtcs.simulate`): a pool of simulated movies with random
+  scenes, rendered once, from which random time windows and crops are drawn; and/or
+* real EM frames given by the user, turned into movies with synthetic motion
+  (sub-pixel drift, small rotation and shear, slow intensity change).
+
+Each sample gets fresh noise (Poisson at a dose drawn log-uniformly in ``dose_range``
+electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh
+Bernoulli(0.5) masks, and the same intensity normalisation as decoding.  The loss
+compares with the clean frames, so the networks learn to denoise as they reconstruct.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import map_coordinates
+
+from . import zoo
+from .atomic import atomic_output
+from .decoders.gaptv import gap_tv
+from .errors import InputError
+from .metrics import psnr, ssim
+from .nets import build
+
+__all__ = ["TrainConfig", "ClipPool", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and weights)."""
+
+    arch: str = "gapnet"
+    net: dict[str, Any] = field(default_factory=dict)
+    B: list[int] = field(default_factory=lambda: [10, 20, 30])
+    steps: int = 2000
+    patch: int = 64
+    batch: int = 4
+    lr: float = 1e-3
+    dose_range: tuple[float, float] = (1.0, 1000.0)
+    read_noise: tuple[float, float] = (0.5, 3.0)
+    simulate: bool = True
+    data: list[str] = field(default_factory=list)
+    scenes: int = 48
+    scene_frames: int = 64
+    scene_size: int = 128
+    val_every: int = 250
+    val_samples: int = 24
+    seed: int = 0
+
+    @property
+    def net_config(self) -> dict[str, Any]:
+        return {"arch": self.arch, **self.net}
+
+
+# -- data -------------------------------------------------------------------------
+
+
+class ClipPool:
+    """Clean movies to draw training clips from: simulated scenes and real frames."""
+
+    def __init__(self, cfg: TrainConfig, *, seed_offset: int, scenes: int,
+                 progress: Callable[[str], None] | None = None):
+        self.movies: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+        if cfg.simulate:
+            from .simulate import MovieSimulator, SimulationConfig
+
+            rng = np.random.default_rng(seed_offset)
+            for i in range(scenes):
+                sim = MovieSimulator(SimulationConfig(
+                    n_frames=cfg.scene_frames, shape=(cfg.scene_size, cfg.scene_size), dose=1.0,
+                    seed=int(seed_offset + i), drift_speed=float(rng.uniform(0.05, 0.6)),
+                    particle_speed=float(rng.uniform(0.02, 0.3)), rotation_speed=float(rng.uniform(0.0, 0.3)),
+                    background=float(rng.uniform(0.3, 1.2)),
+                ))
+                movie = np.stack([sim.electrons(t) for t in range(cfg.scene_frames)])
+                self.movies.append((movie / movie.mean()).astype(np.float32))
+                if progress:
+                    progress(f"simulated scene {i + 1}/{scenes}")
+        for path in cfg.data:
+            self.frames.extend(_load_real_frames(path))
+        if not self.movies and not self.frames:
+            raise InputError("no training data: use --simulate and/or --data FILES")
+
+    def clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
+        """A (B, P, P) clean clip, randomly flipped/rotated, mean intensity about 1."""
+        use_real = self.frames and (not self.movies or rng.random() < 0.5)
+        clip = _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P) if use_real \
+            else self._sim_clip(rng, B, P)
+        if rng.random() < 0.5:
+            clip = clip[::-1]  # time reversal
+        clip = np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            clip = clip[:, :, ::-1]
+        return np.ascontiguousarray(clip, dtype=np.float32)
+
+    def _sim_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
+        movie = self.movies[rng.integers(len(self.movies))]
+        T, H, W = movie.shape
+        stride = int(rng.integers(1, max(1, min(3, (T - 1) // max(B - 1, 1))) + 1))
+        t0 = int(rng.integers(0, T - (B - 1) * stride))
+        y0, x0 = int(rng.integers(0, H - P + 1)), int(rng.integers(0, W - P + 1))
+        return movie[t0 : t0 + (B - 1) * stride + 1 : stride, y0 : y0 + P, x0 : x0 + P]
+
+
+def _load_real_frames(path: str) -> list[np.ndarray]:
+    from .io import open_movie
+
+    out = []
+    with open_movie(path) as movie:
+        for frame in movie.frames():
+            f = frame.astype(np.float32)
+            f -= f.min()
+            if f.mean() > 0:
+                out.append(f / f.mean())
+    return out
+
+
+def _moving_crop(image: np.ndarray, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
+    """B frames of a P x P window sliding over ``image`` with drift, rotation, shear, gain."""
+    H, W = image.shape
+    cy = rng.uniform(P, max(P + 1, H - P)) if H > 2 * P else H / 2
+    cx = rng.uniform(P, max(P + 1, W - P)) if W > 2 * P else W / 2
+    v = rng.normal(0, 0.4, 2)
+    omega = math.radians(rng.normal(0, 0.2))
+    shear = rng.normal(0, 0.002)
+    gain = rng.normal(0, 0.01)
+    yy, xx = np.mgrid[0:P, 0:P].astype(np.float64) - (P - 1) / 2
+    out = np.empty((B, P, P), np.float32)
+    for t in range(B):
+        a = omega * t
+        sy = yy * math.cos(a) - xx * math.sin(a) + shear * t * xx
+        sx = yy * math.sin(a) + xx * math.cos(a)
+        coords = [np.clip(cy + v[0] * t + sy, 0, H - 1), np.clip(cx + v[1] * t + sx, 0, W - 1)]
+        out[t] = map_coordinates(image, coords, order=1) * (1 + gain * t)
+    return out
+
+
+def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """Noisy measurement, masks and normalised target for a (n, B, P, P) stack of clean clips."""
+    n, B, P, _ = clips.shape
+    lo, hi = cfg.dose_range
+    dose = np.exp(rng.uniform(math.log(lo), math.log(hi), size=(n, 1, 1, 1)))
+    read = rng.uniform(*cfg.read_noise, size=(n, 1, 1, 1))
+    electrons = rng.poisson(clips * dose) + read * rng.standard_normal(clips.shape)
+    noisy = electrons / dose
+    q8 = rng.random(n) < 0.3  # some samples quantised like an 8-bit detector
+    if q8.any():
+        g = 200.0 / np.maximum(noisy[q8].max(axis=(1, 2, 3), keepdims=True), 1e-6)
+        noisy[q8] = np.rint(np.clip(noisy[q8] * g, 0, 255)) / g
+    C = (rng.random(clips.shape) < 0.5).astype(np.float32)
+    y = (C * noisy).sum(axis=1)
+    ybar = y / np.maximum(C.sum(axis=1), 1)
+    scale = np.percentile(ybar.reshape(n, -1), 99.9, axis=1).reshape(n, 1, 1)
+    scale = np.where(scale > 0, scale, 1.0)
+    return {
+        "y": torch.from_numpy((y / scale).astype(np.float32)),
+        "C": torch.from_numpy(C),
+        "x": torch.from_numpy((clips / scale[:, None]).astype(np.float32)),
+    }
+
+
+# -- loop ---------------------------------------------------------------------------
+
+
+def lr_factor(step: int, total: int, warmup: float = 0.03, floor: float = 0.05) -> float:
+    """Linear warm-up, then cosine decay to ``floor``; resuming with more steps stretches the decay."""
+    w = max(1, int(warmup * total))
+    if step < w:
+        return (step + 1) / w
+    p = min(1.0, (step - w) / max(1, total - w))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    final, extra = net(batch["y"], batch["C"], return_all=True)
+    loss = F.mse_loss(final, batch["x"])
+    inter = extra if isinstance(extra, list) else [extra]
+    if inter:
+        loss = loss + 0.5 * sum(F.mse_loss(o, batch["x"]) for o in inter) / len(inter)
+    return loss
+
+
+def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
+    """Held-apart samples: scenes and noise from seeds the training pool never uses."""
+    vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4)})
+    pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes)
+    rng = np.random.default_rng(99)
+    out = []
+    for i in range(n):
+        B = cfg.B[i % len(cfg.B)]
+        out.append(make_batch(pool.clip(rng, B, cfg.patch)[None], rng, cfg))
+    return out
+
+
+def evaluate(net: torch.nn.Module | None, samples: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Mean PSNR/SSIM against the clean frames (data range: each clip's clean range).
+
+    With ``net=None`` it evaluates GAP-TV, the baseline the model card compares with.
+    """
+    ps, ss = [], []
+    for s in samples:
+        x = s["x"][0].numpy()
+        if net is None:
+            out = gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
+        else:
+            with torch.inference_mode():
+                out = net(s["y"], s["C"])[0].numpy()
+        rng = float(x.max() - x.min())
+        ps.append(psnr(x, out, data_range=rng))
+        ss.append(np.mean([ssim(a, b, data_range=rng) for a, b in zip(x, out)]))
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
+
+
+def train(
+    cfg: TrainConfig,
+    output: str | os.PathLike[str],
+    *,
+    resume: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    force: bool = False,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train a network; writes ``OUTPUT.safetensors`` (weights), ``OUTPUT.ckpt`` (resumable
+    checkpoint, refreshed at each validation) and ``OUTPUT.log.jsonl``.  Returns the summary."""
+    out = Path(output)
+    weights_path, ckpt_path, log_path = (out.with_suffix(s) for s in (".safetensors", ".ckpt", ".log.jsonl"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    net = build(cfg.net_config).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
+    step, elapsed, history = 0, 0.0, []
+    if resume:
+        state = torch.load(resume, map_location=dev, weights_only=True)
+        saved = TrainConfig(**json.loads(state["config"]))
+        if saved.net_config != cfg.net_config:
+            raise InputError(f"{resume} was trained with {saved.net_config}, not {cfg.net_config}")
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        history = json.loads(state["history"])
+    say = log or (lambda msg: None)
+    say(f"building training pool ({cfg.scenes} simulated scenes, {len(cfg.data)} data files)")
+    pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)
+    val = validation_set(cfg, cfg.val_samples)
+    baseline = evaluate(None, val)
+    say(f"GAP-TV on the validation set: {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}")
+    rng = np.random.default_rng([cfg.seed, step])
+    n_params = sum(p.numel() for p in net.parameters())
+    t_start = time.perf_counter() - elapsed
+
+    def checkpoint() -> None:
+        state = {
+            "model": net.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
+            "step": step, "elapsed": time.perf_counter() - t_start,
+            "config": json.dumps(asdict(cfg)), "history": json.dumps(history),
+        }
+        with atomic_output(ckpt_path, force=True) as tmp:
+            torch.save(state, tmp)
+
+    with open(log_path, "a") as logf:
+        while step < cfg.steps:
+            net.train()
+            B = int(rng.choice(cfg.B))
+            clips = np.stack([pool.clip(rng, B, cfg.patch) for _ in range(cfg.batch)])
+            batch = {k: v.to(dev) for k, v in make_batch(clips, rng, cfg).items()}
+            loss = _loss(net, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            rec: dict[str, float] = {"step": step, "loss": float(loss.detach()), "B": B, "lr": sched.get_last_lr()[0]}
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                net.eval()
+                rec.update({f"val_{k}": v for k, v in evaluate(net.cpu() if dev.type != "cpu" else net, val).items()})
+                net.to(dev)
+                rec["elapsed_s"] = time.perf_counter() - t_start
+                history.append(rec)
+                checkpoint()
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            if on_step:
+                on_step(step, rec)
+    wall = time.perf_counter() - t_start
+    final = history[-1] if history else {}
+    summary = {
+        "arch": cfg.arch, "net": cfg.net_config, "parameters": n_params, "steps": step,
+        "samples": step * cfg.batch, "wall_s": wall,
+        "hardware": torch.cuda.get_device_name(0) if dev.type == "cuda"
+        else f"{platform.machine()} CPU, {os.cpu_count()} cores",
+        "train_config": asdict(cfg),
+        "validation": {"psnr": final.get("val_psnr"), "ssim": final.get("val_ssim"),
+                       "gaptv_psnr": baseline["psnr"], "gaptv_ssim": baseline["ssim"],
+                       "samples": len(val), "reference": "clean (noise-free) frames"},
+    }
+    with atomic_output(weights_path, force=force) as tmp:
+        # the networks do not depend on B; they serve the range of B they were trained on
+        zoo.save_weights(tmp, net.state_dict(), cfg.net_config, serves=list(range(min(cfg.B), max(cfg.B) + 1)),
+                         training=summary)
+    return summary

@@ -1,0 +1,84 @@
+"""Shipped and user weights for the learned decoders: lookup, saving and safe loading.
+
+A weights file is a safetensors file (loading it executes no code) whose metadata
+holds the network config (``emtcs_config``, JSON) and what the weights serve
+(``emtcs_serves``: a JSON list of B values, or ``"any"``).  Shipped weights live in
+the ``emtcs.models`` package (the repository's ``models/`` folder); a folder named
+by the environment variable ``EMTCS_MODELS`` is searched first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import DecoderError
+
+__all__ = ["WeightsInfo", "find_weights", "read_info", "save_weights", "load_weights"]
+
+ENV_VAR = "EMTCS_MODELS"
+
+
+class WeightsInfo(dict):
+    """Metadata of a weights file: ``config``, ``serves`` and free-form provenance."""
+
+    def serves(self, B: int) -> bool:
+        s = self.get("serves", "any")
+        return s == "any" or int(B) in s
+
+
+def _search_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get(ENV_VAR):
+        dirs.append(Path(os.environ[ENV_VAR]))
+    try:
+        dirs.append(Path(str(resources.files("emtcs.models"))))
+    except ModuleNotFoundError:
+        pass
+    return dirs
+
+
+def find_weights(arch: str, B: int | None = None) -> Path | None:
+    """The first ``<arch>*.safetensors`` in the search folders that serves ``B``."""
+    for folder in _search_dirs():
+        for path in sorted(folder.glob(f"{arch}*.safetensors")):
+            info = read_info(path)
+            if info["config"].get("arch") == arch and (B is None or info.serves(B)):
+                return path
+    return None
+
+
+def read_info(path: str | os.PathLike[str]) -> WeightsInfo:
+    """The metadata of a weights file, without loading the tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types
+        raise DecoderError(f"{path}: not a weights file ({exc})") from None
+    if "emtcs_config" not in meta:
+        raise DecoderError(f"{path}: weights file without an emtcs config")
+    info = WeightsInfo({k[len("emtcs_"):]: json.loads(v) for k, v in meta.items() if k.startswith("emtcs_")})
+    return info
+
+
+def save_weights(path: str | os.PathLike[str], state: dict[str, Any], config: dict[str, Any],
+                 serves: list[int] | str = "any", **provenance: Any) -> None:
+    """Write a state dict and its config as safetensors."""
+    from safetensors.torch import save_file
+
+    meta = {"emtcs_config": json.dumps(config), "emtcs_serves": json.dumps(serves)}
+    meta.update({f"emtcs_{k}": json.dumps(v) for k, v in provenance.items()})
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path), metadata=meta)
+
+
+def load_weights(path: str | os.PathLike[str]) -> tuple[WeightsInfo, dict[str, Any]]:
+    """(metadata, state dict) of a weights file."""
+    from safetensors.torch import load_file
+
+    info = read_info(path)
+    return info, load_file(str(path))

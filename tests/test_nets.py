@@ -1,0 +1,89 @@
+"""The learned decoders' networks, weights files and training loop, at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the learned decoders need PyTorch")
+
+import emtcs  # noqa: E402
+from emtcs import zoo  # noqa: E402
+from emtcs.metrics import psnr  # noqa: E402
+from emtcs.nets import build  # noqa: E402
+from emtcs.nets import sensing_torch  # noqa: E402
+from emtcs.sensing import masks  # noqa: E402
+
+TINY = {"tcsdl": {"arch": "tcsdl", "width": 8}, "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1}}
+
+
+def test_torch_mask_generator_matches_numpy_and_vectors():
+    for seed, shape, origin in [(0, (17, 23), (0, 0)), (2**32 - 1, (5, 300), (1000, 2**20)), (77, (64, 64), (3, 5))]:
+        t = sensing_torch.masks(seed, 4, shape, origin).numpy()
+        np.testing.assert_array_equal(t, masks(seed, 4, shape, origin))
+    from test_sensing import VECTORS
+
+    for s, b, y, x, bit in json.loads(VECTORS.read_text())["vectors"][:40]:
+        assert int(sensing_torch.masks(s, b + 1, (1, 1), (y, x))[b, 0, 0]) == bit
+
+
+@pytest.mark.parametrize("arch", ["tcsdl", "gapnet"])
+@pytest.mark.parametrize("B", [2, 5])
+def test_shapes_and_gradients(arch, B):
+    net = build(TINY[arch])
+    y = torch.rand(2, 13, 18) * B / 2
+    C = (torch.rand(2, B, 13, 18) > 0.5).float()
+    out, extra = net(y, C, return_all=True)
+    assert out.shape == (2, B, 13, 18)
+    out.square().mean().backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_save_load_gives_identical_output(tmp_path):
+    net = build(TINY["gapnet"]).eval()
+    path = tmp_path / "gapnet-tiny.safetensors"
+    zoo.save_weights(path, net.state_dict(), TINY["gapnet"], serves=[4, 5], note="test")
+    info = zoo.read_info(path)
+    assert info["config"] == TINY["gapnet"] and info.serves(4) and not info.serves(6) and info["note"] == "test"
+    dec = emtcs.get_decoder("gapnet", weights=path, device="cpu")
+    y = np.random.default_rng(0).random((1, 20, 20)).astype(np.float32)
+    C = (np.random.default_rng(1).random((1, 4, 20, 20)) > 0.5).astype(np.float32)
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(y), torch.from_numpy(C)).numpy()
+    np.testing.assert_array_equal(dec.decode(y, C), ref)
+
+
+def test_tiny_model_trains_and_loss_falls(tmp_path):
+    from emtcs.train import TrainConfig, train
+
+    cfg = TrainConfig(arch="gapnet", net={"stages": 2, "width": 8, "blocks": 1}, B=[4], steps=40, patch=24, batch=4,
+                      lr=3e-3, scenes=2, scene_frames=12, scene_size=48, val_every=20, val_samples=2)
+    summary = train(cfg, tmp_path / "tiny", device="cpu")
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "tiny.log.jsonl").read_text().splitlines()]
+    assert len(losses) == 40
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
+    assert (tmp_path / "tiny.safetensors").exists() and (tmp_path / "tiny.ckpt").exists()
+    assert summary["validation"]["psnr"] is not None
+    # resuming continues the step count from the checkpoint
+    cfg.steps = 44
+    again = train(cfg, tmp_path / "tiny", resume=tmp_path / "tiny.ckpt", device="cpu", force=True)
+    assert again["steps"] == 44
+
+
+def test_learned_decoder_tiling_equivalence(tmp_path):
+    torch.manual_seed(0)
+    net = build(TINY["gapnet"])
+    path = tmp_path / "g.safetensors"
+    zoo.save_weights(path, net.state_dict(), TINY["gapnet"])
+    rng = np.random.default_rng(0)
+    frames = rng.random((4, 70, 90)).astype(np.float32)
+    C = masks(3, 4, (70, 90))
+    y = emtcs.encode(frames, C).astype(np.float32)
+    whole = emtcs.reconstruct(y, C, "gapnet", weights=path, tile=128, scale=1.0)
+    tiled = emtcs.reconstruct(y, C, "gapnet", weights=path, tile=48, overlap=16, scale=1.0)
+    # the tiny net has a small receptive field: tiles agree closely away from nothing in particular
+    assert psnr(whole, tiled, data_range=float(whole.max() - whole.min())) > 45
