@@ -111,7 +111,7 @@ def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProc
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("note: ")]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert needle in lines[0], lines[0]

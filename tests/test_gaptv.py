@@ -130,3 +130,23 @@ def test_registry_and_config() -> None:
     for bad in ({"tv_weight": -1.0}, {"iterations": 2.5}, {"tv_iterations": 0}, {"step": "x"}):
         with pytest.raises(DecoderError):
             get_decoder("gaptv", **bad)
+
+
+def test_benchmark_through_public_api_and_tiling() -> None:
+    """emtcs.reconstruct with external masks (the benchmark's own) gives the same figure,
+    untiled and with 128 x 128 tiles stitched."""
+    path = BENCHMARK_DIR / "drop40_cacti.mat"
+    if not path.is_file():
+        pytest.skip(f"benchmark data not found at {path} (needs shared/ next to the repository)")
+    from scipy.io import loadmat
+
+    import emtcs
+
+    data = loadmat(str(path))
+    masks = data["mask"].transpose(2, 0, 1)
+    orig = np.float32(data["orig"][..., :8]).transpose(2, 0, 1)
+    y = data["meas"][..., 0]
+    for tile in (256, 128):
+        x = emtcs.reconstruct(y, masks, "gaptv", scale=255.0, tile=tile)
+        mean_psnr = np.mean([_psnr(orig[b] / 255, x[b] / 255) for b in range(8)])
+        assert mean_psnr == pytest.approx(34.95, abs=0.3)

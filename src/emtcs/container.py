@@ -243,7 +243,7 @@ class TcsReader:
 
 def _h5_reason(exc: Exception) -> str:
     text = str(exc)
-    if "fletcher32" in text or "checksum" in text:
+    if "fletcher32" in text or "checksum" in text or "synchronously read" in text:
         return "checksum mismatch"
     if "truncated" in text:
         return "file truncated"

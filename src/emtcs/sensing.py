@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "MASK_GENERATOR",
     "masks",
+    "masks_at",
     "mask_bits",
     "encode",
     "masked_sum",
@@ -92,16 +93,22 @@ def masks(
     """
     h, w = (int(v) for v in shape)
     y0, x0 = (int(v) for v in origin)
-    if B < 1 or h < 0 or w < 0 or y0 < 0 or x0 < 0:
-        raise ValueError(f"invalid mask request: B={B}, shape={shape}, origin={origin}")
-    out = np.empty((B, h, w), dtype=np.uint8)
+    if h < 0 or w < 0 or y0 < 0 or x0 < 0:
+        raise ValueError(f"invalid mask window: shape={shape}, origin={origin}")
+    return masks_at(seed, B, np.arange(y0, y0 + h), np.arange(x0, x0 + w), first=first)
+
+
+def masks_at(seed: int, B: int, rows: np.ndarray, cols: np.ndarray, *, first: int = 0) -> np.ndarray:
+    """Masks at the crossings of pixel ``rows`` and ``cols`` (1-D coordinate arrays): (B, len(rows), len(cols))."""
+    if B < 1:
+        raise ValueError(f"B must be at least 1, got {B}")
+    out = np.empty((B, len(rows), len(cols)), dtype=np.uint8)
     with np.errstate(over="ignore"):
-        rows = _mix32(np.arange(y0, y0 + h, dtype=np.uint64).astype(np.uint32) ^ np.uint32(_ROW_SALT))
-        cols = _mix32(np.arange(x0, x0 + w, dtype=np.uint64).astype(np.uint32) ^ np.uint32(_COL_SALT))
+        r_hash = _mix32(_u32(rows) ^ np.uint32(_ROW_SALT))
+        c_hash = _mix32(_u32(cols) ^ np.uint32(_COL_SALT))
         for i in range(B):
-            key = _frame_key(seed, first + i)
-            r = _mix32(key ^ rows)
-            out[i] = _mix32(r[:, None] ^ cols[None, :]) >> np.uint32(31)
+            r = _mix32(_frame_key(seed, first + i) ^ r_hash)
+            out[i] = _mix32(r[:, None] ^ c_hash[None, :]) >> np.uint32(31)
     return out
 
 
@@ -190,13 +197,8 @@ class SeededMasks:
 
     def window(self, rows: slice, cols: slice) -> np.ndarray:
         """(nb, h, w) uint8 masks over ``rows`` x ``cols`` (slices may have steps)."""
-        r0, r1, rs = rows.indices(self.shape[0])
-        c0, c1, cs = cols.indices(self.shape[1])
-        if rs == 1 and cs == 1:
-            return masks(self.seed, self.nb, (r1 - r0, c1 - c0), (r0, c0))
-        yy = np.arange(r0, r1, rs)[None, :, None]
-        xx = np.arange(c0, c1, cs)[None, None, :]
-        return mask_bits(self.seed, np.arange(self.nb)[:, None, None], yy, xx)
+        return masks_at(self.seed, self.nb, np.arange(*rows.indices(self.shape[0])),
+                        np.arange(*cols.indices(self.shape[1])))
 
 
 class ArrayMasks:

@@ -87,7 +87,10 @@ class SimulationConfig:
     shape: tuple[int, int] = (256, 256)
     """Frame size (height, width) in pixels; each at least 8."""
     dose: float = 100.0
-    """Mean electron dose per pixel per frame (1 to 1000 is the tested range)."""
+    """Mean electrons per pixel per frame (1 to 1000 is the tested range).
+
+    Clean frame 0 averages exactly ``gain * dose + offset``; later frames stay
+    within a few per cent as the scene and the illumination change."""
     seed: int = 0
     """Seed of the scene and of the noise (non-negative integer)."""
     read_noise: float = 1.5
@@ -129,7 +132,7 @@ class SimulationConfig:
     background: float = 1.0
     """Strength of the amorphous carbon support (0 = vacuum, 1 = about 5 nm of a-C)."""
     illumination_gradient: float = 0.12
-    """Peak-to-peak relative brightness change across the field from the beam tilt."""
+    """Largest peak-to-peak relative brightness change across the field (beam tilt)."""
     voltage_kv: float = 300.0
     """Acceleration voltage in kV (sets the electron wavelength)."""
     defocus_nm: float | None = None
@@ -279,7 +282,6 @@ class _Particle:
     wander: list[tuple[np.ndarray, float, float]] = field(default_factory=list)  # (amp xy, freq, phase)
     wobble: tuple[float, float, float] = (0.0, 0.0, 0.0)  # (amp rad, freq, phase)
     strain: np.ndarray = field(default_factory=lambda: np.zeros((4, 3)))  # rows exx, eyy, exy, bend: amp, f, ph
-    pair: int = -1  # index of the coalescence partner, -1 if none
 
 
 @dataclass
@@ -617,9 +619,7 @@ class MovieSimulator:
         for pr in pairs:
             pr.i, pr.j = index[pr.i], index[pr.j]
         self._pairs = pairs
-        for q, pr in enumerate(pairs):
-            parts[pr.i].pair = q
-            parts[pr.j].pair = q
+        for pr in pairs:
             # Start j with a misorientation relative to i; both then rotate together.
             parts[pr.j].theta0 = parts[pr.i].theta0 + pr.misorientation
         self._particles = parts
@@ -694,8 +694,8 @@ class MovieSimulator:
         a = ang + turn * t
         return s * np.array([math.cos(a), math.sin(a)])
 
-    def _pose(self, t: float) -> tuple[list[np.ndarray], list[float], list[float], list[np.ndarray]]:
-        """Centres (image px, with stage drift), angles, radii and neck directions at t."""
+    def _pose(self, t: float) -> tuple[list[np.ndarray], list[float], list[float], list[tuple[float, float]]]:
+        """Centres (image px, with stage drift), angles, radii and necks (bump, image angle) at t."""
         parts = self._particles
         stage = self._stage(t)
         centres, thetas, radii = [], [], []
@@ -707,14 +707,16 @@ class MovieSimulator:
             thetas.append(p.theta0 + p.omega * t + a * (math.sin(2 * math.pi * f * t + ph) - math.sin(ph)))
             centres.append(c)
             radii.append(p.radius)
-        necks: list[np.ndarray] = [np.zeros(3)] * len(parts)  # (bump, direction angle in image, unused)
+        necks: list[tuple[float, float]] = [(0.0, 0.0)] * len(parts)
         for pr in self._pairs:
             i, j = pr.i, pr.j
             s_move = _smoothstep((t - pr.t_c) / pr.width)
             s_move0 = _smoothstep((0.0 - pr.t_c) / pr.width)
             frac = (s_move - s_move0) / (1.0 - s_move0)
             ri0, rj0 = parts[i].radius, parts[j].radius
-            s_abs = max(0.0, (_smoothstep((t - pr.t_c - pr.width) / pr.width) - _smoothstep((-pr.t_c - pr.width) / pr.width)))
+            # Absorption of j by i (area transfer) follows the contact by one width.
+            s_abs = max(0.0, _smoothstep((t - pr.t_c - pr.width) / pr.width)
+                        - _smoothstep((-pr.t_c - pr.width) / pr.width))
             rj = rj0 * math.sqrt(max(0.05, 1.0 - pr.absorb * s_abs))
             ri = math.sqrt(ri0**2 + rj0**2 - rj**2)
             radii[i], radii[j] = ri, rj
@@ -730,8 +732,8 @@ class MovieSimulator:
             s_rot = _smoothstep((t - pr.t_c - 0.5 * pr.width) / pr.rot_width)
             thetas[j] = thetas[i] + pr.misorientation + (pr.residual - pr.misorientation) * s_rot
             bump = pr.neck * s_move
-            necks[i] = np.array([bump, pr.direction, 0.0])
-            necks[j] = np.array([bump, pr.direction + math.pi, 0.0])
+            necks[i] = (bump, pr.direction)
+            necks[j] = (bump, pr.direction + math.pi)
         centres = [c + stage for c in centres]
         return centres, thetas, radii, necks
 
@@ -743,13 +745,12 @@ class MovieSimulator:
         so that its local average is the particle's relative thickness (0 to 1)."""
         centres, thetas, radii, necks = self._pose(t)
         parts = self._particles
-        h, w = self.shape
         m = self.margin
-        xs, ws, rhos, owners, locs = [], [], [], [], []
+        xs: list[np.ndarray] = []
+        rhos: list[np.ndarray] = []
         for k, p in enumerate(parts):
             if radii[k] <= 0 or len(p.pts) == 0:
                 xs.append(np.zeros((0, 2)))
-                ws.append(np.zeros(0))
                 rhos.append(np.zeros(0))
                 continue
             pts = p.pts
@@ -765,24 +766,26 @@ class MovieSimulator:
             rho = self._shape_rho(p, pts, r, necks[k], thetas[k])
             xs.append(world)
             rhos.append(rho)
-            ws.append(np.zeros(len(pts)))
         # Overlapping particles: each point belongs to the particle whose shape is
         # "deeper" there (smaller rho), which gives a grain boundary between them.
         keep = [rho < 1.0 for rho in rhos]
-        n = len(parts)
-        for a in range(n):
-            for b in range(a + 1, n):
-                if np.hypot(*(centres[a] - centres[b])) > 1.6 * (radii[a] + radii[b]):
+        if len(parts) > 1:
+            cen = np.asarray(centres)
+            rad = np.asarray(radii)
+            dist = np.hypot(cen[:, None, 0] - cen[None, :, 0], cen[:, None, 1] - cen[None, :, 1])
+            close = np.argwhere(np.triu(dist < 1.6 * (rad[:, None] + rad[None, :]), k=1))
+        else:
+            close = np.zeros((0, 2), int)
+        for a, b in close.tolist():
+            for s, o in ((a, b), (b, a)):
+                sel = np.flatnonzero(keep[s])
+                if sel.size == 0:
                     continue
-                for s, o in ((a, b), (b, a)):
-                    sel = np.flatnonzero(keep[s])
-                    if sel.size == 0:
-                        continue
-                    pts_world = xs[s][sel]
-                    local = (pts_world - centres[o]) @ _rot(thetas[o])  # inverse rotation
-                    rho_o = self._shape_rho(parts[o], local, radii[o], necks[o], thetas[o])
-                    lose = rho_o < rhos[s][sel]
-                    keep[s][sel[lose]] = False
+                pts_world = xs[s][sel]
+                local = (pts_world - centres[o]) @ _rot(thetas[o])  # inverse rotation
+                rho_o = self._shape_rho(parts[o], local, radii[o], necks[o], thetas[o])
+                lose = rho_o < rhos[s][sel]
+                keep[s][sel[lose]] = False
         pos_all, w_all, thick_all = [], [], []
         for k, p in enumerate(parts):
             sel = keep[k]
@@ -810,20 +813,24 @@ class MovieSimulator:
         thk = np.concatenate(thick_all)
         hp, wp = self.canvas
         inside = (pos[:, 0] >= 0) & (pos[:, 0] < wp - 1) & (pos[:, 1] >= 0) & (pos[:, 1] < hp - 1)
-        del h, w
         return pos[inside], wts[inside], thk[inside]
 
     @staticmethod
-    def _shape_rho(p: _Particle, local: np.ndarray, radius: float, neck: np.ndarray, theta: float) -> np.ndarray:
-        """Normalised 'radius' of local points: < 1 inside the faceted particle."""
+    def _shape_rho(
+        p: _Particle, local: np.ndarray, radius: float, neck: tuple[float, float], theta: float
+    ) -> np.ndarray:
+        """Normalised 'radius' of local points: < 1 inside the faceted particle.
+
+        The neck (bump, image angle towards the partner) locally enlarges the shape
+        towards a coalescing partner."""
         if radius <= 0:
             return np.full(len(local), np.inf)
         proj = local @ p.facet_n.T / p.facet_d[None, :]
         rho = np.maximum(proj.max(axis=1), np.hypot(local[:, 0], local[:, 1]) / 1.04) / radius
-        bump = float(neck[0])
+        bump, toward = neck
         if bump > 0:
             ang = np.arctan2(local[:, 1], local[:, 0])
-            diff = np.angle(np.exp(1j * (ang - (float(neck[1]) - theta))))
+            diff = np.angle(np.exp(1j * (ang - (toward - theta))))
             rho = rho / (1.0 + bump * np.exp(-0.5 * (diff / 0.5) ** 2))
         return rho
 

@@ -126,7 +126,9 @@ def reconstruct_group(
         block = acc[:, :done] / wsum[:done] * np.float32(scale)
         out_rows = slice(y0, y0 + done)
         yr = y[out_rows].astype(np.float64)
-        model = np.einsum("bhw,bhw->hw", masks.window(out_rows, slice(None)).astype(np.float32), block)
+        model = np.zeros(yr.shape, dtype=np.float64)
+        for b, m in enumerate(masks.window(out_rows, slice(None))):
+            model += block[b] * m
         res_num += float(np.sum((yr - model) ** 2))
         res_den += float(np.sum(yr**2))
         emit(out_rows, block)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ __all__ = ["TiffMovieReader", "TiffMovieWriter"]
 
 _SUPPORTED = {"u1", "u2", "u4", "i1", "i2", "i4", "f2", "f4", "f8"}
 _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
-_UNIT_TO_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "micron": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9, "a": 0.1, "å": 0.1, "pm": 1e-3}
 
 
 class TiffMovieReader(MovieReader):
@@ -142,12 +140,14 @@ def _ome_calibration(xml: str) -> tuple[tuple[float, float] | None, str | None, 
 
 
 class TiffMovieWriter:
-    """Writes a (frames, height, width) movie to an uncompressed TIFF through a memory map.
+    """Writes a (frames, height, width) movie to an uncompressed TIFF, rows at any place.
 
-    The file is laid out in full when it is created, so frames, or row bands of frames,
-    can be written in any order with memory independent of the movie size.  ImageJ
-    layout (pixel size, unit, frame interval) for uint8/uint16/float32 movies under
-    4 GB, BigTIFF with a JSON description otherwise.
+    The file is laid out in full when it is created (tifffile writes every page header
+    and reserves the contiguous pixel data), then frames or row bands of frames are
+    written at their offsets with plain file writes: nothing is mapped or cached, so
+    memory does not depend on the movie's size.  ImageJ layout (pixel size, unit,
+    frame interval) for uint8/uint16/float32 movies under 4 GB; otherwise BigTIFF with
+    the calibration in a JSON description.
     """
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int, int], dtype: Any, metadata: dict[str, Any]):
@@ -173,17 +173,24 @@ class TiffMovieWriter:
                 "axes": "TYX",
                 **{k: v for k, v in (("pixel_size", size), ("pixel_unit", unit), ("frame_interval", interval)) if v},
             }
-        self._mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, **kwargs)
+        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, **kwargs)
+        self._offset = int(mm.offset)
+        self._file_dtype = mm.dtype
+        del mm
+        self._fh = open(self.path, "r+b")
 
-    def write(self, index: int | slice, data: np.ndarray, rows: slice = slice(None)) -> None:
-        """Write frames ``index`` (or their ``rows``) from ``data``."""
-        self._mm[index, rows] = data
+    def write(self, index: int, data: np.ndarray, rows: slice = slice(None)) -> None:
+        """Write frame ``index`` (or its ``rows``, a contiguous slice) from ``data``."""
+        _, H, W = self.shape
+        r0, r1, step = rows.indices(H)
+        if step != 1 or data.shape != (r1 - r0, W):
+            raise ValueError(f"expected rows {r0}:{r1} of width {W}, got {data.shape}")
+        self._fh.seek(self._offset + (index * H + r0) * W * self.dtype.itemsize)
+        self._fh.write(np.ascontiguousarray(data, dtype=self._file_dtype).tobytes())
 
     def close(self) -> None:
-        if self._mm is not None:
-            self._mm.flush()
-            del self._mm
-            self._mm = None
+        if not self._fh.closed:
+            self._fh.close()
 
     def __enter__(self) -> TiffMovieWriter:
         return self
