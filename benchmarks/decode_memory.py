@@ -10,16 +10,15 @@ Usage: python benchmarks/decode_memory.py [--size 4096] [--workdir DIR]
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 import emtcs
+
+from _measure import peak_rss_mb
 
 
 def main() -> None:
@@ -35,15 +34,10 @@ def main() -> None:
         base = rng.integers(500, 3500, size=(n, n), dtype=np.uint16)
         tifffile.imwrite(src, (np.roll(base, t, axis=1) for t in range(B)), shape=(B, n, n), dtype=np.uint16)
         emtcs.compress(src, tcs, B=B)
-        code = (
-            "import resource, emtcs;"
-            f"emtcs.decompress({str(tcs)!r}, {str(out)!r}, decoder='gaptv', decoder_options={{'iterations': 1}});"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        rss, wall = peak_rss_mb(
+            f"import emtcs; emtcs.decompress({str(tcs)!r}, {str(out)!r}, decoder='gaptv', "
+            "decoder_options={'iterations': 1})"
         )
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        wall = time.perf_counter() - t0
-        rss = int(proc.stdout.strip()) / 1024
         frames_gb = B * n * n * 4 / 1e9
         print(f"decode 1 group of {B} x {n} x {n}: peak RSS {rss:.0f} MB "
               f"(the group as float32 frames would be {frames_gb:.2f} GB), {wall:.0f} s with 1 GAP-TV iteration")

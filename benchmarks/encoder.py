@@ -14,9 +14,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ import numpy as np
 import tifffile
 
 from emtcs.encoder import GroupEncoder, ValueMap
+
+from _measure import peak_rss_mb
 
 
 def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7) -> dict:
@@ -69,17 +69,10 @@ def write_movie(path: Path, n: int, shape: tuple[int, int]) -> None:
 
 def peak_rss(movie: Path, B: int = 20) -> dict:
     out = movie.with_suffix(".tcs")
-    code = (
-        "import resource, sys, emtcs;"
-        f"emtcs.compress({str(movie)!r}, {str(out)!r}, B={B}, force=True);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    )
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - t0
+    rss, wall = peak_rss_mb(f"import emtcs; emtcs.compress({str(movie)!r}, {str(out)!r}, B={B}, force=True)")
     size = out.stat().st_size
     out.unlink()
-    return {"peak_rss_MB": int(proc.stdout.strip()) / 1024, "wall_s": wall, "input_bytes": movie.stat().st_size, "tcs_bytes": size}
+    return {"peak_rss_MB": rss, "wall_s": wall, "input_bytes": movie.stat().st_size, "tcs_bytes": size}
 
 
 def main() -> None:
