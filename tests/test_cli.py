@@ -201,3 +201,18 @@ def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_simulate_then_full_pipeline_prints_quality(run, tmp_path):
+    movie, clean = tmp_path / "sim.tif", tmp_path / "clean.tif"
+    r = run("simulate", movie, "--frames", "12", "--size", "48", "64", "--dose", "200", "--clean", clean, "-q")
+    assert r.exit_code == 0, r.output
+    noisy, truth = tifffile.imread(movie), tifffile.imread(clean)
+    assert noisy.shape == truth.shape == (12, 48, 64) and noisy.dtype == np.uint16 and truth.dtype == np.float32
+    assert run("compress", movie, "-B", "5", "-q").exit_code == 0
+    r = run("decompress", tmp_path / "sim.tcs", "-o", tmp_path / "out.tif", "--reference", clean, "-q")
+    assert r.exit_code == 0, r.output
+    assert "quality vs clean.tif: PSNR" in r.output and "over 12 frames" in r.output
+    _assert_one_line_error(_cli("simulate", movie), "exists (use --force")
+    _assert_one_line_error(_cli("simulate", tmp_path / "x.tif", "--dose", "-1"), "dose")
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "x.tif").exists()
