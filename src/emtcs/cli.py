@@ -68,37 +68,64 @@ def main() -> None:
     """
 
 
+workers_option = click.option("--workers", type=int, default=None,
+                              help="Run on a local Dask cluster of N processes (needs emtcs[distributed]).")
+scheduler_option = click.option("--scheduler", metavar="ADDRESS", default=None,
+                                help="Run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; its workers "
+                                     "must see the files under the same paths.")
+
+
 @main.command()
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="INPUT...")
 @click.option("-B", "B", type=int, default=20, show_default=True, help="Frames per measurement (compression ratio).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .tcs file [default: INPUT with .tcs].")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
+@workers_option
+@scheduler_option
 @force_option
 @quiet_option
-def compress(input: Path, B: int, output: Path | None, seed: int, force: bool, quiet: bool) -> None:
-    """Compress a TIFF movie into a .tcs file, B frames per measurement.
+def compress(inputs: tuple[Path, ...], B: int, output: Path | None, seed: int, workers: int | None,
+             scheduler: str | None, force: bool, quiet: bool) -> None:
+    """Compress movies into .tcs files, B frames per measurement, one .tcs per movie.
+
+    Reads TIFF, MRC/MRCS, DM3/DM4, Velox and Berkeley EMD, and TIA SER (all but TIFF
+    need emtcs[formats]).  Several movies are compressed one after the other, or in
+    parallel with --workers or --scheduler.
 
     \b
     Example:
       emtcs compress movie.tif -B 20 -o movie.tcs
+      emtcs compress run*.mrc -B 20 --workers 4
     """
+    from .errors import InputError
     from .io import open_movie
 
-    with open_movie(input) as movie:
-        total = movie.n_frames
+    if output is not None and len(inputs) > 1:
+        raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
+    total = 0
+    for src in inputs:
+        with open_movie(src) as movie:
+            total += movie.n_frames
     with progress_bar("compress", total, quiet=quiet) as advance:
-        info = codec.compress(input, output, B, seed=seed, force=force, progress=advance)
+        if len(inputs) == 1 and workers is None and scheduler is None:
+            infos = [codec.compress(inputs[0], output, B, seed=seed, force=force, progress=advance)]
+        else:
+            infos = codec.compress_many([(src, output) for src in inputs], B, seed=seed, force=force,
+                                        workers=workers, scheduler=scheduler, progress=advance)
     if not quiet:
-        stderr_console().print(
-            f"{info['path']}: {info['n_frames']} frames {info['frame_shape'][0]}x{info['frame_shape'][1]} "
-            f"{info['source_dtype']}, B={info['B']}, {_size(info['file_bytes'])} "
-            f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel)"
-        )
+        for info in infos:
+            stderr_console().print(
+                f"{info['path']}: {info['n_frames']} frames {info['frame_shape'][0]}x{info['frame_shape'][1]} "
+                f"{info['source_dtype']}, B={info['B']}, {_size(info['file_bytes'])} "
+                f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel)"
+            )
 
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output movie (.tif) [default: INPUT with .tif].")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output movie, .tif or .mrc (emtcs[formats]) [default: INPUT with .tif].")
 @click.option("--decoder", default="auto", show_default=True,
               help="auto (best learned decoder with weights for B, else GAP-TV), gaptv, gapnet, tcsdl.")
 @click.option("--frames", "frames", default=None, help="Decode only frames A:B (0-based, B excluded), e.g. 0:100.")
@@ -109,18 +136,23 @@ def compress(input: Path, B: int, output: Path | None, seed: int, force: bool, q
 @click.option("--batch", type=int, default=8, show_default=True, help="Tiles per decoder call.")
 @click.option("--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth).")
 @click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
+@workers_option
+@scheduler_option
 @force_option
 @quiet_option
 def decompress(input: Path, output: Path | None, decoder: str, frames: str | None, device: str, tile: int,
-               overlap: int, batch: int, reference: Path | None, report: Path | None, force: bool, quiet: bool) -> None:
-    """Reconstruct the frames of a .tcs file into a TIFF movie.
+               overlap: int, batch: int, reference: Path | None, report: Path | None, workers: int | None,
+               scheduler: str | None, force: bool, quiet: bool) -> None:
+    """Reconstruct the frames of a .tcs file into a TIFF or MRC movie.
 
     For every group it reports the measurement residual ||Y - sum C_b X_b|| / ||Y||,
-    the check that the reconstruction agrees with what was recorded.
+    the check that the reconstruction agrees with what was recorded.  With --workers
+    or --scheduler the groups are decoded on dask.distributed (same output).
 
     \b
     Example:
       emtcs decompress movie.tcs -o restored.tif --frames 0:100
+      emtcs decompress movie.tcs -o restored.mrc --scheduler tcp://head:8786
     """
     output = output or input.with_suffix(".tif")
     with TcsReader(input) as r:
@@ -131,6 +163,7 @@ def decompress(input: Path, output: Path | None, decoder: str, frames: str | Non
             input, output, decoder=decoder, frames=frames, device=device, force=force, tile=tile,
             overlap=overlap, batch=batch, progress=advance, log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),
+            workers=workers, scheduler=scheduler,
         )
     res = result.residuals
     worst = max(res, key=res.get)
@@ -189,6 +222,14 @@ def info(input: Path, as_json: bool) -> None:
         lines.append(("pixel size", f"{meta['pixel_size'][1]:g} x {meta['pixel_size'][0]:g} {meta.get('pixel_unit') or ''}"))
     if meta.get("frame_interval"):
         lines.append(("frame interval", f"{meta['frame_interval']:g} s"))
+    if meta.get("exposure"):
+        lines.append(("exposure", f"{meta['exposure']:g} s"))
+    for key, label in (("acquisition_time", "acquired"), ("microscope", "microscope"), ("detector", "detector"),
+                       ("source_format", "source format")):
+        if meta.get(key):
+            lines.append((label, str(meta[key])))
+    if meta.get("original_metadata"):
+        lines.append(("file metadata", f"{len(meta['original_metadata'])} top-level entries (see --json)"))
     for key, value in lines:
         click.echo(f"{key:>15}: {value}")
 
@@ -281,6 +322,11 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+from .bench.cli import bench  # noqa: E402
+
+main.add_command(bench)
 
 
 if __name__ == "__main__":

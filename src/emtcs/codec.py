@@ -7,24 +7,28 @@ grow with the number of frames, and each output is written atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
-from .decoders import decoder_for
+from .decoders import Decoder, decoder_for, resolve_decoder
 from .encoder import GroupEncoder, ValueMap
 from .errors import DecoderError, InputError
 from .io import check_writable, create_movie, open_movie
 from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
-from .tiling import OVERLAP, TILE, reconstruct_group
+from .tiling import OVERLAP, TILE, decode_bands, reconstruct_group, relative_residual
 
-__all__ = ["compress", "decompress", "reconstruct", "write_simulation", "DecompressReport", "default_output"]
+__all__ = [
+    "compress", "compress_many", "decompress", "decode_group", "wanted_frames", "reconstruct", "write_simulation",
+    "DecompressReport", "DecodedRows", "default_output",
+]
 
 Progress = Callable[[float], None]
 
@@ -96,6 +100,45 @@ def compress(
         return reader.info()
 
 
+def compress_many(
+    jobs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str] | None]],
+    B: int = 20,
+    *,
+    seed: int = 0,
+    force: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Compress several movies, one ``.tcs`` each; returns their infos in input order.
+
+    ``jobs`` are (source, output) pairs, output ``None`` for :func:`default_output`.
+    Every output is checked before any work starts; the first failure stops the run
+    (finished outputs are kept).  Sequential, or one task per movie on
+    dask.distributed with ``workers`` or ``scheduler`` (see :func:`decompress`).
+    """
+    pairs = [(Path(src), Path(dst) if dst is not None else default_output(src)) for src, dst in jobs]
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        key = dst.resolve()
+        if key in seen:
+            raise InputError(f"{seen[key]} and {src} would both be compressed into {dst}")
+        seen[key] = src
+        check_output(dst, force=force)
+    if workers is None and scheduler is None:
+        return [compress(src, dst, B, seed=seed, force=force, progress=progress) for src, dst in pairs]
+    from .distributed import map_in_order
+
+    job = partial(compress, B=B, seed=seed, force=force)
+    infos = []
+    for info in map_in_order(job, [(str(s.resolve()), str(d.resolve())) for s, d in pairs],
+                             workers=workers, scheduler=scheduler):
+        infos.append(info)
+        if progress is not None:
+            progress(info["n_frames"])
+    return infos
+
+
 @dataclass
 class DecompressReport:
     """What :func:`decompress` did: frames written, decoder used, residual per group."""
@@ -156,6 +199,8 @@ def decompress(
     progress: Progress | None = None,
     on_group: Callable[[int, float], None] | None = None,
     log: Callable[[str], None] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> DecompressReport:
     """Reconstruct the frames of a ``.tcs`` file into a movie file ``dst``.
 
@@ -164,7 +209,10 @@ def decompress(
     clipped) and calibration.  ``decoder="auto"`` takes the best learned decoder whose
     weights serve the file's B, else GAP-TV (the report carries a notice).  ``progress`` is called with frames done (fractions
     while a group is in progress); ``on_group(g, residual)`` after each group; ``log``
-    receives one-line notices (e.g. which decoder ``auto`` fell back to).
+    receives one-line notices (e.g. which decoder ``auto`` fell back to).  ``workers``
+    (a local cluster of that many processes) or ``scheduler`` (the address of a running
+    Dask scheduler) decode the groups on dask.distributed (:mod:`emtcs.distributed`),
+    with the same output.
     """
     dst = Path(dst)
     check_writable(dst)
@@ -172,35 +220,97 @@ def decompress(
     with TcsReader(src) as reader:
         hd = reader.header
         sel = _frame_range(frames, hd.n_frames)
-        dec, notice = decoder_for(decoder, hd.B, device=device, **(decoder_options or {}))
+        if workers is None and scheduler is None:
+            dec, notice = decoder_for(decoder, hd.B, device=device, **(decoder_options or {}))
+            pieces = _decode_here(reader, sel, dec, tile=tile, overlap=overlap, batch=batch)
+            config = dec.get_config()
+        else:
+            from .distributed import decode_on_cluster
+
+            name, notice = resolve_decoder(decoder, hd.B, device=device)
+            pieces = decode_on_cluster(Path(src).resolve(), hd, sel, name, device=device,
+                                       options=decoder_options or {}, tile=tile, overlap=overlap, batch=batch,
+                                       workers=workers, scheduler=scheduler)
+            config = {"name": name}
         if notice and log is not None:
             log(notice)
-        vmap = hd.value_map
-        report = DecompressReport(dst, sel, dec.get_config(), notice=notice)
-        groups = range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1)
-        with atomic_output(dst, force=force) as tmp:
-            with create_movie(tmp, (len(sel), *hd.frame_shape), vmap.source_dtype, hd.metadata, name=dst) as out:
-                for g in groups:
-                    members = hd.group_frames(g)
-                    wanted = [(k, t - sel.start) for k, t in enumerate(members) if t in sel]
-
-                    def emit(rows: slice, block: np.ndarray) -> None:
-                        for k, t_out in wanted:
-                            out.write(t_out, vmap.to_source(block[k]), rows)
-
-                    def advance(fraction: float, n=len(wanted)) -> None:
-                        if progress is not None:
-                            progress(fraction * n)
-
-                    y = reader.measurement(g)
-                    masks = SeededMasks(hd.mask_seed, len(members), hd.frame_shape)
-                    res = reconstruct_group(
-                        y, masks, dec, emit, tile=tile, overlap=overlap, batch=batch, progress=advance
-                    )
-                    report.residuals[g] = res
-                    if on_group is not None:
-                        on_group(g, res)
+        report = DecompressReport(dst, sel, config, notice=notice)
+        H = hd.frame_shape[0]
+        with atomic_output(dst, force=force) as tmp, closing(pieces):
+            with create_movie(tmp, (len(sel), *hd.frame_shape), hd.value_map.source_dtype, hd.metadata, name=dst) as out:
+                terms: list[tuple[float, float]] = []
+                for piece in pieces:
+                    for frame, t in zip(piece.frames, piece.t_out):
+                        out.write(t, frame, piece.rows)
+                    terms.extend(piece.terms)
+                    report.decoder = piece.decoder
+                    if progress is not None:
+                        progress(len(piece.t_out) * (piece.rows.stop - piece.rows.start) / H)
+                    if piece.last:
+                        report.residuals[piece.g] = relative_residual(terms)
+                        terms = []
+                        if on_group is not None:
+                            on_group(piece.g, report.residuals[piece.g])
     return report
+
+
+class DecodedRows(NamedTuple):
+    """Decoded rows of some frames of one group, as :func:`decompress` writes them."""
+
+    g: int
+    t_out: list[int]  # output index of each frame
+    rows: slice
+    frames: np.ndarray  # (len(t_out), len(rows), W) in the source dtype
+    terms: list[tuple[float, float]]  # residual terms of the bands decoded
+    last: bool  # the group's last rows: its residual is complete
+    decoder: dict[str, Any]  # the decoder's config
+
+
+def _decode_here(reader: TcsReader, sel: range, dec: Decoder, *, tile: int, overlap: int,
+                 batch: int) -> Iterator[DecodedRows]:
+    """The groups holding ``sel``, decoded in this process band by band."""
+    hd, config = reader.header, dec.get_config()
+    for g, keep, t_out in wanted_frames(hd, sel):
+        for rows, block, num, den in decode_group(reader, g, dec, keep=keep, tile=tile, overlap=overlap, batch=batch):
+            yield DecodedRows(g, t_out, rows, block, [(num, den)], rows.stop == hd.frame_shape[0], config)
+
+
+def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
+    """For each group holding frames of ``sel``: (group, its frames to keep, their output indices)."""
+    for g in range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1):
+        pairs = [(k, t - sel.start) for k, t in enumerate(hd.group_frames(g)) if t in sel]
+        yield g, [k for k, _ in pairs], [t for _, t in pairs]
+
+
+def decode_group(
+    reader: TcsReader,
+    g: int,
+    dec: Decoder,
+    *,
+    keep: list[int] | None = None,
+    bands: range | None = None,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch: int = 8,
+) -> Iterator[tuple[slice, np.ndarray, float, float]]:
+    """Decode group ``g`` of an open ``.tcs`` band by band (the work of one group, or of a
+    row block of it, for :func:`decompress` and for distributed workers alike).
+
+    Yields ``(rows, frames, num, den)``: the frames ``keep`` (all by default) of the
+    group over ``rows``, in the source dtype, and the band's residual terms
+    (:func:`emtcs.tiling.relative_residual`).  ``bands`` limits decoding to a range of
+    tile-row bands (:func:`emtcs.tiling.decode_bands`).
+    """
+    hd = reader.header
+    nb = len(hd.group_frames(g))
+    keep = list(range(nb)) if keep is None else keep
+    vmap = hd.value_map
+    masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
+    y = reader.measurement(g)
+    for rows, block, num, den in decode_bands(
+        y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands
+    ):
+        yield rows, vmap.to_source(block[keep]), num, den
 
 
 def reconstruct(
@@ -248,7 +358,7 @@ def write_simulation(
 
     for path in (output, clean_path):
         if path is not None:
-            check_writable(path)
+            check_writable(path, tiff_only=True)
     try:
         config = SimulationConfig(**params)
     except (TypeError, ValueError) as exc:

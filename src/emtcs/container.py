@@ -25,7 +25,8 @@ from .sensing import MASK_GENERATOR, masks
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs"]
 
 FORMAT_NAME = "emtcs.tcs"
-FORMAT_VERSION = (1, 0)
+#: 1.1 added optional keys to the ``metadata`` attribute (acquisition time, exposure, ...).
+FORMAT_VERSION = (1, 1)
 #: Chunk edge of the measurement dataset, aligned with the 256 x 256 decode tiles.
 CHUNK = 256
 _DATASET = "measurements"

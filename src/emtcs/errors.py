@@ -30,3 +30,7 @@ class OutputError(EmtcsError, OSError):
 
 class DecoderError(EmtcsError, ValueError):
     """Unknown decoder name, missing weights or an unusable decoder option."""
+
+
+class MissingDependencyError(EmtcsError, ImportError):
+    """An optional dependency (an ``emtcs[...]`` extra) is needed and not installed."""

@@ -4,19 +4,23 @@ Any frame size is decoded as tiles (256 x 256 by default) on a grid with overlap
 (32 px by default); each tile's frames are weighted by a smooth window that tapers
 only towards neighbouring tiles, and overlapping tiles are blended by the normalised
 weighted sum.  Tiles are processed one row band at a time and finished rows are handed
-to a callback at once, so memory holds a band of tiles, never the whole group.
+out at once, so memory holds a band of tiles, never the whole group; any range of bands
+can be decoded on its own (row blocks of very large frames, in parallel).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import numpy as np
 
 from .decoders.base import Decoder
 
-__all__ = ["TILE", "OVERLAP", "MaskSource", "tile_starts", "blend_window", "intensity_scale", "reconstruct_group"]
+__all__ = [
+    "TILE", "OVERLAP", "MaskSource", "tile_starts", "blend_window", "intensity_scale",
+    "decode_bands", "relative_residual", "reconstruct_group",
+]
 
 TILE = 256
 OVERLAP = 32
@@ -72,6 +76,83 @@ def intensity_scale(y: np.ndarray, masks: MaskSource, max_samples: int = 1 << 18
     return scale if scale > 0 and np.isfinite(scale) else 1.0
 
 
+def decode_bands(
+    y: np.ndarray,
+    masks: MaskSource,
+    decoder: Decoder,
+    *,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch: int = 8,
+    scale: float | None = None,
+    bands: range | None = None,
+) -> Iterator[tuple[slice, np.ndarray, float, float]]:
+    """Reconstruct the frames of one measurement ``y`` (H, W), one band of tile rows at a time.
+
+    Band ``i`` holds the output rows ``tile_starts(H)[i]`` up to the next band's start;
+    they are final once tile row ``i`` is decoded.  Yields ``(rows, frames, num, den)``:
+    the (nb, len(rows), W) float32 frames in the units of ``y`` and the band's terms of
+    the residual (see :func:`relative_residual`).  ``bands`` limits the output to a
+    range of bands; the tile rows overlapping its first band are decoded too (and
+    dropped), so a band's frames are bit-identical whichever range it is decoded in.
+    ``scale`` defaults to :func:`intensity_scale` of the whole ``y``.
+    """
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
+    H, W = y.shape
+    nb = masks.nb
+    if scale is None:
+        scale = intensity_scale(y, masks)
+    ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
+    th, tw = min(tile, H), min(tile, W)
+    bands = bands if bands is not None else range(len(ys))
+    # warm-up: every earlier tile row that reaches into the first band's rows
+    first = next(k for k in range(len(ys)) if ys[k] + th > ys[bands.start])
+    acc = np.zeros((nb, th, W), dtype=np.float32)
+    wsum = np.zeros((th, W), dtype=np.float32)
+    top = ys[first]
+    for i in range(first, bands.stop):
+        y0 = ys[i]
+        shift = y0 - top
+        if shift:
+            acc[:, : th - shift] = acc[:, shift:]
+            acc[:, th - shift :] = 0
+            wsum[: th - shift] = wsum[shift:]
+            wsum[th - shift :] = 0
+            top = y0
+        wy = blend_window(th, overlap, y0 > 0, y0 + th < H)
+        rows = slice(y0, y0 + th)
+        for j in range(0, len(xs), batch):
+            chunk = xs[j : j + batch]
+            ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float32) / scale
+            mtiles = np.stack([masks.window(rows, slice(x0, x0 + tw)) for x0 in chunk]).astype(np.float32)
+            frames = decoder.decode(ytiles, mtiles)
+            for x0, f in zip(chunk, frames):
+                w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
+                acc[:, :, x0 : x0 + tw] += f * w2
+                wsum[:, x0 : x0 + tw] += w2
+        if i < bands.start:
+            continue
+        done = (ys[i + 1] if i + 1 < len(ys) else H) - y0
+        block = acc[:, :done] / wsum[:done] * np.float32(scale)
+        out_rows = slice(y0, y0 + done)
+        yr = y[out_rows].astype(np.float64)
+        model = np.zeros(yr.shape, dtype=np.float64)
+        for b, m in enumerate(masks.window(out_rows, slice(None))):
+            model += block[b] * m
+        yield out_rows, block, float(np.sum((yr - model) ** 2)), float(np.sum(yr**2))
+
+
+def relative_residual(terms: Iterable[tuple[float, float]]) -> float:
+    """``||y - sum_b C_b * X_b|| / ||y||`` from the bands' (num, den) terms, summed in order
+    (0 for a zero ``y``)."""
+    num = den = 0.0
+    for n, d in terms:
+        num += n
+        den += d
+    return float(np.sqrt(num / den)) if den > 0 else 0.0
+
+
 def reconstruct_group(
     y: np.ndarray,
     masks: MaskSource,
@@ -91,47 +172,12 @@ def reconstruct_group(
     done since its last call.  Returns the relative measurement residual
     ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched result (0 for a zero ``y``).
     """
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
-    H, W = y.shape
-    nb = masks.nb
-    if scale is None:
-        scale = intensity_scale(y, masks)
-    ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
-    th, tw = min(tile, H), min(tile, W)
-    acc = np.zeros((nb, th, W), dtype=np.float32)
-    wsum = np.zeros((th, W), dtype=np.float32)
-    top = 0
-    res_num = res_den = 0.0
-    for i, y0 in enumerate(ys):
-        shift = y0 - top
-        if shift:
-            acc[:, : th - shift] = acc[:, shift:]
-            acc[:, th - shift :] = 0
-            wsum[: th - shift] = wsum[shift:]
-            wsum[th - shift :] = 0
-            top = y0
-        wy = blend_window(th, overlap, y0 > 0, y0 + th < H)
-        rows = slice(y0, y0 + th)
-        for j in range(0, len(xs), batch):
-            chunk = xs[j : j + batch]
-            ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float32) / scale
-            mtiles = np.stack([masks.window(rows, slice(x0, x0 + tw)) for x0 in chunk]).astype(np.float32)
-            frames = decoder.decode(ytiles, mtiles)
-            for x0, f in zip(chunk, frames):
-                w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
-                acc[:, :, x0 : x0 + tw] += f * w2
-                wsum[:, x0 : x0 + tw] += w2
-        done = (ys[i + 1] if i + 1 < len(ys) else H) - y0
-        block = acc[:, :done] / wsum[:done] * np.float32(scale)
-        out_rows = slice(y0, y0 + done)
-        yr = y[out_rows].astype(np.float64)
-        model = np.zeros(yr.shape, dtype=np.float64)
-        for b, m in enumerate(masks.window(out_rows, slice(None))):
-            model += block[b] * m
-        res_num += float(np.sum((yr - model) ** 2))
-        res_den += float(np.sum(yr**2))
-        emit(out_rows, block)
+    terms = []
+    for rows, block, num, den in decode_bands(
+        y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale
+    ):
+        emit(rows, block)
+        terms.append((num, den))
         if progress is not None:
-            progress(done / H)
-    return float(np.sqrt(res_num / res_den)) if res_den > 0 else 0.0
+            progress((rows.stop - rows.start) / y.shape[0])
+    return relative_residual(terms)

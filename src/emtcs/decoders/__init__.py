@@ -8,29 +8,47 @@ from ..errors import DecoderError
 from . import gaptv, learned  # noqa: F401  (register "gaptv", "tcsdl", "gapnet")
 from .base import Decoder, available_decoders, decoder_class, get_decoder, register
 
-__all__ = ["Decoder", "available_decoders", "get_decoder", "register", "decoder_for", "AUTO_ORDER"]
+__all__ = [
+    "Decoder", "available_decoders", "get_decoder", "register", "decoder_for", "resolve_decoder", "is_learned",
+    "AUTO_ORDER",
+]
 
 #: Learned decoders in the order ``auto`` tries them, best first (docs/benchmarks.md).
 AUTO_ORDER = ("gapnet", "tcsdl")
 
 
-def decoder_for(name: str, B: int, *, device: str = "auto", **options: Any) -> tuple[Decoder, str | None]:
-    """The decoder to use for groups of ``B`` frames, and a one-line notice if ``auto`` fell back.
+def resolve_decoder(name: str, B: int, *, device: str = "auto") -> tuple[str, str | None]:
+    """The registered decoder ``name`` stands for with groups of ``B`` frames, without building it,
+    and a one-line notice if ``auto`` fell back to GAP-TV.
 
     ``auto`` takes the first learned decoder of :data:`AUTO_ORDER` whose weights serve
-    ``B``, else GAP-TV.  ``device`` applies to learned decoders; GAP-TV runs on the CPU.
+    ``B``, else GAP-TV.  Raises :class:`DecoderError` for an unknown name, or for
+    ``device="cuda"`` with a CPU-only decoder.
     """
     if name == "auto":
         if not learned.torch_available():
-            return get_decoder("gaptv", **options), "PyTorch is not installed: decoding with GAP-TV"
+            return "gaptv", "PyTorch is not installed: decoding with GAP-TV"
         from .. import zoo
 
         for arch in AUTO_ORDER:
             if zoo.find_weights(arch, B) is not None:
-                return get_decoder(arch, B=B, device=device, **options), None
-        return get_decoder("gaptv", **options), f"no learned weights serve B={B}: decoding with GAP-TV"
-    if issubclass(decoder_class(name), learned.LearnedDecoder):
-        return get_decoder(name, B=B, device=device, **options), None
-    if device == "cuda":
+                return arch, None
+        return "gaptv", f"no learned weights serve B={B}: decoding with GAP-TV"
+    if not is_learned(name) and device == "cuda":
         raise DecoderError(f"decoder {name!r} runs on the CPU only; --device cuda applies to learned decoders")
-    return get_decoder(name, **options), None
+    return name, None
+
+
+def is_learned(name: str) -> bool:
+    """Whether the registered decoder ``name`` is a network (takes ``B`` and ``device``)."""
+    return issubclass(decoder_class(name), learned.LearnedDecoder)
+
+
+def decoder_for(name: str, B: int, *, device: str = "auto", **options: Any) -> tuple[Decoder, str | None]:
+    """The decoder to use for groups of ``B`` frames, and a one-line notice if ``auto`` fell back
+    (see :func:`resolve_decoder`).  ``device`` applies to learned decoders; GAP-TV runs on the CPU.
+    """
+    name, notice = resolve_decoder(name, B, device=device)
+    if is_learned(name):
+        return get_decoder(name, B=B, device=device, **options), notice
+    return get_decoder(name, **options), notice

@@ -11,11 +11,10 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
-from .base import MovieReader, normalised_metadata
+from .base import SUPPORTED_DTYPES, MovieReader, MovieWriter, normalised_metadata
 
 __all__ = ["TiffMovieReader", "TiffMovieWriter"]
 
-_SUPPORTED = {"u1", "u2", "u4", "i1", "i2", "i4", "f2", "f4", "f8"}
 _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
 
 
@@ -44,7 +43,7 @@ class TiffMovieReader(MovieReader):
             desc = ", ".join(f"{a}={n}" for a, n in dims)
             raise InputError(f"{self.path}: 4-D input ({desc}); emtcs compresses one (frames, height, width) stack")
         dtype = np.dtype(series.dtype)
-        if dtype.str[1:] not in _SUPPORTED:
+        if dtype.str[1:] not in SUPPORTED_DTYPES:
             raise InputError(f"{self.path}: unsupported pixel type {dtype}")
         self.dtype = dtype.newbyteorder("=")
         self.frame_shape = (int(shape[axes.index("Y")]), int(shape[axes.index("X")]))
@@ -139,7 +138,7 @@ def _ome_calibration(xml: str) -> tuple[tuple[float, float] | None, str | None, 
     return size, unit, interval
 
 
-class TiffMovieWriter:
+class TiffMovieWriter(MovieWriter):
     """Writes a (frames, height, width) movie to an uncompressed TIFF, rows at any place.
 
     The file is laid out in full when it is created (tifffile writes every page header
@@ -174,29 +173,9 @@ class TiffMovieWriter:
                 **{k: v for k, v in (("pixel_size", size), ("pixel_unit", unit), ("frame_interval", interval)) if v},
             }
         mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, **kwargs)
-        self._offset = int(mm.offset)
-        self._file_dtype = mm.dtype
+        offset, file_dtype = int(mm.offset), mm.dtype
         del mm
-        self._fh = open(self.path, "r+b")
-
-    def write(self, index: int, data: np.ndarray, rows: slice = slice(None)) -> None:
-        """Write frame ``index`` (or its ``rows``, a contiguous slice) from ``data``."""
-        _, H, W = self.shape
-        r0, r1, step = rows.indices(H)
-        if step != 1 or data.shape != (r1 - r0, W):
-            raise ValueError(f"expected rows {r0}:{r1} of width {W}, got {data.shape}")
-        self._fh.seek(self._offset + (index * H + r0) * W * self.dtype.itemsize)
-        self._fh.write(np.ascontiguousarray(data, dtype=self._file_dtype).tobytes())
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-    def __enter__(self) -> TiffMovieWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._open(offset, file_dtype)
 
 
 def _imagej_unit(unit: str) -> str:
