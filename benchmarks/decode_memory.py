@@ -17,7 +17,6 @@ import numpy as np
 import tifffile
 
 import emtcs
-
 from _measure import peak_rss_mb
 
 
@@ -39,8 +38,10 @@ def main() -> None:
             "decoder_options={'iterations': 1})"
         )
         frames_gb = B * n * n * 4 / 1e9
-        print(f"decode 1 group of {B} x {n} x {n}: peak RSS {rss:.0f} MB "
-              f"(the group as float32 frames would be {frames_gb:.2f} GB), {wall:.0f} s with 1 GAP-TV iteration")
+        print(
+            f"decode 1 group of {B} x {n} x {n}: peak RSS {rss:.0f} MB "
+            f"(the group as float32 frames would be {frames_gb:.2f} GB), {wall:.0f} s with 1 GAP-TV iteration"
+        )
 
 
 if __name__ == "__main__":

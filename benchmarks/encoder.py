@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from emtcs.encoder import GroupEncoder, ValueMap
-
 from _measure import peak_rss_mb
+from emtcs.encoder import GroupEncoder, ValueMap
 
 
 def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7) -> dict:
@@ -97,8 +96,10 @@ def main() -> None:
                 write_movie(movie, n, (2048, 2048))
                 rss[n] = peak_rss(movie)
                 movie.unlink()
-                print(f"compress {n} frames of 2048x2048 uint16: peak RSS {rss[n]['peak_rss_MB']:.0f} MB, "
-                      f"{rss[n]['wall_s']:.1f} s ({rss[n]['input_bytes'] / 1e6 / rss[n]['wall_s']:.0f} MB/s)")
+                print(
+                    f"compress {n} frames of 2048x2048 uint16: peak RSS {rss[n]['peak_rss_MB']:.0f} MB, "
+                    f"{rss[n]['wall_s']:.1f} s ({rss[n]['input_bytes'] / 1e6 / rss[n]['wall_s']:.0f} MB/s)"
+                )
             result["compress_rss"] = rss
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

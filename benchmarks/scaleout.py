@@ -46,10 +46,16 @@ def _timed(fn) -> dict[str, float]:
     fn()
     wall = time.perf_counter() - t0
     own1, other1 = _cpu()
-    used = {name: sum(after[p] - before.get(p, 0.0) for p in after)
-            for name, before, after in (("own", own0, own1), ("other", other0, other1))}
-    return {"wall_s": wall, "emtcs_cpu_s": used["own"], "other_processes_cores": used["other"] / wall,
-            "loadavg_1min": os.getloadavg()[0]}
+    used = {
+        name: sum(after[p] - before.get(p, 0.0) for p in after)
+        for name, before, after in (("own", own0, own1), ("other", other0, other1))
+    }
+    return {
+        "wall_s": wall,
+        "emtcs_cpu_s": used["own"],
+        "other_processes_cores": used["other"] / wall,
+        "loadavg_1min": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -64,8 +70,14 @@ def main() -> None:
         d = Path(tmp)
         emtcs.codec.write_simulation(d / "m.tif", n_frames=args.frames, shape=tuple(args.size), seed=1)
         emtcs.compress(d / "m.tif", d / "m.tcs", B=args.B)
-        results = {"frames": args.frames, "size": list(args.size), "B": args.B, "cpu_count": os.cpu_count(),
-                   "decoder": "gaptv (40 iterations)", "runs": []}
+        results = {
+            "frames": args.frames,
+            "size": list(args.size),
+            "B": args.B,
+            "cpu_count": os.cpu_count(),
+            "decoder": "gaptv (40 iterations)",
+            "runs": [],
+        }
         run = _timed(partial(emtcs.decompress, d / "m.tcs", d / "plain.tif", decoder="gaptv"))
         results["runs"].append({"mode": "single process", **run, "frames_per_s": args.frames / run["wall_s"]})
         reference = tifffile.imread(d / "plain.tif")
@@ -77,12 +89,21 @@ def main() -> None:
                 out = d / f"w{n}.tif"
                 run = _timed(partial(emtcs.decompress, d / "m.tcs", out, decoder="gaptv", scheduler=address))
             assert np.array_equal(tifffile.imread(out), reference), "distributed output differs"
-            results["runs"].append({"mode": f"{n} local worker{'s' if n > 1 else ''}", **run,
-                                    "frames_per_s": args.frames / run["wall_s"], "cluster_startup_s": startup})
+            results["runs"].append(
+                {
+                    "mode": f"{n} local worker{'s' if n > 1 else ''}",
+                    **run,
+                    "frames_per_s": args.frames / run["wall_s"],
+                    "cluster_startup_s": startup,
+                }
+            )
     for r in results["runs"]:
-        print(f"{r['mode']:>16}: {r['wall_s']:6.2f} s, {r['frames_per_s']:5.2f} frames/s, "
-              f"emtcs CPU {r['emtcs_cpu_s']:.1f} s (other processes used {r['other_processes_cores']:.2f} cores, load {r['loadavg_1min']:.2f})"
-              + (f", cluster start-up {r['cluster_startup_s']:.1f} s" if "cluster_startup_s" in r else ""))
+        print(
+            f"{r['mode']:>16}: {r['wall_s']:6.2f} s, {r['frames_per_s']:5.2f} frames/s, "
+            f"emtcs CPU {r['emtcs_cpu_s']:.1f} s (other processes used {r['other_processes_cores']:.2f} cores, "
+            f"load {r['loadavg_1min']:.2f})"
+            + (f", cluster start-up {r['cluster_startup_s']:.1f} s" if "cluster_startup_s" in r else "")
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

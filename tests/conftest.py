@@ -57,8 +57,13 @@ def movie_file(tmp_path: Path):
         path = tmp_path / name
         imagej = np.dtype(dtype) in (np.uint8, np.uint16, np.float32)
         if imagej:
-            tifffile.imwrite(path, frames, imagej=True, resolution=(1 / 0.25, 1 / 0.25),
-                             metadata={"axes": "TYX", "finterval": 0.005, "unit": "nm"})
+            tifffile.imwrite(
+                path,
+                frames,
+                imagej=True,
+                resolution=(1 / 0.25, 1 / 0.25),
+                metadata={"axes": "TYX", "finterval": 0.005, "unit": "nm"},
+            )
         else:
             tifffile.imwrite(path, frames)
         return path, frames

@@ -12,7 +12,6 @@ import tifffile
 pytest.importorskip("imagecodecs")
 
 from conftest import drifting_movie
-
 from emtcs.bench import BenchConfig, run_bench
 from emtcs.bench import codecs as bc
 from emtcs.bench.report import cell, columns, jsonable
@@ -46,8 +45,21 @@ def test_cli_end_to_end_json_table_and_plot(run, tmp_path):
     tifffile.imwrite(movie, noisy, photometric="minisblack")
     tifffile.imwrite(truth, clean, photometric="minisblack")
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
-    result = run("bench", movie, "--clean", truth, "-B", "4,6,20", "--decoder", "gaptv", "--json", out_json,
-                 "--plot", out_png, "-q")
+    result = run(
+        "bench",
+        movie,
+        "--clean",
+        truth,
+        "-B",
+        "4,6,20",
+        "--decoder",
+        "gaptv",
+        "--json",
+        out_json,
+        "--plot",
+        out_png,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     text = result.output
     assert out_png.stat().st_size > 10_000 and out_png.read_bytes()[:4] == b"\x89PNG"
@@ -106,8 +118,13 @@ def test_constant_frames_and_identical_images():
 def test_unavailable_and_over_budget_codecs_are_reported(monkeypatch):
     noisy, clean = _noisy(n=6, shape=(32, 32))
     monkeypatch.setattr(bc.JpegXl, "unavailable", lambda self: "test: built without JPEG XL")
-    cfg = BenchConfig(B=(3,), decoders=("gaptv", "nosuchdecoder"), codecs=("jpeg8", "jpegxl"), decoder_options=FAST,
-                      references=("clean",))
+    cfg = BenchConfig(
+        B=(3,),
+        decoders=("gaptv", "nosuchdecoder"),
+        codecs=("jpeg8", "jpegxl"),
+        decoder_options=FAST,
+        references=("clean",),
+    )
     run = run_bench(noisy, clean, config=cfg).to_json()
     assert list(run["references"]) == ["clean"]
     (xl,) = _rows(run, codec="jpegxl")
@@ -177,8 +194,11 @@ def test_simulated_default_is_small(monkeypatch):
 def test_float_movie_is_coded_in_16_bits():
     noisy, clean = _noisy(n=4, shape=(32, 32))
     frames = (noisy / 1000).astype(np.float32)
-    run = run_bench(frames, clean / 1000, config=BenchConfig(B=(2,), decoders=("gaptv",), codecs=("jpeg", "jpegxl"),
-                                                              decoder_options=FAST)).to_json()
+    run = run_bench(
+        frames,
+        clean / 1000,
+        config=BenchConfig(B=(2,), decoders=("gaptv",), codecs=("jpeg", "jpegxl"), decoder_options=FAST),
+    ).to_json()
     assert run["codecs"].keys() == {"jpeg8", "jpeg12", "jpegxl"}
     for r in _rows(run, B=2):
         assert r["status"] == "ok", r

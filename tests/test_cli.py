@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -87,8 +86,19 @@ def test_info_text_and_json(run, movie_file, tmp_path):
     emtcs.compress(src, tcs, B=5, seed=11)
     r = run("info", tcs, "--json")
     d = json.loads(r.output)
-    for key in ("B", "n_frames", "frame_shape", "source_dtype", "file_bytes", "compression_ratio",
-                "bits_per_pixel", "mask_generator", "mask_seed", "format_version", "software"):
+    for key in (
+        "B",
+        "n_frames",
+        "frame_shape",
+        "source_dtype",
+        "file_bytes",
+        "compression_ratio",
+        "bits_per_pixel",
+        "mask_generator",
+        "mask_seed",
+        "format_version",
+        "software",
+    ):
         assert key in d
     assert d["B"] == 5 and d["n_frames"] == 10 and d["mask_seed"] == 11
     assert d["bits_per_pixel"] == pytest.approx(8 * tcs.stat().st_size / frames.size)
@@ -191,8 +201,9 @@ def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     frames = np.random.default_rng(0).integers(0, 4000, size=(400, 256, 256), dtype=np.uint16)
     tifffile.imwrite(big, frames)
     out = tmp_path / "big.tcs"
-    proc = subprocess.Popen([sys.executable, "-m", "emtcs.cli", "compress", str(big), "-B", "10", "-q"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emtcs.cli", "compress", str(big), "-B", "10", "-q"], stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 60
     while not _leftovers(tmp_path) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)

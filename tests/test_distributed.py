@@ -12,11 +12,11 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-from conftest import drifting_movie
-from test_cli import CliRunnerNoCatch, _leftovers
 
 import emtcs
+from conftest import drifting_movie
 from emtcs.errors import DecoderError, FormatError, InputError, MissingDependencyError
+from test_cli import CliRunnerNoCatch, _leftovers
 
 distributed = pytest.importorskip("distributed")
 from emtcs import distributed as dist
@@ -27,8 +27,9 @@ TILING = {"decoder": "gaptv", "tile": 64, "overlap": 16}
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes, shared by the tests of this file."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=logging.ERROR) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    ) as c:
         yield c
 
 
@@ -46,8 +47,9 @@ def small(tmp_path_factory):
 def test_two_workers_decode_the_same_frames(cluster, small, tmp_path):
     _, tcs, plain, plain_report = small
     groups = []
-    report = emtcs.decompress(tcs, tmp_path / "d.tif", scheduler=cluster.scheduler_address,
-                              on_group=lambda g, r: groups.append(g), **TILING)
+    report = emtcs.decompress(
+        tcs, tmp_path / "d.tif", scheduler=cluster.scheduler_address, on_group=lambda g, r: groups.append(g), **TILING
+    )
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "d.tif"), plain)
     assert report.residuals == plain_report.residuals  # bit for bit, summed in the same order
     assert groups == list(range(8)) and report.decoder == plain_report.decoder
@@ -60,8 +62,18 @@ def test_row_blocks_of_large_frames_match(cluster, small, tmp_path, monkeypatch)
     _, tcs, plain, plain_report = small
     monkeypatch.setattr(dist, "BLOCK_BYTES", 40 * 4 * 80 * 4)  # 40 rows of 4 frames of 80 float32
     with emtcs.open(tcs) as r:
-        plan = dist.plan_decode(str(tcs), r.header, range(30), decoder="gaptv", device="cpu", options={},
-                                tile=64, overlap=16, batch=8, block_bytes=dist.BLOCK_BYTES)
+        plan = dist.plan_decode(
+            str(tcs),
+            r.header,
+            range(30),
+            decoder="gaptv",
+            device="cpu",
+            options={},
+            tile=64,
+            overlap=16,
+            batch=8,
+            block_bytes=dist.BLOCK_BYTES,
+        )
     assert [t.rows for t, _, _ in plan[:2]] == [(0, 32), (32, 96)]  # two row blocks per group
     assert [t.bands for t, _, _ in plan[:2]] == [(0, 1), (1, 2)]
     report = emtcs.decompress(tcs, tmp_path / "b.mrc", scheduler=cluster.scheduler_address, **TILING)
@@ -88,8 +100,21 @@ def test_compress_many_on_workers(cluster, tmp_path, run):
 
 def test_cli_on_a_local_cluster(small, tmp_path, run):
     _, tcs, plain, _ = small
-    r = run("decompress", tcs, "-o", tmp_path / "c.tif", "--workers", "2", "--decoder", "gaptv", "--tile", "64",
-            "--overlap", "16", "-q")
+    r = run(
+        "decompress",
+        tcs,
+        "-o",
+        tmp_path / "c.tif",
+        "--workers",
+        "2",
+        "--decoder",
+        "gaptv",
+        "--tile",
+        "64",
+        "--overlap",
+        "16",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "c.tif"), plain)
 
@@ -113,8 +138,18 @@ def test_option_errors(small, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="either --workers N or --scheduler ADDRESS"):
         emtcs.decompress(tcs, tmp_path / "o.tif", workers=2, scheduler="tcp://127.0.0.1:9")
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT", 1)
-    r = CliRunnerNoCatch().invoke(["decompress", str(tcs), "-o", str(tmp_path / "o.tif"), "--decoder", "gaptv",
-                                   "--scheduler", "tcp://127.0.0.1:9"])
+    r = CliRunnerNoCatch().invoke(
+        [
+            "decompress",
+            str(tcs),
+            "-o",
+            str(tmp_path / "o.tif"),
+            "--decoder",
+            "gaptv",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ]
+    )
     assert r.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.tif").exists()
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask were not installed
@@ -156,8 +191,13 @@ def test_killing_a_worker_mid_run_gives_the_same_output(cluster, tmp_path):
                 os.kill(pids[busy[0]], signal.SIGKILL)
                 killed.append((g, busy[0]))
 
-        report = emtcs.decompress(tmp_path / "k.tcs", tmp_path / "d.tif", decoder="gaptv",
-                                  scheduler=cluster.scheduler_address, on_group=kill_a_busy_worker)
+        report = emtcs.decompress(
+            tmp_path / "k.tcs",
+            tmp_path / "d.tif",
+            decoder="gaptv",
+            scheduler=cluster.scheduler_address,
+            on_group=kill_a_busy_worker,
+        )
     assert killed and killed[0][0] == 0  # killed after the first of 12 groups
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "d.tif"), tifffile.imread(tmp_path / "plain.tif"))
     assert report.residuals == plain.residuals

@@ -13,14 +13,14 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-from conftest import drifting_movie, shared_file
-from test_cli import CliRunnerNoCatch
 
 import emtcs
+from conftest import drifting_movie, shared_file
 from emtcs.errors import InputError, MissingDependencyError
 from emtcs.io import create_movie, detect_format, open_movie
 from emtcs.io.base import jsonable, normalised_metadata
 from emtcs.metrics import psnr
+from test_cli import CliRunnerNoCatch
 
 mrcfile = pytest.importorskip("mrcfile")
 
@@ -42,8 +42,13 @@ def write_velox(path: Path, frames: np.ndarray, pixel_m: float = 2e-10, frame_ti
     n, h, w = frames.shape
     meta = {
         "Acquisition": {"AcquisitionStartDatetime": {"DateTime": "1600000000"}},
-        "BinaryResult": {"PixelSize": {"width": str(pixel_m), "height": str(pixel_m)}, "PixelUnitX": "m",
-                         "PixelUnitY": "m", "DetectorIndex": "0", "Offset": {"x": "0", "y": "0"}},
+        "BinaryResult": {
+            "PixelSize": {"width": str(pixel_m), "height": str(pixel_m)},
+            "PixelUnitX": "m",
+            "PixelUnitY": "m",
+            "DetectorIndex": "0",
+            "Offset": {"x": "0", "y": "0"},
+        },
         "Detectors": {"Detector-0": {"DetectorName": "HAADF", "DetectorType": "ScanningDetector"}},
         "Instrument": {"InstrumentClass": "Titan", "InstrumentModel": "Titan Themis Z"},
         "Scan": {"FrameTime": str(frame_time), "DwellTime": "1e-6"},
@@ -190,8 +195,15 @@ def test_velox_emd_is_read_with_its_metadata(tmp_path, run):
     restored, meta = _round_trip(src, tmp_path)
     assert meta["detector"] == "HAADF" and _quality(frames, restored) > 20
     text = run("info", tmp_path / "m.tcs").output
-    for needle in ("Titan Themis Z", "HAADF", "2020-09-13T12:26:40", "exposure: 0.1 s", "velox-emd",
-                   "0.2 x 0.2 nm", "frame interval: 0.1 s"):
+    for needle in (
+        "Titan Themis Z",
+        "HAADF",
+        "2020-09-13T12:26:40",
+        "exposure: 0.1 s",
+        "velox-emd",
+        "0.2 x 0.2 nm",
+        "frame interval: 0.1 s",
+    ):
         assert needle in text, text
 
 
@@ -218,13 +230,26 @@ def test_berkeley_emd_frames_on_either_axis(tmp_path, frames_last):
 @pytest.mark.parametrize(
     "original, tiff, expect",
     [
-        ("example_Se_implanted_MoS2.dm3", "stem-haadf_se-implanted-mos2_1x1024x1024_uint32.tif",
-         {"source_format": "dm", "pixel_size": 0.0126953125, "detector": "DigiScan",
-          "acquisition_time": "2016-07-03T17:20:54+00:00"}),
-        ("16_STOimage_1.ser", "stem-haadf_srtio3_1x1024x1024_uint16.tif",
-         {"source_format": "ser", "pixel_size": 0.0100127, "microscope": "TitanCubed D3147 S-Twin"}),
-        ("Acquisition_18.emd", "stem_srtio3-team_1x1024x1024_uint16.tif",
-         {"source_format": "berkeley-emd", "pixel_size": 0.0122465, "microscope": "TEAM 0.5"}),
+        (
+            "example_Se_implanted_MoS2.dm3",
+            "stem-haadf_se-implanted-mos2_1x1024x1024_uint32.tif",
+            {
+                "source_format": "dm",
+                "pixel_size": 0.0126953125,
+                "detector": "DigiScan",
+                "acquisition_time": "2016-07-03T17:20:54+00:00",
+            },
+        ),
+        (
+            "16_STOimage_1.ser",
+            "stem-haadf_srtio3_1x1024x1024_uint16.tif",
+            {"source_format": "ser", "pixel_size": 0.0100127, "microscope": "TitanCubed D3147 S-Twin"},
+        ),
+        (
+            "Acquisition_18.emd",
+            "stem_srtio3-team_1x1024x1024_uint16.tif",
+            {"source_format": "berkeley-emd", "pixel_size": 0.0122465, "microscope": "TEAM 0.5"},
+        ),
     ],
 )
 def test_real_vendor_files_match_their_tiffs(original, tiff, expect):
@@ -276,9 +301,11 @@ def test_tcs_given_to_compress_says_so(tmp_path, movie_file):
 @pytest.mark.parametrize("module, fmt", [("mrcfile", "mrc"), ("rsciio.emd", "velox"), ("ncempy.io.emd", "berkeley")])
 def test_missing_reader_names_the_extra(tmp_path, monkeypatch, module, fmt):
     frames = drifting_movie(2, (8, 8), np.uint16)
-    src = {"mrc": lambda: write_mrc(tmp_path / "a.mrc", frames),
-           "velox": lambda: write_velox(tmp_path / "a.emd", frames),
-           "berkeley": lambda: write_berkeley(tmp_path / "a.emd", frames)}[fmt]()
+    src = {
+        "mrc": lambda: write_mrc(tmp_path / "a.mrc", frames),
+        "velox": lambda: write_velox(tmp_path / "a.emd", frames),
+        "berkeley": lambda: write_berkeley(tmp_path / "a.emd", frames),
+    }[fmt]()
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     with pytest.raises(MissingDependencyError, match=r"needs \w+: pip install 'emtcs\[formats\]'"):
         open_movie(src)
@@ -287,12 +314,15 @@ def test_missing_reader_names_the_extra(tmp_path, monkeypatch, module, fmt):
 def test_missing_mrcfile_as_a_user_sees_it(tmp_path, movie_file):
     src, _ = movie_file(n=4, shape=(8, 8))
     emtcs.compress(src, tmp_path / "m.tcs", B=2)
-    code = ("import sys; sys.modules['mrcfile'] = None; from emtcs.cli import main; "
-            f"main(['decompress', {str(tmp_path / 'm.tcs')!r}, '-o', {str(tmp_path / 'o.mrc')!r}])")
+    code = (
+        "import sys; sys.modules['mrcfile'] = None; from emtcs.cli import main; "
+        f"main(['decompress', {str(tmp_path / 'm.tcs')!r}, '-o', {str(tmp_path / 'o.mrc')!r}])"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("emtcs: error: reading and writing MRC files needs mrcfile: "
-                                   "pip install 'emtcs[formats]'")
+    assert proc.stderr.strip() == (
+        "emtcs: error: reading and writing MRC files needs mrcfile: pip install 'emtcs[formats]'"
+    )
     assert not (tmp_path / "o.mrc").exists()
 
 
@@ -311,16 +341,41 @@ def test_version_1_0_files_are_still_read(tmp_path, movie_file):
 
 
 def test_metadata_is_made_json_able():
-    tree = {"a": np.float32(1.5), "b": np.arange(3), "c": np.zeros((40, 40)), "d": b"Titan\x00\x00",
-            "e": float("nan"), 7: [np.int64(2), (np.bool_(True),)], "f": Path("x")}
+    tree = {
+        "a": np.float32(1.5),
+        "b": np.arange(3),
+        "c": np.zeros((40, 40)),
+        "d": b"Titan\x00\x00",
+        "e": float("nan"),
+        7: [np.int64(2), (np.bool_(True),)],
+        "f": Path("x"),
+    }
     out = jsonable(tree)
-    assert out == {"a": 1.5, "b": [0, 1, 2], "c": "<array 40x40 float64>", "d": "Titan", "e": None,
-                   "7": [2, [True]], "f": "x"}
+    assert out == {
+        "a": 1.5,
+        "b": [0, 1, 2],
+        "c": "<array 40x40 float64>",
+        "d": "Titan",
+        "e": None,
+        "7": [2, [True]],
+        "f": "x",
+    }
     json.dumps(out, allow_nan=False)
-    m = normalised_metadata(pixel_size=(1, 2), pixel_unit="nm", microscope=" Unknown ", detector=b"K3 ",
-                            exposure=0.0, original_metadata={"x": np.uint8(3)})
-    assert m == {"pixel_size": [1.0, 2.0], "pixel_unit": "nm", "frame_interval": None, "detector": "K3",
-                 "original_metadata": {"x": 3}}
+    m = normalised_metadata(
+        pixel_size=(1, 2),
+        pixel_unit="nm",
+        microscope=" Unknown ",
+        detector=b"K3 ",
+        exposure=0.0,
+        original_metadata={"x": np.uint8(3)},
+    )
+    assert m == {
+        "pixel_size": [1.0, 2.0],
+        "pixel_unit": "nm",
+        "frame_interval": None,
+        "detector": "K3",
+        "original_metadata": {"x": 3},
+    }
 
 
 def test_compress_several_inputs_one_tcs_each(tmp_path, run, movie_file):
@@ -336,4 +391,3 @@ def test_compress_several_inputs_one_tcs_each(tmp_path, run, movie_file):
     assert r.exit_code == 1 and "would both be compressed into" in r.stderr
     r = CliRunnerNoCatch().invoke(["compress", str(a), str(b), "-B", "2", "-o", str(tmp_path / "x.tcs")])
     assert r.exit_code == 1 and "-o names the output of one INPUT" in r.stderr
-

@@ -75,8 +75,15 @@ def test_random_access_equals_streaming() -> None:
 
 @pytest.mark.parametrize(
     ("dose", "dtype", "offset"),
-    [(1.0, "uint16", None), (10.0, "uint16", None), (100.0, "uint16", 0.0), (1000.0, "uint16", None),
-     (1.0, "uint8", None), (100.0, "uint8", None), (1000.0, "uint8", None)],
+    [
+        (1.0, "uint16", None),
+        (10.0, "uint16", None),
+        (100.0, "uint16", 0.0),
+        (1000.0, "uint16", None),
+        (1.0, "uint8", None),
+        (100.0, "uint8", None),
+        (1000.0, "uint8", None),
+    ],
 )
 def test_noisy_mean_matches_clean_mean(dose: float, dtype: str, offset: float | None) -> None:
     sim = MovieSimulator(SimulationConfig(shape=(128, 128), dose=dose, dtype=dtype, offset=offset, seed=4))

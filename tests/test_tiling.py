@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 import emtcs
+from conftest import drifting_movie
 from emtcs.decoders.base import Decoder
 from emtcs.metrics import psnr
 from emtcs.sensing import ArrayMasks, encode, masks
 from emtcs.tiling import blend_window, reconstruct_group, tile_starts
-
-from conftest import drifting_movie
 
 
 def test_tile_grid_covers_every_pixel_with_overlap():
@@ -69,8 +68,11 @@ class _Oracle(Decoder):
             # locate the tile in the measurement by exact match of its content
             h, w = tile.shape
             for r in range(self.y.shape[0] - h + 1):
-                hits = [c for c in range(self.y.shape[1] - w + 1)
-                        if np.array_equal(self.y[r : r + h, c : c + w] / self.scale, tile)]
+                hits = [
+                    c
+                    for c in range(self.y.shape[1] - w + 1)
+                    if np.array_equal(self.y[r : r + h, c : c + w] / self.scale, tile)
+                ]
                 if hits:
                     out.append(self.truth[:, r : r + h, hits[0] : hits[0] + w])
                     self.calls.append((r, hits[0]))

@@ -7,9 +7,17 @@ learned decoder.  Importing emtcs and encoding need no torch.
 
 from ._version import __version__
 from .codec import compress, decompress, reconstruct
-from .container import TcsReader, open_tcs as open
+from .container import TcsReader
+from .container import open_tcs as open
 from .decoders import available_decoders, get_decoder
-from .errors import DecoderError, EmtcsError, FormatError, InputError, OutputError, OutputExistsError
+from .errors import (
+    DecoderError,
+    EmtcsError,
+    FormatError,
+    InputError,
+    OutputError,
+    OutputExistsError,
+)
 from .sensing import encode, masks
 
 __all__ = [

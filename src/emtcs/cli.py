@@ -68,25 +68,42 @@ def main() -> None:
     """
 
 
-workers_option = click.option("--workers", type=int, default=None,
-                              help="Run on a local Dask cluster of N processes (needs emtcs[distributed]).")
-scheduler_option = click.option("--scheduler", metavar="ADDRESS", default=None,
-                                help="Run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; its workers "
-                                     "must see the files under the same paths.")
+workers_option = click.option(
+    "--workers", type=int, default=None, help="Run on a local Dask cluster of N processes (needs emtcs[distributed])."
+)
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; its workers "
+    "must see the files under the same paths.",
+)
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="INPUT...")
 @click.option("-B", "B", type=int, default=20, show_default=True, help="Frames per measurement (compression ratio).")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
 @workers_option
 @scheduler_option
 @force_option
 @quiet_option
-def compress(inputs: tuple[Path, ...], B: int, output: Path | None, seed: int, workers: int | None,
-             scheduler: str | None, force: bool, quiet: bool) -> None:
+def compress(
+    inputs: tuple[Path, ...],
+    B: int,
+    output: Path | None,
+    seed: int,
+    workers: int | None,
+    scheduler: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Compress movies into .tcs files, B frames per measurement, one .tcs per movie.
 
     Reads TIFF, MRC/MRCS, DM3/DM4, Velox and Berkeley EMD, and TIA SER (all but TIFF
@@ -111,8 +128,15 @@ def compress(inputs: tuple[Path, ...], B: int, output: Path | None, seed: int, w
         if len(inputs) == 1 and workers is None and scheduler is None:
             infos = [codec.compress(inputs[0], output, B, seed=seed, force=force, progress=advance)]
         else:
-            infos = codec.compress_many([(src, output) for src in inputs], B, seed=seed, force=force,
-                                        workers=workers, scheduler=scheduler, progress=advance)
+            infos = codec.compress_many(
+                [(src, output) for src in inputs],
+                B,
+                seed=seed,
+                force=force,
+                workers=workers,
+                scheduler=scheduler,
+                progress=advance,
+            )
     if not quiet:
         for info in infos:
             stderr_console().print(
@@ -124,25 +148,53 @@ def compress(inputs: tuple[Path, ...], B: int, output: Path | None, seed: int, w
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output movie, .tif or .mrc (emtcs[formats]) [default: INPUT with .tif].")
-@click.option("--decoder", default="auto", show_default=True,
-              help="auto (best learned decoder with weights for B, else GAP-TV), gaptv, gapnet, tcsdl.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output movie, .tif or .mrc (emtcs[formats]) [default: INPUT with .tif].",
+)
+@click.option(
+    "--decoder",
+    default="auto",
+    show_default=True,
+    help="auto (best learned decoder with weights for B, else GAP-TV), gaptv, gapnet, tcsdl.",
+)
 @click.option("--frames", "frames", default=None, help="Decode only frames A:B (0-based, B excluded), e.g. 0:100.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where learned decoders run (GAP-TV always runs on the CPU).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where learned decoders run (GAP-TV always runs on the CPU).",
+)
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile size in pixels.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Tiles per decoder call.")
-@click.option("--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth).")
+@click.option(
+    "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
+)
 @click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
 @workers_option
 @scheduler_option
 @force_option
 @quiet_option
-def decompress(input: Path, output: Path | None, decoder: str, frames: str | None, device: str, tile: int,
-               overlap: int, batch: int, reference: Path | None, report: Path | None, workers: int | None,
-               scheduler: str | None, force: bool, quiet: bool) -> None:
+def decompress(
+    input: Path,
+    output: Path | None,
+    decoder: str,
+    frames: str | None,
+    device: str,
+    tile: int,
+    overlap: int,
+    batch: int,
+    reference: Path | None,
+    report: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Reconstruct the frames of a .tcs file into a TIFF or MRC movie.
 
     For every group it reports the measurement residual ||Y - sum C_b X_b|| / ||Y||,
@@ -160,10 +212,20 @@ def decompress(input: Path, output: Path | None, decoder: str, frames: str | Non
     console = stderr_console()
     with progress_bar("decompress", total, quiet=quiet) as advance:
         result = codec.decompress(
-            input, output, decoder=decoder, frames=frames, device=device, force=force, tile=tile,
-            overlap=overlap, batch=batch, progress=advance, log=lambda msg: console.print(f"note: {msg}"),
+            input,
+            output,
+            decoder=decoder,
+            frames=frames,
+            device=device,
+            force=force,
+            tile=tile,
+            overlap=overlap,
+            batch=batch,
+            progress=advance,
+            log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),
-            workers=workers, scheduler=scheduler,
+            workers=workers,
+            scheduler=scheduler,
         )
     res = result.residuals
     worst = max(res, key=res.get)
@@ -176,8 +238,10 @@ def decompress(input: Path, output: Path | None, decoder: str, frames: str | Non
         report.write_text(json.dumps(result.to_json(), indent=2))
     if reference:
         q = _quality(reference, output, result.frames)
-        click.echo(f"quality vs {reference.name}: PSNR {q['psnr']:.2f} dB (worst frame {q['psnr_min']:.2f}), "
-                   f"SSIM {q['ssim']:.4f} over {q['frames']} frames")
+        click.echo(
+            f"quality vs {reference.name}: PSNR {q['psnr']:.2f} dB (worst frame {q['psnr_min']:.2f}), "
+            f"SSIM {q['ssim']:.4f} over {q['frames']} frames"
+        )
 
 
 def _quality(reference: Path, output: Path, frames: range) -> dict[str, float]:
@@ -213,19 +277,28 @@ def info(input: Path, as_json: bool) -> None:
     lines = [
         ("file", f"{d['path']} ({_size(d['file_bytes'])})"),
         ("format", f"{d['format']} {d['format_version']}, written by {d['software']} on {d['created']}"),
-        ("source", f"{d['source_name']}: {d['n_frames']} frames of {h}x{w} {d['source_dtype']} ({_size(d['raw_bytes'])})"),
+        (
+            "source",
+            f"{d['source_name']}: {d['n_frames']} frames of {h}x{w} {d['source_dtype']} ({_size(d['raw_bytes'])})",
+        ),
         ("groups", f"{d['n_groups']} measurements of B={d['B']} frames ({d['measurement_dtype']})"),
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
         ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
     ]
     if meta.get("pixel_size"):
-        lines.append(("pixel size", f"{meta['pixel_size'][1]:g} x {meta['pixel_size'][0]:g} {meta.get('pixel_unit') or ''}"))
+        lines.append(
+            ("pixel size", f"{meta['pixel_size'][1]:g} x {meta['pixel_size'][0]:g} {meta.get('pixel_unit') or ''}")
+        )
     if meta.get("frame_interval"):
         lines.append(("frame interval", f"{meta['frame_interval']:g} s"))
     if meta.get("exposure"):
         lines.append(("exposure", f"{meta['exposure']:g} s"))
-    for key, label in (("acquisition_time", "acquired"), ("microscope", "microscope"), ("detector", "detector"),
-                       ("source_format", "source format")):
+    for key, label in (
+        ("acquisition_time", "acquired"),
+        ("microscope", "microscope"),
+        ("detector", "detector"),
+        ("source_format", "source format"),
+    ):
         if meta.get(key):
             lines.append((label, str(meta[key])))
     if meta.get("original_metadata"):
@@ -244,8 +317,17 @@ def info(input: Path, as_json: bool) -> None:
 @click.option("--clean", type=click.Path(path_type=Path), help="Also write the noise-free movie (float32) here.")
 @force_option
 @quiet_option
-def simulate(output: Path, n_frames: int, size: tuple[int, int], dose: float, seed: int, dtype: str,
-             clean: Path | None, force: bool, quiet: bool) -> None:
+def simulate(
+    output: Path,
+    n_frames: int,
+    size: tuple[int, int],
+    dose: float,
+    seed: int,
+    dtype: str,
+    clean: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Write a synthetic in-situ HRTEM movie (nanoparticles drifting, rotating, coalescing).
 
     \b
@@ -253,15 +335,31 @@ def simulate(output: Path, n_frames: int, size: tuple[int, int], dose: float, se
       emtcs simulate movie.tif --frames 100 --size 512 512 --dose 50 --clean clean.tif
     """
     with progress_bar("simulate", n_frames, quiet=quiet) as advance:
-        codec.write_simulation(output, clean_path=clean, n_frames=n_frames, shape=size, dose=dose, seed=seed,
-                          dtype=dtype, force=force, progress=advance)
+        codec.write_simulation(
+            output,
+            clean_path=clean,
+            n_frames=n_frames,
+            shape=size,
+            dose=dose,
+            seed=seed,
+            dtype=dtype,
+            force=force,
+            progress=advance,
+        )
 
 
 @main.command()
 @click.option("-B", "B", default="10,20,30", show_default=True, help="Group size(s) to train for, comma-separated.")
-@click.option("--arch", type=click.Choice(["gapnet", "tcsdl"]), default="gapnet", show_default=True,
-              help="gapnet: unfolded GAP with a learned denoiser; tcsdl: the paper's CNN + RNN.")
-@click.option("--data", multiple=True, type=click.Path(path_type=Path), help="Real EM movies/images to add (repeatable).")
+@click.option(
+    "--arch",
+    type=click.Choice(["gapnet", "tcsdl"]),
+    default="gapnet",
+    show_default=True,
+    help="gapnet: unfolded GAP with a learned denoiser; tcsdl: the paper's CNN + RNN.",
+)
+@click.option(
+    "--data", multiple=True, type=click.Path(path_type=Path), help="Real EM movies/images to add (repeatable)."
+)
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option("--steps", type=int, default=2000, show_default=True)
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
@@ -273,13 +371,34 @@ def simulate(output: Path, n_frames: int, size: tuple[int, int], dose: float, se
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Output stem: writes STEM.safetensors, STEM.ckpt, STEM.log.jsonl.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output stem: writes STEM.safetensors, STEM.ckpt, STEM.log.jsonl.",
+)
 @force_option
 @quiet_option
-def train(B: str, arch: str, data: tuple[Path, ...], simulate: bool, steps: int, patch: int, width: int, stages: int,
-          batch: int, lr: float, scenes: int, val_every: int, resume: Path | None, device: str, output: Path,
-          force: bool, quiet: bool) -> None:
+def train(
+    B: str,
+    arch: str,
+    data: tuple[Path, ...],
+    simulate: bool,
+    steps: int,
+    patch: int,
+    width: int,
+    stages: int,
+    batch: int,
+    lr: float,
+    scenes: int,
+    val_every: int,
+    resume: Path | None,
+    device: str,
+    output: Path,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Train a learned decoder on simulated and/or real EM data.
 
     \b
@@ -289,7 +408,8 @@ def train(B: str, arch: str, data: tuple[Path, ...], simulate: bool, steps: int,
     from .errors import InputError
 
     try:
-        from .train import TrainConfig, train as run_training
+        from .train import TrainConfig
+        from .train import train as run_training
     except ImportError:
         raise InputError("training needs PyTorch: pip install 'emtcs[torch]'") from None
     try:
@@ -299,21 +419,42 @@ def train(B: str, arch: str, data: tuple[Path, ...], simulate: bool, steps: int,
     if min(Bs) < 2:
         raise InputError("B must be at least 2")
     net = {"width": width} | ({"stages": stages} if arch == "gapnet" else {})
-    cfg = TrainConfig(arch=arch, net=net, B=Bs, steps=steps, patch=patch, batch=batch, lr=lr, simulate=simulate,
-                      data=[str(d) for d in data], scenes=scenes, val_every=val_every)
+    cfg = TrainConfig(
+        arch=arch,
+        net=net,
+        B=Bs,
+        steps=steps,
+        patch=patch,
+        batch=batch,
+        lr=lr,
+        simulate=simulate,
+        data=[str(d) for d in data],
+        scenes=scenes,
+        val_every=val_every,
+    )
     console = stderr_console()
     with progress_bar("train", steps, quiet=quiet, unit="steps") as advance:
+
         def on_step(step: int, rec: dict) -> None:
             status = f"loss {rec['loss']:.4g}"
             if "val_psnr" in rec:
                 status += f"  val {rec['val_psnr']:.2f} dB"
             advance(1, status=status)
 
-        summary = run_training(cfg, output, resume=resume, device=device, force=force, on_step=on_step,
-                               log=lambda msg: console.print(msg) if not quiet else None)
+        summary = run_training(
+            cfg,
+            output,
+            resume=resume,
+            device=device,
+            force=force,
+            on_step=on_step,
+            log=lambda msg: console.print(msg) if not quiet else None,
+        )
     v = summary["validation"]
-    click.echo(f"{output}.safetensors: {summary['parameters']} parameters, {summary['steps']} steps, "
-               f"{summary['wall_s'] / 60:.1f} min; validation {v['psnr']:.2f} dB (GAP-TV {v['gaptv_psnr']:.2f} dB)")
+    click.echo(
+        f"{output}.safetensors: {summary['parameters']} parameters, {summary['steps']} steps, "
+        f"{summary['wall_s'] / 60:.1f} min; validation {v['psnr']:.2f} dB (GAP-TV {v['gaptv_psnr']:.2f} dB)"
+    )
 
 
 def _size(n: int) -> str:

@@ -20,14 +20,22 @@ from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
 from .decoders import Decoder, decoder_for, resolve_decoder
 from .encoder import GroupEncoder, ValueMap
-from .errors import DecoderError, InputError
+from .errors import InputError
 from .io import check_writable, create_movie, open_movie
 from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
 from .tiling import OVERLAP, TILE, decode_bands, reconstruct_group, relative_residual
 
 __all__ = [
-    "compress", "compress_many", "decompress", "decode_group", "wanted_frames", "reconstruct", "write_simulation",
-    "DecompressReport", "DecodedRows", "default_output",
+    "compress",
+    "compress_many",
+    "decompress",
+    "decode_group",
+    "wanted_frames",
+    "reconstruct",
+    "write_simulation",
+    "DecompressReport",
+    "DecodedRows",
+    "default_output",
 ]
 
 Progress = Callable[[float], None]
@@ -131,8 +139,9 @@ def compress_many(
 
     job = partial(compress, B=B, seed=seed, force=force)
     infos = []
-    for info in map_in_order(job, [(str(s.resolve()), str(d.resolve())) for s, d in pairs],
-                             workers=workers, scheduler=scheduler):
+    for info in map_in_order(
+        job, [(str(s.resolve()), str(d.resolve())) for s, d in pairs], workers=workers, scheduler=scheduler
+    ):
         infos.append(info)
         if progress is not None:
             progress(info["n_frames"])
@@ -207,8 +216,9 @@ def decompress(
     ``frames`` ("A:B", 0-based, B excluded) limits decoding to the groups holding those
     frames and writes only them.  The output has the source's dtype (rounded and
     clipped) and calibration.  ``decoder="auto"`` takes the best learned decoder whose
-    weights serve the file's B, else GAP-TV (the report carries a notice).  ``progress`` is called with frames done (fractions
-    while a group is in progress); ``on_group(g, residual)`` after each group; ``log``
+    weights serve the file's B, else GAP-TV (the report carries a notice).  ``progress``
+    is called with frames done (fractions while a group is in progress);
+    ``on_group(g, residual)`` after each group; ``log``
     receives one-line notices (e.g. which decoder ``auto`` fell back to).  ``workers``
     (a local cluster of that many processes) or ``scheduler`` (the address of a running
     Dask scheduler) decode the groups on dask.distributed (:mod:`emtcs.distributed`),
@@ -228,16 +238,28 @@ def decompress(
             from .distributed import decode_on_cluster
 
             name, notice = resolve_decoder(decoder, hd.B, device=device)
-            pieces = decode_on_cluster(Path(src).resolve(), hd, sel, name, device=device,
-                                       options=decoder_options or {}, tile=tile, overlap=overlap, batch=batch,
-                                       workers=workers, scheduler=scheduler)
+            pieces = decode_on_cluster(
+                Path(src).resolve(),
+                hd,
+                sel,
+                name,
+                device=device,
+                options=decoder_options or {},
+                tile=tile,
+                overlap=overlap,
+                batch=batch,
+                workers=workers,
+                scheduler=scheduler,
+            )
             config = {"name": name}
         if notice and log is not None:
             log(notice)
         report = DecompressReport(dst, sel, config, notice=notice)
         H = hd.frame_shape[0]
         with atomic_output(dst, force=force) as tmp, closing(pieces):
-            with create_movie(tmp, (len(sel), *hd.frame_shape), hd.value_map.source_dtype, hd.metadata, name=dst) as out:
+            with create_movie(
+                tmp, (len(sel), *hd.frame_shape), hd.value_map.source_dtype, hd.metadata, name=dst
+            ) as out:
                 terms: list[tuple[float, float]] = []
                 for piece in pieces:
                     for frame, t in zip(piece.frames, piece.t_out):
@@ -266,8 +288,9 @@ class DecodedRows(NamedTuple):
     decoder: dict[str, Any]  # the decoder's config
 
 
-def _decode_here(reader: TcsReader, sel: range, dec: Decoder, *, tile: int, overlap: int,
-                 batch: int) -> Iterator[DecodedRows]:
+def _decode_here(
+    reader: TcsReader, sel: range, dec: Decoder, *, tile: int, overlap: int, batch: int
+) -> Iterator[DecodedRows]:
     """The groups holding ``sel``, decoded in this process band by band."""
     hd, config = reader.header, dec.get_config()
     for g, keep, t_out in wanted_frames(hd, sel):
@@ -307,9 +330,7 @@ def decode_group(
     vmap = hd.value_map
     masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
     y = reader.measurement(g)
-    for rows, block, num, den in decode_bands(
-        y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands
-    ):
+    for rows, block, num, den in decode_bands(y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands):
         yield rows, vmap.to_source(block[keep]), num, den
 
 

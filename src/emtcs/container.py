@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ class TcsWriter:
     def __init__(self, path: str | os.PathLike[str], header: TcsHeader, *, compression_level: int = 4):
         self.header = header
         if not header.created:
-            header.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            header.created = datetime.now(UTC).isoformat(timespec="seconds")
         self._file = h5py.File(path, "w", libver=("v108", "latest"))
         f = self._file
         f.attrs["format"] = FORMAT_NAME

@@ -46,8 +46,14 @@ from .optional import require
 from .tiling import tile_starts
 
 __all__ = [
-    "decode_on_cluster", "map_in_order", "cluster_client", "ordered_results", "plan_decode", "decode_task",
-    "DecodeTask", "BLOCK_BYTES",
+    "decode_on_cluster",
+    "map_in_order",
+    "cluster_client",
+    "ordered_results",
+    "plan_decode",
+    "decode_task",
+    "DecodeTask",
+    "BLOCK_BYTES",
 ]
 
 #: Largest group (its frames as float32) decoded by one task; larger ones are split into row blocks.
@@ -86,8 +92,16 @@ def decode_task(task: DecodeTask) -> dict[str, Any]:
         frames = np.empty((len(task.keep), r1 - r0, W), dtype=reader.header.value_map.source_dtype)
         terms = []
         bands = range(*task.bands) if task.bands else None
-        for rows, block, num, den in decode_group(reader, task.g, dec, keep=list(task.keep), bands=bands,
-                                                  tile=task.tile, overlap=task.overlap, batch=task.batch):
+        for rows, block, num, den in decode_group(
+            reader,
+            task.g,
+            dec,
+            keep=list(task.keep),
+            bands=bands,
+            tile=task.tile,
+            overlap=task.overlap,
+            batch=task.batch,
+        ):
             frames[:, rows.start - r0 : rows.stop - r0] = block
             terms.append((num, den))
     return {"frames": frames, "terms": terms, "decoder": dec.get_config()}
@@ -122,8 +136,17 @@ def _share_cpu() -> None:
 
 
 def plan_decode(
-    path: str, hd: TcsHeader, sel: range, *, decoder: str, device: str, options: dict[str, Any],
-    tile: int, overlap: int, batch: int, block_bytes: int = BLOCK_BYTES,
+    path: str,
+    hd: TcsHeader,
+    sel: range,
+    *,
+    decoder: str,
+    device: str,
+    options: dict[str, Any],
+    tile: int,
+    overlap: int,
+    batch: int,
+    block_bytes: int = BLOCK_BYTES,
 ) -> list[tuple[DecodeTask, list[int], bool]]:
     """The tasks of a decompression in output order: (task, output frame indices, last block of its group)."""
     if not 0 <= overlap < tile:
@@ -142,31 +165,69 @@ def plan_decode(
                 b0 = b
         blocks.append((b0, len(ys)))
         for k, (a, b) in enumerate(blocks):
-            task = DecodeTask(path, g, tuple(keep), (ys[a], ends[b - 1]), (a, b) if len(blocks) > 1 else None,
-                              decoder, hd.B, device, opts, tile, overlap, batch)
+            task = DecodeTask(
+                path,
+                g,
+                tuple(keep),
+                (ys[a], ends[b - 1]),
+                (a, b) if len(blocks) > 1 else None,
+                decoder,
+                hd.B,
+                device,
+                opts,
+                tile,
+                overlap,
+                batch,
+            )
             plan.append((task, t_out, k == len(blocks) - 1))
     return plan
 
 
 def decode_on_cluster(
-    path: Path, hd: TcsHeader, sel: range, decoder: str, *, device: str, options: dict[str, Any], tile: int,
-    overlap: int, batch: int, workers: int | None, scheduler: str | None, block_bytes: int | None = None,
+    path: Path,
+    hd: TcsHeader,
+    sel: range,
+    decoder: str,
+    *,
+    device: str,
+    options: dict[str, Any],
+    tile: int,
+    overlap: int,
+    batch: int,
+    workers: int | None,
+    scheduler: str | None,
+    block_bytes: int | None = None,
 ) -> Iterator[DecodedRows]:
     """The groups of ``path`` holding ``sel``, decoded on the cluster, in output order
     (what :func:`emtcs.codec.decompress` writes with ``workers`` or ``scheduler``)."""
     with cluster_client(workers, scheduler) as client:
         resources, device, slots = _placement(client, decoder, device)
-        plan = plan_decode(str(path), hd, sel, decoder=decoder, device=device, options=options, tile=tile,
-                           overlap=overlap, batch=batch, block_bytes=block_bytes or BLOCK_BYTES)
+        plan = plan_decode(
+            str(path),
+            hd,
+            sel,
+            decoder=decoder,
+            device=device,
+            options=options,
+            tile=tile,
+            overlap=overlap,
+            batch=batch,
+            block_bytes=block_bytes or BLOCK_BYTES,
+        )
         tasks = [(task,) for task, _, _ in plan]
         for i, result in ordered_results(client, decode_task, tasks, ahead=AHEAD * slots, resources=resources):
             task, t_out, last = plan[i]
-            yield DecodedRows(task.g, t_out, slice(*task.rows), result["frames"], result["terms"], last,
-                              result["decoder"])
+            yield DecodedRows(
+                task.g, t_out, slice(*task.rows), result["frames"], result["terms"], last, result["decoder"]
+            )
 
 
 def map_in_order(
-    fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], *, workers: int | None, scheduler: str | None,
+    fn: Callable[..., Any],
+    tasks: Sequence[tuple[Any, ...]],
+    *,
+    workers: int | None,
+    scheduler: str | None,
 ) -> Iterator[Any]:
     """``fn(*task)`` for every task, computed on the cluster, yielded in task order
     (e.g. :func:`emtcs.codec.compress_many`: one movie per task, read and written by
@@ -212,8 +273,9 @@ def _tune_malloc() -> None:
 def cluster_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     """A ``distributed.Client``: to the scheduler at ``scheduler``, or to a new local cluster
     of ``workers`` single-threaded processes (closed on exit)."""
-    distributed = require("distributed", purpose="running on a Dask cluster (--workers, --scheduler)",
-                          extra="distributed")
+    distributed = require(
+        "distributed", purpose="running on a Dask cluster (--workers, --scheduler)", extra="distributed"
+    )
     if (workers is None) == (scheduler is None):
         raise InputError("give either --workers N or --scheduler ADDRESS")
     if scheduler is not None:
@@ -225,14 +287,16 @@ def cluster_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
             try:
                 client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
             except TimeoutError:
-                raise InputError(f"no Dask worker joined the scheduler at {scheduler} within {WORKER_TIMEOUT} s") \
-                    from None
+                raise InputError(
+                    f"no Dask worker joined the scheduler at {scheduler} within {WORKER_TIMEOUT} s"
+                ) from None
             yield client
         return
     if workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+    with distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    ) as cluster:
         with distributed.Client(cluster) as client:
             yield client
 
@@ -244,14 +308,20 @@ def _placement(client: Any, decoder: str, device: str) -> tuple[dict[str, int] |
     threads = int(sum(w.get("nthreads", 1) for w in workers))
     if is_learned(decoder) and (device == "cuda" or (device == "auto" and gpus)):
         if not gpus:
-            raise DecoderError("--device cuda: no Dask worker declares a GPU "
-                               "(start one worker per GPU with: dask worker ADDRESS --resources GPU=1)")
+            raise DecoderError(
+                "--device cuda: no Dask worker declares a GPU "
+                "(start one worker per GPU with: dask worker ADDRESS --resources GPU=1)"
+            )
         return {"GPU": 1}, "cuda", gpus
     return None, device, max(threads, 1)
 
 
 def ordered_results(
-    client: Any, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], *, ahead: int,
+    client: Any,
+    fn: Callable[..., Any],
+    tasks: Sequence[tuple[Any, ...]],
+    *,
+    ahead: int,
     resources: dict[str, int] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """``(i, fn(*tasks[i]))`` in task order, computed on the cluster.

@@ -37,9 +37,7 @@ def ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float
     return float(structural_similarity(reference, test, data_range=data_range, **opts))
 
 
-def movie_quality(
-    pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, data_range: float
-) -> dict[str, float]:
+def movie_quality(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, data_range: float) -> dict[str, float]:
     """Mean per-frame PSNR and SSIM over (reference, test) frame pairs, and the worst PSNR."""
     p, s = [], []
     for ref, test in pairs:

@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 __all__ = ["progress_bar", "stderr_console"]
 
@@ -17,7 +24,9 @@ def stderr_console() -> Console:
 
 
 @contextmanager
-def progress_bar(description: str, total: float, *, quiet: bool = False, unit: str = "frames") -> Iterator[Callable[..., None]]:
+def progress_bar(
+    description: str, total: float, *, quiet: bool = False, unit: str = "frames"
+) -> Iterator[Callable[..., None]]:
     """Yield ``advance(n, status=None)``; a live bar with rate and ETA unless quiet or not a TTY."""
     if quiet or not sys.stderr.isatty():
         yield lambda n=1, status=None: None

@@ -197,8 +197,9 @@ class SeededMasks:
 
     def window(self, rows: slice, cols: slice) -> np.ndarray:
         """(nb, h, w) uint8 masks over ``rows`` x ``cols`` (slices may have steps)."""
-        return masks_at(self.seed, self.nb, np.arange(*rows.indices(self.shape[0])),
-                        np.arange(*cols.indices(self.shape[1])))
+        return masks_at(
+            self.seed, self.nb, np.arange(*rows.indices(self.shape[0])), np.arange(*cols.indices(self.shape[1]))
+        )
 
 
 class ArrayMasks:

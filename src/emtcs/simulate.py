@@ -466,8 +466,11 @@ class MovieSimulator:
                 pos = (cand - p0) @ n
                 p1 = cand[np.argmin(np.abs(pos - width) + 0.05 * np.abs((cand - p0) @ u))]
                 back = _reflect(twin, p1, n)
-                parts = [base[side0 <= tol], twin[(sidet > tol) & ((twin - p1) @ n <= tol)],
-                         back[(back - p1) @ n > tol]]
+                parts = [
+                    base[side0 <= tol],
+                    twin[(sidet > tol) & ((twin - p1) @ n <= tol)],
+                    back[(back - p1) @ n > tol],
+                ]
             pts = np.concatenate(parts)
         else:
             # Decahedron seen along its 5-fold axis: five [110] sectors, each the wedge
@@ -497,9 +500,19 @@ class MovieSimulator:
         facet_n = np.stack([np.cos(fa), np.sin(fa)], axis=1)
         facet_d = rng.uniform(0.86, 1.0, nf)
         return _Particle(
-            kind=kind, structure=structure, radius=radius, pts=pts, occ=occ, flick_f=flick_f, flick_p=flick_p,
-            facet_n=facet_n, facet_d=facet_d, phase=float(rng.uniform(0.7, 1.3)),
-            c0=np.zeros(2), theta0=float(rng.uniform(0, 2 * math.pi)), omega=0.0,
+            kind=kind,
+            structure=structure,
+            radius=radius,
+            pts=pts,
+            occ=occ,
+            flick_f=flick_f,
+            flick_p=flick_p,
+            facet_n=facet_n,
+            facet_d=facet_d,
+            phase=float(rng.uniform(0.7, 1.3)),
+            c0=np.zeros(2),
+            theta0=float(rng.uniform(0, 2 * math.pi)),
+            omega=0.0,
         )
 
     def _build_particles(self, rng: np.random.Generator) -> None:
@@ -550,7 +563,7 @@ class MovieSimulator:
             i = order[2 * q]
             j = order[2 * q + 1]
             pair_members.append((i, j))
-        singles = order[2 * n_pairs:]
+        singles = order[2 * n_pairs :]
         for i, j in pair_members:
             ri, rj = radii[i], radii[j]
             d0_pair = (ri + rj) * float(rng.uniform(1.02, 1.15))
@@ -564,8 +577,9 @@ class MovieSimulator:
                 lo_xy = np.maximum(0.8 * ri - oi, 0.8 * rj - oj)
                 hi_xy = np.minimum(np.array([w, h]) - 0.8 * ri - oi, np.array([w, h]) - 0.8 * rj - oj)
                 centre_bb = np.array([w / 2, h / 2]) - (oi + oj) / 2
-                mid = np.where(lo_xy <= hi_xy, rng.uniform(np.minimum(lo_xy, hi_xy), np.maximum(lo_xy, hi_xy)),
-                               centre_bb)
+                mid = np.where(
+                    lo_xy <= hi_xy, rng.uniform(np.minimum(lo_xy, hi_xy), np.maximum(lo_xy, hi_xy)), centre_bb
+                )
                 ci, cj = mid + oi, mid + oj
                 if free(ci, ri) and free(cj, rj):
                     break
@@ -575,17 +589,31 @@ class MovieSimulator:
             d1 = (ri + rj) * float(rng.uniform(0.5, 0.68))
             # The logistic approach has a peak speed of (d0 - d1) / (4 * width): keep it
             # below coalescence_speed, so long transitions outlast short movies.
-            width = max(2.0, self.n_frames * float(rng.uniform(0.08, 0.15)),
-                        (d0_pair - d1) / (4.0 * max(c.coalescence_speed, 1e-6)))
+            width = max(
+                2.0,
+                self.n_frames * float(rng.uniform(0.08, 0.15)),
+                (d0_pair - d1) / (4.0 * max(c.coalescence_speed, 1e-6)),
+            )
             mis = float(rng.uniform(-0.5, 0.5))
             residual = float(rng.choice([0.0, 0.0, rng.uniform(-0.12, 0.12)]))
             # Oriented attachment: the rim of j moves at most ~coalescence_speed / 2.
             rot_width = max(0.7 * width, abs(mis - residual) * rj / (2.0 * max(c.coalescence_speed, 1e-6)))
-            pairs.append(_Pair(
-                i=i, j=j, direction=direction, d0=d0_pair, d1=d1, t_c=t_c, width=width,
-                misorientation=mis, residual=residual, rot_width=rot_width,
-                absorb=float(rng.uniform(0.2, 0.7)), neck=float(rng.uniform(0.15, 0.35)),
-            ))
+            pairs.append(
+                _Pair(
+                    i=i,
+                    j=j,
+                    direction=direction,
+                    d0=d0_pair,
+                    d1=d1,
+                    t_c=t_c,
+                    width=width,
+                    misorientation=mis,
+                    residual=residual,
+                    rot_width=rot_width,
+                    absorb=float(rng.uniform(0.2, 0.7)),
+                    neck=float(rng.uniform(0.15, 0.35)),
+                )
+            )
         for k in singles:
             r = radii[k]
             # Centres anywhere that keeps at least ~60 % of the particle's width in view.
@@ -643,13 +671,23 @@ class MovieSimulator:
                 p.wander.append((amp_xy, f, float(rng.uniform(0, 2 * math.pi))))
             p.omega = math.radians(c.rotation_speed) * float(rng.uniform(0.2, 1.0)) * float(rng.choice([-1.0, 1.0]))
             fw = float(rng.uniform(0.01, 0.04))
-            p.wobble = (math.radians(c.rotation_speed) * float(rng.uniform(0.0, 1.0)) / (2 * math.pi * fw),
-                        fw, float(rng.uniform(0, 2 * math.pi)))
-            p.strain = np.stack([
-                np.array([c.deformation * float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.005, 0.03)),
-                          float(rng.uniform(0, 2 * math.pi))])
-                for _ in range(4)
-            ])
+            p.wobble = (
+                math.radians(c.rotation_speed) * float(rng.uniform(0.0, 1.0)) / (2 * math.pi * fw),
+                fw,
+                float(rng.uniform(0, 2 * math.pi)),
+            )
+            p.strain = np.stack(
+                [
+                    np.array(
+                        [
+                            c.deformation * float(rng.uniform(0.3, 1.0)),
+                            float(rng.uniform(0.005, 0.03)),
+                            float(rng.uniform(0, 2 * math.pi)),
+                        ]
+                    )
+                    for _ in range(4)
+                ]
+            )
         for pr in self._pairs:  # the pair rotates together: j follows i's rotation
             pj, pi_ = self._particles[pr.j], self._particles[pr.i]
             pj.omega, pj.wobble = pi_.omega, pi_.wobble
@@ -715,8 +753,9 @@ class MovieSimulator:
             frac = (s_move - s_move0) / (1.0 - s_move0)
             ri0, rj0 = parts[i].radius, parts[j].radius
             # Absorption of j by i (area transfer) follows the contact by one width.
-            s_abs = max(0.0, _smoothstep((t - pr.t_c - pr.width) / pr.width)
-                        - _smoothstep((-pr.t_c - pr.width) / pr.width))
+            s_abs = max(
+                0.0, _smoothstep((t - pr.t_c - pr.width) / pr.width) - _smoothstep((-pr.t_c - pr.width) / pr.width)
+            )
             rj = rj0 * math.sqrt(max(0.05, 1.0 - pr.absorb * s_abs))
             ri = math.sqrt(ri0**2 + rj0**2 - rj**2)
             radii[i], radii[j] = ri, rj
@@ -879,7 +918,7 @@ class MovieSimulator:
             expo.real += amp
         wave = np.exp(expo)
         wave = sfft.ifft2(sfft.fft2(wave) * self._ctf)
-        inten = wave.real[m:m + h, m:m + w] ** 2 + wave.imag[m:m + h, m:m + w] ** 2
+        inten = wave.real[m : m + h, m : m + w] ** 2 + wave.imag[m : m + h, m : m + w] ** 2
         return inten * self._illumination(t)
 
     def _illumination(self, t: int) -> np.ndarray:
@@ -967,8 +1006,7 @@ class MovieSimulator:
             "gain_adu_per_e": self.gain,
             "offset_adu": self.offset,
             "particles": [
-                {"lattice": p.kind, "structure": p.structure, "radius_px": round(p.radius, 2)}
-                for p in self._particles
+                {"lattice": p.kind, "structure": p.structure, "radius_px": round(p.radius, 2)} for p in self._particles
             ],
             "coalescing_pairs": [[pr.i, pr.j] for pr in self._pairs],
         }

@@ -18,8 +18,15 @@ import numpy as np
 from .decoders.base import Decoder
 
 __all__ = [
-    "TILE", "OVERLAP", "MaskSource", "tile_starts", "blend_window", "intensity_scale",
-    "decode_bands", "relative_residual", "reconstruct_group",
+    "TILE",
+    "OVERLAP",
+    "MaskSource",
+    "tile_starts",
+    "blend_window",
+    "intensity_scale",
+    "decode_bands",
+    "relative_residual",
+    "reconstruct_group",
 ]
 
 TILE = 256
@@ -173,9 +180,7 @@ def reconstruct_group(
     ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched result (0 for a zero ``y``).
     """
     terms = []
-    for rows, block, num, den in decode_bands(
-        y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale
-    ):
+    for rows, block, num, den in decode_bands(y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale):
         emit(rows, block)
         terms.append((num, den))
         if progress is not None:

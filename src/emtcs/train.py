@@ -73,8 +73,9 @@ class TrainConfig:
 class ClipPool:
     """Clean movies to draw training clips from: simulated scenes and real frames."""
 
-    def __init__(self, cfg: TrainConfig, *, seed_offset: int, scenes: int,
-                 progress: Callable[[str], None] | None = None):
+    def __init__(
+        self, cfg: TrainConfig, *, seed_offset: int, scenes: int, progress: Callable[[str], None] | None = None
+    ):
         self.movies: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
         if cfg.simulate:
@@ -82,12 +83,18 @@ class ClipPool:
 
             rng = np.random.default_rng(seed_offset)
             for i in range(scenes):
-                sim = MovieSimulator(SimulationConfig(
-                    n_frames=cfg.scene_frames, shape=(cfg.scene_size, cfg.scene_size), dose=1.0,
-                    seed=int(seed_offset + i), drift_speed=float(rng.uniform(0.05, 0.6)),
-                    particle_speed=float(rng.uniform(0.02, 0.3)), rotation_speed=float(rng.uniform(0.0, 0.3)),
-                    background=float(rng.uniform(0.3, 1.2)),
-                ))
+                sim = MovieSimulator(
+                    SimulationConfig(
+                        n_frames=cfg.scene_frames,
+                        shape=(cfg.scene_size, cfg.scene_size),
+                        dose=1.0,
+                        seed=int(seed_offset + i),
+                        drift_speed=float(rng.uniform(0.05, 0.6)),
+                        particle_speed=float(rng.uniform(0.02, 0.3)),
+                        rotation_speed=float(rng.uniform(0.0, 0.3)),
+                        background=float(rng.uniform(0.3, 1.2)),
+                    )
+                )
                 movie = np.stack([sim.electrons(t) for t in range(cfg.scene_frames)])
                 self.movies.append((movie / movie.mean()).astype(np.float32))
                 if progress:
@@ -100,8 +107,11 @@ class ClipPool:
     def clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         """A (B, P, P) clean clip, randomly flipped/rotated, mean intensity about 1."""
         use_real = self.frames and (not self.movies or rng.random() < 0.5)
-        clip = _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P) if use_real \
+        clip = (
+            _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P)
+            if use_real
             else self._sim_clip(rng, B, P)
+        )
         if rng.random() < 0.5:
             clip = clip[::-1]  # time reversal
         clip = np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2))
@@ -271,9 +281,13 @@ def train(
 
     def checkpoint() -> None:
         state = {
-            "model": net.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
-            "step": step, "elapsed": time.perf_counter() - t_start,
-            "config": json.dumps(asdict(cfg)), "history": json.dumps(history),
+            "model": net.state_dict(),
+            "optim": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "step": step,
+            "elapsed": time.perf_counter() - t_start,
+            "config": json.dumps(asdict(cfg)),
+            "history": json.dumps(history),
         }
         with atomic_output(ckpt_path, force=True) as tmp:
             torch.save(state, tmp)
@@ -306,17 +320,28 @@ def train(
     wall = time.perf_counter() - t_start
     final = history[-1] if history else {}
     summary = {
-        "arch": cfg.arch, "net": cfg.net_config, "parameters": n_params, "steps": step,
-        "samples": step * cfg.batch, "wall_s": wall,
-        "hardware": torch.cuda.get_device_name(0) if dev.type == "cuda"
+        "arch": cfg.arch,
+        "net": cfg.net_config,
+        "parameters": n_params,
+        "steps": step,
+        "samples": step * cfg.batch,
+        "wall_s": wall,
+        "hardware": torch.cuda.get_device_name(0)
+        if dev.type == "cuda"
         else f"{platform.machine()} CPU, {os.cpu_count()} cores",
         "train_config": asdict(cfg),
-        "validation": {"psnr": final.get("val_psnr"), "ssim": final.get("val_ssim"),
-                       "gaptv_psnr": baseline["psnr"], "gaptv_ssim": baseline["ssim"],
-                       "samples": len(val), "reference": "clean (noise-free) frames"},
+        "validation": {
+            "psnr": final.get("val_psnr"),
+            "ssim": final.get("val_ssim"),
+            "gaptv_psnr": baseline["psnr"],
+            "gaptv_ssim": baseline["ssim"],
+            "samples": len(val),
+            "reference": "clean (noise-free) frames",
+        },
     }
     with atomic_output(weights_path, force=force) as tmp:
         # the networks do not depend on B; they serve the range of B they were trained on
-        zoo.save_weights(tmp, net.state_dict(), cfg.net_config, serves=list(range(min(cfg.B), max(cfg.B) + 1)),
-                         training=summary)
+        zoo.save_weights(
+            tmp, net.state_dict(), cfg.net_config, serves=list(range(min(cfg.B), max(cfg.B) + 1)), training=summary
+        )
     return summary

@@ -62,12 +62,17 @@ def read_info(path: str | os.PathLike[str]) -> WeightsInfo:
         raise DecoderError(f"{path}: not a weights file ({exc})") from None
     if "emtcs_config" not in meta:
         raise DecoderError(f"{path}: weights file without an emtcs config")
-    info = WeightsInfo({k[len("emtcs_"):]: json.loads(v) for k, v in meta.items() if k.startswith("emtcs_")})
+    info = WeightsInfo({k[len("emtcs_") :]: json.loads(v) for k, v in meta.items() if k.startswith("emtcs_")})
     return info
 
 
-def save_weights(path: str | os.PathLike[str], state: dict[str, Any], config: dict[str, Any],
-                 serves: list[int] | str = "any", **provenance: Any) -> None:
+def save_weights(
+    path: str | os.PathLike[str],
+    state: dict[str, Any],
+    config: dict[str, Any],
+    serves: list[int] | str = "any",
+    **provenance: Any,
+) -> None:
     """Write a state dict and its config as safetensors."""
     from safetensors.torch import save_file
 

@@ -42,32 +42,82 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
 @click.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-B", "B", default="10,20,30", show_default=True, help="Group sizes of emtcs, comma-separated.")
-@click.option("--decoder", "decoders", default="auto", show_default=True,
-              help="emtcs decoders, comma-separated: auto, gaptv, gapnet, tcsdl.")
-@click.option("--codecs", default="jpeg,jpeg2k,htj2k,jpegxl", show_default=True,
-              help="Competing codecs: jpeg (8-bit, and 12-bit for deeper data), jpeg8, jpeg12, jpeg2k, htj2k, jpegxl.")
+@click.option(
+    "--decoder",
+    "decoders",
+    default="auto",
+    show_default=True,
+    help="emtcs decoders, comma-separated: auto, gaptv, gapnet, tcsdl.",
+)
+@click.option(
+    "--codecs",
+    default="jpeg,jpeg2k,htj2k,jpegxl",
+    show_default=True,
+    help="Competing codecs: jpeg (8-bit, and 12-bit for deeper data), jpeg8, jpeg12, jpeg2k, htj2k, jpegxl.",
+)
 @click.option("--clean", type=click.Path(path_type=Path), help="Noise-free truth of the (single) INPUT.")
-@click.option("--reference", "references", default=None,
-              help="References, comma-separated: clean, denoised, raw [default: all available].")
-@click.option("--frames", "n_frames", type=int, default=None,
-              help=f"Use the first N frames [default: all; the simulated movie: {SIM_FRAMES}].")
-@click.option("--crop", default=None, metavar="HxW",
-              help=f"Use a central HxW crop of each frame [the simulated movie: its frame size, "
-                   f"{SIM_SHAPE[0]}x{SIM_SHAPE[1]}].")
-@click.option("--dose", type=float, default=None,
-              help=f"Simulated movie only: electrons per pixel per frame [default: {SIM_DOSE:g}].")
+@click.option(
+    "--reference",
+    "references",
+    default=None,
+    help="References, comma-separated: clean, denoised, raw [default: all available].",
+)
+@click.option(
+    "--frames",
+    "n_frames",
+    type=int,
+    default=None,
+    help=f"Use the first N frames [default: all; the simulated movie: {SIM_FRAMES}].",
+)
+@click.option(
+    "--crop",
+    default=None,
+    metavar="HxW",
+    help=f"Use a central HxW crop of each frame [the simulated movie: its frame size, {SIM_SHAPE[0]}x{SIM_SHAPE[1]}].",
+)
+@click.option(
+    "--dose",
+    type=float,
+    default=None,
+    help=f"Simulated movie only: electrons per pixel per frame [default: {SIM_DOSE:g}].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of emtcs's coding masks.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where learned decoders run.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where learned decoders run.",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Draw the figure (PNG).")
-@click.option("--frames-panel/--no-frames-panel", "frames_panel", default=True, show_default=True,
-              help="Show frames in the figure (leave them out for data you may not redistribute).")
+@click.option(
+    "--frames-panel/--no-frames-panel",
+    "frames_panel",
+    default=True,
+    show_default=True,
+    help="Show frames in the figure (leave them out for data you may not redistribute).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing --json/--plot files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def bench(inputs: tuple[Path, ...], B: str, decoders: str, codecs: str, clean: Path | None, references: str | None,
-          n_frames: int | None, crop: str | None, dose: float | None, seed: int, device: str, json_out: Path | None,
-          plot_out: Path | None, frames_panel: bool, force: bool, quiet: bool) -> None:
+def bench(
+    inputs: tuple[Path, ...],
+    B: str,
+    decoders: str,
+    codecs: str,
+    clean: Path | None,
+    references: str | None,
+    n_frames: int | None,
+    crop: str | None,
+    dose: float | None,
+    seed: int,
+    device: str,
+    json_out: Path | None,
+    plot_out: Path | None,
+    frames_panel: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Compare emtcs with JPEG, JPEG 2000, HTJ2K and JPEG XL at the same bytes.
 
     For each B, every other codec gets the best quality setting whose total bytes
@@ -84,9 +134,14 @@ def bench(inputs: tuple[Path, ...], B: str, decoders: str, codecs: str, clean: P
     from . import report
     from .run import BenchConfig, count_steps, load_movie, run_bench, simulated_movie
 
-    config = BenchConfig(B=_ints(B, "-B"), decoders=_list(decoders, "--decoder"), codecs=_list(codecs, "--codecs"),
-                         references=_list(references, "--reference") if references else None, seed=seed,
-                         device=device)
+    config = BenchConfig(
+        B=_ints(B, "-B"),
+        decoders=_list(decoders, "--decoder"),
+        codecs=_list(codecs, "--codecs"),
+        references=_list(references, "--reference") if references else None,
+        seed=seed,
+        device=device,
+    )
     if n_frames is not None and n_frames < 1:
         raise InputError(f"--frames must be at least 1 (got {n_frames})")
     size = _crop(crop) if crop else None
@@ -111,8 +166,12 @@ def bench(inputs: tuple[Path, ...], B: str, decoders: str, codecs: str, clean: P
         if plot_out is not None:
             from .plot import plot
 
-            plot(run, result.samples if frames_panel else None, _per_input(plot_out, info["name"], len(inputs) > 1),
-                 force=force)
+            plot(
+                run,
+                result.samples if frames_panel else None,
+                _per_input(plot_out, info["name"], len(inputs) > 1),
+                force=force,
+            )
         runs.append(run)
     if json_out is not None:
         report.write_json(json_out, runs, force=force)

@@ -128,8 +128,10 @@ class CodeMap:
     def describe(self) -> str:
         kind = "exact" if self.exact else "quantised before coding"
         how = "shifted" if self.scale == 1.0 else "stretched"
-        return (f"values {self.lo:g}..{self.hi:g} {how} to {0}..{round((self.hi - self.lo) * self.scale)} "
-                f"of {self.bits}-bit codes ({kind})")
+        return (
+            f"values {self.lo:g}..{self.hi:g} {how} to {0}..{round((self.hi - self.lo) * self.scale)} "
+            f"of {self.bits}-bit codes ({kind})"
+        )
 
 
 def to_source(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -194,8 +196,11 @@ class Codec(ABC):
     def unavailable(self) -> str | None:
         """Why this codec cannot run here, or None."""
         ic = _imagecodecs()
-        return None if getattr(getattr(ic, self._imagecodecs[0]), "available", False) is True else \
-            f"imagecodecs {ic.__version__} was built without {self.title}"
+        return (
+            None
+            if getattr(getattr(ic, self._imagecodecs[0]), "available", False) is True
+            else f"imagecodecs {ic.__version__} was built without {self.title}"
+        )
 
     def library(self) -> str:
         ic = _imagecodecs()
@@ -206,21 +211,27 @@ class Codec(ABC):
         return f"{version} (imagecodecs {ic.__version__})"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "library": self.library(), "knob": self.knob.name,
-                "options": dict(self.options), "stretch": self.stretch}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "library": self.library(),
+            "knob": self.knob.name,
+            "options": dict(self.options),
+            "stretch": self.stretch,
+        }
 
     def code_map(self, lo: float, hi: float, dtype: np.dtype) -> CodeMap:
         return CodeMap(lo, hi, self.bits(dtype), np.dtype(dtype).kind in "ui", self.stretch)
 
-    def at_budget(self, frames: np.ndarray, budget: int, *, lo: float | None = None,
-                  hi: float | None = None) -> Coded:
+    def at_budget(self, frames: np.ndarray, budget: int, *, lo: float | None = None, hi: float | None = None) -> Coded:
         """Every frame coded at the best setting whose total bytes fit ``budget``, decoded, timed.
 
         ``lo``/``hi`` is the value range of the codes (default: the frames').  The
         encode time is the mapping to codes plus the encoding at the chosen setting.
         """
-        cmap = self.code_map(float(frames.min()) if lo is None else lo,
-                             float(frames.max()) if hi is None else hi, frames.dtype)
+        cmap = self.code_map(
+            float(frames.min()) if lo is None else lo, float(frames.max()) if hi is None else hi, frames.dtype
+        )
         t0 = time.perf_counter()
         codes = [cmap.encode(f) for f in frames]
         map_s = time.perf_counter() - t0
@@ -350,8 +361,9 @@ class Fit:
     evaluations: int
 
 
-def fit_budget(total_bytes: Callable[[float], int], knob: Knob, budget: int, *, rtol: float = 0.01,
-               max_evaluations: int = 16) -> Fit:
+def fit_budget(
+    total_bytes: Callable[[float], int], knob: Knob, budget: int, *, rtol: float = 0.01, max_evaluations: int = 16
+) -> Fit:
     """Highest-quality setting of ``knob`` whose ``total_bytes`` do not exceed ``budget``.
 
     Bisection on the knob position between a setting known to fit and one known not

@@ -82,8 +82,14 @@ class NLMeans(Denoiser):
             raise ValueError("NLMeans needs sigma: use for_noise_of(frames)")
         if not self.sigma:
             return frame
-        return denoise_nl_means(frame, h=self.h_sigma * self.sigma, sigma=self.sigma, patch_size=self.patch_size,
-                                patch_distance=self.patch_distance, fast_mode=True)
+        return denoise_nl_means(
+            frame,
+            h=self.h_sigma * self.sigma,
+            sigma=self.sigma,
+            patch_size=self.patch_size,
+            patch_distance=self.patch_distance,
+            fast_mode=True,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sigma_from": self.sigma_from}

@@ -21,8 +21,13 @@ from .report import number
 
 __all__ = ["plot"]
 
-_COLOURS = {"jpeg8": "tab:blue", "jpeg12": "tab:cyan", "jpeg2k": "tab:green", "htj2k": "tab:olive",
-            "jpegxl": "tab:purple"}
+_COLOURS = {
+    "jpeg8": "tab:blue",
+    "jpeg12": "tab:cyan",
+    "jpeg2k": "tab:green",
+    "htj2k": "tab:olive",
+    "jpegxl": "tab:purple",
+}
 _EMTCS_MARKERS = "*PXDv^"
 
 
@@ -36,25 +41,37 @@ def _rd_panel(ax: Any, run: dict[str, Any], ref: str) -> None:
     for r in rows:
         if r["codec"] == "raw" and _psnr(r, ref) is not None:
             ax.axhline(_psnr(r, ref), color="grey", lw=0.8, ls={None: "-.", "nlm": ":"}.get(r.get("denoiser"), "--"))
-            ax.annotate(r["title"], (1.0, _psnr(r, ref)), xycoords=("axes fraction", "data"), ha="right",
-                        va="bottom", fontsize=7, color="grey")
+            ax.annotate(
+                r["title"],
+                (1.0, _psnr(r, ref)),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="grey",
+            )
     for name, colour in _COLOURS.items():
         for den, ls in ((None, "-"), ("nlm", "--")):
-            pts = sorted((r["compression_ratio"], _psnr(r, ref)) for r in rows
-                         if r["codec"] == name and r.get("denoiser") == den and _psnr(r, ref) is not None)
+            pts = sorted(
+                (r["compression_ratio"], _psnr(r, ref))
+                for r in rows
+                if r["codec"] == name and r.get("denoiser") == den and _psnr(r, ref) is not None
+            )
             if pts:
                 title = run["codecs"][name]["title"] + (f" + {den}" if den else "")
                 ax.plot(*zip(*pts), ls=ls, marker="o", ms=3, color=colour, label=title)
     decoders = sorted({r["decoder"]["name"] for r in rows if r["codec"] == "emtcs"})
     for marker, dec in zip(_EMTCS_MARKERS, decoders):
-        pts = sorted((r["compression_ratio"], _psnr(r, ref), r["B"]) for r in rows
-                     if r["codec"] == "emtcs" and r["decoder"]["name"] == dec and _psnr(r, ref) is not None)
+        pts = sorted(
+            (r["compression_ratio"], _psnr(r, ref), r["B"])
+            for r in rows
+            if r["codec"] == "emtcs" and r["decoder"]["name"] == dec and _psnr(r, ref) is not None
+        )
         if pts:
             x, y, _ = zip(*pts)
             ax.plot(x, y, color="tab:red", marker=marker, ms=10, lw=1.5, label=f"emtcs / {dec}")
             for xi, yi, B in pts:
-                ax.annotate(f"B={B}", (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7,
-                            color="tab:red")
+                ax.annotate(f"B={B}", (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7, color="tab:red")
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.set_xscale("log")
@@ -95,8 +112,9 @@ def _log_spectrum(frame: np.ndarray) -> np.ndarray:
     return np.log10(np.abs(f) + 1e-9)
 
 
-def plot(run: dict[str, Any], samples: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], *,
-         force: bool = False) -> None:
+def plot(
+    run: dict[str, Any], samples: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], *, force: bool = False
+) -> None:
     """Draw a run's figure (the comparison panel needs ``samples``, the frames a run keeps) to a PNG."""
     import matplotlib
 
@@ -114,8 +132,11 @@ def plot(run: dict[str, Any], samples: Mapping[str, np.ndarray] | None, path: st
     handles, labels = axes[0].get_legend_handles_labels()
     top.legend(handles, labels, fontsize=8, loc="outside right upper")
     inp = run["input"]
-    top.suptitle(f"{inp['name']}\n{inp['frames']} frames {inp['frame_shape'][0]}x{inp['frame_shape'][1]} "
-                 f"{inp['dtype']}; other codecs at the bytes of the .tcs file of each B", fontsize=10)
+    top.suptitle(
+        f"{inp['name']}\n{inp['frames']} frames {inp['frame_shape'][0]}x{inp['frame_shape'][1]} "
+        f"{inp['dtype']}; other codecs at the bytes of the .tcs file of each B",
+        fontsize=10,
+    )
     if bottom is not None:
         _comparison(bottom, frames, run)
     _save_png(fig, path, force=force)

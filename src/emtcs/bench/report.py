@@ -46,8 +46,10 @@ def columns(references: list[str]) -> list[Column]:
         _col("ratio", "compression_ratio", fmt="{:.1f}"),
         _col("bits/px", "bits_per_pixel", fmt="{:.3f}"),
     ]
-    cols += [Column(f"{ref}\nPSNR / SSIM", (("quality", ref, "psnr"), ("quality", ref, "ssim")),
-                    ("{:.2f}", "{:.3f}")) for ref in references]
+    cols += [
+        Column(f"{ref}\nPSNR / SSIM", (("quality", ref, "psnr"), ("quality", ref, "ssim")), ("{:.2f}", "{:.3f}"))
+        for ref in references
+    ]
     return cols + [
         _col("enc\nMB/s", "encode_MBps", fmt="{:.1f}"),
         _col("dec\nMB/s", "decode_MBps", fmt="{:.2f}"),
@@ -123,23 +125,31 @@ def read_json(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def _summary(run: dict[str, Any]) -> Iterator[str]:
     inp = run["input"]
     h, w = inp["frame_shape"]
-    yield (f"input: {inp['name']}: {inp['frames']} frames of {h}x{w} {inp['dtype']}, "
-           f"values {inp['value_range'][0]:g}..{inp['value_range'][1]:g}, {inp['raw_bytes']:,} bytes raw"
-           + (f", cropped to {inp['crop'][2]}x{inp['crop'][3]}" if inp.get("crop") else ""))
+    yield (
+        f"input: {inp['name']}: {inp['frames']} frames of {h}x{w} {inp['dtype']}, "
+        f"values {inp['value_range'][0]:g}..{inp['value_range'][1]:g}, {inp['raw_bytes']:,} bytes raw"
+        + (f", cropped to {inp['crop'][2]}x{inp['crop'][3]}" if inp.get("crop") else "")
+    )
     for name, ref in run["references"].items():
         yield f"reference {name}: {ref['description']}; data_range {ref['data_range']:g} ({run['rules']['data_range']})"
     d = run["denoiser"]
-    yield (f"'+ {d['name']}' rows: {d['function']}, patch_size {d['patch_size']}, patch_distance "
-           f"{d['patch_distance']}, h = {d['h_sigma']} x sigma, sigma = {d['sigma']:.4g} ({d['sigma_from']})")
+    yield (
+        f"'+ {d['name']}' rows: {d['function']}, patch_size {d['patch_size']}, patch_distance "
+        f"{d['patch_distance']}, h = {d['h_sigma']} x sigma, sigma = {d['sigma']:.4g} ({d['sigma_from']})"
+    )
     yield f"budget rule: {run['rules']['budget']}"
     maps = {r["codec"]: r["input_map"] for r in run["rows"] if r.get("input_map")}
     for name, c in run["codecs"].items():
-        yield (f"{c['title']}: {c['library']}, knob {c['knob']}, options {c['options']}"
-               + (f"; input {maps[name]}" if name in maps else ""))
+        yield (
+            f"{c['title']}: {c['library']}, knob {c['knob']}, options {c['options']}"
+            + (f"; input {maps[name]}" if name in maps else "")
+        )
     m, v = run["machine"], run["versions"]
     load = run["load_average"]
-    yield (f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_GB']} GB, GPU {m['gpu'] or 'none'}; "
-           f"load average {load['start']} at start, {load['end']} at end")
+    yield (
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_GB']} GB, GPU {m['gpu'] or 'none'}; "
+        f"load average {load['start']} at start, {load['end']} at end"
+    )
     yield f"versions: {', '.join(f'{k} {val}' for k, val in v.items() if val)}"
     yield f"wall time {run['wall_s']:.1f} s"
 

@@ -95,19 +95,27 @@ class _Reference:
     description: str
 
 
-def simulated_movie(n_frames: int = SIM_FRAMES, shape: tuple[int, int] = SIM_SHAPE, *, dose: float = SIM_DOSE,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def simulated_movie(
+    n_frames: int = SIM_FRAMES, shape: tuple[int, int] = SIM_SHAPE, *, dose: float = SIM_DOSE, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The built-in input: a simulated HRTEM movie (uint16), its clean truth and a description."""
     from ..simulate import simulate
 
     noisy, clean = simulate(n_frames, shape, dose=dose, seed=seed, dtype="uint16")
-    return noisy, clean, {"name": "simulated", "kind": "simulated HRTEM movie (emtcs.simulate)",
-                          "simulation": {"n_frames": n_frames, "shape": list(shape), "dose": dose, "seed": seed,
-                                         "dtype": "uint16"}}
+    return (
+        noisy,
+        clean,
+        {
+            "name": "simulated",
+            "kind": "simulated HRTEM movie (emtcs.simulate)",
+            "simulation": {"n_frames": n_frames, "shape": list(shape), "dose": dose, "seed": seed, "dtype": "uint16"},
+        },
+    )
 
 
-def load_movie(path: str | os.PathLike[str], n_frames: int | None = None,
-               crop: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def load_movie(
+    path: str | os.PathLike[str], n_frames: int | None = None, crop: tuple[int, int] | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The first ``n_frames`` frames of a movie (all by default), centrally cropped to ``crop``."""
     with open_movie(path) as movie:
         n = movie.n_frames if n_frames is None else min(n_frames, movie.n_frames)
@@ -119,8 +127,13 @@ def load_movie(path: str | os.PathLike[str], n_frames: int | None = None,
         frames = np.empty((n, ch, cw), dtype=movie.dtype)
         for t in range(n):
             frames[t] = movie.read_frame(t)[y0 : y0 + ch, x0 : x0 + cw]
-        info = {"name": Path(path).name, "path": str(path), "frames_in_file": movie.n_frames,
-                "frame_shape_in_file": [h, w], "crop": [y0, x0, ch, cw] if crop else None}
+        info = {
+            "name": Path(path).name,
+            "path": str(path),
+            "frames_in_file": movie.n_frames,
+            "frame_shape_in_file": [h, w],
+            "crop": [y0, x0, ch, cw] if crop else None,
+        }
     return frames, info
 
 
@@ -148,8 +161,11 @@ def _fidelity(reference: np.ndarray, test: np.ndarray, data_range: float) -> dic
     mean_mse = float(np.mean(mse))
     movie = math.inf if mean_mse == 0 else 10 * math.log10(data_range**2 / mean_mse)
     s = [ssim(r, t, data_range=data_range) for r, t in zip(reference, test)]
-    return {"psnr": movie, "psnr_min": float(min(per_frame)),
-            "ssim": None if all(math.isnan(v) for v in s) else float(np.nanmean(s))}
+    return {
+        "psnr": movie,
+        "psnr_min": float(min(per_frame)),
+        "ssim": None if all(math.isnan(v) for v in s) else float(np.nanmean(s)),
+    }
 
 
 def environment() -> dict[str, Any]:
@@ -158,8 +174,14 @@ def environment() -> dict[str, Any]:
     import scipy
     import skimage
 
-    versions = {"emtcs": __version__, "python": platform.python_version(), "numpy": np.__version__,
-                "scipy": scipy.__version__, "scikit-image": skimage.__version__, "h5py": h5py.__version__}
+    versions = {
+        "emtcs": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-image": skimage.__version__,
+        "h5py": h5py.__version__,
+    }
     try:
         import imagecodecs
 
@@ -172,10 +194,16 @@ def environment() -> dict[str, Any]:
         versions["torch"] = torch.__version__
         if torch.cuda.is_available():
             gpu = torch.cuda.get_device_name(0)
-    return {"versions": versions, "machine": {
-        "platform": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count(),
-        "memory_GB": _memory_gb(), "gpu": gpu,
-    }}
+    return {
+        "versions": versions,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_GB": _memory_gb(),
+            "gpu": gpu,
+        },
+    }
 
 
 def _cpu_model() -> str:
@@ -208,8 +236,14 @@ def _load() -> list[float] | None:
 class _Bench:
     """One bench run; holds the frames, the references, the rows and the figure's frames."""
 
-    def __init__(self, frames: np.ndarray, clean: np.ndarray | None, config: BenchConfig, source: dict[str, Any],
-                 progress: Progress | None):
+    def __init__(
+        self,
+        frames: np.ndarray,
+        clean: np.ndarray | None,
+        config: BenchConfig,
+        source: dict[str, Any],
+        progress: Progress | None,
+    ):
         frames = np.asarray(frames)
         if frames.ndim != 3 or 0 in frames.shape:
             raise InputError(f"the bench needs (frames, height, width) data, got shape {frames.shape}")
@@ -236,21 +270,44 @@ class _Bench:
     def _step(self, status: str) -> None:
         self._progress(1, status=status)
 
-    def _row(self, codec: str, title: str, *, B: int | None = None, setting: str = "", status: str = "ok",
-             note: str | None = None, nbytes: int | None = None, test: np.ndarray | None = None,
-             encode_s: float | None = None, decode_s: float | None = None, **extra: Any) -> dict[str, Any]:
+    def _row(
+        self,
+        codec: str,
+        title: str,
+        *,
+        B: int | None = None,
+        setting: str = "",
+        status: str = "ok",
+        note: str | None = None,
+        nbytes: int | None = None,
+        test: np.ndarray | None = None,
+        encode_s: float | None = None,
+        decode_s: float | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         pixels = self.frames.size
         row = {
-            "codec": codec, "title": title, "B": B, "setting": setting, "status": status, "note": note,
+            "codec": codec,
+            "title": title,
+            "B": B,
+            "setting": setting,
+            "status": status,
+            "note": note,
             "bytes": nbytes,
             "compression_ratio": self.raw_bytes / nbytes if nbytes else None,
             "bits_per_pixel": 8 * nbytes / pixels if nbytes else None,
-            "quality": {name: _fidelity(ref.frames, test, ref.data_range) if test is not None else
-                        dict.fromkeys(("psnr", "psnr_min", "ssim")) for name, ref in self.refs.items()},
-            "encode_s": encode_s, "decode_s": decode_s,
+            "quality": {
+                name: _fidelity(ref.frames, test, ref.data_range)
+                if test is not None
+                else dict.fromkeys(("psnr", "psnr_min", "ssim"))
+                for name, ref in self.refs.items()
+            },
+            "encode_s": encode_s,
+            "decode_s": decode_s,
             "encode_MBps": self.raw_bytes / 1e6 / encode_s if encode_s else None,
             "decode_MBps": self.raw_bytes / 1e6 / decode_s if decode_s else None,
-            "budget_bytes": nbytes if codec == "emtcs" else None, "denoiser": None,
+            "budget_bytes": nbytes if codec == "emtcs" else None,
+            "denoiser": None,
             **extra,
         }
         self.rows.append(row)
@@ -260,8 +317,9 @@ class _Bench:
 
     @staticmethod
     def _sample_key(row: dict[str, Any]) -> str:
-        return f"{row['codec']}{'+' + row['denoiser'] if row.get('denoiser') else ''}" + \
-            (f"/{row['decoder']['name']}" if row.get("decoder") else "")
+        return f"{row['codec']}{'+' + row['denoiser'] if row.get('denoiser') else ''}" + (
+            f"/{row['decoder']['name']}" if row.get("decoder") else ""
+        )
 
     # ----------------------------------------------------------------- stages
 
@@ -275,10 +333,14 @@ class _Bench:
                 raise InputError("reference 'clean' needs the clean truth (--clean CLEAN.tif)")
         names = [r for r in REFERENCES if (wanted is None or r in wanted) and (r != "clean" or self.clean is not None)]
         ref_den = self.config.reference_denoiser.for_noise_of(self.frames)
-        stacks = {"clean": (self.clean, "noise-free truth"),
-                  "denoised": (ref_den(self.frames) if "denoised" in names else None,
-                               f"raw frames denoised by {ref_den.name}: {ref_den.function}"),
-                  "raw": (self.frames, "raw frames as recorded")}
+        stacks = {
+            "clean": (self.clean, "noise-free truth"),
+            "denoised": (
+                ref_den(self.frames) if "denoised" in names else None,
+                f"raw frames denoised by {ref_den.name}: {ref_den.function}",
+            ),
+            "raw": (self.frames, "raw frames as recorded"),
+        }
         self.refs: dict[str, _Reference] = {}
         for name in names:
             stack, text = stacks[name]
@@ -289,13 +351,26 @@ class _Bench:
             self.samples["clean"] = np.array(self.clean[self.k])
         self._row("raw", "raw (uncompressed)", setting="-", nbytes=self.raw_bytes, test=self.frames)
         if "denoised" in self.refs:
-            self._row("raw", f"raw + {ref_den.name} (the denoised reference)", setting="-", nbytes=self.raw_bytes,
-                      test=self.refs["denoised"].frames, denoiser=ref_den.name)
+            self._row(
+                "raw",
+                f"raw + {ref_den.name} (the denoised reference)",
+                setting="-",
+                nbytes=self.raw_bytes,
+                test=self.refs["denoised"].frames,
+                denoiser=ref_den.name,
+            )
         t0 = time.perf_counter()
         self.denoiser = den = self.config.denoiser.for_noise_of(self.frames)
         denoised = den(self.frames)
-        self._row("raw", f"raw + {den.name}", setting="-", nbytes=self.raw_bytes, test=denoised,
-                  decode_s=time.perf_counter() - t0, denoiser=den.name)
+        self._row(
+            "raw",
+            f"raw + {den.name}",
+            setting="-",
+            nbytes=self.raw_bytes,
+            test=denoised,
+            decode_s=time.perf_counter() - t0,
+            denoiser=den.name,
+        )
         self._step("references")
 
     def _emtcs(self, B: int, tmp: Path) -> int | None:
@@ -316,8 +391,7 @@ class _Bench:
             try:
                 dec, notice = decoder_for(name, B, device=self.config.device, **options)
             except DecoderError as exc:
-                self._row("emtcs", f"emtcs / {name}", B=B, setting=name, status="unable", note=str(exc),
-                          nbytes=budget)
+                self._row("emtcs", f"emtcs / {name}", B=B, setting=name, status="unable", note=str(exc), nbytes=budget)
                 self._step(f"B={B}: emtcs {name} unable")
                 continue
             if dec.name in done:
@@ -327,16 +401,28 @@ class _Bench:
                 continue
             out = tmp / f"out-B{B}-{dec.name}.tif"
             t0 = time.perf_counter()
-            emtcs_codec.decompress(tcs, out, decoder=dec.name, device=self.config.device, force=True,
-                                   decoder_options=options)
+            emtcs_codec.decompress(
+                tcs, out, decoder=dec.name, device=self.config.device, force=True, decoder_options=options
+            )
             decode_s = time.perf_counter() - t0
             with open_movie(out) as movie:
                 restored = movie.read(0, movie.n_frames)
             out.unlink()
-            note = f"{name} -> {dec.name}: {notice}" if notice else (f"{name} -> {dec.name}" if name != dec.name else None)
-            done[dec.name] = self._row("emtcs", f"emtcs / {dec.name}", B=B, setting=dec.name, note=note,
-                                       nbytes=budget, test=restored, encode_s=encode_s, decode_s=decode_s,
-                                       decoder=dec.get_config())
+            note = (
+                f"{name} -> {dec.name}: {notice}" if notice else (f"{name} -> {dec.name}" if name != dec.name else None)
+            )
+            done[dec.name] = self._row(
+                "emtcs",
+                f"emtcs / {dec.name}",
+                B=B,
+                setting=dec.name,
+                note=note,
+                nbytes=budget,
+                test=restored,
+                encode_s=encode_s,
+                decode_s=decode_s,
+                decoder=dec.get_config(),
+            )
             self._step(f"B={B}: emtcs {dec.name}")
         tcs.unlink()
         return budget
@@ -355,21 +441,40 @@ class _Bench:
             self._row(name, title, B=B, status="unable", note=f"{type(exc).__name__}: {exc}", budget_bytes=budget)
             self._progress(2, status=f"B={B}: {name} unable")
             return
-        common = {"B": B, "budget_bytes": budget, "search_evaluations": coded.evaluations,
-                  "input_map": coded.cmap.describe()}
+        common = {
+            "B": B,
+            "budget_bytes": budget,
+            "search_evaluations": coded.evaluations,
+            "input_map": coded.cmap.describe(),
+        }
         if coded.value is None:
-            self._row(name, title, status="over budget", note=f"its smallest output ({codec.knob.short}="
-                      f"{codec.knob.low:g}) is {coded.nbytes:,} bytes", **common)
+            self._row(
+                name,
+                title,
+                status="over budget",
+                note=f"its smallest output ({codec.knob.short}={codec.knob.low:g}) is {coded.nbytes:,} bytes",
+                **common,
+            )
             self._progress(2, status=f"B={B}: {name} over budget")
             return
-        common.update(setting=f"{codec.knob.short}={coded.value:.4g}", nbytes=coded.nbytes, encode_s=coded.encode_s,
-                      knob={"name": codec.knob.name, "value": coded.value})
+        common.update(
+            setting=f"{codec.knob.short}={coded.value:.4g}",
+            nbytes=coded.nbytes,
+            encode_s=coded.encode_s,
+            knob={"name": codec.knob.name, "value": coded.value},
+        )
         self._row(name, title, test=coded.decoded, decode_s=coded.decode_s, **common)
         self._step(f"B={B}: {name}")
         t0 = time.perf_counter()
         denoised = self.denoiser(coded.decoded)
-        self._row(name, f"{title} + {self.denoiser.name}", test=denoised,
-                  decode_s=coded.decode_s + time.perf_counter() - t0, denoiser=self.denoiser.name, **common)
+        self._row(
+            name,
+            f"{title} + {self.denoiser.name}",
+            test=denoised,
+            decode_s=coded.decode_s + time.perf_counter() - t0,
+            denoiser=self.denoiser.name,
+            **common,
+        )
         self._step(f"B={B}: {name} + {self.denoiser.name}")
 
     # ----------------------------------------------------------------- run
@@ -399,23 +504,38 @@ class _Bench:
             "format": FORMAT,
             "started": started,
             "wall_s": time.perf_counter() - t_start,
-            "input": {**self.source, "frames": n, "frame_shape": [h, w], "dtype": self.frames.dtype.name,
-                      "value_range": [self.lo, self.hi], "raw_bytes": self.raw_bytes,
-                      "clean_truth": self.clean is not None},
-            "config": {"B": list(self.config.B), "decoders": list(self.config.decoders), "codecs": self.codecs,
-                       "seed": self.config.seed, "device": self.config.device,
-                       "decoder_options": self.config.decoder_options},
-            "rules": {"budget": BUDGET_RULE, "data_range": RANGE_RULE,
-                      "psnr": "scikit-image peak_signal_noise_ratio per frame; 'psnr' is the movie's, from the mean "
-                              "squared error over all frames, 'psnr_min' the worst frame's",
-                      "ssim": "scikit-image structural_similarity per frame (Gaussian window, sigma 1.5), mean",
-                      "bits_per_pixel": "8 * bytes / (frames * height * width)",
-                      "compression_ratio": "raw bytes (frames * height * width * bytes per source pixel) / bytes",
-                      "speed": "MB/s of raw input, wall time on this machine in this run; emtcs from emtcs.compress "
-                               "/ emtcs.decompress including TIFF and HDF5 file I/O, other codecs in memory "
-                               "(value mapping included), '+ denoiser' decode includes the denoiser"},
-            "references": {name: {"description": ref.description, "data_range": ref.data_range}
-                           for name, ref in self.refs.items()},
+            "input": {
+                **self.source,
+                "frames": n,
+                "frame_shape": [h, w],
+                "dtype": self.frames.dtype.name,
+                "value_range": [self.lo, self.hi],
+                "raw_bytes": self.raw_bytes,
+                "clean_truth": self.clean is not None,
+            },
+            "config": {
+                "B": list(self.config.B),
+                "decoders": list(self.config.decoders),
+                "codecs": self.codecs,
+                "seed": self.config.seed,
+                "device": self.config.device,
+                "decoder_options": self.config.decoder_options,
+            },
+            "rules": {
+                "budget": BUDGET_RULE,
+                "data_range": RANGE_RULE,
+                "psnr": "scikit-image peak_signal_noise_ratio per frame; 'psnr' is the movie's, from the mean "
+                "squared error over all frames, 'psnr_min' the worst frame's",
+                "ssim": "scikit-image structural_similarity per frame (Gaussian window, sigma 1.5), mean",
+                "bits_per_pixel": "8 * bytes / (frames * height * width)",
+                "compression_ratio": "raw bytes (frames * height * width * bytes per source pixel) / bytes",
+                "speed": "MB/s of raw input, wall time on this machine in this run; emtcs from emtcs.compress "
+                "/ emtcs.decompress including TIFF and HDF5 file I/O, other codecs in memory "
+                "(value mapping included), '+ denoiser' decode includes the denoiser",
+            },
+            "references": {
+                name: {"description": ref.description, "data_range": ref.data_range} for name, ref in self.refs.items()
+            },
             "denoiser": self.denoiser.describe(),
             "reference_denoiser": self.config.reference_denoiser.describe(),
             "codecs": {name: get_codec(name).describe() for name in self.codecs},

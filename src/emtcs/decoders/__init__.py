@@ -9,7 +9,13 @@ from . import gaptv, learned  # noqa: F401  (register "gaptv", "tcsdl", "gapnet"
 from .base import Decoder, available_decoders, decoder_class, get_decoder, register
 
 __all__ = [
-    "Decoder", "available_decoders", "get_decoder", "register", "decoder_for", "resolve_decoder", "is_learned",
+    "Decoder",
+    "available_decoders",
+    "get_decoder",
+    "register",
+    "decoder_for",
+    "resolve_decoder",
+    "is_learned",
     "AUTO_ORDER",
 ]
 

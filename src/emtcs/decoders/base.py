@@ -67,9 +67,7 @@ def decoder_class(name: str) -> type[Decoder]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise DecoderError(
-            f"unknown decoder {name!r}; available: auto, {', '.join(available_decoders())}"
-        ) from None
+        raise DecoderError(f"unknown decoder {name!r}; available: auto, {', '.join(available_decoders())}") from None
 
 
 def get_decoder(name: str, **options: Any) -> Decoder:

@@ -142,9 +142,7 @@ def gap_tv(
     y = np.asarray(y, dtype=np.float32)
     masks = np.asarray(masks, dtype=np.float32)
     if masks.ndim != 3 or y.shape != masks.shape[1:]:
-        raise ValueError(
-            f"measurement {y.shape} and masks {masks.shape} are not (h, w) and (B, h, w)"
-        )
+        raise ValueError(f"measurement {y.shape} and masks {masks.shape} are not (h, w) and (B, h, w)")
     msum = masks.sum(axis=0, dtype=np.float32)
     msum[msum == 0] = 1.0  # pixels no mask sees: the projection leaves them alone
     inv_msum = np.float32(step) / msum
@@ -218,8 +216,7 @@ class GapTV(Decoder):
         masks = np.asarray(masks)
         if y.ndim != 3 or masks.ndim != 4 or masks.shape[:1] + masks.shape[2:] != y.shape:
             raise DecoderError(
-                f"gaptv: measurements {y.shape} and masks {masks.shape} "
-                "are not (n, h, w) and (n, B, h, w)"
+                f"gaptv: measurements {y.shape} and masks {masks.shape} are not (n, h, w) and (n, B, h, w)"
             )
         out = np.empty(masks.shape, dtype=np.float32)
         for k in range(y.shape[0]):

@@ -25,8 +25,15 @@ from .mrc import MRC_SUFFIXES, require_mrcfile
 from .tiff import TiffMovieReader, TiffMovieWriter
 
 __all__ = [
-    "MovieReader", "MovieWriter", "normalised_metadata", "open_movie", "detect_format", "create_movie",
-    "check_writable", "TiffMovieReader", "TiffMovieWriter",
+    "MovieReader",
+    "MovieWriter",
+    "normalised_metadata",
+    "open_movie",
+    "detect_format",
+    "create_movie",
+    "check_writable",
+    "TiffMovieReader",
+    "TiffMovieWriter",
 ]
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -34,7 +41,13 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and Bi
 _SER_MAGIC = b"II\x97\x01"  # little-endian byte order mark, then series id 0x0197
 #: What a file with this extension should have been, for the "not a ... file" message.
 _EXPECTED = {
-    ".tif": "TIFF", ".tiff": "TIFF", ".btf": "TIFF", ".dm3": "DM3", ".dm4": "DM4", ".emd": "EMD", ".ser": "SER",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".btf": "TIFF",
+    ".dm3": "DM3",
+    ".dm4": "DM4",
+    ".emd": "EMD",
+    ".ser": "SER",
     **{s: "MRC" for s in MRC_SUFFIXES},
 }
 READABLE = "TIFF, MRC/MRCS, DM3/DM4, Velox or Berkeley EMD, TIA SER"
@@ -65,8 +78,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if head[208:211] == b"MAP" or (suffix in MRC_SUFFIXES and len(head) >= 1024):
         return "mrc"
     if suffix == ".emi":
-        raise InputError(f"{path}: an .emi file holds only metadata; give the .ser file beside it "
-                         f"({path.stem}_1.ser, ...)")
+        raise InputError(
+            f"{path}: an .emi file holds only metadata; give the .ser file beside it ({path.stem}_1.ser, ...)"
+        )
     expected = _EXPECTED.get(suffix)
     if expected:
         raise InputError(f"{path}: not a {expected} file (emtcs reads {READABLE})")

@@ -14,7 +14,13 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = [
-    "MovieReader", "MovieWriter", "normalised_metadata", "jsonable", "calibration", "length_in_nm", "time_in_s",
+    "MovieReader",
+    "MovieWriter",
+    "normalised_metadata",
+    "jsonable",
+    "calibration",
+    "length_in_nm",
+    "time_in_s",
     "check_frames",
 ]
 
@@ -99,8 +105,17 @@ def jsonable(tree: Any, _depth: int = 0) -> Any:
 
 
 _NM_PER = {
-    "m": 1e9, "mm": 1e6, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "nm": 1.0,
-    "å": 0.1, "a": 0.1, "angstrom": 0.1, "pm": 1e-3,
+    "m": 1e9,
+    "mm": 1e6,
+    "um": 1e3,
+    "µm": 1e3,
+    "μm": 1e3,
+    "micron": 1e3,
+    "nm": 1.0,
+    "å": 0.1,
+    "a": 0.1,
+    "angstrom": 0.1,
+    "pm": 1e-3,
 }
 _S_PER = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9, "min": 60.0}
 
@@ -191,7 +206,9 @@ def check_frames(path: Path, shape: tuple[int, ...], dtype: np.dtype, what: str 
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3:
-        raise InputError(f"{where}: {len(shape)}-D data {tuple(shape)}; emtcs compresses one (frames, height, width) stack")
+        raise InputError(
+            f"{where}: {len(shape)}-D data {tuple(shape)}; emtcs compresses one (frames, height, width) stack"
+        )
     n, h, w = (int(v) for v in shape)
     if min(n, h, w) < 1:
         raise InputError(f"{where}: empty image stack")

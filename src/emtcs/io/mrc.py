@@ -36,16 +36,35 @@ MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
 #: Source pixel type -> the MRC type it is written as (modes 0, 1, 2, 6, 12).  uint8 is
 #: widened to uint16; 32-bit integers and float64 become float32 (exact for |v| < 2**24).
 _WRITE_DTYPE = {
-    "int8": np.int8, "uint8": np.uint16, "int16": np.int16, "uint16": np.uint16, "float16": np.float16,
-    "float32": np.float32, "int32": np.float32, "uint32": np.float32, "float64": np.float32,
+    "int8": np.int8,
+    "uint8": np.uint16,
+    "int16": np.int16,
+    "uint16": np.uint16,
+    "float16": np.float16,
+    "float32": np.float32,
+    "int32": np.float32,
+    "uint32": np.float32,
+    "float64": np.float32,
 }
 
 #: The header label in which the writer keeps the frame interval (MRC has no field for it).
 _INTERVAL_LABEL = re.compile(r"frame interval ([0-9.eE+-]+) s$")
 
 #: Fields of an FEI1/FEI2 extended header (one record per frame) that fill the metadata.
-_FEI_FIELDS = ("Microscope type", "Camera name", "STEM Detector name", "Integration time", "Frame time",
-               "HT", "Dose", "Magnification", "Pixel size X", "Pixel size Y", "Application", "Application version")
+_FEI_FIELDS = (
+    "Microscope type",
+    "Camera name",
+    "STEM Detector name",
+    "Integration time",
+    "Frame time",
+    "HT",
+    "Dose",
+    "Magnification",
+    "Pixel size X",
+    "Pixel size Y",
+    "Application",
+    "Application version",
+)
 
 
 def require_mrcfile() -> Any:
@@ -153,8 +172,9 @@ class MrcMovieWriter(MovieWriter):
         file_dtype = np.dtype(_WRITE_DTYPE[self.dtype.name])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mrc = mrcfile.new_mmap(self.path, shape=self.shape, mrc_mode=mrcfile.utils.mode_from_dtype(file_dtype),
-                                   overwrite=True)
+            mrc = mrcfile.new_mmap(
+                self.path, shape=self.shape, mrc_mode=mrcfile.utils.mode_from_dtype(file_dtype), overwrite=True
+            )
         with mrc:
             if self.shape[0] > 1:
                 mrc.set_image_stack()

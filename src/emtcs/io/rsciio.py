@@ -107,8 +107,9 @@ def _get(tree: Any, *keys: str) -> Any:
 
 def _dm_names(om: dict[str, Any], signal: dict[str, Any]) -> dict[str, Any]:
     """acquisition_time, exposure, microscope and detector from a DM tag tree."""
-    index = next((m.group(1) for k in signal.get("mapping", {}) if (m := re.match(r"ImageList\.(TagGroup\d+)\.", k))),
-                 None)
+    index = next(
+        (m.group(1) for k in signal.get("mapping", {}) if (m := re.match(r"ImageList\.(TagGroup\d+)\.", k))), None
+    )
     tags = _get(om, "ImageList", index, "ImageTags") if index else None
     tags = tags if isinstance(tags, dict) else {}
     when = None
@@ -116,9 +117,12 @@ def _dm_names(om: dict[str, Any], signal: dict[str, Any]) -> dict[str, Any]:
     if filetime:
         when = datetime.fromtimestamp(float(filetime) / 1e7 - 11644473600, tz=UTC).isoformat(timespec="seconds")
     elif _get(tags, "DataBar", "Acquisition Date"):
-        when = _parse_time(f"{_get(tags, 'DataBar', 'Acquisition Date')} {_get(tags, 'DataBar', 'Acquisition Time') or ''}")
-    exposure = (_get(tags, "Acquisition", "Parameters", "High Level", "Exposure (s)")
-                or _get(tags, "DataBar", "Exposure Time (s)"))
+        when = _parse_time(
+            f"{_get(tags, 'DataBar', 'Acquisition Date')} {_get(tags, 'DataBar', 'Acquisition Time') or ''}"
+        )
+    exposure = _get(tags, "Acquisition", "Parameters", "High Level", "Exposure (s)") or _get(
+        tags, "DataBar", "Exposure Time (s)"
+    )
     return {
         "acquisition_time": when,
         "exposure": _num(exposure) or None,
@@ -133,7 +137,9 @@ def _velox_names(om: dict[str, Any], signal: dict[str, Any]) -> dict[str, Any]:
     stamp = _get(om, "Acquisition", "AcquisitionStartDatetime", "DateTime")  # Unix seconds
     if stamp:
         when = datetime.fromtimestamp(_num(stamp), tz=UTC).isoformat(timespec="seconds")
-    detector = _get(om, "DetectorMetadata", "DetectorName") or (signal.get("metadata") or {}).get("General", {}).get("title")
+    detector = _get(om, "DetectorMetadata", "DetectorName") or (signal.get("metadata") or {}).get("General", {}).get(
+        "title"
+    )
     index = _get(om, "BinaryResult", "DetectorIndex")
     det = _get(om, "Detectors", f"Detector-{index}") or {}
     exposure = _num(det.get("ExposureTime")) or _num(_get(om, "Scan", "FrameTime"))

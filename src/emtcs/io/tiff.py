@@ -58,7 +58,10 @@ class TiffMovieReader(MovieReader):
             if series.dataoffset is None:
                 raise InputError(f"{self.path}: frames are not stored page by page nor contiguously")
             self._memmap = np.memmap(
-                self.path, dtype=series.dtype, mode="r", offset=series.dataoffset,
+                self.path,
+                dtype=series.dtype,
+                mode="r",
+                offset=series.dataoffset,
                 shape=(self.n_frames, *self.frame_shape),
             )
         self.metadata = self._read_metadata()

@@ -25,8 +25,13 @@ def _mix32(h: torch.Tensor) -> torch.Tensor:
 
 
 def masks(
-    seed: int, nb: int, shape: tuple[int, int], origin: tuple[int, int] = (0, 0), *,
-    device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+    seed: int,
+    nb: int,
+    shape: tuple[int, int],
+    origin: tuple[int, int] = (0, 0),
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """(nb, h, w) masks of ``seed`` over a window, identical to :func:`emtcs.sensing.masks`."""
     h, w = shape
