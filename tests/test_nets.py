@@ -6,14 +6,17 @@ import json
 
 import numpy as np
 import pytest
+import tifffile
 
 torch = pytest.importorskip("torch", reason="the learned decoders need PyTorch")
 
 import emtcs  # noqa: E402
 from emtcs import zoo  # noqa: E402
 from emtcs.metrics import psnr  # noqa: E402
-from emtcs.nets import build  # noqa: E402
-from emtcs.nets import sensing_torch  # noqa: E402
+from emtcs.nets import (
+    build,  # noqa: E402
+    sensing_torch,  # noqa: E402
+)
 from emtcs.sensing import masks  # noqa: E402
 
 TINY = {"tcsdl": {"arch": "tcsdl", "width": 8}, "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1}}
@@ -60,8 +63,20 @@ def test_save_load_gives_identical_output(tmp_path):
 def test_tiny_model_trains_and_loss_falls(tmp_path):
     from emtcs.train import TrainConfig, train
 
-    cfg = TrainConfig(arch="gapnet", net={"stages": 2, "width": 8, "blocks": 1}, B=[4], steps=40, patch=24, batch=4,
-                      lr=3e-3, scenes=2, scene_frames=12, scene_size=48, val_every=20, val_samples=2)
+    cfg = TrainConfig(
+        arch="gapnet",
+        net={"stages": 2, "width": 8, "blocks": 1},
+        B=[4],
+        steps=40,
+        patch=24,
+        batch=4,
+        lr=3e-3,
+        scenes=2,
+        scene_frames=12,
+        scene_size=48,
+        val_every=20,
+        val_samples=2,
+    )
     summary = train(cfg, tmp_path / "tiny", device="cpu")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "tiny.log.jsonl").read_text().splitlines()]
     assert len(losses) == 40
@@ -87,3 +102,20 @@ def test_learned_decoder_tiling_equivalence(tmp_path):
     tiled = emtcs.reconstruct(y, C, "gapnet", weights=path, tile=48, overlap=16, scale=1.0)
     # the tiny net has a small receptive field: tiles agree closely away from nothing in particular
     assert psnr(whole, tiled, data_range=float(whole.max() - whole.min())) > 45
+
+
+@pytest.mark.parametrize("name", ["gapnet", "tcsdl"])
+def test_shipped_weights_beat_gaptv_on_a_simulated_movie(name, tmp_path):
+    for B in (10, 20, 30):
+        assert zoo.find_weights(name, B) is not None, f"no shipped {name} weights serve B={B}"
+    movie, clean, tcs = tmp_path / "m.tif", tmp_path / "c.tif", tmp_path / "m.tcs"
+    emtcs.codec.write_simulation(movie, clean_path=clean, n_frames=20, shape=(96, 96), dose=50.0, seed=123)
+    emtcs.compress(movie, tcs, B=10)
+    truth = tifffile.imread(clean)
+    rng = float(truth.max() - truth.min())
+    scores = {}
+    for dec in ("gaptv", name):
+        emtcs.decompress(tcs, tmp_path / f"{dec}.tif", decoder=dec, device="cpu")
+        out = tifffile.imread(tmp_path / f"{dec}.tif").astype(np.float32)
+        scores[dec] = np.mean([psnr(t, o, data_range=rng) for t, o in zip(truth, out)])
+    assert scores[name] > scores["gaptv"], scores
