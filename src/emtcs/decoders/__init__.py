@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 #: Learned decoders in the order ``auto`` tries them, best first (docs/benchmarks.md).
-AUTO_ORDER = ("gapnet", "tcsdl")
+AUTO_ORDER = ("tcsdl", "gapnet")
 
 
 def resolve_decoder(name: str, B: int, *, device: str = "auto") -> tuple[str, str | None]:
