@@ -34,6 +34,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        # also when started in the background, where SIGINT is inherited as ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return super().invoke(ctx)
         except EmtcsError as exc:
