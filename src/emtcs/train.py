@@ -44,7 +44,7 @@ __all__ = ["TrainConfig", "ClipPool", "train"]
 class TrainConfig:
     """Everything that defines a training run (stored in checkpoints and weights)."""
 
-    arch: str = "gapnet"
+    arch: str = "tcsdl"
     net: dict[str, Any] = field(default_factory=dict)
     B: list[int] = field(default_factory=lambda: [10, 20, 30])
     steps: int = 2000
