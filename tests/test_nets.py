@@ -119,3 +119,15 @@ def test_shipped_weights_beat_gaptv_on_a_simulated_movie(name, tmp_path):
         out = tifffile.imread(tmp_path / f"{dec}.tif").astype(np.float32)
         scores[dec] = np.mean([psnr(t, o, data_range=rng) for t, o in zip(truth, out)])
     assert scores[name] > scores["gaptv"], scores
+
+
+def test_short_last_group_outside_the_weights_range_falls_back_to_gaptv(tmp_path):
+    movie, tcs = tmp_path / "m.tif", tmp_path / "m.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=13, shape=(40, 48), dose=50.0, seed=7)
+    emtcs.compress(movie, tcs, B=10)  # groups of 10 and 3 frames; shipped weights serve 8..30
+    emtcs.decompress(tcs, tmp_path / "t.tif", decoder="tcsdl", device="cpu")
+    emtcs.decompress(tcs, tmp_path / "g.tif", decoder="gaptv")
+    learned, classic = tifffile.imread(tmp_path / "t.tif"), tifffile.imread(tmp_path / "g.tif")
+    assert learned.shape == (13, 40, 48)
+    np.testing.assert_array_equal(learned[10:], classic[10:])
+    assert not np.array_equal(learned[:10], classic[:10])

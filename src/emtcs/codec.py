@@ -18,7 +18,7 @@ import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
-from .decoders import Decoder, decoder_for, resolve_decoder
+from .decoders import Decoder, decoder_for, decoder_for_group, resolve_decoder
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
@@ -322,7 +322,8 @@ def decode_group(
     Yields ``(rows, frames, num, den)``: the frames ``keep`` (all by default) of the
     group over ``rows``, in the source dtype, and the band's residual terms
     (:func:`emtcs.tiling.relative_residual`).  ``bands`` limits decoding to a range of
-    tile-row bands (:func:`emtcs.tiling.decode_bands`).
+    tile-row bands (:func:`emtcs.tiling.decode_bands`).  A group whose length the
+    decoder's weights do not serve (a short last group) is decoded with GAP-TV.
     """
     hd = reader.header
     nb = len(hd.group_frames(g))
@@ -330,6 +331,7 @@ def decode_group(
     vmap = hd.value_map
     masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
     y = reader.measurement(g)
+    dec = decoder_for_group(dec, nb)
     for rows, block, num, den in decode_bands(y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands):
         yield rows, vmap.to_source(block[keep]), num, den
 

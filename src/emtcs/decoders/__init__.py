@@ -17,6 +17,7 @@ __all__ = [
     "resolve_decoder",
     "is_learned",
     "AUTO_ORDER",
+    "decoder_for_group",
 ]
 
 #: Learned decoders in the order ``auto`` tries them, best first (docs/benchmarks.md).
@@ -58,3 +59,14 @@ def decoder_for(name: str, B: int, *, device: str = "auto", **options: Any) -> t
     if is_learned(name):
         return get_decoder(name, B=B, device=device, **options), notice
     return get_decoder(name, **options), notice
+
+
+def decoder_for_group(dec: Decoder, nb: int) -> Decoder:
+    """``dec``, or GAP-TV for a group of ``nb`` frames its weights were not trained for.
+
+    A learned decoder trained for B = 8..30 meets a short last group of, say, 3 frames;
+    outside its range it can do worse than GAP-TV, which serves every length.
+    """
+    if isinstance(dec, learned.LearnedDecoder) and not dec.info.serves(nb):
+        return get_decoder("gaptv")
+    return dec
