@@ -22,6 +22,17 @@ from emtcs.sensing import masks  # noqa: E402
 TINY = {"tcsdl": {"arch": "tcsdl", "width": 8}, "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1}}
 
 
+def test_torch_forward_model_matches_numpy():
+    rng = np.random.default_rng(3)
+    x = rng.random((5, 9, 11)).astype(np.float32)
+    C = masks(4, 5, (9, 11))
+    y = sensing_torch.forward(torch.from_numpy(x), torch.from_numpy(C.astype(np.float32))).numpy()
+    np.testing.assert_allclose(y, emtcs.encode(x, C), rtol=1e-6)
+    r = rng.random((9, 11)).astype(np.float32)
+    At = sensing_torch.adjoint(torch.from_numpy(r), torch.from_numpy(C.astype(np.float32))).numpy()
+    np.testing.assert_array_equal(At, C * r[None])
+
+
 def test_torch_mask_generator_matches_numpy_and_vectors():
     for seed, shape, origin in [(0, (17, 23), (0, 0)), (2**32 - 1, (5, 300), (1000, 2**20)), (77, (64, 64), (3, 5))]:
         t = sensing_torch.masks(seed, 4, shape, origin).numpy()

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ResBlock, conv
+from .sensing_torch import adjoint as At
+from .sensing_torch import forward as A
 from .sensing_torch import mask_sum
 
 
@@ -57,8 +59,8 @@ class GapNet(nn.Module):
         x = ybar[:, None].expand(n, B, h, w).contiguous()
         outs = []
         for k in range(self.stages):
-            r = (y - (C * x).sum(1)) / csum
-            x = x + self.step[k] * C * r[:, None]
+            r = (y - A(x, C)) / csum
+            x = x + self.step[k] * At(r, C)
             prev = torch.cat([x[:, :1], x[:, :-1]], 1)
             nxt = torch.cat([x[:, 1:], x[:, -1:]], 1)
             stage = torch.full_like(x, (k + 1) / self.stages)

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from .blocks import ResBlock, SelfAttention, cnn, conv
-from .sensing_torch import mask_sum
+from .sensing_torch import forward as A
+from .sensing_torch import normalised_measurement
 
 
 class FirstFrame(nn.Module):
@@ -71,7 +72,7 @@ class TCSDL(nn.Module):
 
     def forward(self, y: torch.Tensor, C: torch.Tensor, return_all: bool = False):
         n, B, h, w = C.shape
-        ybar = y / mask_sum(C)
+        ybar = normalised_measurement(y, C)
         x = self.first(ybar, C)
         hid = y.new_zeros(n, self.width, h, w)
         fwd = [x]
@@ -81,7 +82,7 @@ class TCSDL(nn.Module):
             x, hid = self.fwd(x[:, None], torch.stack([ybar, r, C[:, k]], 1), hid)
             fwd.append(x)
         xf = torch.stack(fwd, 1)
-        total = (C * xf).sum(1)
+        total = A(xf, C)
         bwd: list[torch.Tensor] = [None] * B  # type: ignore[list-item]
         x = xf[:, B - 1]
         for k in range(B - 1, -1, -1):
