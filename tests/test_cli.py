@@ -210,7 +210,7 @@ def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     assert proc.poll() is None, "compress finished before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert not out.exists() and _leftovers(tmp_path) == []
 
 

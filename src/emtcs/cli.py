@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,7 +37,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         signal.signal(signal.SIGTERM, _raise_interrupt)
         # also when started in the background, where SIGINT is inherited as ignored
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise_interrupt)
         try:
             return super().invoke(ctx)
         except EmtcsError as exc:
@@ -49,8 +51,28 @@ class _Group(click.Group):
             _fail(f"{exc.strerror or exc}{':' + where if where else ''}")
 
 
+_interrupted = False
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
+    # Python drops an exception raised while a __del__ runs; the flag lets the next
+    # progress tick raise it again, so an interrupt is never lost.
+    global _interrupted
+    _interrupted = True
     raise KeyboardInterrupt
+
+
+@contextmanager
+def _progress(description: str, total: float, **kwargs: Any) -> Iterator[Callable[..., None]]:
+    """:func:`progress_bar` whose ticks also deliver a pending Ctrl-C or SIGTERM."""
+    with progress_bar(description, total, **kwargs) as advance:
+
+        def tick(n: float = 1, status: str | None = None) -> None:
+            if _interrupted:
+                raise KeyboardInterrupt
+            advance(n, status=status)
+
+        yield tick
 
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
@@ -126,7 +148,7 @@ def compress(
     for src in inputs:
         with open_movie(src) as movie:
             total += movie.n_frames
-    with progress_bar("compress", total, quiet=quiet) as advance:
+    with _progress("compress", total, quiet=quiet) as advance:
         if len(inputs) == 1 and workers is None and scheduler is None:
             infos = [codec.compress(inputs[0], output, B, seed=seed, force=force, progress=advance)]
         else:
@@ -212,7 +234,7 @@ def decompress(
     with TcsReader(input) as r:
         total = len(codec._frame_range(frames, r.header.n_frames))
     console = stderr_console()
-    with progress_bar("decompress", total, quiet=quiet) as advance:
+    with _progress("decompress", total, quiet=quiet) as advance:
         result = codec.decompress(
             input,
             output,
@@ -336,7 +358,7 @@ def simulate(
     Example:
       emtcs simulate movie.tif --frames 100 --size 512 512 --dose 50 --clean clean.tif
     """
-    with progress_bar("simulate", n_frames, quiet=quiet) as advance:
+    with _progress("simulate", n_frames, quiet=quiet) as advance:
         codec.write_simulation(
             output,
             clean_path=clean,
@@ -435,7 +457,7 @@ def train(
         val_every=val_every,
     )
     console = stderr_console()
-    with progress_bar("train", steps, quiet=quiet, unit="steps") as advance:
+    with _progress("train", steps, quiet=quiet, unit="steps") as advance:
 
         def on_step(step: int, rec: dict) -> None:
             status = f"loss {rec['loss']:.4g}"
