@@ -59,7 +59,10 @@ def main() -> None:
         for dec in args.decoders.split(","):
             r = evaluate(args.data / f"{scene}40_cacti.mat", dec)
             results.setdefault(dec, {})[scene] = r
-            print(f"{scene:7s} {dec:7s} PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}  ({r['seconds']:.1f} s, 5 measurements)")
+            print(
+                f"{scene:7s} {dec:7s} PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}  "
+                f"({r['seconds']:.1f} s, 5 measurements)"
+            )
     for name, scenes in PUBLISHED.items():
         print(f"published {name:11s} drop {scenes['drop'][0]:.2f}  runner {scenes['runner'][0]:.2f}")
     if args.json:

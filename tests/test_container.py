@@ -1,4 +1,4 @@
-"""The .tcs container against its specification (formats/tcs-v1.md), read with plain h5py."""
+"""The .tcs container against its specification (formats/tcs.md), read with plain h5py."""
 
 from __future__ import annotations
 
@@ -78,8 +78,8 @@ def _set_attr(path, name, value):
 
 def test_unknown_major_version_is_refused(tcs):
     path, _ = tcs
-    _set_attr(path, "format_version", np.array([2, 0], dtype=np.uint32))
-    with pytest.raises(FormatError, match="version 2.0 is not supported"):
+    _set_attr(path, "format_version", np.array([3, 0], dtype=np.uint32))
+    with pytest.raises(FormatError, match="version 3.0 is not supported"):
         emtcs.open(path)
 
 

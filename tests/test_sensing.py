@@ -15,7 +15,7 @@ VECTORS = Path(__file__).resolve().parents[1] / "formats" / "mask-vectors-v1.jso
 
 
 def _spec_bit(seed: int, b: int, y: int, x: int) -> int:
-    """The generator exactly as formats/tcs-v1.md §5 writes it, in plain Python integers."""
+    """The generator exactly as formats/tcs.md §5 writes it, in plain Python integers."""
 
     def mix(h: int) -> int:
         h ^= h >> 16

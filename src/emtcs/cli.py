@@ -114,6 +114,22 @@ scheduler_option = click.option(
     help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
+@click.option(
+    "--quantise",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SIGMA",
+    help="Store measurements quantised with a step of SIGMA times their shot noise (e.g. 1: about half "
+    "the bytes at high dose); 0 stores them exactly. Needs a movie of counts (see --gain).",
+)
+@click.option(
+    "--gain",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Detector gain for --quantise, in pixel values per electron (1 for counting detectors).",
+)
 @workers_option
 @scheduler_option
 @force_option
@@ -123,6 +139,8 @@ def compress(
     B: int,
     output: Path | None,
     seed: int,
+    quantise: float,
+    gain: float,
     workers: int | None,
     scheduler: str | None,
     force: bool,
@@ -144,19 +162,19 @@ def compress(
 
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "force": force}
     total = 0
     for src in inputs:
         with open_movie(src) as movie:
             total += movie.n_frames
     with _progress("compress", total, quiet=quiet) as advance:
         if len(inputs) == 1 and workers is None and scheduler is None:
-            infos = [codec.compress(inputs[0], output, B, seed=seed, force=force, progress=advance)]
+            infos = [codec.compress(inputs[0], output, B, progress=advance, **options)]
         else:
             infos = codec.compress_many(
                 [(src, output) for src in inputs],
                 B,
-                seed=seed,
-                force=force,
+                **options,
                 workers=workers,
                 scheduler=scheduler,
                 progress=advance,
@@ -305,7 +323,7 @@ def info(input: Path, as_json: bool) -> None:
             "source",
             f"{d['source_name']}: {d['n_frames']} frames of {h}x{w} {d['source_dtype']} ({_size(d['raw_bytes'])})",
         ),
-        ("groups", f"{d['n_groups']} measurements of B={d['B']} frames ({d['measurement_dtype']})"),
+        ("groups", f"{d['n_groups']} measurements of B={d['B']} frames ({d['measurement_dtype']}, {d['coding']})"),
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
         ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
     ]
@@ -393,6 +411,11 @@ def simulate(
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--scenes", type=int, default=48, show_default=True, help="Simulated scenes in the training pool.")
 @click.option("--val-every", type=int, default=250, show_default=True)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Weights (.safetensors) to start from (fine-tuning); architecture and width must match.",
+)
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
@@ -417,6 +440,7 @@ def train(
     lr: float,
     scenes: int,
     val_every: int,
+    init: Path | None,
     resume: Path | None,
     device: str,
     output: Path,
@@ -455,6 +479,7 @@ def train(
         data=[str(d) for d in data],
         scenes=scenes,
         val_every=val_every,
+        init=str(init) if init else None,
     )
     console = stderr_console()
     with _progress("train", steps, quiet=quiet, unit="steps") as advance:

@@ -22,6 +22,7 @@ from .decoders import Decoder, decoder_for, decoder_for_group, resolve_decoder
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
+from .quantise import MeasurementCoding
 from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
 from .tiling import OVERLAP, TILE, decode_bands, reconstruct_group, relative_residual
 
@@ -57,6 +58,8 @@ def compress(
     B: int = 20,
     *,
     seed: int = 0,
+    quantise: float = 0.0,
+    gain: float = 1.0,
     force: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -64,22 +67,29 @@ def compress(
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float
-    sources are read twice (once for their value range).  ``progress`` is called with
-    the number of frames encoded since its last call.
+    sources are read twice (once for their value range).  ``quantise`` > 0 stores the
+    measurements quantised with that step in units of their shot noise, for a movie
+    of ``gain`` levels per electron (:mod:`emtcs.quantise`); 0 stores them exactly.
+    ``progress`` is called with the number of frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")
     if not 0 <= seed < 2**32:
         raise InputError(f"seed must be in 0..4294967295 (got {seed})")
+    coding = MeasurementCoding.anscombe(quantise, gain)
     dst = Path(dst) if dst is not None else default_output(src)
     check_output(dst, force=force)
     with open_movie(src) as movie:
         n = movie.n_frames
         if B > n:
             raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
+        if coding.quantised and movie.dtype.kind != "u":
+            raise InputError(
+                f"--quantise needs a movie of unsigned integer counts, not {movie.dtype} (store it exactly instead)"
+            )
         vrange = movie.value_range() if movie.dtype.kind == "f" else None
         vmap = ValueMap.for_source(movie.dtype, vrange)
-        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap)
+        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding)
         header = TcsHeader(
             B=B,
             n_frames=n,
@@ -93,6 +103,9 @@ def compress(
             mask_seed=seed,
             source_name=Path(src).name,
             metadata=movie.metadata,
+            measurement_coding=coding.name,
+            quant_step=coding.step,
+            quant_gain=coding.gain,
         )
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
         with atomic_output(dst, force=force) as tmp:
@@ -113,6 +126,8 @@ def compress_many(
     B: int = 20,
     *,
     seed: int = 0,
+    quantise: float = 0.0,
+    gain: float = 1.0,
     force: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -133,11 +148,13 @@ def compress_many(
             raise InputError(f"{seen[key]} and {src} would both be compressed into {dst}")
         seen[key] = src
         check_output(dst, force=force)
+    MeasurementCoding.anscombe(quantise, gain)  # bad options fail before any work
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "force": force}
     if workers is None and scheduler is None:
-        return [compress(src, dst, B, seed=seed, force=force, progress=progress) for src, dst in pairs]
+        return [compress(src, dst, B, progress=progress, **options) for src, dst in pairs]
     from .distributed import map_in_order
 
-    job = partial(compress, B=B, seed=seed, force=force)
+    job = partial(compress, B=B, **options)
     infos = []
     for info in map_in_order(
         job, [(str(s.resolve()), str(d.resolve())) for s, d in pairs], workers=workers, scheduler=scheduler

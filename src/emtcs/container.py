@@ -1,7 +1,7 @@
 """The ``.tcs`` container (format version 1): the only module that touches h5py.
 
 A ``.tcs`` file is HDF5.  Its layout, every attribute and the versioning rules are
-specified in ``formats/tcs-v1.md``; this module is the reference reader and writer.
+specified in ``formats/tcs.md``; this module is the reference reader and writer.
 """
 
 from __future__ import annotations
@@ -20,13 +20,18 @@ import numpy as np
 from ._version import __version__
 from .encoder import ValueMap
 from .errors import FormatError, InputError
+from .quantise import CODINGS, MeasurementCoding
 from .sensing import MASK_GENERATOR, masks
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs"]
 
 FORMAT_NAME = "emtcs.tcs"
-#: 1.1 added optional keys to the ``metadata`` attribute (acquisition time, exposure, ...).
-FORMAT_VERSION = (1, 1)
+#: Newest version written and read.  1.1 added optional keys to the ``metadata``
+#: attribute; 2.0 added quantised measurements (``measurement_coding``).  Files with
+#: exact measurements are still written as 1.1, so that 1.x readers keep reading them.
+FORMAT_VERSION = (2, 0)
+EXACT_VERSION = (1, 1)
+READABLE_MAJORS = (1, 2)
 #: Chunk edge of the measurement dataset, aligned with the 256 x 256 decode tiles.
 CHUNK = 256
 _DATASET = "measurements"
@@ -50,7 +55,21 @@ class TcsHeader:
     created: str = ""
     source_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
-    format_version: tuple[int, int] = FORMAT_VERSION
+    measurement_coding: str = "exact"
+    quant_step: float = 0.0
+    quant_gain: float = 1.0
+    format_version: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.format_version is None:
+            self.format_version = FORMAT_VERSION if self.coding.quantised else EXACT_VERSION
+
+    @property
+    def coding(self) -> MeasurementCoding:
+        """How the measurements are stored (exact sums or quantised)."""
+        if not self.measurement_coding or self.measurement_coding == "exact":
+            return MeasurementCoding()
+        return MeasurementCoding(self.measurement_coding, self.quant_step, self.quant_gain)
 
     @property
     def n_groups(self) -> int:
@@ -92,6 +111,8 @@ class TcsWriter:
 
     def __init__(self, path: str | os.PathLike[str], header: TcsHeader, *, compression_level: int = 4):
         self.header = header
+        if header.coding.quantised and header.format_version[0] < 2:
+            raise ValueError("quantised measurements need format version 2 or later")
         if not header.created:
             header.created = datetime.now(UTC).isoformat(timespec="seconds")
         self._file = h5py.File(path, "w", libver=("v108", "latest"))
@@ -107,6 +128,11 @@ class TcsWriter:
         f.attrs["value_scale"] = np.float64(header.value_scale)
         f.attrs["value_offset"] = np.float64(header.value_offset)
         f.attrs["metadata"] = json.dumps(header.metadata, sort_keys=True, default=str)
+        if header.format_version[0] >= 2:
+            f.attrs["measurement_coding"] = header.measurement_coding
+            if header.coding.quantised:
+                f.attrs["quant_step"] = np.float64(header.quant_step)
+                f.attrs["quant_gain"] = np.float64(header.quant_gain)
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
@@ -164,10 +190,10 @@ class TcsReader:
         if a.get("format") != FORMAT_NAME:
             raise FormatError(f"{self.path}: not a .tcs file (format attribute {a.get('format')!r})")
         version = tuple(int(v) for v in a["format_version"])
-        if version[0] != FORMAT_VERSION[0]:
+        if version[0] not in READABLE_MAJORS:
             raise FormatError(
                 f"{self.path}: .tcs format version {version[0]}.{version[1]} is not supported "
-                f"by emtcs {__version__} (reads {FORMAT_VERSION[0]}.x)"
+                f"by emtcs {__version__} (reads {' and '.join(f'{m}.x' for m in READABLE_MAJORS)})"
             )
         if not a.get("complete", False):
             raise FormatError(f"{self.path}: incomplete .tcs file (the writer did not finish)")
@@ -175,6 +201,13 @@ class TcsReader:
             raise FormatError(f"{self.path}: unknown mask generator {a['mask_generator']!r}")
         kw: dict[str, Any] = {n: int(a[n]) for n in _INT_ATTRS}
         kw.update({n: str(a[n]) for n in _STR_ATTRS})
+        if version[0] >= 2:
+            coding = str(a["measurement_coding"])
+            if coding not in CODINGS:
+                raise FormatError(f"{self.path}: unknown measurement coding {coding!r}")
+            kw["measurement_coding"] = coding
+            if coding != "exact":
+                kw["quant_step"], kw["quant_gain"] = float(a["quant_step"]), float(a["quant_gain"])
         return TcsHeader(
             frame_shape=tuple(int(v) for v in a["frame_shape"]),  # type: ignore[arg-type]
             value_scale=float(a["value_scale"]),
@@ -195,7 +228,12 @@ class TcsReader:
         return self.path.stat().st_size
 
     def measurement(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
-        """Measurement of group ``g`` (optionally a (rows, cols) window of it), as stored."""
+        """Measurement (group sums) of group ``g``, optionally a (rows, cols) window of it:
+        integers as stored, or float32 when the file stores them quantised."""
+        return self.header.coding.decode(self.stored(g, window))
+
+    def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
+        """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`)."""
         self.header.group_frames(g)  # range check
         key = (g,) if window is None else (g, *window)
         try:
@@ -238,6 +276,7 @@ class TcsReader:
             raw_bytes=hd.raw_bytes,
             compression_ratio=hd.raw_bytes / size if size else float("nan"),
             bits_per_pixel=8 * size / (hd.n_frames * h * w),
+            coding=hd.coding.describe(),
         )
         return d
 

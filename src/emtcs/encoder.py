@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .quantise import EXACT, MeasurementCoding
 from .sensing import accumulator_dtype, masked_sum, masks
 
 __all__ = ["ValueMap", "GroupEncoder", "FLOAT_LEVELS"]
@@ -78,20 +79,25 @@ class GroupEncoder:
     """Encodes groups of up to B frames of one shape with the seeded masks of ``seed``.
 
     The B masks are generated once (B bytes per pixel) and reused for every group;
-    a short last group uses the first masks.
+    a short last group uses the first masks.  ``coding`` says how the sums are stored
+    (:mod:`emtcs.quantise`); ``dtype`` is the stored type.
     """
 
-    def __init__(self, seed: int, B: int, shape: tuple[int, int], value_map: ValueMap):
+    def __init__(
+        self, seed: int, B: int, shape: tuple[int, int], value_map: ValueMap, coding: MeasurementCoding = EXACT
+    ):
         self.seed = int(seed)
         self.B = int(B)
         self.shape = (int(shape[0]), int(shape[1]))
         self.value_map = value_map
+        self.coding = coding
         self.masks = masks(self.seed, self.B, self.shape)
-        self.dtype = accumulator_dtype(value_map.max_level, self.B)
+        self._sum_dtype = accumulator_dtype(value_map.max_level, self.B)
+        self.dtype = coding.stored_dtype(self._sum_dtype, value_map.max_level * self.B)
 
     def encode(self, levels: np.ndarray) -> np.ndarray:
-        """Measurement of a (b, H, W) stack of levels, b <= B."""
+        """Stored measurement of a (b, H, W) stack of levels, b <= B."""
         if levels.ndim != 3 or levels.shape[1:] != self.shape or not 1 <= levels.shape[0] <= self.B:
             raise ValueError(f"expected (1..{self.B}, {self.shape[0]}, {self.shape[1]}) levels, got {levels.shape}")
-        out = np.empty(self.shape, dtype=self.dtype)
-        return masked_sum(levels, self.masks, out)
+        out = np.empty(self.shape, dtype=self._sum_dtype)
+        return self.coding.encode(masked_sum(levels, self.masks, out))

@@ -7,7 +7,7 @@ against these functions.
 
 The mask generator is counter based: bit(seed, b, y, x) is a pure function of its four
 integers, so any tile of any mask is made without making the rest, and the bits do not
-depend on numpy's random streams.  The algorithm is specified in ``formats/tcs-v1.md``.
+depend on numpy's random streams.  The algorithm is specified in ``formats/tcs.md``.
 """
 
 from __future__ import annotations

@@ -61,6 +61,8 @@ class TrainConfig:
     val_every: int = 250
     val_samples: int = 24
     seed: int = 0
+    #: weights file (.safetensors) to start from instead of a random initialisation (fine-tuning)
+    init: str | None = None
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -269,6 +271,11 @@ def train(
         sched.load_state_dict(state["sched"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
         history = json.loads(state["history"])
+    elif cfg.init:
+        info, weights = zoo.load_weights(cfg.init)
+        if info["config"] != cfg.net_config:
+            raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
+        net.load_state_dict(weights)
     say = log or (lambda msg: None)
     say(f"building training pool ({cfg.scenes} simulated scenes, {len(cfg.data)} data files)")
     pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)

@@ -83,6 +83,15 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of emtcs's coding masks.")
 @click.option(
+    "--quantise",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SIGMA",
+    help="emtcs stores measurements quantised at SIGMA times their shot noise (as emtcs compress --quantise).",
+)
+@click.option("--gain", type=float, default=1.0, show_default=True, help="Pixel values per electron, for --quantise.")
+@click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
     default="auto",
@@ -111,6 +120,8 @@ def bench(
     crop: str | None,
     dose: float | None,
     seed: int,
+    quantise: float,
+    gain: float,
     device: str,
     json_out: Path | None,
     plot_out: Path | None,
@@ -140,6 +151,8 @@ def bench(
         codecs=_list(codecs, "--codecs"),
         references=_list(references, "--reference") if references else None,
         seed=seed,
+        quantise=quantise,
+        gain=gain,
         device=device,
     )
     if n_frames is not None and n_frames < 1:

@@ -138,6 +138,7 @@ def _summary(run: dict[str, Any]) -> Iterator[str]:
         f"{d['patch_distance']}, h = {d['h_sigma']} x sigma, sigma = {d['sigma']:.4g} ({d['sigma_from']})"
     )
     yield f"budget rule: {run['rules']['budget']}"
+    yield f"emtcs measurements stored: {run['config'].get('measurement_coding', 'exact')}"
     maps = {r["codec"]: r["input_map"] for r in run["rows"] if r.get("input_map")}
     for name, c in run["codecs"].items():
         yield (

@@ -28,6 +28,7 @@ from ..decoders import decoder_for
 from ..errors import DecoderError, InputError
 from ..io import open_movie
 from ..metrics import psnr, ssim
+from ..quantise import MeasurementCoding
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
 from .denoise import Denoiser, NLMeans, Wavelet
@@ -66,6 +67,9 @@ class BenchConfig:
     #: Subset of :data:`REFERENCES`; None: every one available.
     references: tuple[str, ...] | None = None
     seed: int = 0
+    #: emtcs measurement quantisation step in noise sigmas (0: exact) and detector gain (:mod:`emtcs.quantise`).
+    quantise: float = 0.0
+    gain: float = 1.0
     device: str = "auto"
     #: Options per requested decoder name, e.g. ``{"gaptv": {"iterations": 5}}``.
     decoder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -381,7 +385,10 @@ class _Bench:
             return None
         tcs = tmp / f"movie-B{B}.tcs"
         t0 = time.perf_counter()
-        info = emtcs_codec.compress(tmp / "movie.tif", tcs, B, seed=self.config.seed, force=True)
+        cfg = self.config
+        info = emtcs_codec.compress(
+            tmp / "movie.tif", tcs, B, seed=cfg.seed, quantise=cfg.quantise, gain=cfg.gain, force=True
+        )
         encode_s = time.perf_counter() - t0
         budget = int(info["file_bytes"])
         self._step(f"B={B}: emtcs compress")
@@ -518,6 +525,7 @@ class _Bench:
                 "decoders": list(self.config.decoders),
                 "codecs": self.codecs,
                 "seed": self.config.seed,
+                "measurement_coding": MeasurementCoding.anscombe(self.config.quantise, self.config.gain).describe(),
                 "device": self.config.device,
                 "decoder_options": self.config.decoder_options,
             },

@@ -37,7 +37,7 @@ def normalised_metadata(
     original_metadata: Any = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Source metadata as stored in ``.tcs`` files (``formats/tcs-v1.md``, "metadata").
+    """Source metadata as stored in ``.tcs`` files (``formats/tcs.md``, "metadata").
 
     ``pixel_size`` is (y, x) in ``pixel_unit``; ``frame_interval`` and ``exposure`` in
     seconds; ``acquisition_time`` ISO 8601; ``microscope`` and ``detector`` names as

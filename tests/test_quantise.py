@@ -1,0 +1,118 @@
+"""Quantised measurements (format 2.0, ``anscombe-v1``) against formats/tcs.md §9."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+import emtcs
+from emtcs.errors import FormatError, InputError
+from emtcs.quantise import MeasurementCoding
+from emtcs.sensing import encode, masks
+
+
+def _spec_q(y: int, step: float, gain: float) -> int:
+    """§9 transcribed with Python floats (binary64) and math.sqrt."""
+    return math.floor(2.0 * math.sqrt(y / gain + 0.375) / step + 0.5)
+
+
+@pytest.fixture
+def counts_movie(tmp_path):
+    """A Poisson movie of ~300 electrons per pixel per frame (uint16 counts, gain 1)."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:48, 0:64]
+    truth = 300 * (1 + 0.5 * np.sin(xx / 5.0 + yy / 7.0))
+    frames = rng.poisson(np.broadcast_to(truth, (12, 48, 64))).astype(np.uint16)
+    path = tmp_path / "counts.tif"
+    tifffile.imwrite(path, frames)
+    return path, frames
+
+
+@pytest.mark.parametrize(("step", "gain"), [(1.0, 1.0), (0.5, 3.0)])
+def test_stored_values_follow_the_spec(tmp_path, counts_movie, step, gain):
+    path, frames = counts_movie
+    out = tmp_path / "q.tcs"
+    emtcs.compress(path, out, B=5, seed=9, quantise=step, gain=gain)
+    m = masks(9, 5, frames.shape[1:])
+    with h5py.File(out, "r") as f:
+        a = f.attrs
+        assert list(a["format_version"]) == [2, 0]
+        assert a["measurement_coding"] == "anscombe-v1"
+        assert a["quant_step"] == step and a["quant_gain"] == gain
+        stored = f["measurements"][:]
+        assert np.dtype(a["measurement_dtype"]) == stored.dtype == np.uint16  # q of 5 * 65535 fits
+    for g, start in enumerate(range(0, 12, 5)):
+        y = encode(frames[start : start + 5], m[: len(frames[start : start + 5])])
+        expect = [_spec_q(int(v), step, gain) for v in y.ravel()[::37]]
+        assert stored[g].ravel()[::37].tolist() == expect
+    with emtcs.open(out) as r:
+        y0 = encode(frames[:5], m).astype(np.float64)
+        est = r.measurement(0)
+        assert est.dtype == np.float32
+        # the error is at most half a step in the Anscombe domain: |dY| <= g * (step / 2) * sqrt(Y/g + 3/8) + O(step^2)
+        bound = gain * (step / 2) * np.sqrt(y0 / gain + 0.375) + gain * step**2
+        assert np.all(np.abs(est - y0) <= bound)
+
+
+def test_quantised_file_is_smaller_and_decodes_nearly_as_well(tmp_path, counts_movie):
+    path, frames = counts_movie
+    exact, quant = tmp_path / "e.tcs", tmp_path / "q.tcs"
+    e = emtcs.compress(path, exact, B=6)
+    q = emtcs.compress(path, quant, B=6, quantise=1.0)
+    assert e["format_version"] == "1.1" and e["coding"] == "exact"
+    sizes = {}
+    for name, tcs in (("e", exact), ("q", quant)):
+        with h5py.File(tcs, "r") as f:
+            sizes[name] = f["measurements"].id.get_storage_size()
+    assert sizes["q"] < 0.7 * sizes["e"], sizes
+    assert q["file_bytes"] < e["file_bytes"]
+    outs = {}
+    for name, tcs in (("e", exact), ("q", quant)):
+        emtcs.decompress(tcs, tmp_path / f"{name}.tif", decoder="gaptv", decoder_options={"iterations": 20})
+        outs[name] = tifffile.imread(tmp_path / f"{name}.tif").astype(np.float64)
+    ref = frames.astype(np.float64)
+    err = {k: np.sqrt(np.mean((v - ref) ** 2)) for k, v in outs.items()}
+    assert err["q"] < 1.05 * err["e"]
+
+
+def test_bad_quantisation_options_are_refused(tmp_path, movie_file, counts_movie):
+    path, _ = counts_movie
+    with pytest.raises(InputError, match="step"):
+        emtcs.compress(path, tmp_path / "a.tcs", B=4, quantise=-1)
+    with pytest.raises(InputError, match="gain"):
+        emtcs.compress(path, tmp_path / "b.tcs", B=4, quantise=1, gain=0)
+    fpath, _ = movie_file(n=6, dtype=np.float32, name="f.tif")
+    with pytest.raises(InputError, match="unsigned integer counts"):
+        emtcs.compress(fpath, tmp_path / "c.tcs", B=3, quantise=1)
+    assert not list(tmp_path.glob("*.tcs"))
+
+
+def test_cli_quantise_and_info(run, tmp_path, counts_movie):
+    path, _ = counts_movie
+    out = tmp_path / "q.tcs"
+    res = run("compress", path, "-B", "4", "--quantise", "1", "-o", out, "-q")
+    assert res.exit_code == 0, res.output
+    info = run("info", out)
+    assert "anscombe-v1, step 1 sigma, gain 1 levels/e" in info.output
+    bad = run("compress", path, "-B", "4", "--quantise", "100", "-o", tmp_path / "x.tcs")
+    assert bad.exit_code == 1 and "quantisation step" in bad.output and "Traceback" not in bad.output
+
+
+def test_unknown_coding_is_refused(tmp_path, counts_movie):
+    path, _ = counts_movie
+    out = tmp_path / "q.tcs"
+    emtcs.compress(path, out, B=4, quantise=1.0)
+    with h5py.File(out, "r+") as f:
+        f.attrs["measurement_coding"] = "mystery-v9"
+    with pytest.raises(FormatError, match="unknown measurement coding 'mystery-v9'"):
+        emtcs.open(out)
+
+
+def test_exact_coding_is_the_identity():
+    y = np.arange(10, dtype=np.uint32)
+    c = MeasurementCoding.anscombe(0)
+    assert not c.quantised and c.encode(y) is y and c.decode(y) is y
