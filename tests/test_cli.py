@@ -214,6 +214,27 @@ def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and stale-part removal are POSIX-only")
+def test_part_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, movie_file):
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, np.random.default_rng(0).integers(0, 4000, size=(400, 256, 256), dtype=np.uint16))
+    proc = subprocess.Popen([sys.executable, "-m", "emtcs.cli", "compress", str(big), "-B", "10", "-q"])
+    deadline = time.time() + 60
+    while not _leftovers(tmp_path) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "compress finished before it could be killed"
+    proc.kill()
+    proc.wait(timeout=60)
+    stale = _leftovers(tmp_path)
+    assert len(stale) == 1 and f"-{proc.pid}-" in stale[0]
+    # a part file of a live process (pid 1) is not touched
+    live = tmp_path / stale[0].replace(f"-{proc.pid}-", "-1-")
+    live.write_bytes(b"")
+    small, _ = movie_file(n=6, name="big.tif")  # same output name, quicker to compress
+    assert emtcs.compress(small, tmp_path / "big.tcs", B=3)["n_frames"] == 6
+    assert _leftovers(tmp_path) == [live.name]
+
+
 def test_simulate_then_full_pipeline_prints_quality(run, tmp_path):
     movie, clean = tmp_path / "sim.tif", tmp_path / "clean.tif"
     r = run("simulate", movie, "--frames", "12", "--size", "48", "64", "--dose", "200", "--clean", clean, "-q")

@@ -100,6 +100,27 @@ def test_tiny_model_trains_and_loss_falls(tmp_path):
     assert again["steps"] == 44
 
 
+def test_init_starts_from_given_weights(tmp_path):
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    torch.manual_seed(123)  # training itself seeds 0: a missed --init would give other weights
+    start = build(TINY["tcsdl"])
+    init = tmp_path / "start.safetensors"
+    zoo.save_weights(init, start.state_dict(), TINY["tcsdl"])
+    common = {"B": [3], "patch": 16, "batch": 1, "scenes": 1, "scene_frames": 6, "scene_size": 32, "val_samples": 1}
+    # lr 0: the weights written after training are exactly the ones it started from
+    cfg = TrainConfig(arch="tcsdl", net={"width": 8}, steps=1, lr=0.0, init=str(init), **common)
+    summary = train(cfg, tmp_path / "tuned", device="cpu")
+    assert summary["train_config"]["init"] == str(init)
+    _, tuned = zoo.load_weights(tmp_path / "tuned.safetensors")
+    for k, v in start.state_dict().items():
+        torch.testing.assert_close(tuned[k], v, rtol=0, atol=0)
+    wider = TrainConfig(arch="tcsdl", net={"width": 12}, steps=1, init=str(init), **common)
+    with pytest.raises(InputError, match="not {'arch': 'tcsdl', 'width': 12}"):
+        train(wider, tmp_path / "wider", device="cpu")
+
+
 def test_learned_decoder_tiling_equivalence(tmp_path):
     torch.manual_seed(0)
     net = build(TINY["gapnet"])

@@ -1,13 +1,18 @@
 """Atomic creation of output files: write to a hidden temporary name, rename at the end.
 
 A failure, Ctrl-C or SIGTERM (the CLI turns it into an exception) removes the
-temporary file, so no partial output ever carries the final name.
+temporary file, so no partial output ever carries the final name.  A process killed
+outright (SIGKILL, power loss) cannot clean up; its temporary name records host and
+process id, and the next write of the same output on that host removes it once that
+process is gone.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +39,8 @@ def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
 def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``."""
     path = check_output(path, force=force)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.emtcs-part")
+    _remove_stale_parts(path)
+    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{_SUFFIX}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -48,6 +54,35 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Itera
     except BaseException:
         _remove(tmp)
         raise
+
+
+_SUFFIX = ".emtcs-part"
+_HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Delete temporary files of ``path`` left by dead processes of this host."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(_HOST)}-(\d+)-[0-9a-f]{{8}}{re.escape(_SUFFIX)}$")
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.match(p.name)]
+    except OSError:
+        return
+    for part in candidates:
+        pid = int(pattern.match(part.name).group(1))  # type: ignore[union-attr]
+        if pid != os.getpid() and not _alive(pid):
+            _remove(part)
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate the process there; keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: exists, owned by someone else
+        return True
+    return True
 
 
 def _remove(tmp: Path) -> None:
