@@ -19,6 +19,7 @@ import click
 from . import codec
 from ._version import __version__
 from .container import TcsReader
+from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
 from .progress import progress_bar, stderr_console
 
@@ -214,6 +215,15 @@ def compress(
 @click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Tiles per decoder call.")
 @click.option(
+    "--guard",
+    type=float,
+    default=GUARD_RATIO,
+    show_default=True,
+    metavar="RATIO",
+    help="Decode a tile with GAP-TV where a learned decoder's residual exceeds RATIO times the shot noise "
+    "(it failed on data unlike its training data); 0 turns the guard off.",
+)
+@click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
@@ -230,6 +240,7 @@ def decompress(
     tile: int,
     overlap: int,
     batch: int,
+    guard: float,
     reference: Path | None,
     report: Path | None,
     workers: int | None,
@@ -263,6 +274,7 @@ def decompress(
             tile=tile,
             overlap=overlap,
             batch=batch,
+            guard=guard,
             progress=advance,
             log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),

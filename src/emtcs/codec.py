@@ -18,13 +18,15 @@ import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
-from .decoders import Decoder, decoder_for, decoder_for_group, resolve_decoder
+from .decoders import Decoder, decoder_for, decoder_for_group, get_decoder, resolve_decoder
+from .decoders.guard import GUARD_RATIO, GuardedDecoder
+from .decoders.learned import LearnedDecoder
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
 from .quantise import MeasurementCoding
 from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
-from .tiling import OVERLAP, TILE, decode_bands, reconstruct_group, relative_residual
+from .tiling import OVERLAP, TILE, decode_bands, intensity_scale, reconstruct_group, relative_residual
 
 __all__ = [
     "compress",
@@ -174,6 +176,20 @@ class DecompressReport:
     decoder: dict[str, Any]
     residuals: dict[int, float] = field(default_factory=dict)
     notice: str | None = None
+    #: Per group: (tiles the guard gave to GAP-TV, tiles decoded); empty when unguarded.
+    fallback: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def guard_summary(self) -> str | None:
+        """One line on the tiles the guard decoded with GAP-TV, if it replaced any."""
+        replaced = sum(r for r, _ in self.fallback.values())
+        if not replaced:
+            return None
+        tiles = sum(n for _, n in self.fallback.values())
+        groups = sum(1 for r, _ in self.fallback.values() if r)
+        return (
+            f"guard: {replaced} of {tiles} tiles ({groups} of {len(self.fallback)} groups) decoded with GAP-TV, "
+            f"where the {self.decoder.get('name')} residual exceeded {self.decoder.get('guard')}x the shot noise"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +197,7 @@ class DecompressReport:
             "frames": [self.frames.start, self.frames.stop],
             "decoder": self.decoder,
             "residuals": {str(g): r for g, r in self.residuals.items()},
+            "fallback_tiles": {str(g): list(f) for g, f in self.fallback.items()},
         }
 
 
@@ -221,6 +238,7 @@ def decompress(
     tile: int = TILE,
     overlap: int = OVERLAP,
     batch: int = 8,
+    guard: float = GUARD_RATIO,
     decoder_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     on_group: Callable[[int, float], None] | None = None,
@@ -233,7 +251,10 @@ def decompress(
     ``frames`` ("A:B", 0-based, B excluded) limits decoding to the groups holding those
     frames and writes only them.  The output has the source's dtype (rounded and
     clipped) and calibration.  ``decoder="auto"`` takes the best learned decoder whose
-    weights serve the file's B, else GAP-TV (the report carries a notice).  ``progress``
+    weights serve the file's B, else GAP-TV (the report carries a notice).  Learned
+    decoders are guarded: tiles where their residual exceeds ``guard`` times the shot
+    noise are decoded with GAP-TV (0 turns the guard off; see :func:`decode_group`).
+    ``progress``
     is called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log``
     receives one-line notices (e.g. which decoder ``auto`` fell back to).  ``workers``
@@ -242,6 +263,8 @@ def decompress(
     with the same output.
     """
     dst = Path(dst)
+    if not (np.isfinite(guard) and guard >= 0):
+        raise InputError(f"--guard must be a ratio >= 0 (0: off), got {guard}")
     check_writable(dst)
     check_output(dst, force=force)
     with TcsReader(src) as reader:
@@ -249,7 +272,7 @@ def decompress(
         sel = _frame_range(frames, hd.n_frames)
         if workers is None and scheduler is None:
             dec, notice = decoder_for(decoder, hd.B, device=device, **(decoder_options or {}))
-            pieces = _decode_here(reader, sel, dec, tile=tile, overlap=overlap, batch=batch)
+            pieces = _decode_here(reader, sel, dec, tile=tile, overlap=overlap, batch=batch, guard=guard)
             config = dec.get_config()
         else:
             from .distributed import decode_on_cluster
@@ -265,6 +288,7 @@ def decompress(
                 tile=tile,
                 overlap=overlap,
                 batch=batch,
+                guard=guard,
                 workers=workers,
                 scheduler=scheduler,
             )
@@ -283,6 +307,9 @@ def decompress(
                         out.write(t, frame, piece.rows)
                     terms.extend(piece.terms)
                     report.decoder = piece.decoder
+                    if piece.fallback[1]:
+                        done = report.fallback.get(piece.g, (0, 0))
+                        report.fallback[piece.g] = (done[0] + piece.fallback[0], done[1] + piece.fallback[1])
                     if progress is not None:
                         progress(len(piece.t_out) * (piece.rows.stop - piece.rows.start) / H)
                     if piece.last:
@@ -290,6 +317,9 @@ def decompress(
                         terms = []
                         if on_group is not None:
                             on_group(piece.g, report.residuals[piece.g])
+    summary = report.guard_summary()
+    if summary and log is not None:
+        log(summary)
     return report
 
 
@@ -303,16 +333,26 @@ class DecodedRows(NamedTuple):
     terms: list[tuple[float, float]]  # residual terms of the bands decoded
     last: bool  # the group's last rows: its residual is complete
     decoder: dict[str, Any]  # the decoder's config
+    fallback: tuple[int, int] = (0, 0)  # (tiles the guard gave to GAP-TV, tiles decoded)
 
 
 def _decode_here(
-    reader: TcsReader, sel: range, dec: Decoder, *, tile: int, overlap: int, batch: int
+    reader: TcsReader, sel: range, dec: Decoder, *, tile: int, overlap: int, batch: int, guard: float
 ) -> Iterator[DecodedRows]:
     """The groups holding ``sel``, decoded in this process band by band."""
-    hd, config = reader.header, dec.get_config()
+    hd, config = reader.header, reported_config(dec, guard)
     for g, keep, t_out in wanted_frames(hd, sel):
-        for rows, block, num, den in decode_group(reader, g, dec, keep=keep, tile=tile, overlap=overlap, batch=batch):
-            yield DecodedRows(g, t_out, rows, block, [(num, den)], rows.stop == hd.frame_shape[0], config)
+        for band in decode_group(reader, g, dec, keep=keep, tile=tile, overlap=overlap, batch=batch, guard=guard):
+            last = band.rows.stop == hd.frame_shape[0]
+            yield DecodedRows(g, t_out, band.rows, band.frames, [(band.num, band.den)], last, config, band.fallback)
+
+
+def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
+    """The decoder's config for reports, with the guard threshold when it is guarded."""
+    config = dec.get_config()
+    if guard > 0 and isinstance(dec, LearnedDecoder):
+        config["guard"] = guard
+    return config
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
@@ -320,6 +360,16 @@ def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], l
     for g in range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1):
         pairs = [(k, t - sel.start) for k, t in enumerate(hd.group_frames(g)) if t in sel]
         yield g, [k for k, _ in pairs], [t for _, t in pairs]
+
+
+class GroupBand(NamedTuple):
+    """One band of rows of a decoded group (see :func:`decode_group`)."""
+
+    rows: slice
+    frames: np.ndarray  # (len(keep), len(rows), W) in the source dtype
+    num: float  # residual terms (emtcs.tiling.relative_residual)
+    den: float
+    fallback: tuple[int, int]  # (tiles the guard gave to GAP-TV, tiles decoded) for this band
 
 
 def decode_group(
@@ -332,15 +382,19 @@ def decode_group(
     tile: int = TILE,
     overlap: int = OVERLAP,
     batch: int = 8,
-) -> Iterator[tuple[slice, np.ndarray, float, float]]:
+    guard: float = GUARD_RATIO,
+) -> Iterator[GroupBand]:
     """Decode group ``g`` of an open ``.tcs`` band by band (the work of one group, or of a
     row block of it, for :func:`decompress` and for distributed workers alike).
 
-    Yields ``(rows, frames, num, den)``: the frames ``keep`` (all by default) of the
-    group over ``rows``, in the source dtype, and the band's residual terms
-    (:func:`emtcs.tiling.relative_residual`).  ``bands`` limits decoding to a range of
-    tile-row bands (:func:`emtcs.tiling.decode_bands`).  A group whose length the
-    decoder's weights do not serve (a short last group) is decoded with GAP-TV.
+    Yields a :class:`GroupBand` per band: the frames ``keep`` (all by default) of the
+    group over its rows, in the source dtype, the band's residual terms and what the
+    guard did.  ``bands`` limits decoding to a range of tile-row bands
+    (:func:`emtcs.tiling.decode_bands`).  A group whose length the decoder's weights do
+    not serve (a short last group) is decoded with GAP-TV.  A learned decoder is guarded
+    (:class:`emtcs.decoders.guard.GuardedDecoder`, ``guard`` > 0): tiles where its
+    residual exceeds ``guard`` times the shot noise (at the file's gain, else 1 level
+    per electron) are decoded with GAP-TV.
     """
     hd = reader.header
     nb = len(hd.group_frames(g))
@@ -349,8 +403,16 @@ def decode_group(
     masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
     y = reader.measurement(g)
     dec = decoder_for_group(dec, nb)
-    for rows, block, num, den in decode_bands(y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands):
-        yield rows, vmap.to_source(block[keep]), num, den
+    scale = intensity_scale(y, masks)
+    if guard > 0 and isinstance(dec, LearnedDecoder):
+        dec = GuardedDecoder(dec, get_decoder("gaptv"), threshold=guard, electrons_per_unit=scale / hd.coding.gain)
+    seen = (0, 0)
+    for rows, block, num, den in decode_bands(
+        y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands, scale=scale
+    ):
+        now = (dec.replaced, dec.tiles) if isinstance(dec, GuardedDecoder) else (0, 0)
+        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))
+        seen = now
 
 
 def reconstruct(

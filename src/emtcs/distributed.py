@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .codec import DecodedRows, decode_group, wanted_frames
+from .codec import DecodedRows, decode_group, reported_config, wanted_frames
 from .container import TcsHeader, TcsReader
 from .decoders import Decoder, decoder_for, is_learned
 from .errors import DecoderError, EmtcsError, InputError
@@ -81,18 +81,21 @@ class DecodeTask:
     tile: int
     overlap: int
     batch: int
+    guard: float = 0.0
 
 
 def decode_task(task: DecodeTask) -> dict[str, Any]:
-    """Run on a worker: decode one task; returns the frames, the residual terms and the decoder config."""
+    """Run on a worker: decode one task; returns the frames, the residual terms, the guard's
+    (replaced, tiles) counts and the decoder config."""
     dec = _worker_decoder(task.decoder, task.B, task.device, task.options)
     r0, r1 = task.rows
     with TcsReader(task.path) as reader:
         W = reader.header.frame_shape[1]
         frames = np.empty((len(task.keep), r1 - r0, W), dtype=reader.header.value_map.source_dtype)
         terms = []
+        fallback = [0, 0]
         bands = range(*task.bands) if task.bands else None
-        for rows, block, num, den in decode_group(
+        for band in decode_group(
             reader,
             task.g,
             dec,
@@ -101,10 +104,12 @@ def decode_task(task: DecodeTask) -> dict[str, Any]:
             tile=task.tile,
             overlap=task.overlap,
             batch=task.batch,
+            guard=task.guard,
         ):
-            frames[:, rows.start - r0 : rows.stop - r0] = block
-            terms.append((num, den))
-    return {"frames": frames, "terms": terms, "decoder": dec.get_config()}
+            frames[:, band.rows.start - r0 : band.rows.stop - r0] = band.frames
+            terms.append((band.num, band.den))
+            fallback = [fallback[0] + band.fallback[0], fallback[1] + band.fallback[1]]
+    return {"frames": frames, "terms": terms, "fallback": tuple(fallback), "decoder": reported_config(dec, task.guard)}
 
 
 _decoder_cache: dict[str, Any] = {}
@@ -146,6 +151,7 @@ def plan_decode(
     tile: int,
     overlap: int,
     batch: int,
+    guard: float = 0.0,
     block_bytes: int = BLOCK_BYTES,
 ) -> list[tuple[DecodeTask, list[int], bool]]:
     """The tasks of a decompression in output order: (task, output frame indices, last block of its group)."""
@@ -178,6 +184,7 @@ def plan_decode(
                 tile,
                 overlap,
                 batch,
+                guard,
             )
             plan.append((task, t_out, k == len(blocks) - 1))
     return plan
@@ -194,6 +201,7 @@ def decode_on_cluster(
     tile: int,
     overlap: int,
     batch: int,
+    guard: float = 0.0,
     workers: int | None,
     scheduler: str | None,
     block_bytes: int | None = None,
@@ -212,13 +220,21 @@ def decode_on_cluster(
             tile=tile,
             overlap=overlap,
             batch=batch,
+            guard=guard,
             block_bytes=block_bytes or BLOCK_BYTES,
         )
         tasks = [(task,) for task, _, _ in plan]
         for i, result in ordered_results(client, decode_task, tasks, ahead=AHEAD * slots, resources=resources):
             task, t_out, last = plan[i]
             yield DecodedRows(
-                task.g, t_out, slice(*task.rows), result["frames"], result["terms"], last, result["decoder"]
+                task.g,
+                t_out,
+                slice(*task.rows),
+                result["frames"],
+                result["terms"],
+                last,
+                result["decoder"],
+                result["fallback"],
             )
 
 

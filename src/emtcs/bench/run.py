@@ -408,7 +408,7 @@ class _Bench:
                 continue
             out = tmp / f"out-B{B}-{dec.name}.tif"
             t0 = time.perf_counter()
-            emtcs_codec.decompress(
+            report = emtcs_codec.decompress(
                 tcs, out, decoder=dec.name, device=self.config.device, force=True, decoder_options=options
             )
             decode_s = time.perf_counter() - t0
@@ -418,6 +418,7 @@ class _Bench:
             note = (
                 f"{name} -> {dec.name}: {notice}" if notice else (f"{name} -> {dec.name}" if name != dec.name else None)
             )
+            note = "; ".join(filter(None, [note, report.guard_summary()])) or None
             done[dec.name] = self._row(
                 "emtcs",
                 f"emtcs / {dec.name}",

@@ -1,0 +1,70 @@
+"""A guard for learned decoders: tiles they fail on are decoded with GAP-TV instead.
+
+A network meets data unlike its training data (bright-field contrast, burned-in
+overlays, clean 8-bit frames) and can fail badly there while GAP-TV, which only
+assumes smooth frames, does not.  The sign is the measurement residual: a decoder
+that only removed noise leaves a residual Y - sum_b C_b X_b about as large as the
+shot noise of Y; one that got the frames wrong leaves much more.  With Y/g electrons
+the noise variance of Y is g * Y, so per tile the guard computes
+
+    ratio = sqrt(mean(residual^2) / mean(g * Y))
+
+and hands the tile to the fallback decoder when it exceeds a threshold (docs/decoders.md
+has the measured ratios: 0.7-1.4 where the network works, 2-3.4 where it fails).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Decoder
+
+__all__ = ["GUARD_RATIO", "GuardedDecoder", "noise_ratio"]
+
+#: Default threshold on :func:`noise_ratio` (``emtcs decompress --guard``).
+GUARD_RATIO = 2.0
+
+
+def noise_ratio(y: np.ndarray, masks: np.ndarray, frames: np.ndarray, electrons_per_unit: float) -> np.ndarray:
+    """Per tile, the RMS measurement residual over the RMS shot noise expected for ``y``.
+
+    ``y`` (n, h, w), ``masks`` (n, B, h, w), ``frames`` (n, B, h, w), all in the same
+    units; ``electrons_per_unit`` converts those units to electrons.
+    """
+    residual = y - np.einsum("nbhw,nbhw->nhw", masks, frames)
+    noise_var = np.maximum(y, 0).mean(axis=(1, 2)) / electrons_per_unit
+    res_var = np.square(residual).mean(axis=(1, 2))
+    return np.sqrt(res_var / np.maximum(noise_var, np.finfo(np.float32).tiny))
+
+
+class GuardedDecoder(Decoder):
+    """``inner``'s frames, except for tiles whose :func:`noise_ratio` exceeds ``threshold``:
+    those come from ``fallback``.  Counts tiles seen and replaced (``tiles``, ``replaced``).
+
+    Tiles reach decoders normalised (divided by an intensity scale s), so
+    ``electrons_per_unit`` is s / g for a movie of g levels per electron.
+    """
+
+    name = "guarded"
+
+    def __init__(self, inner: Decoder, fallback: Decoder, *, threshold: float, electrons_per_unit: float):
+        self.inner, self.fallback = inner, fallback
+        self.threshold = float(threshold)
+        self.electrons_per_unit = float(electrons_per_unit)
+        self.batched = inner.batched  # type: ignore[misc]
+        self.tiles = self.replaced = 0
+
+    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        frames = self.inner.decode(y, masks)
+        bad = noise_ratio(y, masks, frames, self.electrons_per_unit) > self.threshold
+        if bad.any():
+            frames = frames.copy()
+            frames[bad] = self.fallback.decode(y[bad], masks[bad])
+        self.tiles += len(y)
+        self.replaced += int(bad.sum())
+        return frames
+
+    def get_config(self) -> dict[str, Any]:
+        return {**self.inner.get_config(), "guard": self.threshold, "fallback": self.fallback.get_config()}
