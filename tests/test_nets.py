@@ -163,3 +163,20 @@ def test_short_last_group_outside_the_weights_range_falls_back_to_gaptv(tmp_path
     assert learned.shape == (13, 40, 48)
     np.testing.assert_array_equal(learned[10:], classic[10:])
     assert not np.array_equal(learned[:10], classic[:10])
+
+
+def test_clip_options_add_intensity_changes_and_scene_cuts():
+    from emtcs.train import ClipPool, TrainConfig
+
+    def jumps(**opts):
+        cfg = TrainConfig(scenes=2, scene_frames=12, scene_size=48, **opts)
+        pool = ClipPool(cfg, seed_offset=5, scenes=2)
+        rng = np.random.default_rng(0)
+        clips = [pool.clip(rng, 8, 24) for _ in range(20)]
+        means = np.std([c.mean(axis=(1, 2)) / c.mean() for c in clips], axis=1).mean()
+        step = np.mean([np.abs(np.diff(c, axis=0)).mean(axis=(1, 2)).max() for c in clips])
+        return means, step
+
+    calm, flicker, cut = jumps(), jumps(flicker=0.2), jumps(cuts=1.0)
+    assert flicker[0] > 3 * calm[0]  # frame-to-frame intensity changes
+    assert cut[1] > 2 * calm[1]  # one large jump per clip where the scene changes

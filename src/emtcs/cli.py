@@ -422,6 +422,15 @@ def simulate(
 @click.option("--batch", type=int, default=4, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--scenes", type=int, default=48, show_default=True, help="Simulated scenes in the training pool.")
+@click.option(
+    "--motion", type=float, default=0.4, show_default=True, help="Drift of --data crops, pixels per frame (std)."
+)
+@click.option(
+    "--flicker", type=float, default=0.0, show_default=True, help="Per-frame intensity changes (std of log gain)."
+)
+@click.option(
+    "--cuts", type=float, default=0.0, show_default=True, help="Probability that a clip cuts to another scene."
+)
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option(
     "--init",
@@ -451,6 +460,9 @@ def train(
     batch: int,
     lr: float,
     scenes: int,
+    motion: float,
+    flicker: float,
+    cuts: float,
     val_every: int,
     init: Path | None,
     resume: Path | None,
@@ -490,6 +502,9 @@ def train(
         simulate=simulate,
         data=[str(d) for d in data],
         scenes=scenes,
+        motion=motion,
+        flicker=flicker,
+        cuts=cuts,
         val_every=val_every,
         init=str(init) if init else None,
     )

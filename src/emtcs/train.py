@@ -52,6 +52,12 @@ class TrainConfig:
     batch: int = 4
     lr: float = 1e-3
     dose_range: tuple[float, float] = (1.0, 1000.0)
+    #: Temporal variety of the clips: drift of real-frame crops (pixels per frame, standard
+    #: deviation), per-frame intensity changes (standard deviation of a log-normal factor)
+    #: and the probability that a clip cuts to another scene part-way.
+    motion: float = 0.4
+    flicker: float = 0.0
+    cuts: float = 0.0
     read_noise: tuple[float, float] = (0.5, 3.0)
     simulate: bool = True
     data: list[str] = field(default_factory=list)
@@ -80,6 +86,7 @@ class ClipPool:
     ):
         self.movies: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
+        self.motion, self.flicker, self.cuts = cfg.motion, cfg.flicker, cfg.cuts
         if cfg.simulate:
             from .simulate import MovieSimulator, SimulationConfig
 
@@ -108,18 +115,23 @@ class ClipPool:
 
     def clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         """A (B, P, P) clean clip, randomly flipped/rotated, mean intensity about 1."""
-        use_real = self.frames and (not self.movies or rng.random() < 0.5)
-        clip = (
-            _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P)
-            if use_real
-            else self._sim_clip(rng, B, P)
-        )
+        clip = self._one_clip(rng, B, P)
+        if B > 2 and rng.random() < self.cuts:  # a scene change part-way through
+            k = int(rng.integers(1, B))
+            clip = np.concatenate([clip[:k], self._one_clip(rng, B - k, P)])
+        if self.flicker > 0:
+            clip = clip * np.exp(rng.normal(0.0, self.flicker, size=(B, 1, 1))).astype(np.float32)
         if rng.random() < 0.5:
             clip = clip[::-1]  # time reversal
         clip = np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
             clip = clip[:, :, ::-1]
         return np.ascontiguousarray(clip, dtype=np.float32)
+
+    def _one_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
+        if self.frames and (not self.movies or rng.random() < 0.5):
+            return _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P, self.motion)
+        return self._sim_clip(rng, B, P)
 
     def _sim_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         movie = self.movies[rng.integers(len(self.movies))]
@@ -143,12 +155,13 @@ def _load_real_frames(path: str) -> list[np.ndarray]:
     return out
 
 
-def _moving_crop(image: np.ndarray, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
-    """B frames of a P x P window sliding over ``image`` with drift, rotation, shear, gain."""
+def _moving_crop(image: np.ndarray, rng: np.random.Generator, B: int, P: int, motion: float = 0.4) -> np.ndarray:
+    """B frames of a P x P window sliding over ``image`` with drift (``motion`` pixels per
+    frame, standard deviation), rotation, shear, gain."""
     H, W = image.shape
     cy = rng.uniform(P, max(P + 1, H - P)) if H > 2 * P else H / 2
     cx = rng.uniform(P, max(P + 1, W - P)) if W > 2 * P else W / 2
-    v = rng.normal(0, 0.4, 2)
+    v = rng.normal(0, motion, 2)
     omega = math.radians(rng.normal(0, 0.2))
     shear = rng.normal(0, 0.002)
     gain = rng.normal(0, 0.01)
