@@ -74,6 +74,11 @@ def test_decompress_guards_learned_decoders(tmp_path, monkeypatch):
     assert tifffile.imread(tmp_path / "o.tif").max() == 0
     with pytest.raises(emtcs.errors.InputError, match="--guard"):
         emtcs.decompress(tcs, tmp_path / "x.tif", guard=-1)
+    # emtcs.reconstruct guards the same way
+    with emtcs.open(tcs) as f:
+        y, C = f.measurement(0), f.masks(0)
+    np.testing.assert_array_equal(emtcs.reconstruct(y, C, "tcsdl"), emtcs.reconstruct(y, C, "gaptv"))
+    assert emtcs.reconstruct(y, C, "tcsdl", guard=0).max() == 0
 
 
 def test_guard_on_a_bright_field_movie_unlike_the_training_data(tmp_path):

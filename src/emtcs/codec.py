@@ -18,9 +18,8 @@ import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
-from .decoders import Decoder, decoder_for, decoder_for_group, get_decoder, resolve_decoder
-from .decoders.guard import GUARD_RATIO, GuardedDecoder
-from .decoders.learned import LearnedDecoder
+from .decoders import Decoder, decoder_for, decoder_for_group, resolve_decoder
+from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
@@ -348,11 +347,8 @@ def _decode_here(
 
 
 def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
-    """The decoder's config for reports, with the guard threshold when it is guarded."""
-    config = dec.get_config()
-    if guard > 0 and isinstance(dec, LearnedDecoder):
-        config["guard"] = guard
-    return config
+    """The decoder's config for reports, with the guard's threshold and fallback when it is guarded."""
+    return guarded(dec, guard, electrons_per_unit=1.0).get_config()
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
@@ -404,8 +400,7 @@ def decode_group(
     y = reader.measurement(g)
     dec = decoder_for_group(dec, nb)
     scale = intensity_scale(y, masks)
-    if guard > 0 and isinstance(dec, LearnedDecoder):
-        dec = GuardedDecoder(dec, get_decoder("gaptv"), threshold=guard, electrons_per_unit=scale / hd.coding.gain)
+    dec = guarded(dec, guard, electrons_per_unit=scale / hd.coding.gain)
     seen = (0, 0)
     for rows, block, num, den in decode_bands(
         y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands, scale=scale
@@ -424,25 +419,33 @@ def reconstruct(
     overlap: int = OVERLAP,
     batch: int = 8,
     scale: float | None = None,
+    guard: float = GUARD_RATIO,
+    gain: float = 1.0,
     **options: Any,
 ) -> np.ndarray:
     """Frames (B, H, W) float32 from one (H, W) measurement and its (B, H, W) masks.
 
     Any frame size, through the same tiling and stitching as :func:`decompress`;
     ``options`` go to the decoder (e.g. ``iterations=40`` for GAP-TV).  ``scale`` fixes
-    the intensity normalisation (by default estimated from the measurement).
+    the intensity normalisation (by default estimated from the measurement).  A learned
+    decoder is guarded as in :func:`decode_group`, for a measurement of ``gain`` units
+    per electron.
     """
     y = np.asarray(measurement)
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
     dec, _ = decoder_for(method, masks.shape[0], **options)
+    source = ArrayMasks(masks)
+    if scale is None:
+        scale = intensity_scale(y, source)
+    dec = guarded(dec, guard, electrons_per_unit=scale / gain)
     out = np.empty(masks.shape, dtype=np.float32)
 
     def emit(rows: slice, block: np.ndarray) -> None:
         out[:, rows] = block
 
-    reconstruct_group(y, ArrayMasks(masks), dec, emit, tile=tile, overlap=overlap, batch=batch, scale=scale)
+    reconstruct_group(y, source, dec, emit, tile=tile, overlap=overlap, batch=batch, scale=scale)
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import Decoder
 
-__all__ = ["GUARD_RATIO", "GuardedDecoder", "noise_ratio"]
+__all__ = ["GUARD_RATIO", "GuardedDecoder", "noise_ratio", "guarded"]
 
 #: Default threshold on :func:`noise_ratio` (``emtcs decompress --guard``).
 GUARD_RATIO = 2.0
@@ -68,3 +68,14 @@ class GuardedDecoder(Decoder):
 
     def get_config(self) -> dict[str, Any]:
         return {**self.inner.get_config(), "guard": self.threshold, "fallback": self.fallback.get_config()}
+
+
+def guarded(dec: Decoder, threshold: float, electrons_per_unit: float) -> Decoder:
+    """``dec`` behind a guard with GAP-TV as fallback if it is a learned decoder and
+    ``threshold`` > 0, else ``dec`` itself."""
+    from .base import get_decoder
+    from .learned import LearnedDecoder
+
+    if threshold > 0 and isinstance(dec, LearnedDecoder):
+        return GuardedDecoder(dec, get_decoder("gaptv"), threshold=threshold, electrons_per_unit=electrons_per_unit)
+    return dec
