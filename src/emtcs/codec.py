@@ -253,10 +253,9 @@ def decompress(
     weights serve the file's B, else GAP-TV (the report carries a notice).  Learned
     decoders are guarded: tiles where their residual exceeds ``guard`` times the shot
     noise are decoded with GAP-TV (0 turns the guard off; see :func:`decode_group`).
-    ``progress``
-    is called with frames done (fractions while a group is in progress);
-    ``on_group(g, residual)`` after each group; ``log``
-    receives one-line notices (e.g. which decoder ``auto`` fell back to).  ``workers``
+    ``progress`` is called with frames done (fractions while a group is in progress);
+    ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
+    (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
     (a local cluster of that many processes) or ``scheduler`` (the address of a running
     Dask scheduler) decode the groups on dask.distributed (:mod:`emtcs.distributed`),
     with the same output.

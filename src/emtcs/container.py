@@ -1,4 +1,4 @@
-"""The ``.tcs`` container (format version 1): the only module that touches h5py.
+"""The ``.tcs`` container (format versions 1 and 2): the only module that touches h5py.
 
 A ``.tcs`` file is HDF5.  Its layout, every attribute and the versioning rules are
 specified in ``formats/tcs.md``; this module is the reference reader and writer.

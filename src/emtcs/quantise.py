@@ -35,8 +35,8 @@ class MeasurementCoding:
     def __post_init__(self) -> None:
         if self.name not in CODINGS:
             raise InputError(f"unknown measurement coding {self.name!r} (known: {', '.join(CODINGS)})")
-        if self.quantised and not (np.isfinite(self.step) and 0 < self.step <= 8):
-            raise InputError(f"quantisation step must be in (0, 8] noise standard deviations (got {self.step})")
+        if self.quantised and not (np.isfinite(self.step) and 0.01 <= self.step <= 8):
+            raise InputError(f"quantisation step must be 0.01 to 8 noise standard deviations (got {self.step})")
         if self.quantised and not (np.isfinite(self.gain) and self.gain > 0):
             raise InputError(f"detector gain must be a positive number of levels per electron (got {self.gain})")
 
@@ -53,15 +53,17 @@ class MeasurementCoding:
         """Smallest unsigned type for the stored values of sums up to ``max_sum``."""
         if not self.quantised:
             return np.dtype(sum_dtype)
-        top = int(self.encode(np.array([max_sum], dtype=np.float64))[0])
-        return np.dtype(np.min_scalar_type(top))
+        return np.dtype(np.min_scalar_type(int(self._levels(np.array([max_sum]))[0])))
 
     def encode(self, y: np.ndarray) -> np.ndarray:
         """Stored values of the group sums ``y`` (unchanged when exact)."""
         if not self.quantised:
             return y
-        a = 2.0 * np.sqrt(y.astype(np.float64) / self.gain + 0.375)
-        return np.floor(a / self.step + 0.5).astype(np.uint32)
+        q = self._levels(y)
+        return q.astype(np.min_scalar_type(int(q.max()) if q.size else 0))
+
+    def _levels(self, y: np.ndarray) -> np.ndarray:
+        return np.floor(2.0 * np.sqrt(y.astype(np.float64) / self.gain + 0.375) / self.step + 0.5)
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """Group sums from stored values: the integers themselves, or float32 estimates."""
