@@ -201,3 +201,18 @@ def test_killing_a_worker_mid_run_gives_the_same_output(cluster, tmp_path):
     assert killed and killed[0][0] == 0  # killed after the first of 12 groups
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "d.tif"), tifffile.imread(tmp_path / "plain.tif"))
     assert report.residuals == plain.residuals
+
+
+def test_guarded_learned_decoder_and_quantised_file_on_workers(cluster, tmp_path):
+    pytest.importorskip("torch", reason="the learned decoders need PyTorch")
+    movie, tcs = tmp_path / "q.tif", tmp_path / "q.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=16, shape=(64, 72), dose=100.0, seed=2)
+    emtcs.compress(movie, tcs, B=8, quantise=1.0)
+    opts = {"decoder": "tcsdl", "device": "cpu", "tile": 64, "overlap": 16, "guard": 0.5}  # low: some tiles fall back
+    plain = emtcs.decompress(tcs, tmp_path / "plain.tif", **opts)
+    spread = emtcs.decompress(tcs, tmp_path / "d.tif", scheduler=cluster.scheduler_address, **opts)
+    np.testing.assert_allclose(
+        tifffile.imread(tmp_path / "d.tif").astype(float), tifffile.imread(tmp_path / "plain.tif"), atol=1
+    )
+    assert spread.fallback == plain.fallback and sum(r for r, _ in plain.fallback.values()) > 0
+    assert spread.decoder["guard"] == 0.5
