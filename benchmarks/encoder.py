@@ -1,7 +1,8 @@
 """Encoder cost and memory: the numbers behind docs/performance.md.
 
 1. Throughput of the group encoder on a 2048 x 2048 x 20 uint16 group, in GB/s of raw
-   input and as a ratio to a plain numpy copy of the same bytes, measured in one run.
+   input and as a ratio to a plain numpy copy of the same bytes, measured in one run;
+   storing the measurement exactly and quantised (``--quantise 1``).
 2. Peak RSS of ``emtcs compress`` on 40 and 400 frames of 2048 x 2048 uint16
    (written here as TIFF files; about 3.4 GB of disk for the larger one).
 
@@ -25,13 +26,14 @@ import tifffile
 
 from _measure import peak_rss_mb
 from emtcs.encoder import GroupEncoder, ValueMap
+from emtcs.quantise import MeasurementCoding
 
 
-def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7) -> dict:
+def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7, quantise: float = 0.0) -> dict:
     rng = np.random.default_rng(0)
     group = rng.integers(0, 4096, size=(B, *shape), dtype=np.uint16)
     copy = np.empty_like(group)
-    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype))
+    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype), MeasurementCoding.anscombe(quantise))
     enc.encode(group)
     np.copyto(copy, group)  # first touch of the destination pages
     t_enc, t_copy = [], []
@@ -45,6 +47,7 @@ def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int 
     gb = group.nbytes / 1e9
     te, tc = statistics.median(t_enc), statistics.median(t_copy)
     return {
+        "coding": enc.coding.describe(),
         "group": [B, *shape],
         "bytes": group.nbytes,
         "encode_s": te,
@@ -85,9 +88,13 @@ def main() -> None:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "throughput": throughput(),
+        "throughput_quantised": throughput(quantise=1.0),
     }
-    t = result["throughput"]
-    print(f"encode {t['encode_GBps']:.2f} GB/s, numpy copy {t['copy_GBps']:.2f} GB/s: ratio {t['ratio_to_copy']:.2f}")
+    for t in (result["throughput"], result["throughput_quantised"]):
+        print(
+            f"encode ({t['coding']}) {t['encode_GBps']:.2f} GB/s, numpy copy {t['copy_GBps']:.2f} GB/s: "
+            f"ratio {t['ratio_to_copy']:.2f}"
+        )
     if not args.skip_rss:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             rss = {}

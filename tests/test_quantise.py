@@ -116,3 +116,15 @@ def test_exact_coding_is_the_identity():
     y = np.arange(10, dtype=np.uint32)
     c = MeasurementCoding.anscombe(0)
     assert not c.quantised and c.encode(y) is y and c.decode(y) is y
+
+
+def test_lookup_and_direct_quantisation_agree_with_the_spec():
+    coding = MeasurementCoding.anscombe(0.7, 1.3)
+    y = np.random.default_rng(1).integers(0, 40_000, size=5000).astype(np.uint32)
+    table = coding.table(40_000)
+    direct = coding.encode(y)
+    np.testing.assert_array_equal(np.take(table, y), direct)
+    assert direct[:50].tolist() == [_spec_q(int(v), 0.7, 1.3) for v in y[:50]]
+    big = np.array([2**31, 2**32 - 1], dtype=np.uint64)  # uint32 sources: sums beyond any table
+    assert coding.table(2**33) is None
+    assert coding.encode(big).tolist() == [_spec_q(int(v), 0.7, 1.3) for v in big]

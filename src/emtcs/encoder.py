@@ -94,10 +94,14 @@ class GroupEncoder:
         self.masks = masks(self.seed, self.B, self.shape)
         self._sum_dtype = accumulator_dtype(value_map.max_level, self.B)
         self.dtype = coding.stored_dtype(self._sum_dtype, value_map.max_level * self.B)
+        # quantising by lookup costs one gather per pixel instead of a square root
+        self._table = coding.table(value_map.max_level * self.B)
 
     def encode(self, levels: np.ndarray) -> np.ndarray:
         """Stored measurement of a (b, H, W) stack of levels, b <= B."""
         if levels.ndim != 3 or levels.shape[1:] != self.shape or not 1 <= levels.shape[0] <= self.B:
             raise ValueError(f"expected (1..{self.B}, {self.shape[0]}, {self.shape[1]}) levels, got {levels.shape}")
-        out = np.empty(self.shape, dtype=self._sum_dtype)
-        return self.coding.encode(masked_sum(levels, self.masks, out))
+        y = masked_sum(levels, self.masks, np.empty(self.shape, dtype=self._sum_dtype))
+        if self._table is not None:
+            return np.take(self._table, y)
+        return self.coding.encode(y)

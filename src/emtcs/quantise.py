@@ -20,6 +20,8 @@ from .errors import InputError
 __all__ = ["MeasurementCoding", "EXACT", "CODINGS"]
 
 CODINGS = ("exact", "anscombe-v1")
+_BLOCK = 1 << 15  # elements per block of the quantiser (256 kB of float64)
+_TABLE_LIMIT = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,29 @@ class MeasurementCoding:
         q = self._levels(y)
         return q.astype(np.min_scalar_type(int(q.max()) if q.size else 0))
 
+    def table(self, max_sum: int) -> np.ndarray | None:
+        """Stored value of every sum 0..max_sum, for encoding by lookup (None when exact,
+        or when the table would exceed 2^24 entries)."""
+        if not self.quantised or max_sum >= _TABLE_LIMIT:
+            return None
+        q = self._levels(np.arange(max_sum + 1, dtype=np.float64))
+        return q.astype(np.min_scalar_type(int(q[-1])))
+
     def _levels(self, y: np.ndarray) -> np.ndarray:
-        return np.floor(2.0 * np.sqrt(y.astype(np.float64) / self.gain + 0.375) / self.step + 0.5)
+        """q of §9 as float64, in place over cache-sized blocks (same operations, same order)."""
+        flat = np.ravel(y)
+        out = np.empty(flat.shape, dtype=np.float64)
+        for i in range(0, flat.size, _BLOCK):
+            a = out[i : i + _BLOCK]
+            a[:] = flat[i : i + _BLOCK]
+            a /= self.gain
+            a += 0.375
+            np.sqrt(a, out=a)
+            a *= 2.0
+            a /= self.step
+            a += 0.5
+            np.floor(a, out=a)
+        return out.reshape(np.shape(y))
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """Group sums from stored values: the integers themselves, or float32 estimates."""
