@@ -9,8 +9,9 @@ the noise variance of Y is g * Y, so per tile the guard computes
 
     ratio = sqrt(mean(residual^2) / mean(g * Y))
 
-and hands the tile to the fallback decoder when it exceeds a threshold (docs/decoders.md
-has the measured ratios: 0.7-1.4 where the network works, 2-3.4 where it fails).
+and hands the tile to the fallback decoder when it exceeds a threshold.  Measured
+(docs/decoders.md, benchmarks/guard_ratios.py): 0.7-1.4 where the shipped network works
+up to 200 e/px, up to 2.45 at 1000 e/px, 2.3-3.4 on real movies where it fails.
 """
 
 from __future__ import annotations
