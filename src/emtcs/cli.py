@@ -185,7 +185,8 @@ def compress(
             stderr_console().print(
                 f"{info['path']}: {info['n_frames']} frames {info['frame_shape'][0]}x{info['frame_shape'][1]} "
                 f"{info['source_dtype']}, B={info['B']}, {_size(info['file_bytes'])} "
-                f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel)"
+                f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel"
+                + (f"; measurements {info['coding']})" if info["coding"] != "exact" else ")")
             )
 
 
