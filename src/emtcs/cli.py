@@ -18,6 +18,7 @@ import click
 
 from . import codec
 from ._version import __version__
+from .cli_options import quantise_options
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
@@ -115,22 +116,7 @@ scheduler_option = click.option(
     help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
-@click.option(
-    "--quantise",
-    type=float,
-    default=0.0,
-    show_default=True,
-    metavar="SIGMA",
-    help="Store measurements quantised with a step of SIGMA times their shot noise (e.g. 1: about half "
-    "the bytes at high dose); 0 stores them exactly. Needs a movie of counts (see --gain).",
-)
-@click.option(
-    "--gain",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Detector gain for --quantise, in pixel values per electron (1 for counting detectors).",
-)
+@quantise_options
 @workers_option
 @scheduler_option
 @force_option

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..atomic import check_output
+from ..cli_options import quantise_options
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
@@ -82,15 +83,7 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
     help=f"Simulated movie only: electrons per pixel per frame [default: {SIM_DOSE:g}].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of emtcs's coding masks.")
-@click.option(
-    "--quantise",
-    type=float,
-    default=0.0,
-    show_default=True,
-    metavar="SIGMA",
-    help="emtcs stores measurements quantised at SIGMA times their shot noise (as emtcs compress --quantise).",
-)
-@click.option("--gain", type=float, default=1.0, show_default=True, help="Pixel values per electron, for --quantise.")
+@quantise_options
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),

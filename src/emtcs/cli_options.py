@@ -1,0 +1,30 @@
+"""Click options shared by several ``emtcs`` commands (``compress``, ``bench``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+__all__ = ["quantise_options"]
+
+
+def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--quantise SIGMA`` and ``--gain G`` (:mod:`emtcs.quantise`)."""
+    command = click.option(
+        "--gain",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="Detector gain for --quantise, in pixel values per electron (1 for counting detectors).",
+    )(command)
+    return click.option(
+        "--quantise",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="SIGMA",
+        help="Store measurements quantised with a step of SIGMA times their shot noise (e.g. 1: about half "
+        "the bytes at high dose); 0 stores them exactly. Needs a movie of counts (see --gain).",
+    )(command)
