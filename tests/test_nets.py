@@ -116,6 +116,8 @@ def test_init_starts_from_given_weights(tmp_path):
     _, tuned = zoo.load_weights(tmp_path / "tuned.safetensors")
     for k, v in start.state_dict().items():
         torch.testing.assert_close(tuned[k], v, rtol=0, atol=0)
+    with pytest.raises(InputError, match="not both"):
+        train(cfg, tmp_path / "both", resume=tmp_path / "tuned.ckpt", device="cpu")
     wider = TrainConfig(arch="tcsdl", net={"width": 12}, steps=1, init=str(init), **common)
     with pytest.raises(InputError, match="not {'arch': 'tcsdl', 'width': 12}"):
         train(wider, tmp_path / "wider", device="cpu")

@@ -274,6 +274,8 @@ def train(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
     step, elapsed, history = 0, 0.0, []
+    if resume and cfg.init:
+        raise InputError("give --init (start a new run from weights) or --resume (continue a run), not both")
     if resume:
         state = torch.load(resume, map_location=dev, weights_only=True)
         saved = TrainConfig(**json.loads(state["config"]))
