@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -13,6 +15,8 @@ import emtcs
 from emtcs.errors import FormatError, InputError
 from emtcs.quantise import MeasurementCoding
 from emtcs.sensing import encode, masks
+
+VECTORS = Path(__file__).resolve().parents[1] / "formats" / "quant-vectors-v1.json"
 
 
 def _spec_q(y: int, step: float, gain: float) -> int:
@@ -128,3 +132,13 @@ def test_lookup_and_direct_quantisation_agree_with_the_spec():
     big = np.array([2**31, 2**32 - 1], dtype=np.uint64)  # uint32 sources: sums beyond any table
     assert coding.table(2**33) is None
     assert coding.encode(big).tolist() == [_spec_q(int(v), 0.7, 1.3) for v in big]
+
+
+def test_quantisation_test_vectors():
+    data = json.loads(VECTORS.read_text())
+    assert data["coding"] == "anscombe-v1" and len(data["vectors"]) >= 100
+    for y, gain, step, q, estimate in data["vectors"]:
+        coding = MeasurementCoding.anscombe(step, gain)
+        assert _spec_q(y, step, gain) == q
+        assert int(coding.encode(np.array([y], dtype=np.uint64))[0]) == q
+        assert coding.decode(np.array([q], dtype=np.uint64))[0] == np.float32(estimate)
