@@ -132,9 +132,11 @@ def plot(
     handles, labels = axes[0].get_legend_handles_labels()
     top.legend(handles, labels, fontsize=8, loc="outside right upper")
     inp = run["input"]
+    coding = run["config"].get("measurement_coding", "exact")
     top.suptitle(
         f"{inp['name']}\n{inp['frames']} frames {inp['frame_shape'][0]}x{inp['frame_shape'][1]} "
-        f"{inp['dtype']}; other codecs at the bytes of the .tcs file of each B",
+        f"{inp['dtype']}; other codecs at the bytes of the .tcs file of each B"
+        + (f" (measurements {coding})" if coding != "exact" else ""),
         fontsize=10,
     )
     if bottom is not None:
