@@ -104,6 +104,9 @@ def test_cli_quantise_and_info(run, tmp_path, counts_movie):
     assert "anscombe-v1, step 1 sigma, gain 1 levels/e" in info.output
     bad = run("compress", path, "-B", "4", "--quantise", "100", "-o", tmp_path / "x.tcs")
     assert bad.exit_code == 1 and "quantisation step" in bad.output and "Traceback" not in bad.output
+    alone = run("compress", path, "-B", "4", "--gain", "2", "-o", tmp_path / "y.tcs")
+    assert alone.exit_code == 1 and "--gain applies only with --quantise" in alone.output
+    assert not (tmp_path / "x.tcs").exists() and not (tmp_path / "y.tcs").exists()
 
 
 def test_unknown_coding_is_refused(tmp_path, counts_movie):

@@ -18,7 +18,7 @@ import click
 
 from . import codec
 from ._version import __version__
-from .cli_options import quantise_options
+from .cli_options import quantise_options, quantise_settings
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
@@ -127,7 +127,7 @@ def compress(
     output: Path | None,
     seed: int,
     quantise: float,
-    gain: float,
+    gain: float | None,
     workers: int | None,
     scheduler: str | None,
     force: bool,
@@ -149,6 +149,7 @@ def compress(
 
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
+    quantise, gain = quantise_settings(quantise, gain)
     options = {"seed": seed, "quantise": quantise, "gain": gain, "force": force}
     total = 0
     for src in inputs:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["quantise_options"]
+__all__ = ["quantise_options", "quantise_settings"]
 
 
 def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -15,9 +15,8 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--gain",
         type=float,
-        default=1.0,
-        show_default=True,
-        help="Detector gain for --quantise, in pixel values per electron (1 for counting detectors).",
+        default=None,
+        help="Detector gain for --quantise, in pixel values per electron [default: 1, for counting detectors].",
     )(command)
     return click.option(
         "--quantise",
@@ -28,3 +27,13 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Store measurements quantised with a step of SIGMA times their shot noise (e.g. 1: about half "
         "the bytes at high dose); 0 stores them exactly. Needs a movie of counts (see --gain).",
     )(command)
+
+
+def quantise_settings(quantise: float, gain: float | None) -> tuple[float, float]:
+    """(step, gain) from the two options; ``--gain`` without ``--quantise`` is an error
+    rather than silently ignored."""
+    from .errors import InputError
+
+    if gain is not None and not quantise:
+        raise InputError("--gain applies only with --quantise (exact measurements need no gain)")
+    return quantise, 1.0 if gain is None else gain

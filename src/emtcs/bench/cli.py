@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..atomic import check_output
-from ..cli_options import quantise_options
+from ..cli_options import quantise_options, quantise_settings
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
@@ -114,7 +114,7 @@ def bench(
     dose: float | None,
     seed: int,
     quantise: float,
-    gain: float,
+    gain: float | None,
     device: str,
     json_out: Path | None,
     plot_out: Path | None,
@@ -138,6 +138,7 @@ def bench(
     from . import report
     from .run import BenchConfig, count_steps, load_movie, run_bench, simulated_movie
 
+    quantise, gain = quantise_settings(quantise, gain)
     config = BenchConfig(
         B=_ints(B, "-B"),
         decoders=_list(decoders, "--decoder"),
