@@ -72,6 +72,7 @@ def test_row_blocks_of_large_frames_match(cluster, small, tmp_path, monkeypatch)
             tile=64,
             overlap=16,
             batch=8,
+            guard=0.0,
             block_bytes=dist.BLOCK_BYTES,
         )
     assert [t.rows for t, _, _ in plan[:2]] == [(0, 32), (32, 96)]  # two row blocks per group

@@ -18,7 +18,7 @@ import click
 
 from . import codec
 from ._version import __version__
-from .cli_options import quantise_options, quantise_settings
+from .cli_options import device_option, quantise_options, quantise_settings
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
@@ -192,13 +192,7 @@ def compress(
     help="auto (best learned decoder with weights for B, else GAP-TV), gaptv, gapnet, tcsdl.",
 )
 @click.option("--frames", "frames", default=None, help="Decode only frames A:B (0-based, B excluded), e.g. 0:100.")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where learned decoders run (GAP-TV always runs on the CPU).",
-)
+@device_option("Where learned decoders run (GAP-TV always runs on the CPU).")
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile size in pixels.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Tiles per decoder call.")
@@ -426,7 +420,7 @@ def simulate(
     help="Weights (.safetensors) to start from (fine-tuning); architecture and width must match.",
 )
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option("Where to train (auto: CUDA when PyTorch sees a GPU).")
 @click.option(
     "-o",
     "--output",

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-__all__ = ["quantise_options", "quantise_settings"]
+__all__ = ["device_option", "quantise_options", "quantise_settings"]
+
+
+def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--device auto|cpu|cuda``: where learned decoders (and training) run."""
+    return click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help=help
+    )
 
 
 def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -271,7 +271,7 @@ def decompress(
         if workers is None and scheduler is None:
             dec, notice = decoder_for(decoder, hd.B, device=device, **(decoder_options or {}))
             pieces = _decode_here(reader, sel, dec, tile=tile, overlap=overlap, batch=batch, guard=guard)
-            config = dec.get_config()
+            config = reported_config(dec, guard)
         else:
             from .distributed import decode_on_cluster
 

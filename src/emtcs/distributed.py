@@ -81,7 +81,7 @@ class DecodeTask:
     tile: int
     overlap: int
     batch: int
-    guard: float = 0.0
+    guard: float
 
 
 def decode_task(task: DecodeTask) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def plan_decode(
     tile: int,
     overlap: int,
     batch: int,
-    guard: float = 0.0,
+    guard: float,
     block_bytes: int = BLOCK_BYTES,
 ) -> list[tuple[DecodeTask, list[int], bool]]:
     """The tasks of a decompression in output order: (task, output frame indices, last block of its group)."""
@@ -201,7 +201,7 @@ def decode_on_cluster(
     tile: int,
     overlap: int,
     batch: int,
-    guard: float = 0.0,
+    guard: float,
     workers: int | None,
     scheduler: str | None,
     block_bytes: int | None = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..atomic import check_output
-from ..cli_options import quantise_options, quantise_settings
+from ..cli_options import device_option, quantise_options, quantise_settings
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
@@ -84,13 +84,7 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of emtcs's coding masks.")
 @quantise_options
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where learned decoders run.",
-)
+@device_option("Where learned decoders run.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Draw the figure (PNG).")
 @click.option(
