@@ -18,7 +18,7 @@ from emtcs.sensing import masks
 class _Zeros(Decoder):
     name = "zeros-for-test"
 
-    def decode(self, y, masks):
+    def decode(self, y, masks, electrons_per_unit=None):
         return np.zeros(masks.shape, np.float32)
 
 
@@ -43,12 +43,12 @@ def test_noise_ratio_is_about_one_for_the_truth_and_large_for_garbage():
 def test_guard_replaces_failed_tiles_and_counts_them():
     y, C, _ = _poisson_tiles()
     gaptv = get_decoder("gaptv", iterations=5)
-    guarded = GuardedDecoder(_Zeros(), gaptv, threshold=2.0, electrons_per_unit=1.0)
-    out = guarded.decode(y, C)
+    guarded = GuardedDecoder(_Zeros(), gaptv, threshold=2.0)
+    out = guarded.decode(y, C, 1.0)
     np.testing.assert_array_equal(out, gaptv.decode(y, C))
     assert (guarded.replaced, guarded.tiles) == (3, 3)
-    kept = GuardedDecoder(gaptv, _Zeros(), threshold=2.0, electrons_per_unit=1.0)  # GAP-TV fits y: no fallback
-    np.testing.assert_array_equal(kept.decode(y, C), gaptv.decode(y, C))
+    kept = GuardedDecoder(gaptv, _Zeros(), threshold=2.0)  # GAP-TV fits y: no fallback
+    np.testing.assert_array_equal(kept.decode(y, C, 1.0), gaptv.decode(y, C))
     assert (kept.replaced, kept.tiles) == (0, 3)
     assert guarded.get_config()["guard"] == 2.0 and guarded.get_config()["fallback"]["name"] == "gaptv"
 
@@ -61,7 +61,7 @@ def test_decompress_guards_learned_decoders(tmp_path, monkeypatch):
     emtcs.codec.write_simulation(movie, n_frames=20, shape=(64, 80), dose=100.0, seed=3)
     emtcs.compress(movie, tcs, B=10)
     # a network that fails everywhere: every tile must come from GAP-TV, bit for bit
-    monkeypatch.setattr(TcsdlDecoder, "decode", lambda self, y, m: np.zeros(m.shape, np.float32))
+    monkeypatch.setattr(TcsdlDecoder, "decode", lambda self, y, m, epu=None: np.zeros(m.shape, np.float32))
     notes = []
     report = emtcs.decompress(tcs, tmp_path / "t.tif", decoder="tcsdl", device="cpu", log=notes.append)
     emtcs.decompress(tcs, tmp_path / "g.tif", decoder="gaptv")

@@ -19,7 +19,11 @@ from emtcs.nets import (
 )
 from emtcs.sensing import masks  # noqa: E402
 
-TINY = {"tcsdl": {"arch": "tcsdl", "width": 8}, "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1}}
+TINY = {
+    "tcsdl": {"arch": "tcsdl", "width": 8},
+    "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1},
+    "gapunet": {"arch": "gapunet", "stages": 2, "width": 4, "gap_iterations": 5},
+}
 
 
 def test_torch_forward_model_matches_numpy():
@@ -43,10 +47,14 @@ def test_torch_mask_generator_matches_numpy_and_vectors():
         assert int(sensing_torch.masks(s, b + 1, (1, 1), (y, x))[b, 0, 0]) == bit
 
 
-@pytest.mark.parametrize("arch", ["tcsdl", "gapnet"])
+@pytest.mark.parametrize("arch", ["tcsdl", "gapnet", "gapunet"])
 @pytest.mark.parametrize("B", [2, 5])
 def test_shapes_and_gradients(arch, B):
+    torch.manual_seed(0)
     net = build(TINY[arch])
+    if arch == "gapunet":  # its corrections start at zero, which leaves the inner layers without gradient
+        for p in net.parameters():
+            torch.nn.init.normal_(p, std=0.05)
     y = torch.rand(2, 13, 18) * B / 2
     C = (torch.rand(2, B, 13, 18) > 0.5).float()
     out, extra = net(y, C, return_all=True)
@@ -182,3 +190,74 @@ def test_clip_options_add_intensity_changes_and_scene_cuts():
     calm, flicker, cut = jumps(), jumps(flicker=0.2), jumps(cuts=1.0)
     assert flicker[0] > 3 * calm[0]  # frame-to-frame intensity changes
     assert cut[1] > 2 * calm[1]  # one large jump per clip where the scene changes
+
+
+def test_untrained_gapunet_is_gaptv_then_the_measurement_projection():
+    from emtcs.decoders.gaptv import gap_tv
+    from emtcs.nets.gapunet import GapUNet
+
+    rng = np.random.default_rng(4)
+    x = np.clip(rng.random((6, 30, 34)).cumsum(axis=1) / 30, 0, 1).astype(np.float32)
+    C = masks(9, 6, (30, 34)).astype(np.float32)
+    y = emtcs.encode(x, C).astype(np.float32)
+    ref = gap_tv(y, C, iterations=12)
+    net = GapUNet(stages=2, width=4, gap_iterations=12, kappa=1e9).eval()  # huge kappa: no projection
+    with torch.inference_mode():
+        out = net(torch.from_numpy(y)[None], torch.from_numpy(C)[None], epu=torch.tensor([50.0]))[0].numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def test_gapunet_projection_bounds_the_residual_by_the_shot_noise():
+    from emtcs.nets.gapunet import GapUNet
+
+    net = GapUNet(stages=1, width=4, gap_iterations=1, kappa=1.5).eval()
+    y = torch.rand(2, 16, 16) * 4 + 1
+    C = (torch.rand(2, 5, 16, 16) > 0.5).float()
+    epu = torch.tensor([10.0, 1000.0])
+    far = torch.rand(2, 5, 16, 16) * 10  # frames that do not fit y at all
+    out = net.project(far, y, C, C.sum(1).clamp(min=1), epu.reshape(2, 1, 1, 1))
+    residual = (y - (C * out).sum(1)).abs()
+    bound = 1.5 * torch.sqrt(y / epu.reshape(2, 1, 1))
+    covered = C.sum(1) > 0
+    assert bool((residual[covered] <= bound[covered] + 1e-4).all())
+    assert float((y - (C * far).sum(1)).abs().max()) > 10 * float(bound.max())
+
+
+def test_gapunet_decoder_uses_the_noise_level(tmp_path):
+    torch.manual_seed(0)
+    net = build(TINY["gapunet"])
+    path = tmp_path / "gapunet-tiny.safetensors"
+    zoo.save_weights(path, net.state_dict(), TINY["gapunet"])
+    dec = emtcs.get_decoder("gapunet", weights=path, device="cpu")
+    rng = np.random.default_rng(2)
+    C = (rng.random((1, 4, 24, 24)) > 0.5).astype(np.float32)
+    y = emtcs.encode(rng.random((4, 24, 24)).astype(np.float32) * 3, C[0])[None].astype(np.float32)
+    # the projection allows a residual of kappa sigma: more at low dose (few electrons per unit)
+    low, high = dec.decode(y, C, 0.5), dec.decode(y, C, 5000.0)
+    res = [np.abs(y - np.einsum("nbhw,nbhw->nhw", C, f)).mean() for f in (low, high)]
+    assert res[0] > res[1]
+
+
+def test_scene_files_feed_training_clips_at_random_zoom(tmp_path):
+    import h5py
+
+    from emtcs.train import ClipPool, TrainConfig
+
+    path = tmp_path / "scenes.h5"
+    yy, xx = np.mgrid[0:40, 0:40]
+    lattice = (1 + 0.5 * np.cos(xx * 2 * np.pi / 5) * np.cos(yy * 2 * np.pi / 5)).astype(np.float16)
+    with h5py.File(path, "w") as f:
+        f["scene_00001"] = np.stack([np.roll(lattice, t, axis=1) for t in range(6)])
+    cfg = TrainConfig(simulate=False, scene_files=[str(path)], zoom=(0.5, 2.0), blur=0.0)
+    pool = ClipPool(cfg, seed_offset=0, scenes=0)
+    rng = np.random.default_rng(0)
+    clips = [pool.clip(rng, 4, 16) for _ in range(30)]
+    assert all(c.shape == (4, 16, 16) and c.dtype == np.float32 and np.isfinite(c).all() for c in clips)
+    # a lattice of period 5 px magnified or shrunk: the dominant period differs between clips
+    periods = set()
+    for c in clips:
+        spec = np.abs(np.fft.rfft(c[0] - c[0].mean(), axis=1)).mean(axis=0)
+        periods.add(int(np.argmax(spec[1:])) + 1)
+    assert len(periods) >= 3
+    # long groups of a short movie play it back and forth
+    assert pool.clip(rng, 10, 16).shape == (10, 16, 16)

@@ -62,7 +62,7 @@ class _Oracle(Decoder):
         self.truth, self.y, self.scale = truth, y, scale
         self.calls: list[tuple[int, int]] = []
 
-    def decode(self, y, masks):
+    def decode(self, y, masks, electrons_per_unit=None):
         out = []
         for tile in y:
             # locate the tile in the measurement by exact match of its content

@@ -388,19 +388,34 @@ def simulate(
 @click.option("-B", "B", default="10,20,30", show_default=True, help="Group size(s) to train for, comma-separated.")
 @click.option(
     "--arch",
-    type=click.Choice(["tcsdl", "gapnet"]),
+    type=click.Choice(["tcsdl", "gapnet", "gapunet"]),
     default="tcsdl",
     show_default=True,
-    help="tcsdl: the paper's CNN + RNN (best measured so far); gapnet: unfolded GAP with a learned denoiser.",
+    help="tcsdl: the paper's CNN + RNN; gapnet: unfolded GAP with a learned denoiser; "
+    "gapunet: GAP-TV, then unfolded stages with a noise-aware spatio-temporal U-Net.",
 )
 @click.option(
     "--data", multiple=True, type=click.Path(path_type=Path), help="Real EM movies/images to add (repeatable)."
 )
+@click.option(
+    "--scene-file",
+    "scene_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="HDF5 file of clean simulated movies, one (T, H, W) dataset each, to train on (repeatable).",
+)
+@click.option(
+    "--val-scene-file",
+    "val_scene_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="HDF5 file of clean movies to validate on (repeatable; default: simulator scenes of other seeds).",
+)
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option("--steps", type=int, default=2000, show_default=True)
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
-@click.option("--width", type=int, default=32, show_default=True, help="Channels of the network.")
-@click.option("--stages", type=int, default=5, show_default=True, help="gapnet: number of unfolded stages.")
+@click.option("--width", type=int, help="Channels of the network  [default: 32; gapunet: 24]")
+@click.option("--stages", type=int, help="gapnet, gapunet: number of unfolded stages  [default: 5; gapunet: 2]")
 @click.option("--batch", type=int, default=4, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--scenes", type=int, default=48, show_default=True, help="Simulated scenes in the training pool.")
@@ -420,6 +435,7 @@ def simulate(
     help="Weights (.safetensors) to start from (fine-tuning); architecture and width must match.",
 )
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
+@click.option("--threads", type=int, help="CPU threads for training (default: all cores).")
 @device_option("Where to train (auto: CUDA when PyTorch sees a GPU).")
 @click.option(
     "-o",
@@ -434,11 +450,13 @@ def train(
     B: str,
     arch: str,
     data: tuple[Path, ...],
+    scene_files: tuple[Path, ...],
+    val_scene_files: tuple[Path, ...],
     simulate: bool,
     steps: int,
     patch: int,
-    width: int,
-    stages: int,
+    width: int | None,
+    stages: int | None,
     batch: int,
     lr: float,
     scenes: int,
@@ -448,6 +466,7 @@ def train(
     val_every: int,
     init: Path | None,
     resume: Path | None,
+    threads: int | None,
     device: str,
     output: Path,
     force: bool,
@@ -472,7 +491,9 @@ def train(
         raise InputError(f"-B takes comma-separated integers, got {B!r}") from None
     if min(Bs) < 2:
         raise InputError("B must be at least 2")
-    net = {"width": width} | ({"stages": stages} if arch == "gapnet" else {})
+    net: dict[str, int] = {"width": width or (24 if arch == "gapunet" else 32)}
+    if arch != "tcsdl":
+        net["stages"] = stages or (2 if arch == "gapunet" else 5)
     cfg = TrainConfig(
         arch=arch,
         net=net,
@@ -483,6 +504,8 @@ def train(
         lr=lr,
         simulate=simulate,
         data=[str(d) for d in data],
+        scene_files=[str(f) for f in scene_files],
+        val_scene_files=[str(f) for f in val_scene_files],
         scenes=scenes,
         motion=motion,
         flicker=flicker,
@@ -504,6 +527,7 @@ def train(
             output,
             resume=resume,
             device=device,
+            threads=threads,
             force=force,
             on_step=on_step,
             log=lambda msg: console.print(msg) if not quiet else None,

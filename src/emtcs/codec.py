@@ -347,7 +347,7 @@ def _decode_here(
 
 def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
     """The decoder's config for reports, with the guard's threshold and fallback when it is guarded."""
-    return guarded(dec, guard, electrons_per_unit=1.0).get_config()
+    return guarded(dec, guard).get_config()
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
@@ -399,10 +399,10 @@ def decode_group(
     y = reader.measurement(g)
     dec = decoder_for_group(dec, nb)
     scale = intensity_scale(y, masks)
-    dec = guarded(dec, guard, electrons_per_unit=scale / hd.coding.gain)
+    dec = guarded(dec, guard)
     seen = (0, 0)
     for rows, block, num, den in decode_bands(
-        y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands, scale=scale
+        y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands, scale=scale, gain=hd.coding.gain
     ):
         now = (dec.replaced, dec.tiles) if isinstance(dec, GuardedDecoder) else (0, 0)
         yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))
@@ -438,13 +438,13 @@ def reconstruct(
     source = ArrayMasks(masks)
     if scale is None:
         scale = intensity_scale(y, source)
-    dec = guarded(dec, guard, electrons_per_unit=scale / gain)
+    dec = guarded(dec, guard)
     out = np.empty(masks.shape, dtype=np.float32)
 
     def emit(rows: slice, block: np.ndarray) -> None:
         out[:, rows] = block
 
-    reconstruct_group(y, source, dec, emit, tile=tile, overlap=overlap, batch=batch, scale=scale)
+    reconstruct_group(y, source, dec, emit, tile=tile, overlap=overlap, batch=batch, scale=scale, gain=gain)
     return out
 
 

@@ -92,6 +92,7 @@ def decode_bands(
     overlap: int = OVERLAP,
     batch: int = 8,
     scale: float | None = None,
+    gain: float | None = None,
     bands: range | None = None,
 ) -> Iterator[tuple[slice, np.ndarray, float, float]]:
     """Reconstruct the frames of one measurement ``y`` (H, W), one band of tile rows at a time.
@@ -102,7 +103,9 @@ def decode_bands(
     the residual (see :func:`relative_residual`).  ``bands`` limits the output to a
     range of bands; the tile rows overlapping its first band are decoded too (and
     dropped), so a band's frames are bit-identical whichever range it is decoded in.
-    ``scale`` defaults to :func:`intensity_scale` of the whole ``y``.
+    ``scale`` defaults to :func:`intensity_scale` of the whole ``y``.  ``gain`` (units
+    of ``y`` per electron) gives the decoder the noise level, ``scale / gain`` electrons
+    per normalised unit; None leaves it unknown.
     """
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
@@ -110,6 +113,7 @@ def decode_bands(
     nb = masks.nb
     if scale is None:
         scale = intensity_scale(y, masks)
+    epu = scale / gain if gain else None
     ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
     th, tw = min(tile, H), min(tile, W)
     bands = bands if bands is not None else range(len(ys))
@@ -133,7 +137,7 @@ def decode_bands(
             chunk = xs[j : j + batch]
             ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float32) / scale
             mtiles = np.stack([masks.window(rows, slice(x0, x0 + tw)) for x0 in chunk]).astype(np.float32)
-            frames = decoder.decode(ytiles, mtiles)
+            frames = decoder.decode(ytiles, mtiles, epu)
             for x0, f in zip(chunk, frames):
                 w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
                 acc[:, :, x0 : x0 + tw] += f * w2
@@ -170,17 +174,20 @@ def reconstruct_group(
     overlap: int = OVERLAP,
     batch: int = 8,
     scale: float | None = None,
+    gain: float | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> float:
     """Reconstruct the frames of one measurement ``y`` (H, W), tile by tile.
 
     ``emit(rows, frames)`` receives finished rows as a (nb, len(rows), W) float32 block
     in the units of ``y``, top to bottom.  ``progress`` gets the fraction of the group
-    done since its last call.  Returns the relative measurement residual
+    done since its last call; ``gain`` as in :func:`decode_bands`.  Returns the relative measurement residual
     ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched result (0 for a zero ``y``).
     """
     terms = []
-    for rows, block, num, den in decode_bands(y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale):
+    for rows, block, num, den in decode_bands(
+        y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale, gain=gain
+    ):
         emit(rows, block)
         terms.append((num, den))
         if progress is not None:

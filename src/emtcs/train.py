@@ -5,11 +5,17 @@ Training samples are clips of B clean frames (relative intensity, mean about 1) 
 * the movie simulator (:mod:`emtcs.simulate`): a pool of simulated movies with random
   scenes, rendered once, from which random time windows and crops are drawn; and/or
 * real EM frames given by the user, turned into movies with synthetic motion
-  (sub-pixel drift, small rotation and shear, slow intensity change).
+  (sub-pixel drift, small rotation and shear, slow intensity change); and/or
+* physics-simulated movies in HDF5 files (``scene_files``: one dataset per scene, clean
+  intensities of shape (T, H, W), as made by abTEM multislice in
+  ``shared/data/abtem-hrtem``), resampled by a random zoom so that the clips cover
+  pixel sizes beyond the files' own.
 
 Each sample gets fresh noise (Poisson at a dose drawn log-uniformly in ``dose_range``
 electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh
-Bernoulli(0.5) masks, and the same intensity normalisation as decoding.  The loss
+Bernoulli(0.5) masks, sometimes detector blur, and the same intensity normalisation as
+decoding; noise-aware networks are also told the noise level (electrons per normalised
+unit, with a random error, as a decoder's estimate has).  The loss
 compares with the clean frames, so the networks learn to denoise as they reconstruct.
 """
 
@@ -28,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import gaussian_filter, map_coordinates, zoom
 
 from . import zoo
 from .atomic import atomic_output
@@ -69,6 +75,17 @@ class TrainConfig:
     seed: int = 0
     #: weights file (.safetensors) to start from instead of a random initialisation (fine-tuning)
     init: str | None = None
+    #: HDF5 files of clean simulated movies to train on, and to validate on instead of the simulator
+    scene_files: list[str] = field(default_factory=list)
+    val_scene_files: list[str] = field(default_factory=list)
+    #: magnification range applied to ``scene_files`` clips (covers other pixel sizes)
+    zoom: tuple[float, float] = (0.6, 1.7)
+    #: probability of Gaussian detector blur (sigma 0.3-1.0 px) on a clip
+    blur: float = 0.3
+    #: standard deviation of the log error of the noise level told to noise-aware networks
+    noise_error: float = 0.25
+    #: minutes between checkpoints (besides one at every validation)
+    checkpoint_minutes: float = 10.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -82,7 +99,13 @@ class ClipPool:
     """Clean movies to draw training clips from: simulated scenes and real frames."""
 
     def __init__(
-        self, cfg: TrainConfig, *, seed_offset: int, scenes: int, progress: Callable[[str], None] | None = None
+        self,
+        cfg: TrainConfig,
+        *,
+        seed_offset: int,
+        scenes: int,
+        progress: Callable[[str], None] | None = None,
+        scene_files: list[str] | None = None,
     ):
         self.movies: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
@@ -110,8 +133,12 @@ class ClipPool:
                     progress(f"simulated scene {i + 1}/{scenes}")
         for path in cfg.data:
             self.frames.extend(_load_real_frames(path))
-        if not self.movies and not self.frames:
-            raise InputError("no training data: use --simulate and/or --data FILES")
+        self.scenes: list[np.ndarray] = []
+        for path in scene_files if scene_files is not None else cfg.scene_files:
+            self.scenes.extend(_load_scene_file(path))
+        self.zoom, self.blur = cfg.zoom, cfg.blur
+        if not self.movies and not self.frames and not self.scenes:
+            raise InputError("no training data: use --simulate, --data FILES and/or --scene-file FILES")
 
     def clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         """A (B, P, P) clean clip, randomly flipped/rotated, mean intensity about 1."""
@@ -119,6 +146,9 @@ class ClipPool:
         if B > 2 and rng.random() < self.cuts:  # a scene change part-way through
             k = int(rng.integers(1, B))
             clip = np.concatenate([clip[:k], self._one_clip(rng, B - k, P)])
+        if rng.random() < self.blur:
+            sigma = float(rng.uniform(0.3, 1.0))
+            clip = gaussian_filter(clip, (0, sigma, sigma), mode="reflect")
         if self.flicker > 0:
             clip = clip * np.exp(rng.normal(0.0, self.flicker, size=(B, 1, 1))).astype(np.float32)
         if rng.random() < 0.5:
@@ -129,9 +159,37 @@ class ClipPool:
         return np.ascontiguousarray(clip, dtype=np.float32)
 
     def _one_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
-        if self.frames and (not self.movies or rng.random() < 0.5):
+        sources = [s for s, have in (("scene", self.scenes), ("sim", self.movies), ("real", self.frames)) if have]
+        # physics-simulated scenes, when given, make half the clips
+        weights = np.array([2.0 * (len(sources) - 1) if s == "scene" else 1.0 for s in sources]) if len(sources) > 1 else None
+        kind = sources[int(rng.choice(len(sources), p=None if weights is None else weights / weights.sum()))]
+        if kind == "real":
             return _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P, self.motion)
+        if kind == "scene":
+            return self._scene_clip(rng, B, P)
         return self._sim_clip(rng, B, P)
+
+    def _scene_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
+        """B consecutive frames of a scene file's movie, magnified by a random zoom (time
+        stride 2 when the movie is long enough, which doubles the motion)."""
+        movie = self.scenes[rng.integers(len(self.scenes))]
+        T, H, W = movie.shape
+        stride = 2 if (B - 1) * 2 < T and rng.random() < 0.3 else 1
+        if (B - 1) * stride >= T:  # longer groups than the movie: play it back and forth
+            movie = np.concatenate([movie, movie[-2:0:-1]] * ((B // max(T, 1)) + 1))
+            T = movie.shape[0]
+        lo, hi = self.zoom
+        z = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        src = min(H, W, max(4, int(round(P / z))))
+        z = P / src
+        t0 = int(rng.integers(0, T - (B - 1) * stride))
+        y0, x0 = int(rng.integers(0, H - src + 1)), int(rng.integers(0, W - src + 1))
+        clip = movie[t0 : t0 + (B - 1) * stride + 1 : stride, y0 : y0 + src, x0 : x0 + src].astype(np.float32)
+        if src != P:
+            clip = zoom(clip, (1, z, z), order=1, grid_mode=True, mode="grid-constant")[:, :P, :P]
+            if clip.shape[1] < P or clip.shape[2] < P:
+                clip = np.pad(clip, ((0, 0), (0, P - clip.shape[1]), (0, P - clip.shape[2])), mode="edge")
+        return np.maximum(clip, 0)
 
     def _sim_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         movie = self.movies[rng.integers(len(self.movies))]
@@ -153,6 +211,20 @@ def _load_real_frames(path: str) -> list[np.ndarray]:
             if f.mean() > 0:
                 out.append(f / f.mean())
     return out
+
+
+def _load_scene_file(path: str) -> list[np.ndarray]:
+    """Every (T, H, W) dataset of an HDF5 file of clean movies, as float16 in memory."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            movies = [np.asarray(d, dtype=np.float16) for d in f.values() if isinstance(d, h5py.Dataset) and d.ndim == 3]
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 file of movies ({exc})") from None
+    if not movies:
+        raise InputError(f"{path}: holds no (T, H, W) movies")
+    return movies
 
 
 def _moving_crop(image: np.ndarray, rng: np.random.Generator, B: int, P: int, motion: float = 0.4) -> np.ndarray:
@@ -193,11 +265,21 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     ybar = y / np.maximum(C.sum(axis=1), 1)
     scale = np.percentile(ybar.reshape(n, -1), 99.9, axis=1).reshape(n, 1, 1)
     scale = np.where(scale > 0, scale, 1.0)
+    # electrons per normalised unit, as a decoder would estimate it (with an error)
+    epu = dose[:, 0, 0, 0] * scale[:, 0, 0] * np.exp(rng.normal(0.0, cfg.noise_error, n))
     return {
         "y": torch.from_numpy((y / scale).astype(np.float32)),
         "C": torch.from_numpy(C),
         "x": torch.from_numpy((clips / scale[:, None]).astype(np.float32)),
+        "epu": torch.from_numpy(epu.astype(np.float32)),
     }
+
+
+def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
+    """The network on a batch, with the noise level for networks that take it."""
+    if getattr(net, "noise_aware", False):
+        kwargs["epu"] = batch["epu"]
+    return net(batch["y"], batch["C"], **kwargs)
 
 
 # -- loop ---------------------------------------------------------------------------
@@ -213,7 +295,7 @@ def lr_factor(step: int, total: int, warmup: float = 0.03, floor: float = 0.05) 
 
 
 def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    final, extra = net(batch["y"], batch["C"], return_all=True)
+    final, extra = run_net(net, batch, return_all=True)
     loss = F.mse_loss(final, batch["x"])
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
@@ -223,8 +305,12 @@ def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
     """Held-apart samples: scenes and noise from seeds the training pool never uses."""
-    vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4)})
-    pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes)
+    if cfg.val_scene_files:
+        vcfg = TrainConfig(**{**asdict(cfg), "simulate": False, "data": []})
+        pool = ClipPool(vcfg, seed_offset=0, scenes=0, scene_files=cfg.val_scene_files)
+    else:
+        vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4)})
+        pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
     out = []
     for i in range(n):
@@ -245,7 +331,7 @@ def evaluate(net: torch.nn.Module | None, samples: list[dict[str, torch.Tensor]]
             out = gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
         else:
             with torch.inference_mode():
-                out = net(s["y"], s["C"])[0].numpy()
+                out = run_net(net, s)[0].numpy()
         rng = float(x.max() - x.min())
         ps.append(psnr(x, out, data_range=rng))
         ss.append(np.mean([ssim(a, b, data_range=rng) for a, b in zip(x, out)]))
@@ -258,24 +344,34 @@ def train(
     *,
     resume: str | os.PathLike[str] | None = None,
     device: str = "auto",
+    threads: int | None = None,
     force: bool = False,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train a network; writes ``OUTPUT.safetensors`` (weights), ``OUTPUT.ckpt`` (resumable
-    checkpoint, refreshed at each validation) and ``OUTPUT.log.jsonl``.  Returns the summary."""
+    """Train a network; writes ``OUTPUT.safetensors`` (the best weights by validation PSNR so
+    far, refreshed at each validation), ``OUTPUT.ckpt`` (resumable checkpoint, refreshed at
+    each validation and every ``cfg.checkpoint_minutes``) and ``OUTPUT.log.jsonl``.
+
+    ``threads`` caps the CPU threads torch uses (training in the background on one core
+    while the machine does other work).  Returns the summary stored with the weights.
+    """
     out = Path(output)
     weights_path, ckpt_path, log_path = (out.with_suffix(s) for s in (".safetensors", ".ckpt", ".log.jsonl"))
+    if resume and cfg.init:
+        raise InputError("give --init (start a new run from weights) or --resume (continue a run), not both")
+    if weights_path.exists() and not (force or resume):
+        raise InputError(f"{weights_path} exists; use --force to overwrite it or --resume to continue its run")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
     net = build(cfg.net_config).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
-    step, elapsed, history = 0, 0.0, []
-    if resume and cfg.init:
-        raise InputError("give --init (start a new run from weights) or --resume (continue a run), not both")
+    step, elapsed, cpu_s, history = 0, 0.0, 0.0, []
     if resume:
         state = torch.load(resume, map_location=dev, weights_only=True)
         saved = TrainConfig(**json.loads(state["config"]))
@@ -285,6 +381,7 @@ def train(
         opt.load_state_dict(state["optim"])
         sched.load_state_dict(state["sched"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
+        cpu_s = float(state.get("cpu_s", elapsed))
         history = json.loads(state["history"])
     elif cfg.init:
         info, weights = zoo.load_weights(cfg.init)
@@ -292,7 +389,10 @@ def train(
             raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
         net.load_state_dict(weights)
     say = log or (lambda msg: None)
-    say(f"building training pool ({cfg.scenes} simulated scenes, {len(cfg.data)} data files)")
+    say(
+        f"building training pool ({cfg.scenes if cfg.simulate else 0} simulated scenes, "
+        f"{len(cfg.data)} data files, {len(cfg.scene_files)} scene files)"
+    )
     pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)
     val = validation_set(cfg, cfg.val_samples)
     baseline = evaluate(None, val)
@@ -300,6 +400,42 @@ def train(
     rng = np.random.default_rng([cfg.seed, step])
     n_params = sum(p.numel() for p in net.parameters())
     t_start = time.perf_counter() - elapsed
+    cpu_start = time.process_time() - cpu_s
+    best = max((h["val_psnr"] for h in history if "val_psnr" in h), default=-math.inf)
+    hardware = (
+        torch.cuda.get_device_name(0)
+        if dev.type == "cuda"
+        else f"{platform.machine()} {platform.processor() or 'CPU'}, {torch.get_num_threads()} thread(s)"
+    )
+
+    def summary() -> dict[str, Any]:
+        top = max((h for h in history if "val_psnr" in h), key=lambda h: h["val_psnr"], default={})
+        return {
+            "arch": cfg.arch,
+            "net": cfg.net_config,
+            "parameters": n_params,
+            "steps": top.get("step", step),
+            "samples": top.get("step", step) * cfg.batch,
+            "wall_s": top.get("elapsed_s", time.perf_counter() - t_start),
+            "cpu_hours": top.get("cpu_hours"),
+            "hardware": hardware,
+            "train_config": asdict(cfg),
+            "validation": {
+                "psnr": top.get("val_psnr"),
+                "ssim": top.get("val_ssim"),
+                "gaptv_psnr": baseline["psnr"],
+                "gaptv_ssim": baseline["ssim"],
+                "samples": len(val),
+                "reference": "clean (noise-free) frames",
+            },
+        }
+
+    def save_weights() -> None:
+        with atomic_output(weights_path, force=True) as tmp:
+            # the networks do not depend on B; they serve the range of B they were trained on
+            zoo.save_weights(
+                tmp, net.state_dict(), cfg.net_config, serves=list(range(min(cfg.B), max(cfg.B) + 1)), training=summary()
+            )
 
     def checkpoint() -> None:
         state = {
@@ -308,12 +444,14 @@ def train(
             "sched": sched.state_dict(),
             "step": step,
             "elapsed": time.perf_counter() - t_start,
+            "cpu_s": time.process_time() - cpu_start,
             "config": json.dumps(asdict(cfg)),
             "history": json.dumps(history),
         }
         with atomic_output(ckpt_path, force=True) as tmp:
             torch.save(state, tmp)
 
+    last_ckpt = time.perf_counter()
     with open(log_path, "a") as logf:
         while step < cfg.steps:
             net.train()
@@ -333,37 +471,20 @@ def train(
                 rec.update({f"val_{k}": v for k, v in evaluate(net.cpu() if dev.type != "cpu" else net, val).items()})
                 net.to(dev)
                 rec["elapsed_s"] = time.perf_counter() - t_start
+                rec["cpu_hours"] = (time.process_time() - cpu_start) / 3600
                 history.append(rec)
+                if rec["val_psnr"] > best:
+                    best = rec["val_psnr"]
+                    save_weights()
                 checkpoint()
+                last_ckpt = time.perf_counter()
+            elif time.perf_counter() - last_ckpt > 60 * cfg.checkpoint_minutes:
+                checkpoint()
+                last_ckpt = time.perf_counter()
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             if on_step:
                 on_step(step, rec)
-    wall = time.perf_counter() - t_start
-    final = history[-1] if history else {}
-    summary = {
-        "arch": cfg.arch,
-        "net": cfg.net_config,
-        "parameters": n_params,
-        "steps": step,
-        "samples": step * cfg.batch,
-        "wall_s": wall,
-        "hardware": torch.cuda.get_device_name(0)
-        if dev.type == "cuda"
-        else f"{platform.machine()} CPU, {os.cpu_count()} cores",
-        "train_config": asdict(cfg),
-        "validation": {
-            "psnr": final.get("val_psnr"),
-            "ssim": final.get("val_ssim"),
-            "gaptv_psnr": baseline["psnr"],
-            "gaptv_ssim": baseline["ssim"],
-            "samples": len(val),
-            "reference": "clean (noise-free) frames",
-        },
-    }
-    with atomic_output(weights_path, force=force) as tmp:
-        # the networks do not depend on B; they serve the range of B they were trained on
-        zoo.save_weights(
-            tmp, net.state_dict(), cfg.net_config, serves=list(range(min(cfg.B), max(cfg.B) + 1)), training=summary
-        )
-    return summary
+    if not weights_path.exists():
+        save_weights()
+    return summary()

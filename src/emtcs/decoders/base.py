@@ -33,11 +33,14 @@ class Decoder(ABC):
     batched: ClassVar[bool] = False
 
     @abstractmethod
-    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
         """Frames for a batch of measurement tiles.
 
         ``y``: (n, h, w) float32 measurements, ``masks``: (n, B, h, w) float32 of 0/1,
-        both normalised so frames are roughly in [0, 1].  Returns (n, B, h, w) float32.
+        both normalised so frames are roughly in [0, 1].  ``electrons_per_unit`` is the
+        noise model: electrons per unit of ``y`` (shot noise variance of ``y`` is
+        ``y / electrons_per_unit``), None where unknown; decoders that do not use it
+        ignore it.  Returns (n, B, h, w) float32.
         """
 
     def get_config(self) -> dict[str, Any]:

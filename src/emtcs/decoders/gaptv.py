@@ -210,8 +210,8 @@ class GapTV(Decoder):
             "step": self.step,
         }
 
-    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """Run :func:`gap_tv` on each tile of the batch."""
+    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+        """Run :func:`gap_tv` on each tile of the batch (the noise level is not used)."""
         y = np.asarray(y)
         masks = np.asarray(masks)
         if y.ndim != 3 or masks.ndim != 4 or masks.shape[:1] + masks.shape[2:] != y.shape:

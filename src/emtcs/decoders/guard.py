@@ -44,25 +44,28 @@ class GuardedDecoder(Decoder):
     """``inner``'s frames, except for tiles whose :func:`noise_ratio` exceeds ``threshold``:
     those come from ``fallback``.  Counts tiles seen and replaced (``tiles``, ``replaced``).
 
-    Tiles reach decoders normalised (divided by an intensity scale s), so
-    ``electrons_per_unit`` is s / g for a movie of g levels per electron.
+    Tiles reach decoders normalised (divided by an intensity scale s), so the
+    ``electrons_per_unit`` that :meth:`decode` is given is s / g for a movie of g levels
+    per electron; without it (noise unknown) every tile is kept.
     """
 
     name = "guarded"
 
-    def __init__(self, inner: Decoder, fallback: Decoder, *, threshold: float, electrons_per_unit: float):
+    def __init__(self, inner: Decoder, fallback: Decoder, *, threshold: float):
         self.inner, self.fallback = inner, fallback
         self.threshold = float(threshold)
-        self.electrons_per_unit = float(electrons_per_unit)
         self.batched = inner.batched  # type: ignore[misc]
         self.tiles = self.replaced = 0
 
-    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        frames = self.inner.decode(y, masks)
-        bad = noise_ratio(y, masks, frames, self.electrons_per_unit) > self.threshold
+    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+        frames = self.inner.decode(y, masks, electrons_per_unit)
+        if electrons_per_unit is None:
+            bad = np.zeros(len(y), dtype=bool)
+        else:
+            bad = noise_ratio(y, masks, frames, electrons_per_unit) > self.threshold
         if bad.any():
             frames = frames.copy()
-            frames[bad] = self.fallback.decode(y[bad], masks[bad])
+            frames[bad] = self.fallback.decode(y[bad], masks[bad], electrons_per_unit)
         self.tiles += len(y)
         self.replaced += int(bad.sum())
         return frames
@@ -71,12 +74,12 @@ class GuardedDecoder(Decoder):
         return {**self.inner.get_config(), "guard": self.threshold, "fallback": self.fallback.get_config()}
 
 
-def guarded(dec: Decoder, threshold: float, electrons_per_unit: float) -> Decoder:
+def guarded(dec: Decoder, threshold: float) -> Decoder:
     """``dec`` behind a guard with GAP-TV as fallback if it is a learned decoder and
     ``threshold`` > 0, else ``dec`` itself."""
     from .base import get_decoder
     from .learned import LearnedDecoder
 
     if threshold > 0 and isinstance(dec, LearnedDecoder):
-        return GuardedDecoder(dec, get_decoder("gaptv"), threshold=threshold, electrons_per_unit=electrons_per_unit)
+        return GuardedDecoder(dec, get_decoder("gaptv"), threshold=threshold)
     return dec

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import DecoderError
 from .base import Decoder, register
 
-__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "torch_available"]
+__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "torch_available"]
 
 
 def torch_available() -> bool:
@@ -59,17 +59,22 @@ class LearnedDecoder(Decoder):
         self.weights = str(path)
         self.info = info
 
-    def decode(self, y: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+        """The network on a batch of tiles; noise-aware networks are told ``electrons_per_unit``
+        (without it they assume a moderate dose)."""
         import torch
 
+        kwargs = {}
         with torch.inference_mode():
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
+            if electrons_per_unit is not None and getattr(self.net, "noise_aware", False):
+                kwargs["epu"] = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = self.net(yt, ct)
+                    out = self.net(yt, ct, **kwargs)
             else:
-                out = self.net(yt, ct)
+                out = self.net(yt, ct, **kwargs)
             return out.float().cpu().numpy()
 
     def get_config(self) -> dict[str, Any]:
@@ -90,3 +95,11 @@ class GapNetDecoder(LearnedDecoder):
 
     name = "gapnet"
     arch = "gapnet"
+
+
+@register
+class GapUNetDecoder(LearnedDecoder):
+    """GAP-TV followed by unfolded stages with a noise-aware spatio-temporal U-Net."""
+
+    name = "gapunet"
+    arch = "gapunet"

@@ -13,11 +13,12 @@ from typing import Any
 from torch import nn
 
 from .gapnet import GapNet
+from .gapunet import GapUNet
 from .tcsdl import TCSDL
 
-__all__ = ["GapNet", "TCSDL", "ARCHITECTURES", "build"]
+__all__ = ["GapNet", "GapUNet", "TCSDL", "ARCHITECTURES", "build"]
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"tcsdl": TCSDL, "gapnet": GapNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"tcsdl": TCSDL, "gapnet": GapNet, "gapunet": GapUNet}
 
 
 def build(config: dict[str, Any]) -> nn.Module:
