@@ -47,7 +47,11 @@ def columns(references: list[str]) -> list[Column]:
         _col("bits/px", "bits_per_pixel", fmt="{:.3f}"),
     ]
     cols += [
-        Column(f"{ref}\nPSNR / SSIM", (("quality", ref, "psnr"), ("quality", ref, "ssim")), ("{:.2f}", "{:.3f}"))
+        Column(
+            f"{ref}\nPSNR / SSIM / FRC px",
+            (("quality", ref, "psnr"), ("quality", ref, "ssim"), ("quality", ref, "frc_px")),
+            ("{:.2f}", "{:.3f}", "{:.1f}"),
+        )
         for ref in references
     ]
     return cols + [

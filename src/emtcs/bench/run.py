@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from .._version import __version__
 from ..decoders import decoder_for
 from ..errors import DecoderError, InputError
 from ..io import open_movie
-from ..metrics import psnr, ssim
+from ..metrics import frc_resolution, psnr, spectral_peaks, ssim, unmatched_peaks
 from ..quantise import MeasurementCoding
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
@@ -98,6 +99,11 @@ class _Reference:
     data_range: float
     description: str
 
+    @cached_property
+    def peaks(self) -> list[np.ndarray]:
+        """Each frame's spectral peaks, found once for every row scored against it."""
+        return [spectral_peaks(f) for f in self.frames]
+
 
 def simulated_movie(
     n_frames: int = SIM_FRAMES, shape: tuple[int, int] = SIM_SHAPE, *, dose: float = SIM_DOSE, seed: int = 0
@@ -158,8 +164,13 @@ def count_steps(config: BenchConfig, dtype: np.dtype) -> int:
     return 1 + len(config.B) * (1 + len(config.decoders) + 2 * len(codec_names(config.codecs, dtype)))
 
 
-def _fidelity(reference: np.ndarray, test: np.ndarray, data_range: float) -> dict[str, float | None]:
-    """Movie PSNR (mean squared error over all frames), worst-frame PSNR, mean SSIM."""
+QUALITY_FIELDS = ("psnr", "psnr_min", "ssim", "frc_px", "invented_peaks")
+
+
+def _fidelity(ref: _Reference, test: np.ndarray) -> dict[str, float | None]:
+    """Movie PSNR (mean squared error over all frames), worst-frame PSNR, mean SSIM, mean FRC
+    resolution (pixels, 0.5 threshold) and the spectral peaks the reference lacks (all frames)."""
+    reference, data_range = ref.frames, ref.data_range
     per_frame = [psnr(r, t, data_range=data_range) for r, t in zip(reference, test)]
     mse = [data_range**2 / 10 ** (p / 10) for p in per_frame]
     mean_mse = float(np.mean(mse))
@@ -169,6 +180,8 @@ def _fidelity(reference: np.ndarray, test: np.ndarray, data_range: float) -> dic
         "psnr": movie,
         "psnr_min": float(min(per_frame)),
         "ssim": None if all(math.isnan(v) for v in s) else float(np.nanmean(s)),
+        "frc_px": float(np.mean([frc_resolution(r, t) for r, t in zip(reference, test)])),
+        "invented_peaks": int(sum(unmatched_peaks(spectral_peaks(t), k) for t, k in zip(test, ref.peaks))),
     }
 
 
@@ -301,9 +314,7 @@ class _Bench:
             "compression_ratio": self.raw_bytes / nbytes if nbytes else None,
             "bits_per_pixel": 8 * nbytes / pixels if nbytes else None,
             "quality": {
-                name: _fidelity(ref.frames, test, ref.data_range)
-                if test is not None
-                else dict.fromkeys(("psnr", "psnr_min", "ssim"))
+                name: _fidelity(ref, test) if test is not None else dict.fromkeys(QUALITY_FIELDS)
                 for name, ref in self.refs.items()
             },
             "encode_s": encode_s,

@@ -1,0 +1,48 @@
+"""Fidelity metrics: FRC resolution against hand-made cases, the spectral-peak rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emtcs.metrics import frc_curve, frc_resolution, invented_peaks, spectral_peaks
+
+
+def _band(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The part of ``image`` at radial frequencies in [lo, hi) cycles per pixel."""
+    h, w = image.shape
+    r = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
+    return np.real(np.fft.ifft2(np.fft.fft2(image) * ((r >= lo) & (r < hi))))
+
+
+@pytest.mark.parametrize("cutoff", [0.0625, 0.125, 0.25])
+def test_frc_resolution_is_the_period_where_two_images_stop_agreeing(cutoff):
+    # the same white noise below the cutoff, independent noise above: FRC ~1 then ~0
+    rng = np.random.default_rng(1)
+    ref, other = rng.standard_normal((2, 256, 256))
+    test = _band(ref, 0, cutoff) + _band(other, cutoff, 1)
+    assert frc_resolution(ref, test) == pytest.approx(1 / cutoff, rel=0.1)
+
+
+def test_frc_of_identical_and_unrelated_frames():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((2, 64, 80))
+    freq, curve = frc_curve(a, a)
+    assert freq[0] == 0 and freq[-1] == pytest.approx(0.5) and np.allclose(curve, 1)
+    assert frc_resolution(a, a) == 2.0  # agrees up to Nyquist
+    assert frc_resolution(a, b) > 20  # unrelated noise never agrees
+    with pytest.raises(ValueError):
+        frc_curve(a, a[:10])
+
+
+def test_spectral_peaks_find_a_lattice_and_an_invented_one():
+    yy, xx = np.mgrid[0:192, 0:192]
+    hexagonal = 4 + sum(np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / 6) for t in (0, np.pi / 3, 2 * np.pi / 3))
+    stripes = 4 + np.cos(2 * np.pi * xx / 6) + np.cos(2 * np.pi * yy / 8)
+    noisy = np.random.default_rng(0).poisson(hexagonal * 20) / 20
+    assert len(spectral_peaks(hexagonal)) == 3  # one of each Friedel pair
+    np.testing.assert_array_equal(spectral_peaks(noisy), spectral_peaks(hexagonal))
+    assert len(spectral_peaks(np.random.default_rng(3).standard_normal((192, 192)))) == 0
+    assert invented_peaks(hexagonal, noisy) == 0
+    # stripes share the x-period peak with the lattice, and add one at a 9 px period in y
+    assert invented_peaks(hexagonal, stripes) == 1

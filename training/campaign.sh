@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The CPU training campaign for the GapUNet decoder: one background process on ONE core,
+# resuming from the last checkpoint when there is one.  Generated data stays out of git:
+# physics-simulated scenes come from training/make_scenes.sh (scratch/abtem/*.h5), the
+# validation scenes (abTEM seeds 0-31, never trained on) from ../shared.
+#
+#   training/campaign.sh [STEPS]          # default 20000 steps; run it again to resume
+#
+# Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${1:-20000}
+SHARED=${EMTCS_SHARED:-../shared/data}
+RUN=runs/gapunet
+mkdir -p runs
+scenes=()
+for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene-file "$f"); done
+# real single images (never the benchmark movies: liquid-cell, nanoporous gold, STEM-ABF movie)
+data=()
+for f in stem-haadf_srtio3_1x1024x1024_uint16.tif stem-haadf_au-nanoparticles_1x2048x2048_uint16.tif \
+         tem-ceta-camera_low-signal_1x512x512_int16.tif tem_tvips-bin4_1x1024x1024_uint8.tif \
+         stem-madf_graphene-grain-boundary_1x512x512_float32.tif stem-haadf_se-implanted-mos2_1x1024x1024_uint32.tif \
+         stem_srtio3-team_1x1024x1024_uint16.tif sem-inlens_zeiss-fib-lamella_2x1536x2048_uint8.tif; do
+  [ -e "$SHARED/em/$f" ] && data+=(--data "$SHARED/em/$f")
+done
+resume=()
+[ -e "$RUN.ckpt" ] && resume=(--resume "$RUN.ckpt")
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+exec nohup .venv/bin/emtcs train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps "$STEPS" \
+  --patch 48 --batch 4 --lr 1e-3 --scenes 24 --flicker 0.05 --cuts 0.05 --val-every 250 \
+  "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
+  "${resume[@]}" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Physics-simulated training scenes (abTEM multislice) for the campaign, in a venv of their own:
+# abTEM is a tool for making training data, never a dependency of emtcs.
+#
+#   training/make_scenes.sh FIRST_SEED N    # writes scratch/abtem/next_FIRST.h5 (about 5 s of one core per scene)
+#
+# Seeds 0-31 are the validation scenes: never train on them.  When it has finished, rename the
+# file to scratch/abtem/train_FIRST.h5 and the next campaign run trains on it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FIRST=${1:?first seed (1000 or more)}; N=${2:?number of scenes}
+[ "$FIRST" -ge 32 ] || { echo "seeds 0-31 are for validation" >&2; exit 2; }
+SCRIPT=${EMTCS_SHARED:-../shared/data}/abtem-hrtem/make_scenes.py
+[ -d scratch/abtem-venv ] || { python -m venv scratch/abtem-venv && scratch/abtem-venv/bin/pip install -q abtem h5py; }
+mkdir -p scratch/abtem
+OMP_NUM_THREADS=1 exec nice -n 19 scratch/abtem-venv/bin/python "$SCRIPT" "scratch/abtem/next_$FIRST.h5" "$FIRST" "$N"
