@@ -261,3 +261,27 @@ def test_scene_files_feed_training_clips_at_random_zoom(tmp_path):
     assert len(periods) >= 3
     # long groups of a short movie play it back and forth
     assert pool.clip(rng, 10, 16).shape == (10, 16, 16)
+
+
+def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
+    from emtcs.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        arch="gapunet",
+        net={"stages": 1, "width": 4, "gap_iterations": 2},
+        B=[3],
+        steps=1000,
+        patch=16,
+        batch=1,
+        scenes=1,
+        scene_frames=6,
+        scene_size=32,
+        val_samples=1,
+    )
+    summary = train(cfg, tmp_path / "short", device="cpu", threads=1, max_minutes=0.0)
+    assert summary["steps"] == 1 and summary["cpu_hours"] > 0
+    assert (tmp_path / "short.safetensors").exists() and (tmp_path / "short.ckpt").exists()
+    from emtcs.errors import InputError
+
+    with pytest.raises(InputError, match="exists"):  # refused before any training, not at the end
+        train(cfg, tmp_path / "short", device="cpu", max_minutes=0.0)

@@ -436,6 +436,12 @@ def simulate(
 )
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
 @click.option("--threads", type=int, help="CPU threads for training (default: all cores).")
+@click.option(
+    "--bf16/--no-bf16",
+    default=None,
+    help="bfloat16 autocast (default: on CUDA only; measure on your CPU before turning it on).",
+)
+@click.option("--minutes", type=float, help="Stop after this many minutes of training (validates and saves).")
 @device_option("Where to train (auto: CUDA when PyTorch sees a GPU).")
 @click.option(
     "-o",
@@ -467,6 +473,8 @@ def train(
     init: Path | None,
     resume: Path | None,
     threads: int | None,
+    bf16: bool | None,
+    minutes: float | None,
     device: str,
     output: Path,
     force: bool,
@@ -528,6 +536,8 @@ def train(
             resume=resume,
             device=device,
             threads=threads,
+            bf16=bf16,
+            max_minutes=minutes,
             force=force,
             on_step=on_step,
             log=lambda msg: console.print(msg) if not quiet else None,

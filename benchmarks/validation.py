@@ -1,0 +1,184 @@
+"""The validation suite: every decoder against the competing codecs on movies never trained on.
+
+Fixed movies (issue 11, section 4), each at B = 10 and 20, every other codec at the bytes
+of the ``.tcs`` file (the bench's rule), with JPEG + NL-means beside every number:
+
+* physics-simulated HRTEM (abTEM multislice, ``shared/data/abtem-hrtem``, scenes with
+  seeds 0-31 are never trained on): two scenes, 20 frames of 192 x 192, counted at 20 and
+  200 electrons per pixel (Poisson); the reference is the clean truth;
+* real movies of ``shared/data/em``: liquid-cell TEM, in-situ TEM of nanoporous gold and a
+  STEM-ABF series, central 256 x 256 crops; the reference is the raw frames denoised by
+  the bench's reference denoiser (wavelet), which the table names.
+
+Columns: PSNR, SSIM, FRC resolution (pixels at the 0.5 threshold; smaller is better) and
+spectral peaks the reference lacks (all frames; :func:`emtcs.metrics.spectral_peaks`).
+
+    python benchmarks/validation.py --json docs/validation.json --table docs/validation.md
+    python benchmarks/validation.py --quick        # one scene, one dose, B = 10
+
+Learned decoders without weights (e.g. gapunet before it ships) are skipped; point
+``EMTCS_MODELS`` at a folder of weights to validate a training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emtcs.bench.codecs import codec_names
+from emtcs.bench.run import BenchConfig, environment, load_movie, run_bench
+from emtcs.decoders import available_decoders, is_learned
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SCENES = (3, 17)
+DOSES = (20.0, 200.0)
+REAL = {
+    "liquid-cell TEM (real)": "em/lptem_nanoparticle-chains_10x1024x1024_uint8.tif",
+    "in-situ TEM, nanoporous gold (real)": "em/tem-insitu-tensile_nanoporous-gold_13x1047x1046_uint8.tif",
+    "STEM-ABF series (real)": "em/stem-abf_movie_5x512x512_uint16.tif",
+}
+CROP = (256, 256)
+DECODERS = ("gaptv", "tcsdl", "gapnet", "gapunet", "auto")
+CODECS = ("jpeg", "jpegxl")
+
+
+def abtem_movie(path: Path, seed: int, dose: float, n_frames: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(counted uint16 movie, clean truth in electrons) of one abTEM validation scene."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        clean = np.asarray(f[f"scene_{seed:05d}"][:n_frames], dtype=np.float64) * dose
+    rng = np.random.default_rng(1_000 + seed)
+    return rng.poisson(clean).astype(np.uint16), clean.astype(np.float32)
+
+
+def movies(shared: Path, quick: bool) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(name, frames, clean truth or None) for every movie of the suite found under ``shared``."""
+    out: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    scenes = shared / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
+    if scenes.exists():
+        for seed in SCENES[:1] if quick else SCENES:
+            for dose in DOSES[:1] if quick else DOSES:
+                noisy, clean = abtem_movie(scenes, seed, dose)
+                out.append((f"HRTEM sim (abTEM seed {seed}), {dose:g} e/px", noisy, clean))
+    else:
+        print(f"no abTEM scenes at {scenes}: skipped", file=sys.stderr)
+    for name, rel in ({} if quick else REAL).items():
+        path = shared / rel
+        if path.exists():
+            frames, _ = load_movie(path, crop=CROP)
+            out.append((name, frames, None))
+        else:
+            print(f"{path} missing: skipped", file=sys.stderr)
+    return out
+
+
+def usable_decoders() -> list[str]:
+    """The suite's decoders that can run here (learned ones need torch and weights)."""
+    from emtcs import zoo
+    from emtcs.decoders.learned import torch_available
+
+    names = []
+    for name in DECODERS:
+        if name in ("gaptv", "auto") or (
+            name in available_decoders() and is_learned(name) and torch_available() and zoo.find_weights(name)
+        ):
+            names.append(name)
+    return names
+
+
+def table_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one bench run reduced to what the suite's table shows."""
+    ref = "clean" if "clean" in run["references"] else "denoised"
+    rows = []
+    for r in run["rows"]:
+        q = r["quality"].get(ref, {})
+        if r["status"] != "ok" or q.get("psnr") is None or "reference" in r["title"]:
+            continue
+        rows.append(
+            {
+                "row": r["title"],
+                "B": r.get("B"),
+                "bytes": r.get("bytes"),
+                "psnr": q["psnr"],
+                "ssim": q["ssim"],
+                "frc_px": q.get("frc_px"),
+                "invented_peaks": q.get("invented_peaks"),
+                "note": r.get("note"),
+            }
+        )
+    return rows
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One table per movie and B."""
+    lines = []
+    for res in results:
+        lines += [
+            f"### {res['movie']}, B = {res['B']}",
+            "",
+            f"Reference: {res['reference']}.  Every codec at the bytes of the `.tcs` file ({res['budget']:,} bytes).",
+            "",
+            "| row | PSNR (dB) | SSIM | FRC (px) | invented peaks |",
+            "|---|---|---|---|---|",
+        ]
+        for r in res["rows"]:
+            psnr = "inf" if r["psnr"] in ("inf", float("inf")) else f"{float(r['psnr']):.2f}"
+            lines.append(
+                f"| {r['row']} | {psnr} | {r['ssim']:.3f} | {r['frc_px']:.1f} | {r['invented_peaks']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding abtem-hrtem/ and em/")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--table", type=Path, help="write the markdown tables here")
+    ap.add_argument("--quick", action="store_true", help="one simulated movie at B = 10 only")
+    ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
+    a = ap.parse_args()
+    Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
+    decoders = usable_decoders()
+    print(f"decoders: {', '.join(decoders)}", file=sys.stderr)
+    results = []
+    t_start = time.perf_counter()
+    for name, frames, clean in movies(a.shared, a.quick):
+        for B in Bs:
+            t0 = time.perf_counter()
+            config = BenchConfig(B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu")
+            config.references = ("clean",) if clean is not None else ("denoised",)
+            run = run_bench(frames, clean, config=config, source={"name": name}).to_json()
+            ref = config.references[0]
+            emtcs_rows = [r for r in run["rows"] if r["codec"] == "emtcs" and r.get("bytes")]
+            results.append(
+                {
+                    "movie": name,
+                    "B": B,
+                    "shape": list(frames.shape),
+                    "dtype": str(frames.dtype),
+                    "reference": run["references"][ref]["description"],
+                    "budget": emtcs_rows[0]["bytes"] if emtcs_rows else None,
+                    "codecs": codec_names(CODECS, frames.dtype),
+                    "rows": table_rows(run),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            print(markdown(results[-1:]), flush=True)
+    doc = {"suite": "emtcs-validation/1", "environment": environment(), "seconds": time.perf_counter() - t_start}
+    doc["results"] = results
+    if a.json:
+        a.json.write_text(json.dumps(doc, indent=1, default=str))
+    if a.table:
+        a.table.write_text(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

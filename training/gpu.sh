@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One command for a lent GPU (H100/H200): at most ~8 minutes.  Continues the GapUNet campaign from
+# the best weights committed in models/ (when there are some) with bf16 autocast and large batches,
+# then times decoding of one 4096 x 4096 x 20 group.  Needs a python with CUDA torch, numpy, scipy,
+# h5py, tifffile, click, rich, scikit-image and safetensors (the device image has them); emtcs runs
+# from src/ without installing.
+#
+#   training/gpu.sh OUT_DIR [MINUTES]     # e.g. run(command="training/gpu.sh $OUT 7", carry=[scratch/abtem/train_1000.h5])
+#
+# Writes OUT_DIR/gapunet-gpu.{safetensors,ckpt,log.jsonl}, OUT_DIR/train.out and OUT_DIR/decode-4k.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?output folder}; MINUTES=${2:-7}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONPATH=src EMTCS_MODELS=models
+scenes=(); for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene-file "$f"); done
+init=(); w=$(ls models/gapunet*.safetensors 2>/dev/null | head -1 || true); [ -n "$w" ] && init=(--init "$w")
+"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
+"$PY" -m emtcs.cli train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps 100000 --patch 96 --batch 32 \
+  --lr 5e-4 --scenes 48 --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
+  "${scenes[@]}" "${init[@]}" --quiet --force -o "$OUT/gapunet-gpu" 2>&1 | tee "$OUT/train.out"
+"$PY" - "$OUT" <<'PY'
+import json, sys, time
+import numpy as np, torch
+import emtcs
+from emtcs import zoo
+from emtcs.sensing import masks
+out = sys.argv[1]
+weights = f"{out}/gapunet-gpu.safetensors"
+C = masks(0, 20, (4096, 4096))
+y = emtcs.encode(np.random.default_rng(0).poisson(50, (20, 4096, 4096)).astype(np.uint16), C).astype(np.float32)
+res = {"gpu": torch.cuda.get_device_name(0)}
+for tile, batch in ((256, 32), (512, 8)):
+    emtcs.reconstruct(y[:512, :512], C[:, :512, :512], "gapunet", weights=weights, device="cuda", tile=tile, batch=batch)
+    torch.cuda.synchronize(); t = time.perf_counter()
+    emtcs.reconstruct(y, C, "gapunet", weights=weights, device="cuda", tile=tile, batch=batch)
+    torch.cuda.synchronize(); res[f"tile{tile}_batch{batch}_s"] = time.perf_counter() - t
+print(res); json.dump(res, open(f"{out}/decode-4k.json", "w"), indent=1)
+PY
