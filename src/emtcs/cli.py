@@ -492,7 +492,7 @@ def train(
         from .train import TrainConfig
         from .train import train as run_training
     except ImportError:
-        raise InputError("training needs PyTorch: pip install 'emtcs[torch]'") from None
+        raise InputError("training needs PyTorch: pip install torch") from None
     try:
         Bs = sorted({int(b) for b in B.split(",")})
     except ValueError:

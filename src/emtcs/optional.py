@@ -10,8 +10,10 @@ from .errors import MissingDependencyError
 __all__ = ["require"]
 
 
-def require(module: str, *, purpose: str, extra: str, package: str | None = None) -> ModuleType:
-    """Import ``module``, or raise a one-line :class:`MissingDependencyError` naming the extra.
+def require(module: str, *, purpose: str, extra: str | None = None, package: str | None = None) -> ModuleType:
+    """Import ``module``, or raise a one-line :class:`MissingDependencyError` saying what to install:
+    the extra of emtcs that brings it, or (``extra=None``, a dependency of emtcs itself that is
+    missing or broken here) the package.
 
     ``purpose`` completes "... needs <package>", e.g. "reading MRC files".
     """
@@ -19,4 +21,5 @@ def require(module: str, *, purpose: str, extra: str, package: str | None = None
         return importlib.import_module(module)
     except ImportError:
         pkg = package or module.split(".")[0]
-        raise MissingDependencyError(f"{purpose} needs {pkg}: pip install 'emtcs[{extra}]'") from None
+        what = f"'emtcs[{extra}]'" if extra else pkg
+        raise MissingDependencyError(f"{purpose} needs {pkg}: pip install {what}") from None

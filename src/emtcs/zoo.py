@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DecoderError
+from .optional import require
 
 __all__ = ["WeightsInfo", "find_weights", "read_info", "save_weights", "load_weights"]
 
@@ -53,10 +54,9 @@ def find_weights(arch: str, B: int | None = None) -> Path | None:
 
 def read_info(path: str | os.PathLike[str]) -> WeightsInfo:
     """The metadata of a weights file, without loading the tensors."""
-    from safetensors import safe_open
-
+    safetensors = require("safetensors", purpose="reading weights files")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safetensors.safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types
         raise DecoderError(f"{path}: not a weights file ({exc})") from None
@@ -74,7 +74,7 @@ def save_weights(
     **provenance: Any,
 ) -> None:
     """Write a state dict and its config as safetensors."""
-    from safetensors.torch import save_file
+    save_file = require("safetensors.torch", purpose="writing weights files").save_file
 
     meta = {"emtcs_config": json.dumps(config), "emtcs_serves": json.dumps(serves)}
     meta.update({f"emtcs_{k}": json.dumps(v) for k, v in provenance.items()})
@@ -83,7 +83,5 @@ def save_weights(
 
 def load_weights(path: str | os.PathLike[str]) -> tuple[WeightsInfo, dict[str, Any]]:
     """(metadata, state dict) of a weights file."""
-    from safetensors.torch import load_file
-
     info = read_info(path)
-    return info, load_file(str(path))
+    return info, require("safetensors.torch", purpose="reading weights files").load_file(str(path))

@@ -26,7 +26,7 @@ import numpy as np
 from .. import codec as emtcs_codec
 from .._version import __version__
 from ..decoders import decoder_for
-from ..errors import DecoderError, InputError
+from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
 from ..metrics import frc_resolution, psnr, spectral_peaks, ssim, unmatched_peaks
 from ..quantise import MeasurementCoding
@@ -408,7 +408,7 @@ class _Bench:
             options = self.config.decoder_options.get(name, {})
             try:
                 dec, notice = decoder_for(name, B, device=self.config.device, **options)
-            except DecoderError as exc:
+            except (DecoderError, MissingDependencyError) as exc:
                 self._row("emtcs", f"emtcs / {name}", B=B, setting=name, status="unable", note=str(exc), nbytes=budget)
                 self._step(f"B={B}: emtcs {name} unable")
                 continue

@@ -33,8 +33,9 @@ def resolve_decoder(name: str, B: int, *, device: str = "auto") -> tuple[str, st
     ``device="cuda"`` with a CPU-only decoder.
     """
     if name == "auto":
-        if not learned.torch_available():
-            return "gaptv", "PyTorch is not installed: decoding with GAP-TV"
+        missing = learned.missing_for_networks()
+        if missing:
+            return "gaptv", f"{missing} does not import here (pip install {missing}): decoding with GAP-TV"
         from .. import zoo
 
         for arch in AUTO_ORDER:

@@ -13,17 +13,29 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import DecoderError
+from ..optional import require
 from .base import Decoder, register
 
 __all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "torch_available"]
 
 
 def torch_available() -> bool:
+    """Whether PyTorch imports here (the learned decoders need it)."""
     try:
         import torch  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def missing_for_networks() -> str | None:
+    """The first package the learned decoders need that does not import here, or None."""
+    for module in ("torch", "safetensors"):
+        try:
+            __import__(module)
+        except ImportError:
+            return module
+    return None
 
 
 class LearnedDecoder(Decoder):
@@ -33,8 +45,8 @@ class LearnedDecoder(Decoder):
     arch: ClassVar[str]
 
     def __init__(self, *, weights: str | os.PathLike[str] | None = None, device: str = "auto", B: int | None = None):
-        if not torch_available():
-            raise DecoderError(f"decoder {self.name!r} needs PyTorch: pip install 'emtcs[torch]'")
+        require("torch", purpose=f"decoder {self.name!r}")
+        require("safetensors", purpose=f"decoder {self.name!r}")
         import torch
 
         from .. import zoo
