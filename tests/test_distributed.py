@@ -15,6 +15,7 @@ import tifffile
 
 import emtcs
 from conftest import drifting_movie
+from emtcs.decoding import DecodeSettings
 from emtcs.errors import DecoderError, FormatError, InputError, MissingDependencyError
 from test_cli import CliRunnerNoCatch, _leftovers
 
@@ -67,12 +68,7 @@ def test_row_blocks_of_large_frames_match(cluster, small, tmp_path, monkeypatch)
             r.header,
             range(30),
             decoder="gaptv",
-            device="cpu",
-            options={},
-            tile=64,
-            overlap=16,
-            batch=8,
-            guard=0.0,
+            settings=DecodeSettings(tile=64, overlap=16, batch=8, guard=0.0, device="cpu"),
             block_bytes=dist.BLOCK_BYTES,
         )
     assert [t.rows for t, _, _ in plan[:2]] == [(0, 32), (32, 96)]  # two row blocks per group

@@ -7,36 +7,34 @@ grow with the number of frames, and each output is written atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
-from .decoders import Decoder, decoder_for, decoder_for_group, resolve_decoder
-from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
+from .decoders import decoder_for, resolve_decoder
+from .decoders.guard import GUARD_RATIO, guarded
+from .decoding import DecodeSettings, decode_here, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
 from .quantise import MeasurementCoding
-from .sensing import MASK_GENERATOR, ArrayMasks, SeededMasks
-from .tiling import OVERLAP, TILE, decode_bands, intensity_scale, reconstruct_group, relative_residual
+from .sensing import MASK_GENERATOR, ArrayMasks
+from .tiling import OVERLAP, TILE, intensity_scale, reconstruct_group, relative_residual
 
 __all__ = [
     "compress",
     "compress_many",
     "decompress",
-    "decode_group",
-    "wanted_frames",
     "reconstruct",
     "write_simulation",
     "DecompressReport",
-    "DecodedRows",
     "default_output",
 ]
 
@@ -252,7 +250,7 @@ def decompress(
     clipped) and calibration.  ``decoder="auto"`` takes the best learned decoder whose
     weights serve the file's B, else GAP-TV (the report carries a notice).  Learned
     decoders are guarded: tiles where their residual exceeds ``guard`` times the shot
-    noise are decoded with GAP-TV (0 turns the guard off; see :func:`decode_group`).
+    noise are decoded with GAP-TV (0 turns the guard off; see :func:`emtcs.decoding.decode_group`).
     ``progress`` is called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
@@ -261,34 +259,29 @@ def decompress(
     with the same output.
     """
     dst = Path(dst)
-    if not (np.isfinite(guard) and guard >= 0):
-        raise InputError(f"--guard must be a ratio >= 0 (0: off), got {guard}")
+    settings = DecodeSettings(
+        tile=tile,
+        overlap=overlap,
+        batch=batch,
+        guard=guard,
+        device=device,
+        options=tuple((decoder_options or {}).items()),
+    )
     check_writable(dst)
     check_output(dst, force=force)
     with TcsReader(src) as reader:
         hd = reader.header
         sel = _frame_range(frames, hd.n_frames)
         if workers is None and scheduler is None:
-            dec, notice = decoder_for(decoder, hd.B, device=device, **(decoder_options or {}))
-            pieces = _decode_here(reader, sel, dec, tile=tile, overlap=overlap, batch=batch, guard=guard)
-            config = reported_config(dec, guard)
+            dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
+            pieces = decode_here(reader, sel, dec, settings)
+            config = reported_config(dec, settings.guard)
         else:
             from .distributed import decode_on_cluster
 
-            name, notice = resolve_decoder(decoder, hd.B, device=device)
+            name, notice = resolve_decoder(decoder, hd.B, device=settings.device)
             pieces = decode_on_cluster(
-                Path(src).resolve(),
-                hd,
-                sel,
-                name,
-                device=device,
-                options=decoder_options or {},
-                tile=tile,
-                overlap=overlap,
-                batch=batch,
-                guard=guard,
-                workers=workers,
-                scheduler=scheduler,
+                Path(src).resolve(), hd, sel, name, settings, workers=workers, scheduler=scheduler
             )
             config = {"name": name}
         if notice and log is not None:
@@ -321,94 +314,6 @@ def decompress(
     return report
 
 
-class DecodedRows(NamedTuple):
-    """Decoded rows of some frames of one group, as :func:`decompress` writes them."""
-
-    g: int
-    t_out: list[int]  # output index of each frame
-    rows: slice
-    frames: np.ndarray  # (len(t_out), len(rows), W) in the source dtype
-    terms: list[tuple[float, float]]  # residual terms of the bands decoded
-    last: bool  # the group's last rows: its residual is complete
-    decoder: dict[str, Any]  # the decoder's config
-    fallback: tuple[int, int] = (0, 0)  # (tiles the guard gave to GAP-TV, tiles decoded)
-
-
-def _decode_here(
-    reader: TcsReader, sel: range, dec: Decoder, *, tile: int, overlap: int, batch: int, guard: float
-) -> Iterator[DecodedRows]:
-    """The groups holding ``sel``, decoded in this process band by band."""
-    hd, config = reader.header, reported_config(dec, guard)
-    for g, keep, t_out in wanted_frames(hd, sel):
-        for band in decode_group(reader, g, dec, keep=keep, tile=tile, overlap=overlap, batch=batch, guard=guard):
-            last = band.rows.stop == hd.frame_shape[0]
-            yield DecodedRows(g, t_out, band.rows, band.frames, [(band.num, band.den)], last, config, band.fallback)
-
-
-def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
-    """The decoder's config for reports, with the guard's threshold and fallback when it is guarded."""
-    return guarded(dec, guard).get_config()
-
-
-def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
-    """For each group holding frames of ``sel``: (group, its frames to keep, their output indices)."""
-    for g in range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1):
-        pairs = [(k, t - sel.start) for k, t in enumerate(hd.group_frames(g)) if t in sel]
-        yield g, [k for k, _ in pairs], [t for _, t in pairs]
-
-
-class GroupBand(NamedTuple):
-    """One band of rows of a decoded group (see :func:`decode_group`)."""
-
-    rows: slice
-    frames: np.ndarray  # (len(keep), len(rows), W) in the source dtype
-    num: float  # residual terms (emtcs.tiling.relative_residual)
-    den: float
-    fallback: tuple[int, int]  # (tiles the guard gave to GAP-TV, tiles decoded) for this band
-
-
-def decode_group(
-    reader: TcsReader,
-    g: int,
-    dec: Decoder,
-    *,
-    keep: list[int] | None = None,
-    bands: range | None = None,
-    tile: int = TILE,
-    overlap: int = OVERLAP,
-    batch: int = 8,
-    guard: float = GUARD_RATIO,
-) -> Iterator[GroupBand]:
-    """Decode group ``g`` of an open ``.tcs`` band by band (the work of one group, or of a
-    row block of it, for :func:`decompress` and for distributed workers alike).
-
-    Yields a :class:`GroupBand` per band: the frames ``keep`` (all by default) of the
-    group over its rows, in the source dtype, the band's residual terms and what the
-    guard did.  ``bands`` limits decoding to a range of tile-row bands
-    (:func:`emtcs.tiling.decode_bands`).  A group whose length the decoder's weights do
-    not serve (a short last group) is decoded with GAP-TV.  A learned decoder is guarded
-    (:class:`emtcs.decoders.guard.GuardedDecoder`, ``guard`` > 0): tiles where its
-    residual exceeds ``guard`` times the shot noise (at the file's gain, else 1 level
-    per electron) are decoded with GAP-TV.
-    """
-    hd = reader.header
-    nb = len(hd.group_frames(g))
-    keep = list(range(nb)) if keep is None else keep
-    vmap = hd.value_map
-    masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
-    y = reader.measurement(g)
-    dec = decoder_for_group(dec, nb)
-    scale = intensity_scale(y, masks)
-    dec = guarded(dec, guard)
-    seen = (0, 0)
-    for rows, block, num, den in decode_bands(
-        y, masks, dec, tile=tile, overlap=overlap, batch=batch, bands=bands, scale=scale, gain=hd.coding.gain
-    ):
-        now = (dec.replaced, dec.tiles) if isinstance(dec, GuardedDecoder) else (0, 0)
-        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))
-        seen = now
-
-
 def reconstruct(
     measurement: np.ndarray,
     masks: np.ndarray,
@@ -427,7 +332,7 @@ def reconstruct(
     Any frame size, through the same tiling and stitching as :func:`decompress`;
     ``options`` go to the decoder (e.g. ``iterations=40`` for GAP-TV).  ``scale`` fixes
     the intensity normalisation (by default estimated from the measurement).  A learned
-    decoder is guarded as in :func:`decode_group`, for a measurement of ``gain`` units
+    decoder is guarded as in :func:`emtcs.decoding.decode_group`, for a measurement of ``gain`` units
     per electron.
     """
     y = np.asarray(measurement)

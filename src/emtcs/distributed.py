@@ -27,20 +27,19 @@ dask is the ``distributed`` extra, imported only here and only when used.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .codec import DecodedRows, decode_group, reported_config, wanted_frames
 from .container import TcsHeader, TcsReader
 from .decoders import Decoder, decoder_for, is_learned
+from .decoding import DecodedRows, DecodeSettings, decode_group, reported_config, wanted_frames
 from .errors import DecoderError, EmtcsError, InputError
 from .optional import require
 from .tiling import tile_starts
@@ -67,7 +66,8 @@ WORKER_TIMEOUT = 60
 
 @dataclass(frozen=True)
 class DecodeTask:
-    """What a worker decodes: rows ``rows`` of the frames ``keep`` of group ``g`` of ``path``."""
+    """What a worker decodes: rows ``rows`` of the frames ``keep`` of group ``g`` of ``path``,
+    with the decoder ``decoder`` for groups of ``B`` frames, as ``settings`` say."""
 
     path: str
     g: int
@@ -76,18 +76,13 @@ class DecodeTask:
     bands: tuple[int, int] | None
     decoder: str
     B: int
-    device: str
-    options: str  # JSON, so the task is hashable and small
-    tile: int
-    overlap: int
-    batch: int
-    guard: float
+    settings: DecodeSettings
 
 
 def decode_task(task: DecodeTask) -> dict[str, Any]:
     """Run on a worker: decode one task; returns the frames, the residual terms, the guard's
     (replaced, tiles) counts and the decoder config."""
-    dec = _worker_decoder(task.decoder, task.B, task.device, task.options)
+    dec = _worker_decoder(task.decoder, task.B, task.settings)
     r0, r1 = task.rows
     with TcsReader(task.path) as reader:
         W = reader.header.frame_shape[1]
@@ -95,34 +90,29 @@ def decode_task(task: DecodeTask) -> dict[str, Any]:
         terms = []
         fallback = [0, 0]
         bands = range(*task.bands) if task.bands else None
-        for band in decode_group(
-            reader,
-            task.g,
-            dec,
-            keep=list(task.keep),
-            bands=bands,
-            tile=task.tile,
-            overlap=task.overlap,
-            batch=task.batch,
-            guard=task.guard,
-        ):
+        for band in decode_group(reader, task.g, dec, task.settings, keep=list(task.keep), bands=bands):
             frames[:, band.rows.start - r0 : band.rows.stop - r0] = band.frames
             terms.append((band.num, band.den))
             fallback = [fallback[0] + band.fallback[0], fallback[1] + band.fallback[1]]
-    return {"frames": frames, "terms": terms, "fallback": tuple(fallback), "decoder": reported_config(dec, task.guard)}
+    return {
+        "frames": frames,
+        "terms": terms,
+        "fallback": tuple(fallback),
+        "decoder": reported_config(dec, task.settings.guard),
+    }
 
 
 _decoder_cache: dict[str, Any] = {}
 _decoder_lock = threading.Lock()
 
 
-def _worker_decoder(name: str, B: int, device: str, options: str) -> Decoder:
+def _worker_decoder(name: str, B: int, settings: DecodeSettings) -> Decoder:
     """The worker's decoder, built once and kept (one at a time, so a GPU holds one)."""
-    key = (name, B, device, options)
+    key = (name, B, settings.device, settings.options)
     with _decoder_lock:
         if _decoder_cache.get("key") != key:
             _decoder_cache.clear()  # free the previous decoder (and its GPU memory) first
-            dec, _ = decoder_for(name, B, device=device, **json.loads(options))
+            dec, _ = decoder_for(name, B, device=settings.device, **settings.decoder_options)
             if is_learned(name) and dec.device.type == "cpu":  # type: ignore[attr-defined]
                 _share_cpu()
             _decoder_cache.update(key=key, decoder=dec)
@@ -146,21 +136,13 @@ def plan_decode(
     sel: range,
     *,
     decoder: str,
-    device: str,
-    options: dict[str, Any],
-    tile: int,
-    overlap: int,
-    batch: int,
-    guard: float,
+    settings: DecodeSettings,
     block_bytes: int = BLOCK_BYTES,
 ) -> list[tuple[DecodeTask, list[int], bool]]:
     """The tasks of a decompression in output order: (task, output frame indices, last block of its group)."""
-    if not 0 <= overlap < tile:
-        raise InputError(f"overlap {overlap} must be in [0, tile={tile})")
     H, W = hd.frame_shape
-    ys = tile_starts(H, tile, overlap)
+    ys = tile_starts(H, settings.tile, settings.overlap)
     ends = [*ys[1:], H]
-    opts = json.dumps(options, sort_keys=True, default=str)
     plan = []
     for g, keep, t_out in wanted_frames(hd, sel):
         row_bytes = len(hd.group_frames(g)) * W * 4
@@ -179,12 +161,7 @@ def plan_decode(
                 (a, b) if len(blocks) > 1 else None,
                 decoder,
                 hd.B,
-                device,
-                opts,
-                tile,
-                overlap,
-                batch,
-                guard,
+                settings,
             )
             plan.append((task, t_out, k == len(blocks) - 1))
     return plan
@@ -195,13 +172,8 @@ def decode_on_cluster(
     hd: TcsHeader,
     sel: range,
     decoder: str,
+    settings: DecodeSettings,
     *,
-    device: str,
-    options: dict[str, Any],
-    tile: int,
-    overlap: int,
-    batch: int,
-    guard: float,
     workers: int | None,
     scheduler: str | None,
     block_bytes: int | None = None,
@@ -209,18 +181,13 @@ def decode_on_cluster(
     """The groups of ``path`` holding ``sel``, decoded on the cluster, in output order
     (what :func:`emtcs.codec.decompress` writes with ``workers`` or ``scheduler``)."""
     with cluster_client(workers, scheduler) as client:
-        resources, device, slots = _placement(client, decoder, device)
+        resources, device, slots = _placement(client, decoder, settings.device)
         plan = plan_decode(
             str(path),
             hd,
             sel,
             decoder=decoder,
-            device=device,
-            options=options,
-            tile=tile,
-            overlap=overlap,
-            batch=batch,
-            guard=guard,
+            settings=replace(settings, device=device),
             block_bytes=block_bytes or BLOCK_BYTES,
         )
         tasks = [(task,) for task, _, _ in plan]

@@ -1,0 +1,159 @@
+"""Decoding the groups of a ``.tcs``, band by band: the one job shared by one process
+(:func:`emtcs.codec.decompress`) and the dask workers (:mod:`emtcs.distributed`).
+
+Imports flow one way: :mod:`emtcs.codec` and :mod:`emtcs.distributed` import this
+module, and :mod:`emtcs.distributed` never imports :mod:`emtcs.codec`.  A group decodes
+to the same frames wherever it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .container import TcsHeader, TcsReader
+from .decoders import Decoder, decoder_for_group
+from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
+from .errors import InputError
+from .sensing import SeededMasks
+from .tiling import OVERLAP, TILE, decode_bands, intensity_scale
+
+__all__ = [
+    "DecodeSettings",
+    "DecodedRows",
+    "GroupBand",
+    "decode_group",
+    "decode_here",
+    "reported_config",
+    "wanted_frames",
+]
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How the groups are decoded, validated once: the tiling, the tiles per decoder call,
+    the guard's threshold, the device and the decoder's keyword options.
+
+    Frozen and hashable (``options`` are sorted (name, value) pairs, not a dict), so it
+    fits in a worker's task description and in its decoder cache key.
+    """
+
+    tile: int = TILE
+    """Tile size in pixels."""
+    overlap: int = OVERLAP
+    """Overlap of neighbouring tiles in pixels, in [0, tile)."""
+    batch: int = 8
+    """Tiles per decoder call."""
+    guard: float = GUARD_RATIO
+    """Threshold of the guard on learned decoders (times the shot noise; 0: off)."""
+    device: str = "auto"
+    """Device of learned decoders: auto, cpu or cuda."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """Keyword options of the decoder as (name, value) pairs, kept sorted by name."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.guard) and self.guard >= 0):
+            raise InputError(f"--guard must be a ratio >= 0 (0: off), got {self.guard}")
+        if not 0 <= self.overlap < self.tile:
+            raise InputError(f"overlap {self.overlap} must be in [0, tile={self.tile})")
+        object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
+
+    @property
+    def decoder_options(self) -> dict[str, Any]:
+        """``options`` as the keyword arguments of :func:`emtcs.decoders.decoder_for`."""
+        return dict(self.options)
+
+
+class DecodedRows(NamedTuple):
+    """Decoded rows of some frames of one group, as :func:`emtcs.codec.decompress` writes them."""
+
+    g: int
+    t_out: list[int]  # output index of each frame
+    rows: slice
+    frames: np.ndarray  # (len(t_out), len(rows), W) in the source dtype
+    terms: list[tuple[float, float]]  # residual terms of the bands decoded
+    last: bool  # the group's last rows: its residual is complete
+    decoder: dict[str, Any]  # the decoder's config
+    fallback: tuple[int, int] = (0, 0)  # (tiles the guard gave to GAP-TV, tiles decoded)
+
+
+class GroupBand(NamedTuple):
+    """One band of rows of a decoded group (see :func:`decode_group`)."""
+
+    rows: slice
+    frames: np.ndarray  # (len(keep), len(rows), W) in the source dtype
+    num: float  # residual terms (emtcs.tiling.relative_residual)
+    den: float
+    fallback: tuple[int, int]  # (tiles the guard gave to GAP-TV, tiles decoded) for this band
+
+
+def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
+    """The groups holding the frames ``sel``, decoded in this process band by band."""
+    hd, config = reader.header, reported_config(dec, settings.guard)
+    for g, keep, t_out in wanted_frames(hd, sel):
+        for band in decode_group(reader, g, dec, settings, keep=keep):
+            last = band.rows.stop == hd.frame_shape[0]
+            yield DecodedRows(g, t_out, band.rows, band.frames, [(band.num, band.den)], last, config, band.fallback)
+
+
+def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
+    """The decoder's config for reports, with the guard's threshold and fallback when it is guarded."""
+    return guarded(dec, guard).get_config()
+
+
+def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
+    """For each group holding frames of ``sel``: (group, its frames to keep, their output indices)."""
+    for g in range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1):
+        pairs = [(k, t - sel.start) for k, t in enumerate(hd.group_frames(g)) if t in sel]
+        yield g, [k for k, _ in pairs], [t for _, t in pairs]
+
+
+def decode_group(
+    reader: TcsReader,
+    g: int,
+    dec: Decoder,
+    settings: DecodeSettings,
+    *,
+    keep: list[int] | None = None,
+    bands: range | None = None,
+) -> Iterator[GroupBand]:
+    """Decode group ``g`` of an open ``.tcs`` band by band (the work of one group, or of a
+    row block of it, in one process and on distributed workers alike).
+
+    Yields a :class:`GroupBand` per band: the frames ``keep`` (all by default) of the
+    group over its rows, in the source dtype, the band's residual terms and what the
+    guard did.  ``bands`` limits decoding to a range of tile-row bands
+    (:func:`emtcs.tiling.decode_bands`).  A group whose length the decoder's weights do
+    not serve (a short last group) is decoded with GAP-TV.  A learned decoder is guarded
+    (:class:`emtcs.decoders.guard.GuardedDecoder`, ``settings.guard`` > 0): tiles where
+    its residual exceeds ``guard`` times the shot noise (at the file's gain, else 1
+    level per electron) are decoded with GAP-TV.
+    """
+    hd = reader.header
+    nb = len(hd.group_frames(g))
+    keep = list(range(nb)) if keep is None else keep
+    vmap = hd.value_map
+    masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
+    y = reader.measurement(g)
+    dec = decoder_for_group(dec, nb)
+    scale = intensity_scale(y, masks)
+    dec = guarded(dec, settings.guard)
+    seen = (0, 0)
+    for rows, block, num, den in decode_bands(
+        y,
+        masks,
+        dec,
+        tile=settings.tile,
+        overlap=settings.overlap,
+        batch=settings.batch,
+        bands=bands,
+        scale=scale,
+        gain=hd.coding.gain,
+    ):
+        now = (dec.replaced, dec.tiles) if isinstance(dec, GuardedDecoder) else (0, 0)
+        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))
+        seen = now
