@@ -1,0 +1,77 @@
+"""The learning curve of a training run for its model card: validation PSNR against CPU-hours.
+
+Reads RUN.ckpt (the run's config and validation history), scores GAP-TV and the shipped
+networks on the same validation samples, and writes a figure and a markdown table:
+
+    python training/learning_curve.py runs/gapunet --figure docs/figures/gapunet-learning-curve.png
+
+Hours are the training process's CPU time (what a one-core campaign spends), summed over
+every resumed session of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from emtcs import zoo
+from emtcs.nets import build
+from emtcs.train import TrainConfig, evaluate, validation_set
+
+
+def compare(cfg: TrainConfig) -> dict[str, float]:
+    """Validation PSNR of GAP-TV and of each shipped network on the run's validation samples."""
+    val = validation_set(cfg, cfg.val_samples)
+    scores = {"GAP-TV": evaluate(None, val)["psnr"]}
+    for arch in ("tcsdl", "gapnet"):
+        path = zoo.find_weights(arch)
+        if path is None:
+            continue
+        info, state = zoo.load_weights(path)
+        net = build(info["config"])
+        net.load_state_dict(state)
+        scores[f"shipped {path.stem}"] = evaluate(net.eval(), val)["psnr"]
+    return scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="run stem (RUN.ckpt)")
+    ap.add_argument("--figure", type=Path)
+    a = ap.parse_args()
+    state = torch.load(a.run.with_suffix(".ckpt"), map_location="cpu", weights_only=True)
+    cfg = TrainConfig(**json.loads(state["config"]))
+    history = [h for h in json.loads(state["history"]) if "val_psnr" in h]
+    others = compare(cfg)
+    print("| step | CPU-hours | validation PSNR (dB) | SSIM |")
+    print("|---|---|---|---|")
+    for h in history:
+        print(f"| {h['step']} | {h['cpu_hours']:.2f} | {h['val_psnr']:.2f} | {h['val_ssim']:.3f} |")
+    print()
+    for name, v in others.items():
+        print(f"- {name}: {v:.2f} dB on the same samples")
+    if a.figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+        ax.plot([h["cpu_hours"] for h in history], [h["val_psnr"] for h in history], "o-", ms=3, label=cfg.arch)
+        for (name, v), (color, ls) in zip(others.items(), (("k", "--"), ("C1", ":"), ("C2", ":"))):
+            ax.axhline(v, color=color, ls=ls, lw=1, label=name)
+        ax.set_xlabel("training, CPU-hours (one core)")
+        ax.set_ylabel("validation PSNR (dB)")
+        source = "abTEM scenes (seeds 0-31)" if cfg.val_scene_files else "simulated scenes"
+        ax.set_title(f"{a.run.name}: {cfg.val_samples} validation clips from {source}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(a.figure)
+
+
+if __name__ == "__main__":
+    main()
