@@ -10,7 +10,7 @@ import emtcs
 from conftest import shared_file
 from emtcs.decoders import get_decoder
 from emtcs.decoders.base import Decoder
-from emtcs.decoders.guard import GuardedDecoder, noise_ratio
+from emtcs.decoders.guard import GuardedDecoder, holdout_score, noise_ratio
 from emtcs.metrics import psnr
 from emtcs.sensing import masks
 
@@ -38,6 +38,40 @@ def test_noise_ratio_is_about_one_for_the_truth_and_large_for_garbage():
     assert np.all(noise_ratio(y, C, np.zeros_like(truth), 1.0) > 10)
     # at a gain of 4 levels per electron the same residual is half as many noise sigmas
     np.testing.assert_allclose(noise_ratio(y, C, redraw, electrons_per_unit=0.25), r / 2, rtol=1e-5)
+
+
+class _Oracle(Decoder):
+    """Knows the frames: the best any decoder could predict withheld pixels."""
+
+    name = "oracle-for-test"
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def decode(self, y, masks, electrons_per_unit=None):
+        return self.frames
+
+
+class _Overfit(Decoder):
+    """Explains every pixel it is shown by its measurement alone (Y-bar), nothing where it is shown none."""
+
+    name = "overfit-for-test"
+
+    def decode(self, y, masks, electrons_per_unit=None):
+        return masks * (y / np.maximum(masks.sum(axis=1), 1))[:, None]
+
+
+def test_holdout_score_is_about_one_for_the_truth_and_catches_overfitting():
+    y, C, truth = _poisson_tiles(electrons=100.0)
+    clean = np.full_like(truth, 100.0)  # the tiles are Poisson draws around 100 electrons
+    oracle = holdout_score(_Oracle(clean), y, C, 1.0)
+    assert np.all((oracle > 0.8) & (oracle < 1.25)), oracle
+    # zero residual where it sees data, no prediction where it does not: the score says so
+    assert np.all(noise_ratio(y, C, _Overfit().decode(y, C), 1.0) < 1e-3)
+    assert np.all(holdout_score(_Overfit(), y, C, 1.0) > 10)
+    # deterministic for a seed, and another seed withholds other pixels
+    np.testing.assert_array_equal(holdout_score(_Overfit(), y, C, 1.0), holdout_score(_Overfit(), y, C, 1.0))
+    assert not np.array_equal(holdout_score(_Oracle(clean), y, C, 1.0), holdout_score(_Oracle(clean), y, C, 1.0, seed=1))
 
 
 def test_guard_replaces_failed_tiles_and_counts_them():
