@@ -351,6 +351,14 @@ def info(input: Path, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Scene and noise seed.")
 @click.option("--dtype", type=click.Choice(["uint8", "uint16"]), default="uint16", show_default=True)
 @click.option("--clean", type=click.Path(path_type=Path), help="Also write the noise-free movie (float32) here.")
+@click.option(
+    "--mode",
+    type=click.Choice(["hrtem", "bright-field", "liquid-cell", "stem"]),
+    default="hrtem",
+    show_default=True,
+    help="Imaging mode: phase-contrast HRTEM, bright-field mass-thickness contrast, liquid-cell TEM, "
+    "or STEM (HAADF-like, with scan noise).",
+)
 @force_option
 @quiet_option
 def simulate(
@@ -361,14 +369,17 @@ def simulate(
     seed: int,
     dtype: str,
     clean: Path | None,
+    mode: str,
     force: bool,
     quiet: bool,
 ) -> None:
-    """Write a synthetic in-situ HRTEM movie (nanoparticles drifting, rotating, coalescing).
+    """Write a synthetic in-situ EM movie: HRTEM by default (nanoparticles drifting, rotating,
+    coalescing), or bright-field, liquid-cell or STEM (--mode).
 
     \b
     Example:
       emtcs simulate movie.tif --frames 100 --size 512 512 --dose 50 --clean clean.tif
+      emtcs simulate lc.tif --mode liquid-cell --dose 10
     """
     with _progress("simulate", n_frames, quiet=quiet) as advance:
         codec.write_simulation(
@@ -379,6 +390,7 @@ def simulate(
             dose=dose,
             seed=seed,
             dtype=dtype,
+            mode=mode,
             force=force,
             progress=advance,
         )

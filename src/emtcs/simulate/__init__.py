@@ -1,7 +1,25 @@
-"""Synthetic in-situ HRTEM movies: the built-in test input and training-data source.
+"""Synthetic in-situ electron-microscopy movies: the built-in test input and training-data source.
 
-The simulator renders crystalline metal nanoparticles (fcc, e.g. Au/Pt) on an
-amorphous-carbon support as seen in high-resolution TEM, frame by frame:
+``SimulationConfig(mode=...)`` picks the kind of movie:
+
+* ``"hrtem"`` (the default, described below): phase-contrast lattice images of
+  nanoparticles on amorphous carbon.
+* ``"bright-field"`` (:mod:`.brightfield`): low-magnification mass-thickness contrast of
+  metals: dark particles that sinter, nanoporous networks that coarsen, polycrystalline
+  films that crack; saturated vacuum, clipped blacks, a burned-in scale bar.
+* ``"liquid-cell"`` (:mod:`.liquid`): blurred, low-contrast particles in Brownian motion
+  in a liquid layer that changes, with bubbles; particles enter and leave the field and
+  aggregate.
+* ``"stem"`` (:mod:`.stem`): HAADF-like Z-contrast images of the HRTEM mode's particles
+  (bright columns on a dark background) with raster-scan artefacts: line jitter, line
+  flicker, scan distortion.
+
+Every mode shares the detector (dose normalisation, Poisson and read noise, gain, offset,
+dtype), the stage drift and the rule that a movie is a pure function of its config.  Each
+mode is one class behind the small interface of :mod:`.modes`.
+
+In the HRTEM mode the simulator renders crystalline metal nanoparticles (fcc, e.g. Au/Pt)
+on an amorphous-carbon support as seen in high-resolution TEM, frame by frame:
 
 * **Scene.**  Each particle is a faceted, roughly round patch of projected atomic
   columns (fcc viewed along [110], [001] or [111], or an off-zone grain that only
@@ -29,8 +47,10 @@ amorphous-carbon support as seen in high-resolution TEM, frame by frame:
 
 Frames are rendered independently from ``t`` (memory does not grow with the
 movie length, and any frame can be made without the earlier ones), so movies can
-be streamed to disk with :func:`write_movie`.  All scene parameters are drawn from
-``config.seed``; the noise of frame ``t`` is drawn from ``(seed, t)``.
+be streamed to disk with :func:`write_movie`.  (The liquid-cell mode keeps a table of
+its Brownian trajectories, 16 bytes per particle and frame.)  All scene parameters are
+drawn from ``config.seed``; the noise of frame ``t`` is drawn from ``(seed, t)`` (the
+STEM scan jitter of frame ``t`` too).
 
 Units: the clean frame is the expected detector value in ADU,
 ``gain * electrons + offset``; see :class:`~emtcs.simulate.detector.Detector` for the
@@ -39,14 +59,18 @@ gain rule.
 The modules, one job each; each imports only modules named before it: :mod:`.config` (the
 parameters), :mod:`.optics` (microscope and FFT canvas), :mod:`.scene` (lattices,
 particles, pairs, carbon support), :mod:`.motion` (drift, rotation, particle motion,
-coalescence), :mod:`.render` (image formation of frame t), :mod:`.detector` (gain,
-offset, noise, dtype) and :mod:`.movie` (the simulator, in memory and streamed to TIFF).
+coalescence, Brownian motion), :mod:`.render` (HRTEM image formation of frame t),
+:mod:`.detector` (gain, offset, noise, saturation, dtype), :mod:`.field` (blurs, drifting
+random fields, blobs and cracks for the other modes), the modes :mod:`.hrtem`,
+:mod:`.brightfield`, :mod:`.liquid` and :mod:`.stem`, :mod:`.modes` (their interface) and
+:mod:`.movie` (the simulator, in memory and streamed to TIFF).
 """
 
-from .config import SimulationConfig
+from .config import MODES, SimulationConfig
 from .movie import MovieSimulator, simulate, write_movie
 
 __all__ = [
+    "MODES",
     "SimulationConfig",
     "MovieSimulator",
     "simulate",

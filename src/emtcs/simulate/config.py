@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SimulationConfig"]
+__all__ = ["SimulationConfig", "MODES"]
 
 _DTYPES = ("uint8", "uint16")
+MODES = ("hrtem", "bright-field", "liquid-cell", "stem")
+"""The imaging modes, see :attr:`SimulationConfig.mode`."""
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,16 @@ class SimulationConfig:
     Scene parameters given as ``(low, high)`` ranges are drawn uniformly (radius:
     log-uniformly) per movie from ``seed``, so different seeds give different
     movies.  Speeds are in pixels (or degrees) per frame.
+
+    ``mode`` picks what is imaged and how (see :mod:`emtcs.simulate`).  The
+    detector fields (``dose``, ``read_noise``, ``dtype``, ``gain``, ``offset``), the
+    stage drift, ``illumination_gradient`` and ``frame_interval`` apply to every
+    mode; the atomic-scene fields (``column_spacing_px``, ``particle_radius``,
+    ``twin_probability``, ``deformation``) to ``"hrtem"`` and ``"stem"``; the
+    lens fields (``voltage_kv``, ``defocus_nm``, ``cs_um``) to ``"hrtem"`` only.
+    ``n_particles``, ``coverage``, ``particle_speed``, ``rotation_speed``,
+    ``coalescence`` and ``background`` steer every mode in their own way (see the
+    mode's module).
     """
 
     n_frames: int = 40
@@ -80,6 +92,15 @@ class SimulationConfig:
     """Spherical aberration in micrometres; ``None`` draws an aberration-corrected value."""
     frame_interval: float = 0.005
     """Time between frames in seconds (200 fps by default); stored in TIFF metadata."""
+    mode: str = "hrtem"
+    """Imaging mode: ``"hrtem"`` (phase-contrast lattice images, the default),
+    ``"bright-field"`` (low-magnification mass-thickness contrast), ``"liquid-cell"``
+    (blurred particles in moving liquid) or ``"stem"`` (HAADF atom columns, raster scan)."""
+    overlay_probability: float = 0.3
+    """``"bright-field"``: probability that the movie has a burned-in scale bar and label."""
+    scan_noise: float = 1.0
+    """``"stem"``: strength of the scan artefacts (line jitter, line flicker, scan
+    distortion); 0 = an ideal scan, 1 = typical."""
 
     def __post_init__(self) -> None:
         # Normalise a few fields so lists/numpy scalars behave, then validate.
@@ -150,3 +171,7 @@ def _validate(c: SimulationConfig) -> None:
     if c.cs_um is not None:
         finite("cs_um")
     finite("frame_interval", 0.0, strict=True)
+    if not isinstance(c.mode, str) or c.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {c.mode!r}")
+    finite("overlay_probability", 0.0, hi=1.0)
+    finite("scan_noise", 0.0, hi=10.0)

@@ -1,10 +1,12 @@
 """How a simulated scene moves, as closed-form functions of the frame index ``t``: the stage
 drift, each particle's wandering, rotation and elastic strain, and the coalescence of pairs
-(approach, neck growth, oriented attachment, absorption of the smaller particle)."""
+(approach, neck growth, oriented attachment, absorption of the smaller particle); and, for
+particles in liquid, Brownian motion with aggregation (:class:`Brownian`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -13,7 +15,7 @@ import numpy as np
 from .config import SimulationConfig
 from .scene import Scene
 
-__all__ = ["Motion", "ParticleMotion", "Pose", "rotation"]
+__all__ = ["Motion", "ParticleMotion", "Pose", "Brownian", "rotation", "smoothstep"]
 
 
 def smoothstep(x: float) -> float:
@@ -163,3 +165,84 @@ class Motion:
         xd = x * (1 + e[0]) + y * e[2]
         yd = y * (1 + e[1]) + x * e[2] + e[3] * (x * x) / max(r, 1.0)
         return np.stack([xd, yd], axis=1) @ rotation(pose.thetas[k]).T + pose.centres[k]
+
+
+@dataclass
+class Brownian:
+    """Brownian motion of particles in a periodic box, with aggregation: particles that touch
+    may stick and then move together as one rigid cluster (slower, as friction adds up).
+
+    The trajectories of the whole movie are drawn once (cost O(n_frames * n^2), small), so
+    any frame can still be rendered on its own.  Positions are in box coordinates, wrapped
+    into ``[0, box)``; ``angles`` diffuse too, and freeze once a particle is in a cluster.
+    """
+
+    positions: np.ndarray  # (n_frames, n, 2) float32, x and y in [0, box)
+    angles: np.ndarray  # (n_frames, n) float32, rad
+    cluster: np.ndarray  # (n_frames, n) int32: the cluster each particle belongs to
+    box: tuple[float, float]  # (width, height) of the periodic box, px
+
+    @classmethod
+    def draw(
+        cls,
+        rng: np.random.Generator,
+        n_frames: int,
+        start: np.ndarray,
+        step: np.ndarray,
+        radius: Callable[[int], np.ndarray],
+        box: tuple[float, float],
+        *,
+        stick: float = 1.0,
+        cluster: np.ndarray | None = None,
+        rendezvous: list[tuple[int, int, float]] | None = None,
+        turn: float = 0.05,
+    ) -> Brownian:
+        """Integrate the motion: ``step`` is each particle's RMS step per frame and axis
+        (px), ``radius(t)`` the contact radii at frame t (0 = not there yet), ``stick``
+        the probability that a contact sticks, ``cluster`` the initial cluster labels
+        (e.g. chains that start aggregated), ``rendezvous`` pairs ``(i, j, t_c)`` that
+        drift towards each other to meet around frame ``t_c`` (and always stick), and
+        ``turn`` the RMS rotation of a free particle per frame (rad)."""
+        n = len(start)
+        bx = np.array(box, dtype=np.float64)
+        pos = np.mod(np.asarray(start, dtype=np.float64), bx)
+        ang = rng.uniform(0.0, 2 * math.pi, n)
+        cid = np.arange(n) if cluster is None else np.asarray(cluster).copy()
+        inv_var = 1.0 / np.maximum(np.asarray(step, dtype=np.float64), 1e-6) ** 2
+        meet = list(rendezvous or [])
+        out_p = np.empty((n_frames, n, 2), np.float32)
+        out_a = np.empty((n_frames, n), np.float32)
+        out_c = np.empty((n_frames, n), np.int32)
+        for t in range(n_frames):
+            out_p[t], out_a[t], out_c[t] = pos, ang, cid
+            if t == n_frames - 1 or n == 0:
+                continue
+            # A cluster's RMS step: 1 / sqrt(sum of its members' 1 / step^2) (friction adds up).
+            labels, inv = np.unique(cid, return_inverse=True)
+            sig = 1.0 / np.sqrt(np.bincount(inv, inv_var, minlength=len(labels)))
+            disp = rng.normal(0.0, 1.0, (len(labels), 2)) * sig[:, None]
+            free = np.bincount(inv, minlength=len(labels))[inv] == 1
+            ang = ang + np.where(free, rng.normal(0.0, turn, n), 0.0)
+            for i, j, t_c in meet:  # rendezvous: the gap closes by the time t_c
+                if cid[i] == cid[j]:
+                    continue
+                d = pos[j] - pos[i]
+                d -= bx * np.round(d / bx)
+                dist = float(np.hypot(*d))
+                if dist > 1e-9:
+                    pull = 0.5 * dist / max(1.0, t_c - t) * d / dist
+                    disp[inv[i]] += pull
+                    disp[inv[j]] -= pull
+            pos = np.mod(pos + disp[inv], bx)
+            r = radius(t + 1)
+            d = pos[:, None, :] - pos[None, :, :]
+            d -= bx * np.round(d / bx)
+            touch = np.hypot(d[..., 0], d[..., 1]) < r[:, None] + r[None, :]
+            touch &= (r[:, None] > 0) & (r[None, :] > 0) & (cid[:, None] != cid[None, :])
+            for i, j in np.argwhere(np.triu(touch, 1)).tolist():
+                if cid[i] == cid[j]:
+                    continue
+                forced = any({i, j} == {a, b} for a, b, _ in meet)
+                if forced or rng.random() < stick:
+                    cid[cid == cid[j]] = cid[i]
+        return cls(out_p, out_a, out_c, (float(box[0]), float(box[1])))

@@ -1,6 +1,6 @@
-"""The simulated movie: :class:`MovieSimulator` draws the optics, scene, motion and detector
-of a movie from its seed and renders any frame; :func:`simulate` makes a small movie in
-memory and :func:`write_movie` streams one to TIFF."""
+"""The simulated movie: :class:`MovieSimulator` draws the imaging model of the movie's mode
+(:mod:`.modes`) and its detector from the seed and renders any frame; :func:`simulate`
+makes a small movie in memory and :func:`write_movie` streams one to TIFF."""
 
 from __future__ import annotations
 
@@ -16,21 +16,18 @@ import numpy as np
 
 from .config import SimulationConfig
 from .detector import Detector
-from .motion import Motion
-from .optics import Canvas, Illumination, Optics
-from .render import Renderer
-from .scene import Scene, carbon_fields
+from .modes import ImagingModel, build_model
+from .optics import Optics
+from .scene import Scene
 
 __all__ = ["MovieSimulator", "simulate", "write_movie"]
 
-# Salt of the scene's random stream (optics, particles, motion, illumination, in that order).
-_SCENE_SALT = 0x5CE7E
-
 
 class MovieSimulator:
-    """Renders a seeded synthetic in-situ HRTEM movie frame by frame.
+    """Renders a seeded synthetic in-situ movie frame by frame, in the imaging mode
+    ``config.mode`` (phase-contrast HRTEM by default).
 
-    The scene (particles, trajectories, optics, carbon support) is built from
+    The scene (particles, trajectories, optics, support) is built from
     ``config.seed`` in the constructor; :meth:`clean_frame` and :meth:`noisy_frame`
     then render any frame ``t`` independently, so a movie can be streamed with
     constant memory.  Gain and offset follow the rules of
@@ -43,17 +40,24 @@ class MovieSimulator:
         self.config = config
         self.n_frames = int(config.n_frames)
         self.shape = (int(config.shape[0]), int(config.shape[1]))
-        self.detector = Detector.for_config(config)
+        self.model: ImagingModel = build_model(config)
+        self.detector = Detector.for_config(config, getattr(self.model, "headroom", 2.5))
         self._scale: float | None = None  # intensity normalisation, from frame 0
-        # One random stream, drawn in this order: reordering the draws changes every movie.
-        rng = np.random.default_rng(np.random.SeedSequence([int(config.seed), _SCENE_SALT]))
-        self.optics = Optics.draw(rng, config)
-        canvas = Canvas.build(self.shape, self.optics)
-        self.scene = Scene.draw(rng, config, self.optics.d0)
-        motion = Motion.draw(rng, config, self.scene)
-        illumination = Illumination.draw(rng, config)
-        carbon = carbon_fields(config, self.optics, canvas)
-        self._renderer = Renderer(self.shape, self.optics, canvas, motion, carbon, illumination)
+
+    @property
+    def mode(self) -> str:
+        """The imaging mode (``config.mode``)."""
+        return self.config.mode
+
+    @property
+    def optics(self) -> Optics | None:
+        """The drawn lens and sampling of an ``"hrtem"`` or ``"stem"`` movie (None in other modes)."""
+        return getattr(self.model, "optics", None)
+
+    @property
+    def scene(self) -> Scene | None:
+        """The drawn nanoparticles of an ``"hrtem"`` or ``"stem"`` movie (None in other modes)."""
+        return getattr(self.model, "scene", None)
 
     @property
     def dtype(self) -> np.dtype:
@@ -81,11 +85,26 @@ class MovieSimulator:
         """Expected electrons per pixel of frame t (float32, mean of frame 0 = dose)."""
         t = self._check_t(t)
         if self._scale is None:
-            i0 = self._renderer.intensity(0)
+            i0 = self.model.intensity(0)
             self._scale = float(self.config.dose) / max(float(i0.mean(dtype=np.float64)), 1e-12)
             if t == 0:
                 return (i0 * self._scale).astype(np.float32)
-        return (self._renderer.intensity(t) * self._scale).astype(np.float32)
+        return (self.model.intensity(t) * self._scale).astype(np.float32)
+
+    @property
+    def full_well(self) -> float | None:
+        """Electrons per pixel at which the camera saturates (None: never)."""
+        if self.model.full_well is None:
+            return None
+        if self._scale is None:
+            self.electrons(0)
+        assert self._scale is not None
+        return float(self.model.full_well) * self._scale
+
+    def _noisy(self, electrons: np.ndarray, t: int) -> np.ndarray:
+        if self.model.full_well is None:
+            return self.detector.noisy(electrons, t)
+        return self.detector.noisy(electrons, t, full_well=self.full_well)
 
     def clean_frame(self, t: int) -> np.ndarray:
         """Noise-free expected detector value of frame t, float32 ADU (gain * e + offset)."""
@@ -93,13 +112,13 @@ class MovieSimulator:
 
     def noisy_frame(self, t: int) -> np.ndarray:
         """A noisy realisation of frame t in ``config.dtype``; deterministic given (seed, t)."""
-        return self.detector.noisy(self.electrons(t), int(t))
+        return self._noisy(self.electrons(t), int(t))
 
     def frames(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (noisy, clean) for t = 0 .. n_frames - 1, rendering each frame once."""
         for t in range(self.n_frames):
             e = self.electrons(t)
-            yield self.detector.noisy(e, t), self.detector.clean(e)
+            yield self._noisy(e, t), self.detector.clean(e)
 
     def clip(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """(noisy, clean) stacks of frames start .. start+length-1, e.g. a training sample."""
@@ -110,33 +129,18 @@ class MovieSimulator:
         clean = np.empty((length, *self.shape), np.float32)
         for k in range(length):
             e = self.electrons(start + k)
-            noisy[k] = self.detector.noisy(e, start + k)
+            noisy[k] = self._noisy(e, start + k)
             clean[k] = self.detector.clean(e)
         return noisy, clean
 
     @property
     def pixel_size_nm(self) -> float:
-        """Pixel size in nm (drawn with the lattice sampling)."""
-        return self.optics.pixel_size / 10.0
+        """Pixel size in nm (drawn per movie by the imaging mode)."""
+        return float(self.model.pixel_size_nm)
 
     def describe(self) -> dict[str, Any]:
         """The drawn scene and imaging parameters (for logs and file metadata)."""
-        o = self.optics
-        return {
-            "pixel_size_nm": round(self.pixel_size_nm, 6),
-            "lattice_constant_A": round(o.lattice_a, 4),
-            "spacing_200_px": round(o.d0, 4),
-            "defocus_nm": round(o.defocus / 10.0, 3),
-            "cs_um": round(o.cs / 1e4, 3),
-            "dark_columns": bool(o.dark_columns),
-            "gain_adu_per_e": self.gain,
-            "offset_adu": self.offset,
-            "particles": [
-                {"lattice": p.kind, "structure": p.structure, "radius_px": round(p.radius, 2)}
-                for p in self.scene.particles
-            ],
-            "coalescing_pairs": [[pr.i, pr.j] for pr in self.scene.pairs],
-        }
+        return self.model.describe(self.detector)
 
 
 def simulate(
@@ -150,7 +154,7 @@ def simulate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate a small movie in memory: (noisy (N, H, W) dtype, clean (N, H, W) float32).
 
-    ``options`` are further :class:`SimulationConfig` fields.  For long or large
+    ``options`` are further :class:`SimulationConfig` fields (e.g. ``mode="stem"``).  For long or large
     movies use :class:`MovieSimulator` or :func:`write_movie`, which stream."""
     valid = {f.name for f in fields(SimulationConfig)} - {"n_frames", "shape", "dose", "seed", "dtype"}
     unknown = sorted(set(options) - valid)

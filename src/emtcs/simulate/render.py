@@ -41,6 +41,11 @@ class Renderer:
         The phase weight is the integral of the column's phase shift (rad px^2); the
         thickness weight is the relative thickness times the area per column (px^2),
         so that its local average is the particle's relative thickness (0 to 1)."""
+        pos, wts, thk, _ = self.labelled_columns(t)
+        return pos, wts, thk
+
+    def labelled_columns(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`columns` plus the index of each column's particle (int32), e.g. for Z-contrast."""
         pose = self.motion.pose(t)
         centres, thetas, radii, necks = pose
         parts = self.motion.scene.particles
@@ -74,7 +79,7 @@ class Renderer:
                 rho_o = shape_rho(parts[o], local, radii[o], necks[o], thetas[o])
                 lose = rho_o < rhos[s][sel]
                 keep[s][sel[lose]] = False
-        pos_all, w_all, thick_all = [], [], []
+        pos_all, w_all, thick_all, label_all = [], [], [], []
         for k, p in enumerate(parts):
             sel = keep[k]
             if not np.any(sel):
@@ -94,14 +99,16 @@ class Renderer:
             pos_all.append(xs[k][sel])
             w_all.append(peak * thick * occ * (2 * math.pi * col_sigma**2))
             thick_all.append(thick * occ * cell)
+            label_all.append(np.full(len(rho), k, np.int32))
         if not pos_all:
-            return np.zeros((0, 2)), np.zeros(0), np.zeros(0)
+            return np.zeros((0, 2)), np.zeros(0), np.zeros(0), np.zeros(0, np.int32)
         pos = np.concatenate(pos_all) + self.canvas.margin
         wts = np.concatenate(w_all)
         thk = np.concatenate(thick_all)
+        lab = np.concatenate(label_all)
         hp, wp = self.canvas.size
         inside = (pos[:, 0] >= 0) & (pos[:, 0] < wp - 1) & (pos[:, 1] >= 0) & (pos[:, 1] < hp - 1)
-        return pos[inside], wts[inside], thk[inside]
+        return pos[inside], wts[inside], thk[inside], lab[inside]
 
     def intensity(self, t: int) -> np.ndarray:
         """Un-normalised image intensity (incident beam = 1) on the output frame."""
