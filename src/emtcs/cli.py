@@ -424,6 +424,12 @@ def simulate(
     help="HDF5 file of clean movies to validate on (repeatable; default: simulator scenes of other seeds).",
 )
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
+@click.option(
+    "--modes",
+    default="hrtem",
+    show_default=True,
+    help="Imaging modes of the simulated movies, comma-separated (hrtem, bright-field, liquid-cell, stem).",
+)
 @click.option("--steps", type=int, default=2000, show_default=True)
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
 @click.option("--width", type=int, help="Channels of the network  [default: 32; gapunet: 24]")
@@ -471,6 +477,7 @@ def train(
     scene_files: tuple[Path, ...],
     val_scene_files: tuple[Path, ...],
     simulate: bool,
+    modes: str,
     steps: int,
     patch: int,
     width: int | None,
@@ -511,6 +518,11 @@ def train(
         raise InputError(f"-B takes comma-separated integers, got {B!r}") from None
     if min(Bs) < 2:
         raise InputError("B must be at least 2")
+    from .simulate import MODES
+
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    if not mode_list or any(m not in MODES for m in mode_list):
+        raise InputError(f"--modes takes a comma-separated list of {', '.join(MODES)}; got {modes!r}")
     net: dict[str, int] = {"width": width or (24 if arch == "gapunet" else 32)}
     if arch != "tcsdl":
         net["stages"] = stages or (2 if arch == "gapunet" else 5)
@@ -523,6 +535,7 @@ def train(
         batch=batch,
         lr=lr,
         simulate=simulate,
+        modes=mode_list,
         data=[str(d) for d in data],
         scene_files=[str(f) for f in scene_files],
         val_scene_files=[str(f) for f in val_scene_files],

@@ -66,6 +66,8 @@ class TrainConfig:
     cuts: float = 0.0
     read_noise: tuple[float, float] = (0.5, 3.0)
     simulate: bool = True
+    #: imaging modes of the simulated scenes (:attr:`emtcs.simulate.SimulationConfig.mode`), taken in turn
+    modes: list[str] = field(default_factory=lambda: ["hrtem"])
     data: list[str] = field(default_factory=list)
     scenes: int = 48
     scene_frames: int = 64
@@ -125,6 +127,7 @@ class ClipPool:
                         particle_speed=float(rng.uniform(0.02, 0.3)),
                         rotation_speed=float(rng.uniform(0.0, 0.3)),
                         background=float(rng.uniform(0.3, 1.2)),
+                        mode=cfg.modes[i % len(cfg.modes)],
                     )
                 )
                 movie = np.stack([sim.electrons(t) for t in range(cfg.scene_frames)])
