@@ -27,6 +27,7 @@ resume=()
 [ -e "$RUN.ckpt" ] && resume=(--resume "$RUN.ckpt")
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps "$STEPS" \
-  --patch 48 --batch 4 --lr 1e-3 --scenes 24 --flicker 0.05 --cuts 0.05 --val-every 250 \
+  --patch 48 --batch 4 --lr 1e-3 --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
+  --flicker 0.05 --cuts 0.05 --val-every 250 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
   "${resume[@]}" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

@@ -18,7 +18,7 @@ scenes=(); for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene
 init=(); w=$(ls models/gapunet*.safetensors 2>/dev/null | head -1 || true); [ -n "$w" ] && init=(--init "$w")
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
 "$PY" -m emtcs.cli train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps 100000 --patch 96 --batch 32 \
-  --lr 5e-4 --scenes 48 --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
+  --lr 5e-4 --scenes 48 --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
   "${scenes[@]}" "${init[@]}" --quiet --force -o "$OUT/gapunet-gpu" 2>&1 | tee "$OUT/train.out"
 "$PY" - "$OUT" <<'PY'
 import json, sys, time
