@@ -285,3 +285,22 @@ def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
 
     with pytest.raises(InputError, match="exists"):  # refused before any training, not at the end
         train(cfg, tmp_path / "short", device="cpu", max_minutes=0.0)
+
+
+def test_gapunet_unet_prints_no_grid_into_its_output():
+    # a stride-2 transposed convolution once printed a 4-pixel grid (spectral peaks at 1/4
+    # cycles per pixel that the truth lacked); bilinear upsampling must not
+    from scipy.ndimage import gaussian_filter
+
+    from emtcs.metrics import spectral_peaks
+    from emtcs.nets.gapunet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(2, 1, 8)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    rng = np.random.default_rng(0)
+    smooth = gaussian_filter(rng.standard_normal((2, 128, 128)), (0, 3, 3)).astype(np.float32)
+    with torch.inference_mode():
+        out = net(torch.from_numpy(smooth)[None])[0, 0].numpy()
+    assert spectral_peaks(out).tolist() == []
