@@ -304,3 +304,15 @@ def test_gapunet_unet_prints_no_grid_into_its_output():
     with torch.inference_mode():
         out = net(torch.from_numpy(smooth)[None])[0, 0].numpy()
     assert spectral_peaks(out).tolist() == []
+
+
+def test_weights_that_do_not_fit_the_network_give_a_one_line_error(tmp_path):
+    from emtcs.errors import DecoderError
+
+    net = build(TINY["gapnet"])
+    state = {k: v[..., :1] if v.ndim > 1 else v for k, v in net.state_dict().items()}  # wrong shapes
+    path = tmp_path / "gapnet-wrong.safetensors"
+    zoo.save_weights(path, state, TINY["gapnet"])
+    with pytest.raises(DecoderError, match="do not fit") as exc:
+        emtcs.get_decoder("gapnet", weights=path, device="cpu")
+    assert "\n" not in str(exc.value)

@@ -65,8 +65,12 @@ class LearnedDecoder(Decoder):
         self.device = torch.device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
-        self.net = build(info["config"])
-        self.net.load_state_dict(state)
+        try:
+            self.net = build(info["config"])
+            self.net.load_state_dict(state)
+        except (TypeError, KeyError, RuntimeError) as exc:  # config or tensors of another version
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DecoderError(f"{path}: weights do not fit emtcs's {self.arch} network ({reason})") from None
         self.net.eval().to(self.device)
         self.weights = str(path)
         self.info = info
