@@ -6,6 +6,9 @@
 #
 #   training/campaign.sh [STEPS]          # default 20000 steps; run it again to resume
 #
+# A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 300 (about
+# 25 minutes of one core), then this, which starts from the shipped weights.
+#
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +26,14 @@ for f in stem-haadf_srtio3_1x1024x1024_uint16.tif stem-haadf_au-nanoparticles_1x
          stem_srtio3-team_1x1024x1024_uint16.tif sem-inlens_zeiss-fib-lamella_2x1536x2048_uint8.tif; do
   [ -e "$SHARED/em/$f" ] && data+=(--data "$SHARED/em/$f")
 done
-resume=()
-[ -e "$RUN.ckpt" ] && resume=(--resume "$RUN.ckpt")
+# continue this machine's run, else (a fresh checkout) fine-tune the shipped weights
+resume=(); LR=1e-3
+if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
+elif [ -e models/gapunet-w24s2.safetensors ]; then resume=(--init models/gapunet-w24s2.safetensors); LR=3e-4
+fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps "$STEPS" \
-  --patch 48 --batch 4 --lr 1e-3 --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
+  --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --val-every 250 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
   "${resume[@]}" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1
