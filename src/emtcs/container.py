@@ -7,6 +7,7 @@ specified in ``formats/tcs.md``; this module is the reference reader and writer.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,10 +19,10 @@ import h5py
 import numpy as np
 
 from ._version import __version__
-from .encoder import ValueMap
+from .encoder import FLOAT_LEVELS, ValueMap
 from .errors import FormatError, InputError
 from .quantise import CODINGS, MeasurementCoding
-from .sensing import MASK_GENERATOR, masks
+from .sensing import MASK_GENERATOR, accumulator_dtype, masks
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs"]
 
@@ -176,46 +177,104 @@ class TcsReader:
         except OSError as exc:
             raise FormatError(f"{self.path}: not a .tcs file or truncated ({_h5_reason(exc)})") from None
         try:
+            # before any string attribute is read: a damaged global heap can hang HDF5
+            self._check_storage()
             self.header = self._read_header()
-            self._ds = self._file[_DATASET]
+            self._ds = self._check_dataset()
         except FormatError:
             self._file.close()
             raise
         except (KeyError, OSError, ValueError, TypeError) as exc:
             self._file.close()
-            raise FormatError(f"{self.path}: damaged .tcs header ({exc})") from None
+            raise FormatError(f"{self.path}: damaged .tcs header ({' '.join(str(exc).split())})") from None
 
     def _read_header(self) -> TcsHeader:
         a = self._file.attrs
-        if a.get("format") != FORMAT_NAME:
-            raise FormatError(f"{self.path}: not a .tcs file (format attribute {a.get('format')!r})")
-        version = tuple(int(v) for v in a["format_version"])
+        if _text(a.get("format")) != FORMAT_NAME:
+            raise FormatError(f"{self.path}: not a .tcs file (format attribute {_show(a.get('format'))})")
+        version = _int_vector(a, "format_version", 2)
+        if min(version) < 0:
+            raise FormatError(f"{self.path}: bad format_version {list(version)}")
         if version[0] not in READABLE_MAJORS:
             raise FormatError(
                 f"{self.path}: .tcs format version {version[0]}.{version[1]} is not supported "
                 f"by emtcs {__version__} (reads {' and '.join(f'{m}.x' for m in READABLE_MAJORS)})"
             )
-        if not a.get("complete", False):
+        complete = a.get("complete", False)
+        if not (isinstance(complete, (bool, np.bool_)) and complete):
             raise FormatError(f"{self.path}: incomplete .tcs file (the writer did not finish)")
-        if a["mask_generator"] != MASK_GENERATOR:
-            raise FormatError(f"{self.path}: unknown mask generator {a['mask_generator']!r}")
-        kw: dict[str, Any] = {n: int(a[n]) for n in _INT_ATTRS}
-        kw.update({n: str(a[n]) for n in _STR_ATTRS})
+        generator = _text(a.get("mask_generator"))
+        if generator != MASK_GENERATOR:
+            raise FormatError(f"{self.path}: unknown mask generator {_show(a.get('mask_generator'))}")
+        kw: dict[str, Any] = {n: _int(a, n) for n in _INT_ATTRS}
+        kw.update({n: _string(a, n) for n in _STR_ATTRS})
         if version[0] >= 2:
-            coding = str(a["measurement_coding"])
+            coding = _string(a, "measurement_coding")
             if coding not in CODINGS:
-                raise FormatError(f"{self.path}: unknown measurement coding {coding!r}")
+                raise FormatError(f"{self.path}: unknown measurement coding {_show(coding)}")
             kw["measurement_coding"] = coding
             if coding != "exact":
-                kw["quant_step"], kw["quant_gain"] = float(a["quant_step"]), float(a["quant_gain"])
-        return TcsHeader(
-            frame_shape=tuple(int(v) for v in a["frame_shape"]),  # type: ignore[arg-type]
-            value_scale=float(a["value_scale"]),
-            value_offset=float(a["value_offset"]),
-            metadata=json.loads(a["metadata"]),
+                kw["quant_step"], kw["quant_gain"] = _float(a, "quant_step"), _float(a, "quant_gain")
+        elif _text(a.get("measurement_coding", "exact")) != "exact":
+            raise FormatError(
+                f"{self.path}: a version {version[0]}.{version[1]} file cannot hold "
+                f"{_show(a['measurement_coding'])} measurements"
+            )
+        try:
+            metadata = json.loads(_string(a, "metadata"))
+        except json.JSONDecodeError:
+            raise FormatError(f"{self.path}: damaged metadata attribute (not JSON)") from None
+        header = TcsHeader(
+            frame_shape=_int_vector(a, "frame_shape", 2),  # type: ignore[arg-type]
+            value_scale=_float(a, "value_scale"),
+            value_offset=_float(a, "value_offset"),
+            metadata=metadata,
             format_version=version,  # type: ignore[arg-type]
             **kw,
         )
+        problem = _header_problem(header, _int(a, "n_groups"))
+        if problem:
+            raise FormatError(f"{self.path}: inconsistent .tcs header ({problem})")
+        return header
+
+    def _check_storage(self) -> None:
+        """Check what HDF5 reads without a checksum in a file written as emtcs writes it
+        (``libver`` 1.8: version-1 B-tree chunk index, global heap of the string attributes).
+
+        * The chunk index must list every chunk of the measurements exactly once, filtered
+          data at disjoint places inside the file; a damaged index could otherwise hand
+          out another group's chunk (whose checksum is fine), or crash HDF5 with a chunk
+          shorter than its checksum.  :meth:`stored` also looks
+          each chunk up before reading it: HDF5 reads a chunk it does not find as zeros.
+        * Every global heap collection (the strings) must parse: HDF5 loops forever on a
+          collection whose free-space object has size 0.
+        """
+        ds = self._file.get(_DATASET)
+        if not isinstance(ds, h5py.Dataset):
+            raise FormatError(f"{self.path}: not a .tcs file (no {_DATASET} dataset)")
+        size = self.file_bytes
+        ranges = _chunk_ranges(ds, size)  # where the measurements lie
+        if isinstance(ranges, str):
+            raise FormatError(f"{self.path}: corrupted chunk index of the measurements ({ranges})")
+        _, length_size = self._file.id.get_create_plist().get_sizes()
+        problem = _scan_global_heaps(self.path, size, ranges, length_size)
+        if problem:
+            raise FormatError(f"{self.path}: corrupted string storage ({problem})")
+
+    def _check_dataset(self) -> h5py.Dataset:
+        """The measurement dataset, checked against the header (shape and stored type)."""
+        ds = self._file.get(_DATASET)
+        if not isinstance(ds, h5py.Dataset):
+            raise FormatError(f"{self.path}: damaged .tcs file (no {_DATASET} dataset)")
+        hd = self.header
+        expected = (hd.n_groups, *hd.frame_shape)
+        stored = np.dtype(hd.measurement_dtype)
+        if ds.shape != expected or ds.dtype.kind != "u" or ds.dtype.itemsize != stored.itemsize:
+            raise FormatError(
+                f"{self.path}: damaged .tcs file ({_DATASET} {ds.shape} {ds.dtype}, "
+                f"the header says {expected} {hd.measurement_dtype})"
+            )
+        return ds
 
     # -- access -------------------------------------------------------------------
 
@@ -237,9 +296,26 @@ class TcsReader:
         self.header.group_frames(g)  # range check
         key = (g,) if window is None else (g, *window)
         try:
+            self._check_chunks(g, window)
             return self._ds[key]
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise FormatError(f"{self.path}: corrupted measurement of group {g} ({_h5_reason(exc)})") from None
+
+    def _check_chunks(self, g: int, window: tuple[slice, slice] | None) -> None:
+        """Look up the chunks a read of group ``g`` needs as the read will: HDF5 reads a chunk
+        its (unchecksummed) index no longer finds as zeros, without an error."""
+        if self._ds.chunks is None:
+            return
+        ch, cw = self._ds.chunks[1:]
+        H, W = self.header.frame_shape
+        rows, cols = window if window is not None else (slice(None), slice(None))
+        r0, r1, _ = rows.indices(H)
+        c0, c1, _ = cols.indices(W)
+        for y in range(r0 - r0 % ch, r1, ch):
+            for x in range(c0 - c0 % cw, c1, cw):
+                # raises if the chunk is not found; a chunk skipping a filter is damage too
+                if self._ds.id.read_direct_chunk((g, y, x))[0] != 0:
+                    raise RuntimeError(f"chunk {(g, y, x)} skips a filter")
 
     def masks(self, g: int, shape: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """The (b, h, w) masks of group ``g`` over a window (the whole frame by default)."""
@@ -281,8 +357,257 @@ class TcsReader:
         return d
 
 
+#: Source pixel types a ``.tcs`` file may name (formats/tcs.md §2).
+SOURCE_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float16", "float32", "float64")
+MEASUREMENT_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+
+
+def _text(value: Any) -> str | None:
+    """A string attribute as ``str`` (h5py gives ``str`` or, for fixed-length strings, bytes);
+    None for anything else, and for text that is not UTF-8 (h5py hands on such bytes as lone
+    surrogates, which printing it would fail on)."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return str(value) if isinstance(value, str) and _utf8(value) else None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one line, shortened: error messages stay one line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _required(attrs: h5py.AttributeManager, name: str) -> Any:
+    if name not in attrs:
+        raise ValueError(f"missing attribute {name!r}")
+    return attrs[name]
+
+
+def _string(attrs: h5py.AttributeManager, name: str) -> str:
+    value = _text(_required(attrs, name))
+    if value is None:
+        raise ValueError(f"attribute {name!r} is not a string: {_show(attrs[name])}")
+    return value
+
+
+def _int(attrs: h5py.AttributeManager, name: str) -> int:
+    """An integer scalar attribute (not a bool, a float or an array of several values)."""
+    value = _required(attrs, name)
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+        value = value.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"attribute {name!r} is not an integer: {_show(value)}")
+    return int(value)
+
+
+def _float(attrs: h5py.AttributeManager, name: str) -> float:
+    """A real scalar attribute (integers accepted), which must be finite."""
+    value = _required(attrs, name)
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+        value = value.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"attribute {name!r} is not a number: {_show(value)}")
+    if not np.isfinite(value):
+        raise ValueError(f"attribute {name!r} is not finite: {_show(value)}")
+    return float(value)
+
+
+def _int_vector(attrs: h5py.AttributeManager, name: str, n: int) -> tuple[int, ...]:
+    """An attribute holding exactly ``n`` integers."""
+    value = np.asarray(_required(attrs, name))
+    if value.shape != (n,) or value.dtype.kind not in "ui":
+        raise ValueError(f"attribute {name!r} is not {n} integers: {_show(value)}")
+    return tuple(int(v) for v in value)
+
+
+def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
+    """What makes a header inconsistent with formats/tcs.md, or None.
+
+    Checks what a damaged or hand-edited file could get wrong and a decoder would turn
+    into wrong frames or a crash: ranges, the group count, the value map that §4 fixes
+    for each source type, the stored type §3 derives from B, L and the coding, the
+    measurement coding's parameters and the calibration the output file will carry.
+    """
+    if hd.B < 2:
+        return f"B={hd.B}, must be at least 2"
+    if hd.n_frames < hd.B:
+        return f"n_frames={hd.n_frames} is less than B={hd.B}"
+    if n_groups != hd.n_groups:
+        return f"n_groups={n_groups}, but {hd.n_frames} frames in groups of {hd.B} make {hd.n_groups}"
+    if min(hd.frame_shape) < 1:
+        return f"frame_shape={list(hd.frame_shape)}"
+    if not 0 <= hd.mask_seed < 2**32:
+        return f"mask_seed={hd.mask_seed}, must be in 0..4294967295"
+    if hd.source_dtype not in SOURCE_DTYPES:
+        return f"unknown source_dtype {_show(hd.source_dtype)}"
+    if hd.measurement_dtype not in MEASUREMENT_DTYPES:
+        return f"measurement_dtype {_show(hd.measurement_dtype)} is not an unsigned integer type"
+    src = np.dtype(hd.source_dtype)
+    L, s, o = hd.max_level, hd.value_scale, hd.value_offset
+    if src.kind in "ui":
+        expected = ValueMap.for_source(src)
+        if (L, s, o) != (expected.max_level, expected.scale, expected.offset):
+            return (
+                f"value map L={L}, s={s:g}, o={o:g} is not the one of {src.name} "
+                f"(L={expected.max_level}, s={expected.scale:g}, o={expected.offset:g})"
+            )
+    else:
+        top = o + s * L
+        limit = float(np.finfo(src).max) * (1 + 1e-9)
+        if L != FLOAT_LEVELS or not (s > 0 and abs(o) <= limit and np.isfinite(top) and abs(top) <= limit):
+            return f"value map L={L}, s={s:g}, o={o:g} does not fit a {src.name} source"
+    try:
+        coding = hd.coding
+        stored = coding.stored_dtype(accumulator_dtype(L, hd.B), L * hd.B)
+    except (InputError, ValueError) as exc:
+        return str(exc)
+    if stored.name != hd.measurement_dtype:
+        return f"measurement_dtype {hd.measurement_dtype}, but B={hd.B}, L={L} ({coding.describe()}) give {stored.name}"
+    return _metadata_problem(hd.metadata)
+
+
+def _metadata_problem(meta: Any) -> str | None:
+    """What is wrong with the metadata attribute (§6), or None: it must be a JSON object of
+    UTF-8 text (no lone surrogates from escapes) and its calibration must be usable."""
+    if not isinstance(meta, dict):
+        return f"metadata is not a JSON object: {type(meta).__name__}"
+    if not _utf8(json.dumps(meta, ensure_ascii=False)):
+        return "metadata holds text that is not UTF-8"
+    size = meta.get("pixel_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(_positive_number(v) for v in size)):
+        return f"pixel_size {_show(size)} is not two positive numbers"
+    if not isinstance(meta.get("pixel_unit"), (str, type(None))):
+        return f"pixel_unit {_show(meta['pixel_unit'])} is not a string"
+    interval = meta.get("frame_interval")
+    if interval is not None and not _positive_number(interval):
+        return f"frame_interval {_show(interval)} is not a positive number"
+    return None
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _chunk_ranges(ds: h5py.Dataset, file_size: int) -> list[tuple[int, int]] | str:
+    """Sorted (start, stop) byte ranges of the chunks of ``ds``, or what is wrong with its chunk index."""
+    if ds.chunks is None:  # contiguous: not written by emtcs, but readable
+        offset = ds.id.get_offset()
+        return [] if offset is None else [(int(offset), int(offset) + int(ds.id.get_storage_size()))]
+    if ds.ndim != 3:
+        return []  # malformed: the shape check reports it
+    seen: dict[tuple[int, ...], tuple[int, int]] = {}
+    problems: list[str] = []
+    # HDF5 reads outside its buffer (and can crash) when a checksummed chunk is shorter
+    # than the checksum; a gzip stream takes at least 8 bytes
+    smallest = max(1, 4 * bool(ds.fletcher32) + 8 * (ds.compression == "gzip"))
+
+    def visit(info: Any) -> None:
+        offset = tuple(int(v) for v in info.chunk_offset)
+        if offset in seen:
+            problems.append(f"chunk {offset} listed twice")
+        if info.filter_mask != 0:
+            problems.append(f"chunk {offset} skips a filter")
+        if info.size < smallest:
+            problems.append(f"chunk {offset} of {info.size} bytes")
+        if info.byte_offset is None or info.byte_offset < 0 or info.byte_offset + info.size > file_size:
+            problems.append(f"chunk {offset} lies outside the file")
+        seen[offset] = (int(info.byte_offset or 0), int(info.byte_offset or 0) + int(info.size))
+
+    try:
+        if hasattr(ds.id, "chunk_iter"):
+            ds.id.chunk_iter(visit)
+        else:  # HDF5 < 1.14
+            for i in range(ds.id.get_num_chunks()):
+                visit(ds.id.get_chunk_info(i))
+    except (OSError, ValueError, RuntimeError) as exc:
+        return _h5_reason(exc)
+    if problems:
+        return problems[0]
+    grid = [range(0, n, c) for n, c in zip(ds.shape, ds.chunks)]
+    expected = {(g, y, x) for g in grid[0] for y in grid[1] for x in grid[2]}
+    if set(seen) != expected:
+        missing = sorted(expected - set(seen))
+        return f"chunk {missing[0]} missing" if missing else f"unexpected chunk {sorted(set(seen) - expected)[0]}"
+    ranges = sorted(seen.values())
+    for (_, stop), (start, _) in zip(ranges, ranges[1:]):
+        if start < stop:
+            return "chunks overlap"
+    return ranges
+
+
+_GCOL = b"GCOL"
+_GCOL_HEADER = 16  # signature, version, 3 reserved bytes, collection size (8-byte lengths)
+_GCOL_MIN = 4096
+
+
+def _scan_global_heaps(path: Path, file_size: int, data: list[tuple[int, int]], length_size: int) -> str | None:
+    """Walk every global heap collection in the file as HDF5 does, or say what is wrong with
+    one (the format has no checksum there).  Collections are found by their signature
+    outside the raw ``data`` ranges (measurements that could hold any bytes); a signature
+    without a version-1 header is left to HDF5, which refuses it."""
+    if length_size != 8:
+        return None  # not written by emtcs; left to HDF5
+    gaps, pos = [], 0
+    for start, stop in data:
+        if start > pos:
+            gaps.append((pos, start))
+        pos = max(pos, stop)
+    gaps.append((pos, file_size))
+    checked = 0  # end of the last collection walked: signatures inside it are string data
+    with open(path, "rb") as fh:
+        for start, stop in gaps:
+            fh.seek(start)
+            region = fh.read(stop - start)
+            at = region.find(_GCOL)
+            while at >= 0:
+                if start + at >= checked:
+                    problem, end = _check_collection(fh, start + at, file_size)
+                    if problem:
+                        return problem
+                    checked = max(checked, end)
+                at = region.find(_GCOL, at + 1)
+    return None
+
+
+def _check_collection(fh: Any, addr: int, file_size: int) -> tuple[str | None, int]:
+    """(what is wrong with the global heap collection at ``addr`` or None, its end)."""
+    fh.seek(addr)
+    head = fh.read(_GCOL_HEADER)
+    if len(head) < _GCOL_HEADER or head[4] != 1:
+        return None, addr  # not a collection header
+    size = int.from_bytes(head[8:16], "little")
+    if size < _GCOL_MIN or addr + size > file_size:
+        return f"global heap at {addr}: size {size}", addr
+    fh.seek(addr)
+    heap = fh.read(size)
+    p = _GCOL_HEADER
+    while p + 16 <= size:  # less than an object header left: free space
+        index = int.from_bytes(heap[p : p + 2], "little")
+        length = int.from_bytes(heap[p + 8 : p + 16], "little")
+        need = 16 + (length + 7) // 8 * 8 if index > 0 else length
+        if need < 16 or p + need > size:  # a free-space object of size 0 makes HDF5 loop forever
+            return f"global heap at {addr}: object {index} of {length} bytes at {p}", addr
+        p += need
+    return None, addr + size
+
+
 def _h5_reason(exc: Exception) -> str:
     text = str(exc)
+    if "not allocated" in text:
+        return "chunk missing from the index"
     if "fletcher32" in text or "checksum" in text or "synchronously read" in text:
         return "checksum mismatch"
     if "truncated" in text:

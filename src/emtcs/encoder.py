@@ -67,10 +67,13 @@ class ValueMap:
         return np.clip(q, 0, self.max_level).astype(self.level_dtype)
 
     def to_source(self, levels: np.ndarray) -> np.ndarray:
-        """Float reconstruction in levels -> source dtype, rounded and clipped to its range."""
-        values = levels * self.scale + self.offset
+        """Float reconstruction in levels -> source dtype, rounded (integers) and clipped to its range."""
+        # in float64: float32 levels times a large scale overflow (a float32 movie
+        # spanning +-3e38 decoded to infinities)
+        values = np.asarray(levels, dtype=np.float64) * self.scale + self.offset
         if self.source_dtype.kind == "f":
-            return values.astype(self.source_dtype)
+            info = np.finfo(self.source_dtype)
+            return np.clip(values, info.min, info.max).astype(self.source_dtype)
         info = np.iinfo(self.source_dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(self.source_dtype)
 

@@ -28,6 +28,12 @@ def torch_available() -> bool:
     return True
 
 
+def _cpu_threads() -> int:
+    """Threads for a CPU network: ``OMP_NUM_THREADS`` when set (a shared machine), else every core."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else os.cpu_count() or 1
+
+
 def missing_for_networks() -> str | None:
     """The first package the learned decoders need that does not import here, or None."""
     for module in ("torch", "safetensors"):
@@ -64,7 +70,7 @@ class LearnedDecoder(Decoder):
             raise DecoderError("--device cuda asked for, but PyTorch sees no CUDA device")
         self.device = torch.device(device)
         if self.device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(_cpu_threads())
         try:
             self.net = build(info["config"])
             self.net.load_state_dict(state)

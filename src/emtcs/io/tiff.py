@@ -148,8 +148,8 @@ class TiffMovieWriter(MovieWriter):
     and reserves the contiguous pixel data), then frames or row bands of frames are
     written at their offsets with plain file writes: nothing is mapped or cached, so
     memory does not depend on the movie's size.  ImageJ layout (pixel size, unit,
-    frame interval) for uint8/uint16/float32 movies under 4 GB; otherwise BigTIFF with
-    the calibration in a JSON description.
+    frame interval) for uint8/uint16/float32 movies under 4 GB of frames wider than one
+    pixel; otherwise (Big)TIFF with the calibration in a JSON description.
     """
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int, int], dtype: Any, metadata: dict[str, Any]):
@@ -162,7 +162,9 @@ class TiffMovieWriter(MovieWriter):
         size = metadata.get("pixel_size")
         unit = metadata.get("pixel_unit")
         interval = metadata.get("frame_interval")
-        if not bigtiff and self.dtype in _IMAGEJ_DTYPES:
+        # ImageJ files of frames one pixel wide read back as one (frames, height) image:
+        # tifffile takes the width of 1 for a sample axis
+        if not bigtiff and self.dtype in _IMAGEJ_DTYPES and self.shape[2] > 1:
             ij: dict[str, Any] = {"axes": "TYX"}
             if interval:
                 ij["finterval"] = interval
