@@ -162,14 +162,11 @@ class ClipPool:
         return np.ascontiguousarray(clip, dtype=np.float32)
 
     def _one_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
-        sources = [s for s, have in (("scene", self.scenes), ("sim", self.movies), ("real", self.frames)) if have]
-        # physics-simulated scenes, when given, make half the clips
-        weights = np.array([2.0 * (len(sources) - 1) if s == "scene" else 1.0 for s in sources]) if len(sources) > 1 else None
-        kind = sources[int(rng.choice(len(sources), p=None if weights is None else weights / weights.sum()))]
-        if kind == "real":
-            return _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P, self.motion)
-        if kind == "scene":
+        # scene files, when given, make half the clips; simulator and real frames share the rest
+        if self.scenes and (not (self.movies or self.frames) or rng.random() < 0.5):
             return self._scene_clip(rng, B, P)
+        if self.frames and (not self.movies or rng.random() < 0.5):
+            return _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P, self.motion)
         return self._sim_clip(rng, B, P)
 
     def _scene_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
