@@ -22,7 +22,7 @@ import tifffile
 import emtcs
 from emtcs.codec import write_simulation
 
-DECODERS = ["gaptv", "tcsdl", "gapnet", "auto"]
+DECODERS = ["gaptv", "tcsdl", "gapnet", "gapunet", "auto"]
 B = 10  # served by the shipped weights (8..30); 23 frames make groups of 10, 10 and 3
 
 
