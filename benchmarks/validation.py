@@ -83,13 +83,12 @@ def movies(shared: Path, quick: bool) -> list[tuple[str, np.ndarray, np.ndarray 
 def usable_decoders() -> list[str]:
     """The suite's decoders that can run here (learned ones need torch and weights)."""
     from emtcs import zoo
-    from emtcs.decoders.learned import torch_available
+    from emtcs.decoders.learned import missing_for_networks
 
     names = []
     for name in DECODERS:
-        if name in ("gaptv", "auto") or (
-            name in available_decoders() and is_learned(name) and torch_available() and zoo.find_weights(name)
-        ):
+        runnable = name in available_decoders() and is_learned(name) and missing_for_networks() is None
+        if name in ("gaptv", "auto") or (runnable and zoo.find_weights(name)):
             names.append(name)
     return names
 

@@ -16,16 +16,7 @@ from ..errors import DecoderError
 from ..optional import require
 from .base import Decoder, register
 
-__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "torch_available"]
-
-
-def torch_available() -> bool:
-    """Whether PyTorch imports here (the learned decoders need it)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "missing_for_networks"]
 
 
 def _cpu_threads() -> int:

@@ -13,7 +13,20 @@ from .motion import Motion, rotation
 from .optics import Canvas, Illumination, Optics
 from .scene import lattice, shape_rho
 
-__all__ = ["Renderer"]
+__all__ = ["Renderer", "splat"]
+
+
+def splat(pos: np.ndarray, weights: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Deposit point weights at sub-pixel (x, y) positions onto a float32 grid, bilinearly."""
+    hp, wp = shape
+    x, y = pos[:, 0], pos[:, 1]
+    ix = np.floor(x).astype(np.int64)
+    iy = np.floor(y).astype(np.int64)
+    fx, fy = x - ix, y - iy
+    idx = np.concatenate([iy * wp + ix, iy * wp + ix + 1, (iy + 1) * wp + ix, (iy + 1) * wp + ix + 1])
+    w = weights
+    val = np.concatenate([w * (1 - fx) * (1 - fy), w * fx * (1 - fy), w * (1 - fx) * fy, w * fx * fy])
+    return np.bincount(idx, val, minlength=hp * wp).astype(np.float32).reshape(hp, wp)
 
 
 class Renderer:
@@ -120,20 +133,12 @@ class Renderer:
         spec = None
         amp = None
         if len(wts):
-            x, y = pos[:, 0], pos[:, 1]
-            ix = np.floor(x).astype(np.int64)
-            iy = np.floor(y).astype(np.int64)
-            fx, fy = x - ix, y - iy
-            idx = np.concatenate([iy * wp + ix, iy * wp + ix + 1, (iy + 1) * wp + ix, (iy + 1) * wp + ix + 1])
-            val = np.concatenate([wts * (1 - fx) * (1 - fy), wts * fx * (1 - fy), wts * (1 - fx) * fy, wts * fx * fy])
-            grid = np.bincount(idx, val, minlength=hp * wp).astype(np.float32).reshape(hp, wp)
+            grid = splat(pos, wts, (hp, wp))
             spec = sfft.rfft2(grid)
             spec *= cv.col_kernel
             # Mass-thickness contrast: electrons scattered outside the aperture by the
             # whole particle darken it smoothly (amplitude factor exp(-mu * thickness)).
-            val = np.concatenate([thk * (1 - fx) * (1 - fy), thk * fx * (1 - fy), thk * (1 - fx) * fy, thk * fx * fy])
-            tgrid = np.bincount(idx, val, minlength=hp * wp).astype(np.float32).reshape(hp, wp)
-            tspec = sfft.rfft2(tgrid)
+            tspec = sfft.rfft2(splat(pos, thk, (hp, wp)))
             tspec *= cv.thick_kernel
             amp = sfft.irfft2(tspec, s=(hp, wp))
             amp *= np.float32(-self.optics.mass_thickness)

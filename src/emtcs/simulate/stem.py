@@ -35,7 +35,7 @@ from .detector import Detector
 from .field import Tile, gaussian_kernel, smooth_noise
 from .motion import Motion
 from .optics import Canvas, Illumination, Optics
-from .render import Renderer
+from .render import Renderer, splat
 from .scene import Scene, _new_particle
 
 __all__ = ["StemModel"]
@@ -150,13 +150,7 @@ class StemModel:
         a = rate * t
         grid = np.maximum(np.float32(base) + np.float32(amp * math.cos(a)) * f1 + np.float32(amp * math.sin(a)) * f2, 0)
         if len(wts):
-            x, y = pos[:, 0], pos[:, 1]
-            ix = np.floor(x).astype(np.int64)
-            iy = np.floor(y).astype(np.int64)
-            fx, fy = x - ix, y - iy
-            idx = np.concatenate([iy * wp + ix, iy * wp + ix + 1, (iy + 1) * wp + ix, (iy + 1) * wp + ix + 1])
-            val = np.concatenate([wts * (1 - fx) * (1 - fy), wts * fx * (1 - fy), wts * (1 - fx) * fy, wts * fx * fy])
-            grid += np.bincount(idx, val, minlength=hp * wp).astype(np.float32).reshape(hp, wp)
+            grid += splat(pos, wts, (hp, wp))
         return sfft.irfft2(sfft.rfft2(grid) * self.canvas.col_kernel, s=(hp, wp)).astype(np.float32, copy=False)
 
     def intensity(self, t: int) -> np.ndarray:
