@@ -186,7 +186,7 @@ class ClipPool:
         y0, x0 = int(rng.integers(0, H - src + 1)), int(rng.integers(0, W - src + 1))
         clip = movie[t0 : t0 + (B - 1) * stride + 1 : stride, y0 : y0 + src, x0 : x0 + src].astype(np.float32)
         if src != P:
-            clip = zoom(clip, (1, z, z), order=1, grid_mode=True, mode="grid-constant")[:, :P, :P]
+            clip = zoom(clip, (1, z, z), order=1, grid_mode=True, mode="nearest")[:, :P, :P]
             if clip.shape[1] < P or clip.shape[2] < P:
                 clip = np.pad(clip, ((0, 0), (0, P - clip.shape[1]), (0, P - clip.shape[2])), mode="edge")
         return np.maximum(clip, 0)
