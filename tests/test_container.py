@@ -26,7 +26,7 @@ def test_every_attribute_the_spec_names(tcs):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "emtcs.tcs"
-        assert list(a["format_version"]) == [1, 1]
+        assert list(a["format_version"]) == [1, 2]
         assert bool(a["complete"])
         assert a["B"] == 5 and a["n_frames"] == 13 and a["n_groups"] == 3
         assert list(a["frame_shape"]) == [40, 52]

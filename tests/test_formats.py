@@ -331,7 +331,7 @@ def test_version_1_0_files_are_still_read(tmp_path, movie_file):
     tcs = tmp_path / "m.tcs"
     emtcs.compress(src, tcs, B=3)
     with h5py.File(tcs, "r+") as f:
-        assert list(f.attrs["format_version"]) == [1, 1]
+        assert list(f.attrs["format_version"]) == [1, 2]
         f.attrs["format_version"] = np.array([1, 0], dtype=np.uint32)
     emtcs.decompress(tcs, tmp_path / "o.tif", decoder="gaptv")
     assert tifffile.imread(tmp_path / "o.tif").shape == frames.shape

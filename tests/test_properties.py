@@ -248,7 +248,7 @@ class Base:
         self.movie = folder / f"{name}.tif"
         tifffile.imwrite(self.movie, frames, photometric="minisblack", metadata={"axes": "TYX"})
         self.path = folder / f"{name}.tcs"
-        emtcs.compress(self.movie, self.path, B=B, seed=1234, quantise=quantise)
+        emtcs.compress(self.movie, self.path, B=B, seed=1234, quantise=quantise, gain=1.0)
         self.data = self.path.read_bytes()
         self.spec = spec_header(self.path)
         assert self.spec is not None, f"{name}: emtcs wrote a file the specification rejects"
@@ -692,7 +692,7 @@ def test_round_trip_keeps_count_shape_and_type(movie, data):
     overlap = data.draw(st.integers(0, min(tile - 1, 6)), label="overlap")
     with scratch() as folder:
         tifffile.imwrite(folder / "m.tif", frames, photometric="minisblack", metadata={"axes": "TYX"})
-        info = emtcs.compress(folder / "m.tif", folder / "m.tcs", B=B, quantise=quantise)
+        info = emtcs.compress(folder / "m.tif", folder / "m.tcs", B=B, quantise=quantise, gain=1.0)
         assert (info["n_frames"], info["frame_shape"], info["source_dtype"]) == (
             n,
             list(frames.shape[1:]),

@@ -44,7 +44,7 @@ def test_stored_values_follow_the_spec(tmp_path, counts_movie, step, gain):
     m = masks(9, 5, frames.shape[1:])
     with h5py.File(out, "r") as f:
         a = f.attrs
-        assert list(a["format_version"]) == [2, 0]
+        assert list(a["format_version"]) == [2, 1]
         assert a["measurement_coding"] == "anscombe-v1"
         assert a["quant_step"] == step and a["quant_gain"] == gain
         stored = f["measurements"][:]
@@ -66,8 +66,8 @@ def test_quantised_file_is_smaller_and_decodes_nearly_as_well(tmp_path, counts_m
     path, frames = counts_movie
     exact, quant = tmp_path / "e.tcs", tmp_path / "q.tcs"
     e = emtcs.compress(path, exact, B=6)
-    q = emtcs.compress(path, quant, B=6, quantise=1.0)
-    assert e["format_version"] == "1.1" and e["coding"] == "exact"
+    q = emtcs.compress(path, quant, B=6, quantise=1.0, gain=1.0)
+    assert e["format_version"] == "1.2" and e["coding"] == "exact"
     sizes = {}
     for name, tcs in (("e", exact), ("q", quant)):
         with h5py.File(tcs, "r") as f:
@@ -98,7 +98,7 @@ def test_bad_quantisation_options_are_refused(tmp_path, movie_file, counts_movie
 def test_cli_quantise_and_info(run, tmp_path, counts_movie):
     path, _ = counts_movie
     out = tmp_path / "q.tcs"
-    res = run("compress", path, "-B", "4", "--quantise", "1", "-o", out, "-q")
+    res = run("compress", path, "-B", "4", "--quantise", "1", "--gain", "1", "-o", out, "-q")
     assert res.exit_code == 0, res.output
     info = run("info", out)
     assert "anscombe-v1, step 1 sigma, gain 1 levels/e" in info.output
@@ -112,7 +112,7 @@ def test_cli_quantise_and_info(run, tmp_path, counts_movie):
 def test_unknown_coding_is_refused(tmp_path, counts_movie):
     path, _ = counts_movie
     out = tmp_path / "q.tcs"
-    emtcs.compress(path, out, B=4, quantise=1.0)
+    emtcs.compress(path, out, B=4, quantise=1.0, gain=1.0)
     with h5py.File(out, "r+") as f:
         f.attrs["measurement_coding"] = "mystery-v9"
     with pytest.raises(FormatError, match="unknown measurement coding 'mystery-v9'"):

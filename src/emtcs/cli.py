@@ -127,7 +127,8 @@ def compress(
     output: Path | None,
     seed: int,
     quantise: float,
-    gain: float | None,
+    gain: str,
+    offset: float | None,
     workers: int | None,
     scheduler: str | None,
     force: bool,
@@ -150,7 +151,7 @@ def compress(
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
     quantise, gain = quantise_settings(quantise, gain)
-    options = {"seed": seed, "quantise": quantise, "gain": gain, "force": force}
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "force": force}
     total = 0
     for src in inputs:
         with open_movie(src) as movie:
@@ -175,6 +176,21 @@ def compress(
                 f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel"
                 + (f"; measurements {info['coding']})" if info["coding"] != "exact" else ")")
             )
+            stderr_console().print(f"  noise: {_noise_line(info)}")
+
+
+def _noise_line(info: dict[str, Any]) -> str:
+    """The noise model of a .tcs info in words, or why there is none."""
+    noise = info.get("noise")
+    if noise:
+        how = "measured" if noise["estimated"] else "given"
+        return (
+            f"gain {noise['gain']:.4g} values/e, offset {noise['offset']:.4g}, "
+            f"read noise {noise['read_noise']:.3g} e ({how})"
+        )
+    if info.get("noise_note"):
+        return f"not measured: {info['noise_note']}; decoders assume 1 value per electron"
+    return "unknown; decoders assume 1 value per electron"
 
 
 @main.command()
@@ -320,6 +336,7 @@ def info(input: Path, as_json: bool) -> None:
         ("groups", f"{d['n_groups']} measurements of B={d['B']} frames ({d['measurement_dtype']}, {d['coding']})"),
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
         ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
+        ("noise", _noise_line(d)),
     ]
     if meta.get("pixel_size"):
         lines.append(

@@ -18,12 +18,20 @@ def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
 
 def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--quantise SIGMA`` and ``--gain G`` (:mod:`emtcs.quantise`)."""
+    """``--quantise SIGMA``, ``--gain auto|G`` and ``--offset O`` (:mod:`emtcs.quantise`, :mod:`emtcs.noise`)."""
     command = click.option(
-        "--gain",
+        "--offset",
         type=float,
         default=None,
-        help="Detector gain for --quantise, in pixel values per electron [default: 1, for counting detectors].",
+        help="Detector offset: the pixel value at zero electrons [default: measured with the gain].",
+    )(command)
+    command = click.option(
+        "--gain",
+        default="auto",
+        show_default=True,
+        metavar="auto|G",
+        help="Detector gain in pixel values per electron; auto measures it from the movie (photon transfer) "
+        "and stores it for the decoders (and --quantise).",
     )(command)
     return click.option(
         "--quantise",
@@ -32,15 +40,17 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         metavar="SIGMA",
         help="Store measurements quantised with a step of SIGMA times their shot noise (e.g. 1: about half "
-        "the bytes at high dose); 0 stores them exactly. Needs a movie of counts (see --gain).",
+        "the bytes at high dose); 0 stores them exactly. Needs a movie of counts and its gain.",
     )(command)
 
 
-def quantise_settings(quantise: float, gain: float | None) -> tuple[float, float]:
-    """(step, gain) from the two options; ``--gain`` without ``--quantise`` is an error
-    rather than silently ignored."""
+def quantise_settings(quantise: float, gain: str) -> tuple[float, float | None]:
+    """(step, gain) from the options: ``--gain auto`` is ``None`` (measure it)."""
     from .errors import InputError
 
-    if gain is not None and not quantise:
-        raise InputError("--gain applies only with --quantise (exact measurements need no gain)")
-    return quantise, 1.0 if gain is None else gain
+    if gain.strip().lower() == "auto":
+        return quantise, None
+    try:
+        return quantise, float(gain)
+    except ValueError:
+        raise InputError(f"--gain must be auto or a number of pixel values per electron (got {gain!r})") from None

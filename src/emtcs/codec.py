@@ -24,6 +24,7 @@ from .decoding import DecodeSettings, decode_here, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
+from .noise import NoiseModel, estimate_noise
 from .quantise import MeasurementCoding
 from .sensing import MASK_GENERATOR, ArrayMasks
 from .tiling import OVERLAP, TILE, intensity_scale, reconstruct_group, relative_residual
@@ -58,7 +59,8 @@ def compress(
     *,
     seed: int = 0,
     quantise: float = 0.0,
-    gain: float = 1.0,
+    gain: float | None = None,
+    offset: float | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -66,28 +68,44 @@ def compress(
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float
-    sources are read twice (once for their value range).  ``quantise`` > 0 stores the
-    measurements quantised with that step in units of their shot noise, for a movie
-    of ``gain`` levels per electron (:mod:`emtcs.quantise`); 0 stores them exactly.
-    ``progress`` is called with the number of frames encoded since its last call.
+    sources are read twice (once for their value range).
+
+    The detector's noise model (:mod:`emtcs.noise`) is stored with the measurements:
+    ``gain`` (source values per electron) and ``offset`` when given, else measured from
+    the first group's frames; when it cannot be measured the file says why
+    (``noise_note``) and decoders assume one level per electron.  ``quantise`` > 0
+    stores the measurements quantised with that step in units of their shot noise at
+    that gain (:mod:`emtcs.quantise`); 0 stores them exactly.  ``progress`` is called
+    with the number of frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")
     if not 0 <= seed < 2**32:
         raise InputError(f"seed must be in 0..4294967295 (got {seed})")
-    coding = MeasurementCoding.anscombe(quantise, gain)
+    if gain is not None:
+        NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
+    if quantise:
+        MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
     dst = Path(dst) if dst is not None else default_output(src)
     check_output(dst, force=force)
     with open_movie(src) as movie:
         n = movie.n_frames
         if B > n:
             raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
-        if coding.quantised and movie.dtype.kind != "u":
+        if quantise and movie.dtype.kind != "u":
             raise InputError(
                 f"--quantise needs a movie of unsigned integer counts, not {movie.dtype} (store it exactly instead)"
             )
         vrange = movie.value_range() if movie.dtype.kind == "f" else None
         vmap = ValueMap.for_source(movie.dtype, vrange)
+        group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
+        first = range(min(B, n))
+        for k in first:
+            group[k] = vmap.to_levels(movie.read_frame(k))
+        noise, note = _noise_model(group[: len(first)], vmap, gain, offset)
+        if quantise and noise is None:
+            raise InputError(f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain")
+        coding = MeasurementCoding.anscombe(quantise, noise.gain / vmap.scale if noise else 1.0)
         encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding)
         header = TcsHeader(
             B=B,
@@ -105,19 +123,36 @@ def compress(
             measurement_coding=coding.name,
             quant_step=coding.step,
             quant_gain=coding.gain,
+            noise=noise,
+            noise_note=note,
         )
-        group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
         with atomic_output(dst, force=force) as tmp:
             with TcsWriter(tmp, header) as writer:
                 for g in range(header.n_groups):
                     frames = header.group_frames(g)
                     for k, t in enumerate(frames):
-                        group[k] = vmap.to_levels(movie.read_frame(t))
+                        if g:
+                            group[k] = vmap.to_levels(movie.read_frame(t))
                         if progress is not None:
                             progress(1)
                     writer.write_group(g, encoder.encode(group[: len(frames)]))
     with TcsReader(dst) as reader:
         return reader.info()
+
+
+def _noise_model(
+    levels: np.ndarray, vmap: ValueMap, gain: float | None, offset: float | None
+) -> tuple[NoiseModel | None, str]:
+    """The noise model in source values (given, or measured from ``levels``) and, when
+    there is none, why."""
+    if gain is not None:
+        return NoiseModel(gain, 0.0 if offset is None else offset), ""
+    known = None if offset is None else (offset - vmap.offset) / vmap.scale
+    fit = estimate_noise(levels, offset=known, saturation=vmap.max_level)
+    if fit.model is None:
+        return None, fit.reason
+    m = fit.model
+    return NoiseModel(m.gain * vmap.scale, m.offset * vmap.scale + vmap.offset, m.read_noise, estimated=True), ""
 
 
 def compress_many(
@@ -126,7 +161,8 @@ def compress_many(
     *,
     seed: int = 0,
     quantise: float = 0.0,
-    gain: float = 1.0,
+    gain: float | None = None,
+    offset: float | None = None,
     force: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -147,8 +183,10 @@ def compress_many(
             raise InputError(f"{seen[key]} and {src} would both be compressed into {dst}")
         seen[key] = src
         check_output(dst, force=force)
-    MeasurementCoding.anscombe(quantise, gain)  # bad options fail before any work
-    options = {"seed": seed, "quantise": quantise, "gain": gain, "force": force}
+    if gain is not None:
+        NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
+    MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "force": force}
     if workers is None and scheduler is None:
         return [compress(src, dst, B, progress=progress, **options) for src, dst in pairs]
     from .distributed import map_in_order

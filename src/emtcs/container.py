@@ -21,6 +21,7 @@ import numpy as np
 from ._version import __version__
 from .encoder import FLOAT_LEVELS, ValueMap
 from .errors import FormatError, InputError
+from .noise import NoiseModel
 from .quantise import CODINGS, MeasurementCoding
 from .sensing import MASK_GENERATOR, accumulator_dtype, masks
 
@@ -30,8 +31,9 @@ FORMAT_NAME = "emtcs.tcs"
 #: Newest version written and read.  1.1 added optional keys to the ``metadata``
 #: attribute; 2.0 added quantised measurements (``measurement_coding``).  Files with
 #: exact measurements are still written as 1.1, so that 1.x readers keep reading them.
-FORMAT_VERSION = (2, 0)
-EXACT_VERSION = (1, 1)
+#: 1.2 and 2.1 added the optional noise model (``noise_*`` attributes).
+FORMAT_VERSION = (2, 1)
+EXACT_VERSION = (1, 2)
 READABLE_MAJORS = (1, 2)
 #: Chunk edge of the measurement dataset, aligned with the 256 x 256 decode tiles.
 CHUNK = 256
@@ -59,6 +61,10 @@ class TcsHeader:
     measurement_coding: str = "exact"
     quant_step: float = 0.0
     quant_gain: float = 1.0
+    #: The detector's noise in source values (given, or measured at compress time), or None
+    noise: NoiseModel | None = None
+    #: Why there is no noise model (empty when there is one or nobody asked)
+    noise_note: str = ""
     format_version: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
@@ -75,6 +81,14 @@ class TcsHeader:
     @property
     def n_groups(self) -> int:
         return -(-self.n_frames // self.B)
+
+    @property
+    def gain_in_levels(self) -> float:
+        """Levels per electron of the measurements: from the noise model, else the quantiser's
+        gain, else 1 (a counting detector)."""
+        if self.noise is not None:
+            return self.noise.gain / self.value_scale
+        return self.coding.gain if self.coding.quantised else 1.0
 
     def group_frames(self, g: int) -> range:
         """Frame indices held by group ``g`` (the last group may be shorter than B)."""
@@ -134,6 +148,13 @@ class TcsWriter:
             if header.coding.quantised:
                 f.attrs["quant_step"] = np.float64(header.quant_step)
                 f.attrs["quant_gain"] = np.float64(header.quant_gain)
+        if header.noise is not None:
+            f.attrs["noise_gain"] = np.float64(header.noise.gain)
+            f.attrs["noise_offset"] = np.float64(header.noise.offset)
+            f.attrs["noise_read_noise"] = np.float64(header.noise.read_noise)
+            f.attrs["noise_estimated"] = np.uint8(header.noise.estimated)
+        if header.noise_note:
+            f.attrs["noise_note"] = header.noise_note
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
@@ -220,6 +241,18 @@ class TcsReader:
                 f"{self.path}: a version {version[0]}.{version[1]} file cannot hold "
                 f"{_show(a['measurement_coding'])} measurements"
             )
+        if "noise_gain" in a:
+            try:
+                kw["noise"] = NoiseModel(
+                    _float(a, "noise_gain"),
+                    _float(a, "noise_offset"),
+                    _float(a, "noise_read_noise"),
+                    bool(_int(a, "noise_estimated")),
+                )
+            except InputError as exc:
+                raise FormatError(f"{self.path}: bad noise model ({exc})") from None
+        if "noise_note" in a:
+            kw["noise_note"] = _string(a, "noise_note")
         try:
             metadata = json.loads(_string(a, "metadata"))
         except json.JSONDecodeError:
@@ -353,6 +386,7 @@ class TcsReader:
             compression_ratio=hd.raw_bytes / size if size else float("nan"),
             bits_per_pixel=8 * size / (hd.n_frames * h * w),
             coding=hd.coding.describe(),
+            noise=hd.noise.to_json() if hd.noise is not None else None,
         )
         return d
 

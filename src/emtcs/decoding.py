@@ -152,7 +152,7 @@ def decode_group(
         batch=settings.batch,
         bands=bands,
         scale=scale,
-        gain=hd.coding.gain,
+        gain=hd.gain_in_levels,
     ):
         now = (dec.replaced, dec.tiles) if isinstance(dec, GuardedDecoder) else (0, 0)
         yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))

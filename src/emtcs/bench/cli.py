@@ -108,7 +108,8 @@ def bench(
     dose: float | None,
     seed: int,
     quantise: float,
-    gain: float | None,
+    gain: str,
+    offset: float | None,
     device: str,
     json_out: Path | None,
     plot_out: Path | None,
@@ -141,6 +142,7 @@ def bench(
         seed=seed,
         quantise=quantise,
         gain=gain,
+        offset=offset,
         device=device,
     )
     if n_frames is not None and n_frames < 1:

@@ -70,7 +70,8 @@ class BenchConfig:
     seed: int = 0
     #: emtcs measurement quantisation step in noise sigmas (0: exact) and detector gain (:mod:`emtcs.quantise`).
     quantise: float = 0.0
-    gain: float = 1.0
+    gain: float | None = None
+    offset: float | None = None
     device: str = "auto"
     #: Options per requested decoder name, e.g. ``{"gaptv": {"iterations": 5}}``.
     decoder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -398,7 +399,7 @@ class _Bench:
         t0 = time.perf_counter()
         cfg = self.config
         info = emtcs_codec.compress(
-            tmp / "movie.tif", tcs, B, seed=cfg.seed, quantise=cfg.quantise, gain=cfg.gain, force=True
+            tmp / "movie.tif", tcs, B, seed=cfg.seed, quantise=cfg.quantise, gain=cfg.gain, offset=cfg.offset, force=True
         )
         encode_s = time.perf_counter() - t0
         budget = int(info["file_bytes"])
@@ -537,7 +538,11 @@ class _Bench:
                 "decoders": list(self.config.decoders),
                 "codecs": self.codecs,
                 "seed": self.config.seed,
-                "measurement_coding": MeasurementCoding.anscombe(self.config.quantise, self.config.gain).describe(),
+                "measurement_coding": (
+                    MeasurementCoding.anscombe(self.config.quantise, self.config.gain).describe()
+                    if self.config.gain is not None or not self.config.quantise
+                    else f"anscombe-v1, step {self.config.quantise:g} sigma, measured gain"
+                ),
                 "device": self.config.device,
                 "decoder_options": self.config.decoder_options,
             },

@@ -1,0 +1,244 @@
+"""The detector's noise model, measured from the movie itself (photon transfer).
+
+A detector reading is ``level = offset + gain * (Poisson(electrons) + Normal(0, read_noise²))``,
+so the variance of a pixel grows linearly with its mean::
+
+    var(level) = gain * (mean - offset) + (gain * read_noise)²
+
+:func:`estimate_noise` measures that line from consecutive frames, pixel by pixel.  In a
+window of four frames the third difference ``x0 - 3 x1 + 3 x2 - x3`` cancels the content,
+also where it drifts at a steady or steadily changing speed, and leaves noise of 20 times
+a frame's variance.  Its square is averaged in bins of an *instrument*: the mean of the
+pixel's eight neighbours over the window, whose noise is independent of the pixel's own,
+so the bins' mean squared difference and mean level lie on the noise line exactly
+(grouped instrumental-variable regression: binning by the noisy level itself would bend
+the line where read noise dominates).  Pixels whose difference is far beyond the line
+(a particle appearing, an atom hopping) are dropped and the line refitted.  Three or two
+frames use the second or first difference.
+
+The line's intercept ``c = (gain * read_noise)² - gain * offset`` is all that the variance
+tells about offset and read noise: they cannot be told apart from it.  With a given
+``offset`` the read noise follows; otherwise a positive intercept is reported as read noise
+at offset 0 and a negative one as an offset without read noise.  Either pair gives the
+same variance at every level, which is what quantisation, the guard and noise-aware
+decoders use.  Detector blur (a scintillator's point spread) lowers the per-pixel
+variance, and with it the measured gain, by the sum of the squared PSF weights: the
+result is the gain that describes each pixel's noise, as those uses need.
+
+Movies the model does not fit (frames of a compressed video, denoised or resampled
+data, frames without the noise's growth with intensity) get no model and a reason
+(:class:`NoiseFit`); the rule is in ``docs/noise.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["NoiseModel", "NoiseFit", "estimate_noise"]
+
+#: Differences that cancel the content of 2, 3 or 4 consecutive frames (steady drift and
+#: steady acceleration too, for 3 and 4), and the multiple of one frame's variance they leave.
+_DIFFERENCES = {2: (np.array([1.0, -1.0]), 2.0), 3: (np.array([1.0, -2.0, 1.0]), 6.0),
+                4: (np.array([1.0, -3.0, 3.0, -1.0]), 20.0)}
+#: At most this many pixels per window are used (a central crop).
+MAX_SIDE = 1024
+#: Number of instrument bins of the fit (equal numbers of pixels).
+BINS = 32
+#: Pixels whose squared difference exceeds this many times the line's variance are outliers.
+OUTLIER = 25.0
+#: Largest correlation of neighbouring pixels' differences that passes for white noise.
+MAX_CORRELATION = 0.15
+#: The fit is refused when the gain's relative standard error exceeds this...
+MAX_GAIN_ERROR = 0.04
+#: ...or when the bins' median relative deviation from the line exceeds this.
+MAX_MISFIT = 0.1
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Poisson–Gaussian noise of a detector: levels per electron, levels at zero
+    electrons, read noise in electrons; ``estimated`` when measured from the movie."""
+
+    gain: float
+    offset: float = 0.0
+    read_noise: float = 0.0
+    estimated: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.gain) and self.gain > 0):
+            raise InputError(f"detector gain must be a positive number of levels per electron (got {self.gain})")
+        if not math.isfinite(self.offset):
+            raise InputError(f"detector offset must be a finite number of levels (got {self.offset})")
+        if not (math.isfinite(self.read_noise) and self.read_noise >= 0):
+            raise InputError(f"read noise must be a number of electrons >= 0 (got {self.read_noise})")
+
+    def variance(self, level: np.ndarray | float) -> np.ndarray | float:
+        """Noise variance (levels²) of a reading whose expected value is ``level``."""
+        return np.maximum(self.gain * (np.asarray(level) - self.offset), 0.0) + (self.gain * self.read_noise) ** 2
+
+    def to_json(self) -> dict[str, float | bool]:
+        return {"gain": self.gain, "offset": self.offset, "read_noise": self.read_noise, "estimated": self.estimated}
+
+    def describe(self) -> str:
+        how = "estimated" if self.estimated else "given"
+        return (
+            f"gain {self.gain:.4g} levels/e, offset {self.offset:.4g} levels, "
+            f"read noise {self.read_noise:.3g} e ({how})"
+        )
+
+
+@dataclass(frozen=True)
+class NoiseFit:
+    """What :func:`estimate_noise` found: a model, or ``None`` and the reason why not.
+
+    ``means`` and ``variances`` are the binned points of the fit (levels, levels²)."""
+
+    model: NoiseModel | None
+    reason: str
+    means: np.ndarray
+    variances: np.ndarray
+
+
+def estimate_noise(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    *,
+    offset: float | None = None,
+    saturation: float | None = None,
+) -> NoiseFit:
+    """Measure the noise model from two or more consecutive frames (in levels).
+
+    Frames are taken in windows of four (the last one overlapping the one before).  ``offset``,
+    if known, fixes the split of the intercept (see the module docstring); pixels that
+    reach ``saturation`` (the source's maximum level) in a window are left out, as
+    clipping hides their noise.  Deterministic.
+    """
+    n = len(frames)
+    if n < 2:
+        return _refused("one frame: the noise needs two consecutive frames to be measured")
+    shape = np.shape(frames[0])
+    if len(shape) != 2 or min(shape) < 8:
+        return _refused("frames smaller than 8 x 8 pixels: too small to measure the noise")
+    crop = tuple(slice(max((s - MAX_SIDE) // 2, 0), max((s - MAX_SIDE) // 2, 0) + min(s, MAX_SIDE)) for s in shape)
+    level, square, instrument, correlation = [], [], [], []
+    k = min(n, 4)
+    starts = list(range(0, n - k + 1, k))
+    if starts[-1] + k < n:
+        starts.append(n - k)  # the last window overlaps the one before
+    for start in starts:
+        window = np.stack([np.asarray(f, dtype=np.float64)[crop] for f in frames[start : start + k]])
+        m, d2, z, corr = _window_statistics(window, saturation)
+        correlation.append(corr)
+        level.append(m)
+        square.append(d2)
+        instrument.append(z)
+    m, d2, z = np.concatenate(level), np.concatenate(square), np.concatenate(instrument)
+    if m.size < 100 * BINS:
+        return _refused("too few unsaturated pixels to measure the noise")
+    corr = float(np.median(correlation))
+    if corr > MAX_CORRELATION:
+        return _refused(
+            f"neighbouring pixels' noise is correlated ({corr:.2f}): a blurred, resampled or compressed movie"
+        )
+    return _fit(m, d2, z, offset)
+
+
+def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None) -> NoiseFit:
+    empty = np.zeros(0)
+    return NoiseFit(None, reason, empty if means is None else means, empty if variances is None else variances)
+
+
+def _window_statistics(
+    window: np.ndarray, saturation: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Per inner pixel of a (k, H, W) window: its mean level, its squared content-cancelling
+    difference in units of one frame's variance, and the instrument (neighbours' mean);
+    and the correlation of horizontally neighbouring differences."""
+    k = len(window)
+    weights, factor = _DIFFERENCES[k]
+    totals = window.sum(axis=(1, 2))
+    # a global intensity change between the frames (flicker) is divided out
+    gains = totals.mean() / np.where(totals > 0, totals, 1.0)
+    diff = np.tensordot(weights * gains, window, axes=1)
+    mean = window.mean(axis=0)
+    box = np.zeros((mean.shape[0] - 2, mean.shape[1] - 2))
+    for dy in range(3):
+        for dx in range(3):
+            box += mean[dy : dy + box.shape[0], dx : dx + box.shape[1]]
+    inner = (slice(1, -1), slice(1, -1))
+    z = (box - mean[inner]) / 8.0
+    m, d2 = mean[inner], diff[inner] ** 2 / factor
+    left, right = diff[:, :-1].ravel(), diff[:, 1:].ravel()
+    corr = float(np.corrcoef(left, right)[0, 1]) if left.std() > 0 and right.std() > 0 else 0.0
+    if saturation is not None:
+        ok = window.max(axis=0)[inner] < saturation
+        m, d2, z = m[ok], d2[ok], z[ok]
+    return m.ravel(), d2.ravel(), z.ravel(), corr
+
+
+def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> NoiseFit:
+    parts = np.array_split(np.argsort(z, kind="stable"), BINS)
+    keep = np.ones(m.size, dtype=bool)
+    used = np.ones(BINS, dtype=bool)
+    for _ in range(4):
+        bm = np.array([m[p[keep[p]]].mean() for p in parts])
+        bv = np.array([d2[p[keep[p]]].mean() for p in parts])
+        count = np.array([keep[p].sum() for p in parts], dtype=np.float64)
+        if not np.all(np.isfinite(bv)) or bv.max() <= 0:
+            return _refused("the frames do not change: no noise to measure", bm, bv)
+        gain, c, err = _line(bm[used], bv[used], count[used])
+        # with read noise, readings near zero were clipped there (a detector without
+        # offset): such bins hide their noise
+        clipped = (c > 0.25 * gain * gain) & (bm < 2.5 * np.sqrt(np.maximum(bv, 0.0)))
+        if clipped.sum() > BINS // 2:
+            return _refused("most readings are clipped at zero: the noise cannot be measured", bm, bv)
+        new = d2 <= OUTLIER * np.maximum(gain * m + c, bv.min())
+        if np.array_equal(new, keep) and np.array_equal(~clipped, used):
+            break
+        keep, used = new, ~clipped
+    rel = np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)
+    misfit = float(np.median(rel[used]))
+    if float(np.median(bv[used])) < 0.5:
+        return _refused("the noise is smaller than one level: the movie's levels cannot resolve it", bm, bv)
+    if not gain > 0:
+        return _refused("the noise does not grow with the intensity: not a Poisson-Gaussian detector", bm, bv)
+    if err / gain > MAX_GAIN_ERROR:
+        return _refused(
+            f"the frames' intensities span too narrow a range to measure the gain (+-{100 * err / gain:.0f} %)", bm, bv
+        )
+    span = gain * (bm[used].max() - bm[used].min())
+    if span < 0.1 * float(np.median(bv[used])):
+        return _refused("read noise hides the shot noise: the gain cannot be measured", bm, bv)
+    if misfit > MAX_MISFIT:
+        return _refused(
+            f"the noise departs from a Poisson-Gaussian line by {100 * misfit:.0f} % "
+            "(a compressed, denoised or resampled movie?)",
+            bm,
+            bv,
+        )
+    if offset is not None:
+        read = math.sqrt(max(c + gain * offset, 0.0)) / gain
+        model = NoiseModel(gain, float(offset), read, estimated=True)
+    elif c >= 0:
+        model = NoiseModel(gain, 0.0, math.sqrt(c) / gain, estimated=True)
+    else:
+        model = NoiseModel(gain, -c / gain, 0.0, estimated=True)
+    return NoiseFit(model, "", bm, bv)
+
+
+def _line(x: np.ndarray, y: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
+    """Weighted least-squares y = g x + c (weights n / y²: relative errors); (g, c, stderr of g)."""
+    w = n / np.maximum(np.abs(y), 1e-12) ** 2
+    X = np.stack([x, np.ones_like(x)], axis=1)
+    WX = X * w[:, None]
+    cov = np.linalg.pinv(X.T @ WX)
+    g, c = cov @ (WX.T @ y)
+    resid = y - (g * x + c)
+    dof = max(len(x) - 2, 1)
+    s2 = max(float(np.sum(w * resid**2) / dof), 1.0)
+    return float(g), float(c), math.sqrt(max(s2 * cov[0, 0], 0.0))

@@ -1,0 +1,109 @@
+"""The noise model measured at compress time (emtcs.noise): accuracy on simulated
+detectors, refusals where the model does not hold, and how .tcs files carry it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from scipy.ndimage import gaussian_filter
+
+import emtcs
+from emtcs.noise import NoiseModel, estimate_noise
+from emtcs.simulate import MovieSimulator, SimulationConfig
+
+STILL = dict(drift_speed=0.0, particle_speed=0.0, rotation_speed=0.0, deformation=0.0, coalescence=False)
+
+
+def _frames(n=8, shape=(256, 256), moving=True, **kw):
+    cfg = SimulationConfig(n_frames=n, shape=shape, dtype="uint16", seed=3, **kw, **({} if moving else STILL))
+    sim = MovieSimulator(cfg)
+    return [sim.noisy_frame(t) for t in range(n)], sim
+
+
+@pytest.mark.parametrize(
+    "gain, offset, read_noise, dose, moving",
+    [
+        (1.0, 0.0, 0.0, 20.0, True),  # counting detector
+        (20.0, 100.0, 0.0, 50.0, False),
+        (5.0, 200.0, 3.0, 30.0, True),  # CMOS-like: offset and read noise
+        (0.5, 1000.0, 0.0, 100.0, False),
+    ],
+)
+def test_gain_is_measured_within_ten_percent(gain, offset, read_noise, dose, moving):
+    frames, sim = _frames(gain=gain, offset=offset, read_noise=read_noise, dose=dose, moving=moving)
+    fit = estimate_noise(frames, saturation=65535)
+    assert fit.model is not None, fit.reason
+    assert fit.model.gain == pytest.approx(gain, rel=0.1)
+    # offset and read noise are not separable, but the variance they imply at every level is
+    levels = np.linspace(offset + gain * dose * 0.5, offset + gain * dose * 1.5, 5)
+    truth = NoiseModel(gain, offset, read_noise)
+    np.testing.assert_allclose(fit.model.variance(levels), truth.variance(levels), rtol=0.15)
+
+
+def test_a_given_offset_splits_offset_and_read_noise():
+    frames, _ = _frames(gain=5.0, offset=200.0, read_noise=3.0, dose=30.0)
+    model = estimate_noise(frames, offset=200.0, saturation=65535).model
+    assert model is not None and model.offset == 200.0
+    assert model.read_noise == pytest.approx(3.0, rel=0.35)
+
+
+def test_movies_the_model_does_not_fit_are_refused_with_a_reason():
+    frames, _ = _frames(gain=1.0, offset=0.0, read_noise=0.0, dose=20.0)
+    blurred = [gaussian_filter(f.astype(float), 1.0) for f in frames]
+    assert estimate_noise(blurred).model is None
+    assert "correlated" in estimate_noise(blurred).reason
+    assert "two consecutive frames" in estimate_noise(frames[:1]).reason
+    assert "do not change" in estimate_noise([np.full((64, 64), 7.0)] * 4).reason
+    # read noise of 5 electrons at 1 e/px: the shot noise is hidden
+    dark, _ = _frames(gain=2.0, offset=100.0, read_noise=5.0, dose=1.0, moving=False)
+    assert estimate_noise(dark, saturation=65535).model is None
+
+
+def test_compress_stores_the_measured_noise_and_info_shows_it(tmp_path):
+    frames, _ = _frames(n=12, gain=4.0, offset=100.0, read_noise=0.0, dose=40.0)
+    src = tmp_path / "m.tif"
+    tifffile.imwrite(src, np.stack(frames))
+    info = emtcs.compress(src, tmp_path / "m.tcs", B=6)
+    assert info["noise"]["estimated"] is True and info["noise"]["gain"] == pytest.approx(4.0, rel=0.1)
+    assert info["format_version"] == "1.2"
+    from click.testing import CliRunner
+
+    from emtcs.cli import main
+
+    shown = json.loads(CliRunner().invoke(main, ["info", str(tmp_path / "m.tcs"), "--json"]).output)
+    assert shown["noise"] == info["noise"]
+    # a given gain is stored as given, and decoders use it
+    given = emtcs.compress(src, tmp_path / "g.tcs", B=6, gain=3.0, offset=90.0)
+    assert given["noise"] == {"gain": 3.0, "offset": 90.0, "read_noise": 0.0, "estimated": False}
+    with emtcs.open(tmp_path / "g.tcs") as r:
+        assert r.header.gain_in_levels == 3.0
+
+
+def test_unmeasurable_noise_is_noted_and_quantising_then_needs_a_gain(tmp_path):
+    rng = np.random.default_rng(0)
+    smooth = gaussian_filter(rng.poisson(50, size=(8, 64, 64)).astype(float), (0, 1.5, 1.5))
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, np.rint(smooth).astype(np.uint16))
+    info = emtcs.compress(src, tmp_path / "s.tcs", B=4)
+    assert info["noise"] is None and info["noise_note"]
+    with emtcs.open(tmp_path / "s.tcs") as r:
+        assert r.header.gain_in_levels == 1.0
+    with pytest.raises(emtcs.EmtcsError, match="give --gain"):
+        emtcs.compress(src, tmp_path / "q.tcs", B=4, quantise=1.0)
+    assert not (tmp_path / "q.tcs").exists()
+
+
+def test_a_bad_gain_option_is_one_line(tmp_path, movie_file):
+    from click.testing import CliRunner
+
+    from emtcs.cli import main
+
+    path, _ = movie_file(n=6, shape=(16, 16))
+    r = CliRunner().invoke(main, ["compress", str(path), "-B", "3", "--gain", "fast", "-o", str(tmp_path / "x.tcs")])
+    assert r.exit_code != 0 and "--gain must be auto or a number" in r.output
+    r = CliRunner().invoke(main, ["compress", str(path), "-B", "3", "--gain", "-2", "-o", str(tmp_path / "x.tcs")])
+    assert r.exit_code != 0 and "positive" in r.output
+    assert not (tmp_path / "x.tcs").exists()
