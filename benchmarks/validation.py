@@ -120,6 +120,7 @@ SUMMARY = (
     ("GAP-TV", "emtcs / gaptv"),
     ("TCS-DL", "emtcs / tcsdl"),
     ("GapUNet", "emtcs / gapunet"),
+    ("select", "emtcs / select"),
     ("JPEG", "JPEG"),
     ("JPEG + NLM", "JPEG + nlm"),
     ("JPEG XL", "JPEG XL"),

@@ -9,7 +9,8 @@ so the variance of a pixel grows linearly with its mean::
 window of four frames the third difference ``x0 - 3 x1 + 3 x2 - x3`` cancels the content,
 also where it drifts at a steady or steadily changing speed, and leaves noise of 20 times
 a frame's variance.  Its square is averaged in bins of an *instrument*: the mean of the
-pixel's eight neighbours over the window, whose noise is independent of the pixel's own,
+pixel's eight neighbours over the window plus its own mean over the other frames,
+whose noise is independent of the window's at that pixel,
 so the bins' mean squared difference and mean level lie on the noise line exactly
 (grouped instrumental-variable regression: binning by the noisy level itself would bend
 the line where read noise dominates).  Pixels whose difference is far beyond the line
@@ -46,8 +47,8 @@ __all__ = ["NoiseModel", "NoiseFit", "estimate_noise"]
 #: steady acceleration too, for 3 and 4), and the multiple of one frame's variance they leave.
 _DIFFERENCES = {2: (np.array([1.0, -1.0]), 2.0), 3: (np.array([1.0, -2.0, 1.0]), 6.0),
                 4: (np.array([1.0, -3.0, 3.0, -1.0]), 20.0)}
-#: At most this many pixels per window are used (a central crop).
-MAX_SIDE = 1024
+#: Frames are measured on a central crop of at most this side.
+MAX_SIDE = 512
 #: Number of instrument bins of the fit (equal numbers of pixels).
 BINS = 32
 #: Pixels whose squared difference exceeds this many times the line's variance are outliers.
@@ -55,7 +56,7 @@ OUTLIER = 25.0
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
 #: The fit is refused when the gain's relative standard error exceeds this...
-MAX_GAIN_ERROR = 0.04
+MAX_GAIN_ERROR = 0.05
 #: ...or when the bins' median relative deviation from the line exceeds this.
 MAX_MISFIT = 0.1
 
@@ -125,14 +126,17 @@ def estimate_noise(
     if len(shape) != 2 or min(shape) < 8:
         return _refused("frames smaller than 8 x 8 pixels: too small to measure the noise")
     crop = tuple(slice(max((s - MAX_SIDE) // 2, 0), max((s - MAX_SIDE) // 2, 0) + min(s, MAX_SIDE)) for s in shape)
+    stack = np.stack([np.asarray(f)[crop] for f in frames]).astype(np.float64)
+    total = stack.sum(axis=0)
     level, square, instrument, correlation = [], [], [], []
     k = min(n, 4)
     starts = list(range(0, n - k + 1, k))
     if starts[-1] + k < n:
         starts.append(n - k)  # the last window overlaps the one before
     for start in starts:
-        window = np.stack([np.asarray(f, dtype=np.float64)[crop] for f in frames[start : start + k]])
-        m, d2, z, corr = _window_statistics(window, saturation)
+        window = stack[start : start + k]
+        others = (total - window.sum(axis=0)) / (n - k) if n > k else None
+        m, d2, z, corr = _window_statistics(window, others, saturation)
         correlation.append(corr)
         level.append(m)
         square.append(d2)
@@ -154,11 +158,12 @@ def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray
 
 
 def _window_statistics(
-    window: np.ndarray, saturation: float | None
+    window: np.ndarray, others: np.ndarray | None, saturation: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Per inner pixel of a (k, H, W) window: its mean level, its squared content-cancelling
-    difference in units of one frame's variance, and the instrument (neighbours' mean);
-    and the correlation of horizontally neighbouring differences."""
+    difference in units of one frame's variance, and the instrument (the mean of its eight
+    neighbours in the window plus, given ``others``, its own mean over the frames outside
+    the window); and the correlation of horizontally neighbouring differences."""
     k = len(window)
     weights, factor = _DIFFERENCES[k]
     totals = window.sum(axis=(1, 2))
@@ -172,6 +177,8 @@ def _window_statistics(
             box += mean[dy : dy + box.shape[0], dx : dx + box.shape[1]]
     inner = (slice(1, -1), slice(1, -1))
     z = (box - mean[inner]) / 8.0
+    if others is not None:
+        z += others[inner]
     m, d2 = mean[inner], diff[inner] ** 2 / factor
     left, right = diff[:, :-1].ravel(), diff[:, 1:].ravel()
     corr = float(np.corrcoef(left, right)[0, 1]) if left.std() > 0 and right.std() > 0 else 0.0
@@ -182,13 +189,16 @@ def _window_statistics(
 
 
 def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> NoiseFit:
-    parts = np.array_split(np.argsort(z, kind="stable"), BINS)
+    edges = np.quantile(z, np.linspace(0, 1, BINS + 1)[1:-1])
+    label = np.searchsorted(edges, z, side="right")
     keep = np.ones(m.size, dtype=bool)
     used = np.ones(BINS, dtype=bool)
     for _ in range(4):
-        bm = np.array([m[p[keep[p]]].mean() for p in parts])
-        bv = np.array([d2[p[keep[p]]].mean() for p in parts])
-        count = np.array([keep[p].sum() for p in parts], dtype=np.float64)
+        count = np.bincount(label, weights=keep, minlength=BINS)
+        if count.min() == 0:
+            return _refused("the frames do not change: no noise to measure")
+        bm = np.bincount(label, weights=m * keep, minlength=BINS) / count
+        bv = np.bincount(label, weights=d2 * keep, minlength=BINS) / count
         if not np.all(np.isfinite(bv)) or bv.max() <= 0:
             return _refused("the frames do not change: no noise to measure", bm, bv)
         gain, c, err = _line(bm[used], bv[used], count[used])

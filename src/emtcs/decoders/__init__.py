@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DecoderError
-from . import gaptv, learned  # noqa: F401  (register "gaptv", "tcsdl", "gapnet")
+from . import gaptv, learned, select  # noqa: F401  (register "gaptv", "tcsdl", "gapnet", "gapunet", "select")
 from .base import Decoder, available_decoders, decoder_class, get_decoder, register
 
 __all__ = [
@@ -20,8 +20,9 @@ __all__ = [
     "decoder_for_group",
 ]
 
-#: Learned decoders in the order ``auto`` tries them, best first (docs/benchmarks.md).
-AUTO_ORDER = ("tcsdl", "gapnet")
+#: Learned decoders in the order ``auto`` tries them, best first (docs/benchmarks.md):
+#: ``select`` (GapUNet or GAP-TV per tile, by hold-out score) needs GapUNet weights.
+AUTO_ORDER = ("select", "tcsdl", "gapnet")
 
 
 def resolve_decoder(name: str, B: int, *, device: str = "auto") -> tuple[str, str | None]:
@@ -38,9 +39,9 @@ def resolve_decoder(name: str, B: int, *, device: str = "auto") -> tuple[str, st
             return "gaptv", f"{missing} does not import here (pip install {missing}): decoding with GAP-TV"
         from .. import zoo
 
-        for arch in AUTO_ORDER:
-            if zoo.find_weights(arch, B) is not None:
-                return arch, None
+        for candidate in AUTO_ORDER:
+            if zoo.find_weights(decoder_class(candidate).arch, B) is not None:
+                return candidate, None
         return "gaptv", f"no learned weights serve B={B}: decoding with GAP-TV"
     if not is_learned(name) and device == "cuda":
         raise DecoderError(f"decoder {name!r} runs on the CPU only; --device cuda applies to learned decoders")

@@ -22,7 +22,17 @@ import numpy as np
 
 from .base import Decoder
 
-__all__ = ["GUARD_RATIO", "HOLDOUT_FRACTION", "GuardedDecoder", "noise_ratio", "holdout_score", "guarded"]
+__all__ = [
+    "GUARD_RATIO",
+    "HOLDOUT_FRACTION",
+    "GuardedDecoder",
+    "noise_ratio",
+    "holdout_score",
+    "holdout_pixels",
+    "withhold",
+    "prediction_error",
+    "guarded",
+]
 
 #: Share of a tile's measurement pixels :func:`holdout_score` withholds.
 HOLDOUT_FRACTION = 0.1
@@ -61,15 +71,29 @@ def holdout_score(
     noise; larger where it makes things up.  Unlike the residual, a decoder cannot make
     it small by fitting the noise.  Costs one more decode.
     """
-    h, w = y.shape[-2:]
-    hold = np.random.default_rng(seed).random((h, w)) < fraction
+    hold = holdout_pixels(y.shape[-2:], fraction, seed)
     if not hold.any():
         return np.ones(len(y))
-    y_seen = np.where(hold, 0, y).astype(np.float32)
-    masks_seen = np.where(hold, 0, masks).astype(np.float32)
-    frames = dec.decode(y_seen, masks_seen, electrons_per_unit)
-    predicted = np.einsum("nbhw,nbhw->nhw", masks, frames)[:, hold]
-    recorded = y[:, hold]
+    y_seen, masks_seen = withhold(y, masks, hold)
+    return prediction_error(y, masks, dec.decode(y_seen, masks_seen, electrons_per_unit), hold, electrons_per_unit)
+
+
+def holdout_pixels(shape: tuple[int, ...], fraction: float = HOLDOUT_FRACTION, seed: int = 0) -> np.ndarray:
+    """The seeded random (h, w) selection of pixels :func:`holdout_score` withholds."""
+    return np.random.default_rng(seed).random((int(shape[0]), int(shape[1]))) < fraction
+
+
+def withhold(y: np.ndarray, masks: np.ndarray, hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Measurement and masks with the pixels ``hold`` removed (set to 0), as float32."""
+    return np.where(hold, 0, y).astype(np.float32), np.where(hold, 0, masks).astype(np.float32)
+
+
+def prediction_error(
+    y: np.ndarray, masks: np.ndarray, frames: np.ndarray, hold: np.ndarray, electrons_per_unit: float
+) -> np.ndarray:
+    """Per tile, RMS error of ``sum_b C_b X_b`` at the pixels ``hold`` over their RMS shot noise."""
+    predicted = np.einsum("nbhw,nbhw->nhw", masks, frames)[:, hold].astype(np.float64)
+    recorded = y[:, hold].astype(np.float64)
     noise_var = np.maximum(recorded, 0).mean(axis=1) / electrons_per_unit
     err_var = np.square(recorded - predicted).mean(axis=1)
     return np.sqrt(err_var / np.maximum(noise_var, np.finfo(np.float32).tiny))

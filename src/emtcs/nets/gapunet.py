@@ -145,13 +145,22 @@ class GapUNet(nn.Module):
     def forward(
         self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None, return_all: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.refine(y, C, self.start(y, C), epu, return_all)
+
+    def start(self, y: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+        """The GAP-TV reconstruction the stages start from (no parameters: equal to GAP-TV)."""
+        with torch.no_grad():
+            return gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations)
+
+    def refine(
+        self, y: torch.Tensor, C: torch.Tensor, x: torch.Tensor, epu: torch.Tensor | None = None, return_all: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The unfolded stages and the final projection, from the start ``x``."""
         n, B, h, w = C.shape
         if epu is None:  # no noise model: assume a modest dose of ~100 electrons per unit
             epu = y.new_full((n,), 100.0)
         epu = epu.reshape(n, 1, 1, 1).to(y.dtype)
         csum = mask_sum(C)
-        with torch.no_grad():  # no parameters before the first stage
-            x = gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations)
         offset = 3.0 / (8.0 * epu)
         sigma_u = 0.5 / torch.sqrt(epu)  # noise of sqrt(x + 3/(8 epu)) for Poisson counts
         outs = []

@@ -1,0 +1,84 @@
+"""``select``: GapUNet or GAP-TV, chosen per tile by which predicts withheld measurements better.
+
+A network can beat GAP-TV by several dB on data like its training data and lose as
+much on data unlike it (docs/decoders.md).  The measurement itself can tell which
+happened, without a reference: withhold a seeded 10 % of a tile's measurement pixels,
+reconstruct from the rest with both decoders, and ask each to predict the withheld
+pixels (:func:`emtcs.decoders.guard.holdout_score`).  The tile keeps the network's
+frames when its prediction error is not larger than GAP-TV's, else GAP-TV's.
+
+GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so both
+reconstructions of a tile and both hold-out decodes cost two GapUNet decodes in all:
+GAP-TV comes as their first step.  Both scores share one noise normalisation, so the
+choice does not depend on the noise model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import register
+from .guard import HOLDOUT_FRACTION, holdout_pixels, prediction_error, withhold
+from .learned import GapUNetDecoder
+
+__all__ = ["SelectingDecoder"]
+
+
+@register
+class SelectingDecoder(GapUNetDecoder):
+    """Per tile, GapUNet's frames or its GAP-TV start, by hold-out prediction error.
+
+    ``tiles`` and ``replaced`` count the tiles seen and those given to GAP-TV, and
+    ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores.
+    """
+
+    name = "select"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.tiles = self.replaced = 0
+        self.scores: np.ndarray = np.zeros((0, 2))
+
+    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+        hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
+        net, tv = self._both(y, masks, electrons_per_unit)
+        if hold.any():
+            y_seen, masks_seen = withhold(y, masks, hold)
+            net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit)
+            # the shared normalisation cancels in the comparison: any positive value will do
+            epu = 1.0 if electrons_per_unit is None else electrons_per_unit
+            self.scores = np.stack(
+                [prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1
+            )
+            use_tv = ~(self.scores[:, 0] <= self.scores[:, 1])  # a NaN score loses
+        else:
+            use_tv = np.zeros(len(y), dtype=bool)
+        net[use_tv] = tv[use_tv]
+        self.tiles += len(y)
+        self.replaced += int(use_tv.sum())
+        return net
+
+    def _both(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(GapUNet frames, GAP-TV frames) of a batch of tiles."""
+        import torch
+
+        with torch.inference_mode():
+            yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
+            ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
+            epu = None
+            if electrons_per_unit is not None:
+                epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
+            start = self.net.start(yt, ct)
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    out = self.net.refine(yt, ct, start, epu)
+            else:
+                out = self.net.refine(yt, ct, start, epu)
+            return out.float().cpu().numpy(), start.float().cpu().numpy()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rule": f"hold-out {HOLDOUT_FRACTION:g}"}

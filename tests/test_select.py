@@ -1,0 +1,70 @@
+"""``select`` (what ``auto`` decodes with when GapUNet weights serve B): per tile, GapUNet's
+frames or its GAP-TV start, whichever predicts withheld measurement pixels better."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from emtcs import zoo  # noqa: E402
+from emtcs.decoders import get_decoder, resolve_decoder  # noqa: E402
+from emtcs.decoders.gaptv import gap_tv  # noqa: E402
+from emtcs.sensing import encode, masks  # noqa: E402
+from emtcs.simulate import MovieSimulator, SimulationConfig  # noqa: E402
+
+B = 10
+
+
+def _tiles(n=2, size=48, dose=20.0):
+    ys, Cs = [], []
+    for k in range(n):
+        sim = MovieSimulator(SimulationConfig(n_frames=B, shape=(size, size), dose=dose, seed=20 + k))
+        x = np.stack([sim.noisy_frame(t) for t in range(B)]).astype(np.float32)
+        C = masks(k, B, (size, size)).astype(np.float32)
+        ys.append(encode(x, C).astype(np.float32))
+        Cs.append(C)
+    y, C = np.stack(ys), np.stack(Cs)
+    scale = float(np.percentile(y / np.maximum(C.sum(1), 1), 99.9))
+    return y / scale, C, scale
+
+
+def _shipped():
+    path = zoo.find_weights("gapunet", B)
+    if path is None:
+        pytest.skip("no GapUNet weights serve B=10")
+    return path
+
+
+def test_auto_is_select_where_gapunet_weights_serve_b():
+    _shipped()
+    assert resolve_decoder("auto", B)[0] == "select"
+
+
+def test_select_keeps_either_decoder_s_frames_tile_by_tile():
+    y, C, scale = _tiles()
+    sel = get_decoder("select", B=B, device="cpu")
+    out = sel.decode(y, C, scale)
+    net = get_decoder("gapunet", B=B, device="cpu").decode(y, C, scale)
+    assert sel.tiles == 2 and sel.scores.shape == (2, 2)
+    for k in range(2):
+        if sel.scores[k, 0] <= sel.scores[k, 1]:
+            np.testing.assert_array_equal(out[k], net[k])
+        else:
+            np.testing.assert_allclose(out[k], gap_tv(y[k], C[k]), atol=2e-3)
+
+
+def test_a_broken_network_is_replaced_by_gap_tv_everywhere(tmp_path):
+    import torch
+
+    info, state = zoo.load_weights(_shipped())
+    broken = {k: (v + torch.randn_like(v) * 0.5) if v.is_floating_point() else v for k, v in state.items()}
+    broken["step"] = torch.full_like(state["step"], 1.5)
+    path = tmp_path / "gapunet-broken.safetensors"
+    zoo.save_weights(path, broken, info["config"], serves=info.get("serves", "any"))
+    y, C, scale = _tiles()
+    sel = get_decoder("select", B=B, device="cpu", weights=path)
+    out = sel.decode(y, C, scale)
+    assert sel.replaced == 2, sel.scores
+    np.testing.assert_allclose(out, np.stack([gap_tv(y[k], C[k]) for k in range(2)]), atol=2e-3)
