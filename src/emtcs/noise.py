@@ -144,6 +144,8 @@ def estimate_noise(
     m, d2, z = np.concatenate(level), np.concatenate(square), np.concatenate(instrument)
     if m.size < 100 * BINS:
         return _refused("too few unsaturated pixels to measure the noise")
+    if not d2.any():
+        return _refused("the frames do not change: no noise to measure")
     corr = float(np.median(correlation))
     if corr > MAX_CORRELATION:
         return _refused(
@@ -195,10 +197,12 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> 
     used = np.ones(BINS, dtype=bool)
     for _ in range(4):
         count = np.bincount(label, weights=keep, minlength=BINS)
-        if count.min() == 0:
-            return _refused("the frames do not change: no noise to measure")
-        bm = np.bincount(label, weights=m * keep, minlength=BINS) / count
-        bv = np.bincount(label, weights=d2 * keep, minlength=BINS) / count
+        filled = count > 0  # few distinct levels leave bins empty
+        if filled.sum() < BINS // 2:
+            return _refused("too few distinct levels to measure the noise")
+        used &= filled
+        bm = np.bincount(label, weights=m * keep, minlength=BINS) / np.maximum(count, 1)
+        bv = np.bincount(label, weights=d2 * keep, minlength=BINS) / np.maximum(count, 1)
         if not np.all(np.isfinite(bv)) or bv.max() <= 0:
             return _refused("the frames do not change: no noise to measure", bm, bv)
         gain, c, err = _line(bm[used], bv[used], count[used])
@@ -207,10 +211,10 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> 
         clipped = (c > 0.25 * gain * gain) & (bm < 2.5 * np.sqrt(np.maximum(bv, 0.0)))
         if clipped.sum() > BINS // 2:
             return _refused("most readings are clipped at zero: the noise cannot be measured", bm, bv)
-        new = d2 <= OUTLIER * np.maximum(gain * m + c, bv.min())
-        if np.array_equal(new, keep) and np.array_equal(~clipped, used):
+        new = d2 <= OUTLIER * np.maximum(gain * m + c, bv[used].min())
+        if np.array_equal(new, keep) and np.array_equal(~clipped & filled, used):
             break
-        keep, used = new, ~clipped
+        keep, used = new, ~clipped & filled
     rel = np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)
     misfit = float(np.median(rel[used]))
     if float(np.median(bv[used])) < 0.5:
