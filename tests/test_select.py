@@ -69,3 +69,19 @@ def test_a_broken_network_is_replaced_by_gap_tv_everywhere(tmp_path):
     out = sel.decode(y, C, scale)
     assert sel.replaced == 2, sel.scores
     np.testing.assert_allclose(out, np.stack([gap_tv(y[k], C[k]) for k in range(2)]), atol=2e-3)
+
+
+def test_reports_count_the_tiles_select_gave_to_gap_tv(tmp_path):
+    import torch
+
+    from emtcs.decoders.guard import guarded
+    from emtcs.decoding import gap_tv_tiles
+
+    info, state = zoo.load_weights(_shipped())
+    broken = {k: v + torch.randn_like(v) * 0.5 for k, v in state.items()}
+    path = tmp_path / "gapunet-broken.safetensors"
+    zoo.save_weights(path, broken, info["config"], serves=info.get("serves", "any"))
+    y, C, scale = _tiles()
+    dec = guarded(get_decoder("select", B=B, device="cpu", weights=path), 2.0)
+    dec.decode(y, C, scale)
+    assert gap_tv_tiles(dec) == (2, 2)

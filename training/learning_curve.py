@@ -4,9 +4,12 @@ Reads RUN.ckpt (the run's config and validation history), scores GAP-TV and the 
 networks on the same validation samples, and writes a figure and a markdown table:
 
     python training/learning_curve.py runs/gapunet --figure docs/figures/gapunet-learning-curve.png
+    python training/learning_curve.py runs/gapunet --earlier runs/archive/phase1-gapunet runs/archive/phase2-gapunet-bl
 
 Hours are the training process's CPU time (what a one-core campaign spends), summed over
-every resumed session of the run.
+every resumed session of the run; ``--earlier`` runs (phases the run started from, oldest
+first) come before it on the hours axis, with their own validation numbers (the figure
+marks where a phase begins: its validation clips may differ).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def compare(cfg: TrainConfig) -> dict[str, float]:
     """Validation PSNR of GAP-TV and of each shipped network on the run's validation samples."""
     val = validation_set(cfg, cfg.val_samples)
     scores = {"GAP-TV": evaluate(None, val)["psnr"]}
-    for arch in ("tcsdl", "gapnet"):
+    for arch in ("tcsdl", "gapnet", "gapunet"):
         path = zoo.find_weights(arch)
         if path is None:
             continue
@@ -40,16 +43,25 @@ def compare(cfg: TrainConfig) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="run stem (RUN.ckpt)")
+    ap.add_argument("--earlier", type=Path, nargs="*", default=[], help="earlier phases' run stems, oldest first")
     ap.add_argument("--figure", type=Path)
     a = ap.parse_args()
     state = torch.load(a.run.with_suffix(".ckpt"), map_location="cpu", weights_only=True)
     cfg = TrainConfig(**json.loads(state["config"]))
-    history = [h for h in json.loads(state["history"]) if "val_psnr" in h]
+    history: list[dict[str, float]] = []
+    starts = []
+    for phase, stem in enumerate([*a.earlier, a.run], 1):
+        ck = torch.load(stem.with_suffix(".ckpt"), map_location="cpu", weights_only=True)
+        offset = history[-1]["cpu_hours"] if history else 0.0
+        starts.append(offset)
+        for h in json.loads(ck["history"]):
+            if "val_psnr" in h:
+                history.append({**h, "cpu_hours": offset + h["cpu_hours"], "phase": phase})
     others = compare(cfg)
-    print("| step | CPU-hours | validation PSNR (dB) | SSIM |")
-    print("|---|---|---|---|")
+    print("| phase | step | CPU-hours | validation PSNR (dB) | SSIM |")
+    print("|---|---|---|---|---|")
     for h in history:
-        print(f"| {h['step']} | {h['cpu_hours']:.2f} | {h['val_psnr']:.2f} | {h['val_ssim']:.3f} |")
+        print(f"| {h['phase']} | {h['step']} | {h['cpu_hours']:.2f} | {h['val_psnr']:.2f} | {h['val_ssim']:.3f} |")
     print()
     for name, v in others.items():
         print(f"- {name}: {v:.2f} dB on the same samples")
@@ -60,9 +72,14 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-        ax.plot([h["cpu_hours"] for h in history], [h["val_psnr"] for h in history], "o-", ms=3, label=cfg.arch)
-        for (name, v), (color, ls) in zip(others.items(), (("k", "--"), ("C1", ":"), ("C2", ":"))):
-            ax.axhline(v, color=color, ls=ls, lw=1, label=name)
+        for phase in sorted({h["phase"] for h in history}):
+            part = [h for h in history if h["phase"] == phase]
+            label = f"{cfg.arch}, phase {phase}" if len(starts) > 1 else cfg.arch
+            ax.plot([h["cpu_hours"] for h in part], [h["val_psnr"] for h in part], "o-", ms=3, label=label)
+        for x in starts[1:]:
+            ax.axvline(x, color="0.6", lw=0.8)
+        for (name, v), (color, ls) in zip(others.items(), (("k", "--"), ("C3", ":"), ("C4", ":"), ("C5", "-."))):
+            ax.axhline(v, color=color, ls=ls, lw=1, label=f"{name} (final clips)")
         ax.set_xlabel("training, CPU-hours (one core)")
         ax.set_ylabel("validation PSNR (dB)")
         source = "abTEM scenes (seeds 0-31)" if cfg.val_scene_files else "simulated scenes"

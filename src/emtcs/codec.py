@@ -20,6 +20,7 @@ from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
 from .decoders import decoder_for, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
+from .decoders.select import MARGIN
 from .decoding import DecodeSettings, decode_here, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
@@ -215,15 +216,18 @@ class DecompressReport:
     fallback: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def guard_summary(self) -> str | None:
-        """One line on the tiles the guard decoded with GAP-TV, if it replaced any."""
+        """One line on the tiles decoded with GAP-TV instead (guard, ``select``), if there were any."""
         replaced = sum(r for r, _ in self.fallback.values())
         if not replaced:
             return None
         tiles = sum(n for _, n in self.fallback.values())
         groups = sum(1 for r, _ in self.fallback.values() if r)
+        who, why = "guard", f"the {self.decoder.get('name')} residual exceeded {self.decoder.get('guard')}x the shot noise"
+        if self.decoder.get("name") == "select":
+            who, why = "select", f"GapUNet's hold-out score exceeded {MARGIN:g}x GAP-TV's (or the guard fired)"
         return (
-            f"guard: {replaced} of {tiles} tiles ({groups} of {len(self.fallback)} groups) decoded with GAP-TV, "
-            f"where the {self.decoder.get('name')} residual exceeded {self.decoder.get('guard')}x the shot noise"
+            f"{who}: {replaced} of {tiles} tiles ({groups} of {len(self.fallback)} groups) decoded with GAP-TV, "
+            f"where {why}"
         )
 
     def to_json(self) -> dict[str, Any]:

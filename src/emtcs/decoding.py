@@ -18,6 +18,7 @@ import numpy as np
 from .container import TcsHeader, TcsReader
 from .decoders import Decoder, decoder_for_group
 from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
+from .decoders.select import SelectingDecoder
 from .errors import InputError
 from .sensing import SeededMasks
 from .tiling import OVERLAP, TILE, decode_bands, intensity_scale
@@ -28,6 +29,7 @@ __all__ = [
     "GroupBand",
     "decode_group",
     "decode_here",
+    "gap_tv_tiles",
     "reported_config",
     "wanted_frames",
 ]
@@ -78,7 +80,7 @@ class DecodedRows(NamedTuple):
     terms: list[tuple[float, float]]  # residual terms of the bands decoded
     last: bool  # the group's last rows: its residual is complete
     decoder: dict[str, Any]  # the decoder's config
-    fallback: tuple[int, int] = (0, 0)  # (tiles the guard gave to GAP-TV, tiles decoded)
+    fallback: tuple[int, int] = (0, 0)  # (tiles given to GAP-TV, tiles decoded): gap_tv_tiles
 
 
 class GroupBand(NamedTuple):
@@ -88,7 +90,7 @@ class GroupBand(NamedTuple):
     frames: np.ndarray  # (len(keep), len(rows), W) in the source dtype
     num: float  # residual terms (emtcs.tiling.relative_residual)
     den: float
-    fallback: tuple[int, int]  # (tiles the guard gave to GAP-TV, tiles decoded) for this band
+    fallback: tuple[int, int]  # (tiles given to GAP-TV, tiles decoded) for this band: gap_tv_tiles
 
 
 def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
@@ -98,6 +100,17 @@ def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSet
         for band in decode_group(reader, g, dec, settings, keep=keep):
             last = band.rows.stop == hd.frame_shape[0]
             yield DecodedRows(g, t_out, band.rows, band.frames, [(band.num, band.den)], last, config, band.fallback)
+
+
+def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
+    """(tiles given to GAP-TV, tiles decoded) so far by ``dec``: by the guard around a learned
+    decoder and by ``select``'s hold-out rule; (0, 0) for other decoders."""
+    replaced = tiles = 0
+    if isinstance(dec, GuardedDecoder):
+        replaced, tiles, dec = dec.replaced, dec.tiles, dec.inner
+    if isinstance(dec, SelectingDecoder):
+        replaced, tiles = replaced + dec.replaced, dec.tiles
+    return replaced, tiles
 
 
 def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
@@ -142,7 +155,7 @@ def decode_group(
     dec = decoder_for_group(dec, nb)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard)
-    seen = (0, 0)
+    seen = gap_tv_tiles(dec)
     for rows, block, num, den in decode_bands(
         y,
         masks,
@@ -154,6 +167,6 @@ def decode_group(
         scale=scale,
         gain=hd.gain_in_levels,
     ):
-        now = (dec.replaced, dec.tiles) if isinstance(dec, GuardedDecoder) else (0, 0)
+        now = gap_tv_tiles(dec)
         yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))
         seen = now

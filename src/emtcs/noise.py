@@ -149,7 +149,8 @@ def estimate_noise(
     corr = float(np.median(correlation))
     if corr > MAX_CORRELATION:
         return _refused(
-            f"neighbouring pixels' noise is correlated ({corr:.2f}): a blurred, resampled or compressed movie"
+            f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
+            "than their noise, or the movie was blurred, resampled or compressed"
         )
     return _fit(m, d2, z, offset)
 
