@@ -68,7 +68,9 @@ def test_compress_stores_the_measured_noise_and_info_shows_it(tmp_path):
     tifffile.imwrite(src, np.stack(frames))
     info = emtcs.compress(src, tmp_path / "m.tcs", B=6)
     assert info["noise"]["estimated"] is True and info["noise"]["gain"] == pytest.approx(4.0, rel=0.1)
-    assert info["format_version"] == "1.2"
+    # quantised at one noise sigma by default, with the measured offset and read noise
+    assert info["format_version"] == "2.1" and info["measurement_coding"] == "anscombe-v2"
+    assert emtcs.compress(src, tmp_path / "x.tcs", B=6, quantise=0)["format_version"] == "1.2"
     from click.testing import CliRunner
 
     from emtcs.cli import main
@@ -78,6 +80,7 @@ def test_compress_stores_the_measured_noise_and_info_shows_it(tmp_path):
     # a given gain is stored as given, and decoders use it
     given = emtcs.compress(src, tmp_path / "g.tcs", B=6, gain=3.0, offset=90.0)
     assert given["noise"] == {"gain": 3.0, "offset": 90.0, "read_noise": 0.0, "estimated": False}
+    assert given["quant_offset"] == 90.0 and given["quant_gain"] == 3.0
     with emtcs.open(tmp_path / "g.tcs") as r:
         assert r.header.gain_in_levels == 3.0
 

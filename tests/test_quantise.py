@@ -90,7 +90,7 @@ def test_bad_quantisation_options_are_refused(tmp_path, movie_file, counts_movie
     with pytest.raises(InputError, match="gain"):
         emtcs.compress(path, tmp_path / "b.tcs", B=4, quantise=1, gain=0)
     fpath, _ = movie_file(n=6, dtype=np.float32, name="f.tif")
-    with pytest.raises(InputError, match="unsigned integer counts"):
+    with pytest.raises(InputError, match="give --gain"):  # a movie whose noise cannot be measured
         emtcs.compress(fpath, tmp_path / "c.tcs", B=3, quantise=1)
     assert not list(tmp_path.glob("*.tcs"))
 
@@ -104,9 +104,14 @@ def test_cli_quantise_and_info(run, tmp_path, counts_movie):
     assert "anscombe-v1, step 1 sigma, gain 1 levels/e" in info.output
     bad = run("compress", path, "-B", "4", "--quantise", "100", "-o", tmp_path / "x.tcs")
     assert bad.exit_code == 1 and "quantisation step" in bad.output and "Traceback" not in bad.output
-    alone = run("compress", path, "-B", "4", "--gain", "2", "-o", tmp_path / "y.tcs")
-    assert alone.exit_code == 1 and "--gain applies only with --quantise" in alone.output
+    both = run("compress", path, "-B", "4", "--quantise", "1", "--exact", "-o", tmp_path / "y.tcs")
+    assert both.exit_code == 1 and "contradict" in both.output
     assert not (tmp_path / "x.tcs").exists() and not (tmp_path / "y.tcs").exists()
+    # a given gain alone: quantised at one sigma by default; --exact keeps the sums
+    assert run("compress", path, "-B", "4", "--gain", "2", "-o", tmp_path / "g.tcs", "-q").exit_code == 0
+    assert "anscombe-v1, step 1 sigma, gain 2 levels/e" in run("info", tmp_path / "g.tcs").output
+    assert run("compress", path, "-B", "4", "--exact", "-o", tmp_path / "e.tcs", "-q").exit_code == 0
+    assert "exact" in run("info", tmp_path / "e.tcs").output
 
 
 def test_unknown_coding_is_refused(tmp_path, counts_movie):
@@ -145,3 +150,46 @@ def test_quantisation_test_vectors():
         assert _spec_q(y, step, gain) == q
         assert int(coding.encode(np.array([y], dtype=np.uint64))[0]) == q
         assert coding.decode(np.array([q], dtype=np.uint64))[0] == np.float32(estimate)
+
+
+VECTORS_V2 = VECTORS.with_name("quant-vectors-v2.json")
+
+
+def test_generalised_anscombe_test_vectors():
+    data = json.loads(VECTORS_V2.read_text())
+    assert data["coding"] == "anscombe-v2" and len(data["vectors"]) >= 100
+    for y, k, gain, offset, read, step, q, estimate in data["vectors"]:
+        coding = MeasurementCoding.anscombe(step, gain, offset, read)
+        if offset == 0 and read == 0:
+            assert coding.name == "anscombe-v1"  # the simplest coding holding the model
+            coding = MeasurementCoding("anscombe-v2", step, gain, offset, read)
+        assert coding.name == "anscombe-v2"
+        kk = np.array([k], dtype=np.uint8)
+        assert int(coding.encode(np.array([y], dtype=np.uint64), kk)[0]) == q
+        assert coding.decode(np.array([q], dtype=np.uint64), kk)[0] == np.float32(estimate)
+
+
+def test_offset_and_read_noise_are_stored_and_decode_within_half_a_step(tmp_path):
+    """A CMOS-like movie (offset 100, read noise 2 e, 3 levels per electron): anscombe-v2,
+    k frames summed per pixel from the masks, the last group short."""
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:40, 0:48]
+    electrons = 50 * (1 + 0.5 * np.sin(xx / 4.0 + yy / 6.0))
+    frames = np.rint(100 + 3 * (rng.poisson(np.broadcast_to(electrons, (11, 40, 48))) + rng.normal(0, 2, (11, 40, 48))))
+    path = tmp_path / "cmos.tif"
+    tifffile.imwrite(path, frames.astype(np.uint16))
+    out = tmp_path / "cmos.tcs"
+    info = emtcs.compress(path, out, B=5, seed=4, quantise=1.0, gain=3.0, offset=100.0)
+    assert info["measurement_coding"] == "anscombe-v2" and info["quant_offset"] == 100.0
+    m = masks(4, 5, (40, 48))
+    with emtcs.open(out) as r:
+        for g, start in enumerate(range(0, 11, 5)):
+            group = frames[start : start + 5].astype(np.uint16)
+            y = encode(group, m[: len(group)]).astype(np.float64)
+            k = m[: len(group)].sum(0)
+            est = r.measurement(g).astype(np.float64)
+            # half a step of the generalised Anscombe domain, in levels
+            sigma = 3.0 * np.sqrt(np.maximum(y - 100 * k, 0) / 3.0 + 4 * k + 0.375)
+            assert np.all(np.abs(est - y) <= 0.5 * sigma + 3.0 + 1e-3)
+            window = (slice(7, 30), slice(5, 41))
+            np.testing.assert_array_equal(r.measurement(g, window), r.measurement(g)[window])

@@ -126,7 +126,8 @@ def compress(
     B: int,
     output: Path | None,
     seed: int,
-    quantise: float,
+    quantise: float | None,
+    exact: bool,
     gain: str,
     offset: float | None,
     workers: int | None,
@@ -150,7 +151,7 @@ def compress(
 
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
-    quantise, gain = quantise_settings(quantise, gain)
+    quantise, gain = quantise_settings(quantise, exact, gain)
     options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "force": force}
     total = 0
     for src in inputs:

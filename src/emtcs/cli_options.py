@@ -18,7 +18,8 @@ def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
 
 def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--quantise SIGMA``, ``--gain auto|G`` and ``--offset O`` (:mod:`emtcs.quantise`, :mod:`emtcs.noise`)."""
+    """``--quantise SIGMA``, ``--exact``, ``--gain auto|G`` and ``--offset O`` (:mod:`emtcs.quantise`,
+    :mod:`emtcs.noise`)."""
     command = click.option(
         "--offset",
         type=float,
@@ -33,24 +34,30 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Detector gain in pixel values per electron; auto measures it from the movie (photon transfer) "
         "and stores it for the decoders (and --quantise).",
     )(command)
+    command = click.option(
+        "--exact", is_flag=True, help="Store the measurements exactly (lossless group sums), not quantised."
+    )(command)
     return click.option(
         "--quantise",
         type=float,
-        default=0.0,
-        show_default=True,
+        default=None,
         metavar="SIGMA",
-        help="Store measurements quantised with a step of SIGMA times their shot noise (e.g. 1: about half "
-        "the bytes at high dose); 0 stores them exactly. Needs a movie of counts and its gain.",
+        help="Quantise the measurements with a step of SIGMA times their noise [default: 1 where the noise "
+        "model is known (--gain), else exact]; 0 stores them exactly.",
     )(command)
 
 
-def quantise_settings(quantise: float, gain: str) -> tuple[float, float | None]:
-    """(step, gain) from the options: ``--gain auto`` is ``None`` (measure it)."""
+def quantise_settings(quantise: float | None, exact: bool, gain: str) -> tuple[float | None, float | None]:
+    """(step, gain) from the options: step ``None`` is the default (quantised at one noise sigma
+    where the noise is known), 0 with ``--exact``; ``--gain auto`` is ``None`` (measure it)."""
     from .errors import InputError
 
+    if exact and quantise:
+        raise InputError("--exact and --quantise contradict each other: give one")
+    step = 0.0 if exact else quantise
     if gain.strip().lower() == "auto":
-        return quantise, None
+        return step, None
     try:
-        return quantise, float(gain)
+        return step, float(gain)
     except ValueError:
         raise InputError(f"--gain must be auto or a number of pixel values per electron (got {gain!r})") from None

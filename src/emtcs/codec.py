@@ -26,7 +26,7 @@ from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
-from .quantise import MeasurementCoding
+from .quantise import EXACT, MeasurementCoding
 from .sensing import MASK_GENERATOR, ArrayMasks
 from .tiling import OVERLAP, TILE, intensity_scale, reconstruct_group, relative_residual
 
@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 Progress = Callable[[float], None]
+
+#: The quantisation step (noise standard deviations) of measurements by default, where
+#: the noise model is known: 1/12 of the noise variance added (formats/tcs.md §9).
+DEFAULT_STEP = 1.0
 
 
 def default_output(src: str | os.PathLike[str]) -> Path:
@@ -59,7 +63,7 @@ def compress(
     B: int = 20,
     *,
     seed: int = 0,
-    quantise: float = 0.0,
+    quantise: float | None = None,
     gain: float | None = None,
     offset: float | None = None,
     force: bool = False,
@@ -74,10 +78,11 @@ def compress(
     The detector's noise model (:mod:`emtcs.noise`) is stored with the measurements:
     ``gain`` (source values per electron) and ``offset`` when given, else measured from
     the first group's frames; when it cannot be measured the file says why
-    (``noise_note``) and decoders assume one level per electron.  ``quantise`` > 0
-    stores the measurements quantised with that step in units of their shot noise at
-    that gain (:mod:`emtcs.quantise`); 0 stores them exactly.  ``progress`` is called
-    with the number of frames encoded since its last call.
+    (``noise_note``) and decoders assume one level per electron.  The measurements are
+    stored quantised with a step of ``quantise`` noise standard deviations
+    (:mod:`emtcs.quantise`); by default (``None``) one, where the noise model is known,
+    else exactly; 0 stores them exactly.  ``progress`` is called with the number of
+    frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")
@@ -93,10 +98,6 @@ def compress(
         n = movie.n_frames
         if B > n:
             raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
-        if quantise and movie.dtype.kind != "u":
-            raise InputError(
-                f"--quantise needs a movie of unsigned integer counts, not {movie.dtype} (store it exactly instead)"
-            )
         vrange = movie.value_range() if movie.dtype.kind == "f" else None
         vmap = ValueMap.for_source(movie.dtype, vrange)
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
@@ -106,7 +107,7 @@ def compress(
         noise, note = _noise_model(group[: len(first)], vmap, gain, offset)
         if quantise and noise is None:
             raise InputError(f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain")
-        coding = MeasurementCoding.anscombe(quantise, noise.gain / vmap.scale if noise else 1.0)
+        coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap)
         encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding)
         header = TcsHeader(
             B=B,
@@ -124,6 +125,8 @@ def compress(
             measurement_coding=coding.name,
             quant_step=coding.step,
             quant_gain=coding.gain,
+            quant_offset=coding.offset,
+            quant_read_noise=coding.read_noise,
             noise=noise,
             noise_note=note,
         )
@@ -139,6 +142,16 @@ def compress(
                     writer.write_group(g, encoder.encode(group[: len(frames)]))
     with TcsReader(dst) as reader:
         return reader.info()
+
+
+def _coding(step: float, noise: NoiseModel | None, vmap: ValueMap) -> MeasurementCoding:
+    """How to store the measurements: quantised with ``step`` at the noise of ``noise`` (in the
+    encoder's levels), or exactly without a noise model or with ``step`` 0."""
+    if noise is None or not step:
+        return EXACT
+    return MeasurementCoding.anscombe(
+        step, noise.gain / vmap.scale, (noise.offset - vmap.offset) / vmap.scale, noise.read_noise
+    )
 
 
 def _noise_model(
@@ -161,7 +174,7 @@ def compress_many(
     B: int = 20,
     *,
     seed: int = 0,
-    quantise: float = 0.0,
+    quantise: float | None = None,
     gain: float | None = None,
     offset: float | None = None,
     force: bool = False,
@@ -186,7 +199,8 @@ def compress_many(
         check_output(dst, force=force)
     if gain is not None:
         NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
-    MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
+    if quantise:
+        MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
     options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "force": force}
     if workers is None and scheduler is None:
         return [compress(src, dst, B, progress=progress, **options) for src, dst in pairs]

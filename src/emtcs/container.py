@@ -23,7 +23,7 @@ from .encoder import FLOAT_LEVELS, ValueMap
 from .errors import FormatError, InputError
 from .noise import NoiseModel
 from .quantise import CODINGS, MeasurementCoding
-from .sensing import MASK_GENERATOR, accumulator_dtype, masks
+from .sensing import MASK_GENERATOR, SeededMasks, accumulator_dtype, masks
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs"]
 
@@ -61,6 +61,8 @@ class TcsHeader:
     measurement_coding: str = "exact"
     quant_step: float = 0.0
     quant_gain: float = 1.0
+    quant_offset: float = 0.0
+    quant_read_noise: float = 0.0
     #: The detector's noise in source values (given, or measured at compress time), or None
     noise: NoiseModel | None = None
     #: Why there is no noise model (empty when there is one or nobody asked)
@@ -76,7 +78,9 @@ class TcsHeader:
         """How the measurements are stored (exact sums or quantised)."""
         if not self.measurement_coding or self.measurement_coding == "exact":
             return MeasurementCoding()
-        return MeasurementCoding(self.measurement_coding, self.quant_step, self.quant_gain)
+        return MeasurementCoding(
+            self.measurement_coding, self.quant_step, self.quant_gain, self.quant_offset, self.quant_read_noise
+        )
 
     @property
     def n_groups(self) -> int:
@@ -148,6 +152,9 @@ class TcsWriter:
             if header.coding.quantised:
                 f.attrs["quant_step"] = np.float64(header.quant_step)
                 f.attrs["quant_gain"] = np.float64(header.quant_gain)
+            if header.coding.needs_counts:
+                f.attrs["quant_offset"] = np.float64(header.quant_offset)
+                f.attrs["quant_read_noise"] = np.float64(header.quant_read_noise)
         if header.noise is not None:
             f.attrs["noise_gain"] = np.float64(header.noise.gain)
             f.attrs["noise_offset"] = np.float64(header.noise.offset)
@@ -236,6 +243,8 @@ class TcsReader:
             kw["measurement_coding"] = coding
             if coding != "exact":
                 kw["quant_step"], kw["quant_gain"] = _float(a, "quant_step"), _float(a, "quant_gain")
+            if coding == "anscombe-v2":
+                kw["quant_offset"], kw["quant_read_noise"] = _float(a, "quant_offset"), _float(a, "quant_read_noise")
         elif _text(a.get("measurement_coding", "exact")) != "exact":
             raise FormatError(
                 f"{self.path}: a version {version[0]}.{version[1]} file cannot hold "
@@ -322,7 +331,15 @@ class TcsReader:
     def measurement(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
         """Measurement (group sums) of group ``g``, optionally a (rows, cols) window of it:
         integers as stored, or float32 when the file stores them quantised."""
-        return self.header.coding.decode(self.stored(g, window))
+        coding, stored = self.header.coding, self.stored(g, window)
+        if not coding.needs_counts:
+            return coding.decode(stored)
+        hd = self.header
+        rows, cols = window or (slice(None), slice(None))
+        counts = SeededMasks(hd.mask_seed, len(hd.group_frames(g)), hd.frame_shape).window(rows, cols).sum(
+            axis=0, dtype=np.uint8
+        )
+        return coding.decode(stored, counts)
 
     def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
         """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`)."""
@@ -505,7 +522,7 @@ def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
             return f"value map L={L}, s={s:g}, o={o:g} does not fit a {src.name} source"
     try:
         coding = hd.coding
-        stored = coding.stored_dtype(accumulator_dtype(L, hd.B), L * hd.B)
+        stored = coding.stored_dtype(accumulator_dtype(L, hd.B), L * hd.B, hd.B)
     except (InputError, ValueError) as exc:
         return str(exc)
     if stored.name != hd.measurement_dtype:

@@ -96,9 +96,10 @@ class GroupEncoder:
         self.coding = coding
         self.masks = masks(self.seed, self.B, self.shape)
         self._sum_dtype = accumulator_dtype(value_map.max_level, self.B)
-        self.dtype = coding.stored_dtype(self._sum_dtype, value_map.max_level * self.B)
+        self.dtype = coding.stored_dtype(self._sum_dtype, value_map.max_level * self.B, self.B)
         # quantising by lookup costs one gather per pixel instead of a square root
         self._table = coding.table(value_map.max_level * self.B)
+        self._counts: dict[int, np.ndarray] = {}  # frames summed per pixel, by group length
 
     def encode(self, levels: np.ndarray) -> np.ndarray:
         """Stored measurement of a (b, H, W) stack of levels, b <= B."""
@@ -107,4 +108,9 @@ class GroupEncoder:
         y = masked_sum(levels, self.masks, np.empty(self.shape, dtype=self._sum_dtype))
         if self._table is not None:
             return np.take(self._table, y)
-        return self.coding.encode(y)
+        if not self.coding.needs_counts:
+            return self.coding.encode(y)
+        nb = levels.shape[0]
+        if nb not in self._counts:
+            self._counts[nb] = self.masks[:nb].sum(axis=0, dtype=np.uint8)
+        return self.coding.encode(y, self._counts[nb]).astype(self.dtype, copy=False)

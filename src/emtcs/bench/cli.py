@@ -107,7 +107,8 @@ def bench(
     crop: str | None,
     dose: float | None,
     seed: int,
-    quantise: float,
+    quantise: float | None,
+    exact: bool,
     gain: str,
     offset: float | None,
     device: str,
@@ -133,7 +134,7 @@ def bench(
     from . import report
     from .run import BenchConfig, count_steps, load_movie, run_bench, simulated_movie
 
-    quantise, gain = quantise_settings(quantise, gain)
+    quantise, gain = quantise_settings(quantise, exact, gain)
     config = BenchConfig(
         B=_ints(B, "-B"),
         decoders=_list(decoders, "--decoder"),

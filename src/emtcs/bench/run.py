@@ -29,7 +29,6 @@ from ..decoders import decoder_for
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
 from ..metrics import frc_resolution, psnr, spectral_peaks, ssim, unmatched_peaks
-from ..quantise import MeasurementCoding
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
 from .denoise import Denoiser, NLMeans, Wavelet
@@ -68,8 +67,9 @@ class BenchConfig:
     #: Subset of :data:`REFERENCES`; None: every one available.
     references: tuple[str, ...] | None = None
     seed: int = 0
-    #: emtcs measurement quantisation step in noise sigmas (0: exact) and detector gain (:mod:`emtcs.quantise`).
-    quantise: float = 0.0
+    #: emtcs measurement quantisation step in noise sigmas (None: compress's default, 0: exact) and
+    #: detector gain and offset (None: measured) (:mod:`emtcs.quantise`, :mod:`emtcs.noise`).
+    quantise: float | None = None
     gain: float | None = None
     offset: float | None = None
     device: str = "auto"
@@ -274,6 +274,7 @@ class _Bench:
             raise InputError(f"B must be at least 2 (got {bad[0]})")
         self.frames, self.clean, self.config, self.source = frames, clean, config, source
         self.n = frames.shape[0]
+        self.codings: dict[int, str] = {}  # how emtcs stored the measurements, per B
         self.raw_bytes = frames.nbytes
         self.codecs = codec_names(config.codecs, frames.dtype)
         self.lo, self.hi = float(frames.min()), float(frames.max())
@@ -403,6 +404,7 @@ class _Bench:
         )
         encode_s = time.perf_counter() - t0
         budget = int(info["file_bytes"])
+        self.codings[B] = info["coding"]
         self._step(f"B={B}: emtcs compress")
         done: dict[str, dict[str, Any]] = {}
         for name in self.config.decoders:
@@ -538,11 +540,9 @@ class _Bench:
                 "decoders": list(self.config.decoders),
                 "codecs": self.codecs,
                 "seed": self.config.seed,
-                "measurement_coding": (
-                    MeasurementCoding.anscombe(self.config.quantise, self.config.gain).describe()
-                    if self.config.gain is not None or not self.config.quantise
-                    else f"anscombe-v1, step {self.config.quantise:g} sigma, measured gain"
-                ),
+                "quantise": "default" if self.config.quantise is None else self.config.quantise,
+                "gain": "auto" if self.config.gain is None else self.config.gain,
+                "measurement_coding": "; ".join(sorted(set(self.codings.values()))) or "exact",
                 "device": self.config.device,
                 "decoder_options": self.config.decoder_options,
             },
