@@ -147,7 +147,14 @@ def summary(results: list[dict[str, Any]]) -> str:
         for _, title in SUMMARY:
             r = _best(res["rows"], title)
             cells.append("–" if r is None else f"{float(r['psnr']):.2f}")
-        auto = next((r["row"].removeprefix("emtcs / ") for r in res["rows"] if "also auto" in (r["note"] or "")), "?")
+        auto = next(
+            (
+                r["row"].removeprefix("emtcs / ")
+                for r in res["rows"]
+                if "also auto" in (r["note"] or "") or (r["note"] or "").startswith("auto ->")
+            ),
+            "?",
+        )
         lines.append(f"| {res['movie']} | {res['B']} | " + " | ".join(cells) + f" | {auto} |")
     return "\n".join(lines)
 

@@ -53,6 +53,8 @@ MAX_SIDE = 512
 BINS = 32
 #: Pixels whose squared difference exceeds this many times the line's variance are outliers.
 OUTLIER = 25.0
+#: A maximum value held by more than this share of the readings is a saturation ceiling.
+CEILING = 1e-3
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
 #: The fit is refused when the gain's relative standard error exceeds this...
@@ -127,6 +129,11 @@ def estimate_noise(
         return _refused("frames smaller than 8 x 8 pixels: too small to measure the noise")
     crop = tuple(slice(max((s - MAX_SIDE) // 2, 0), max((s - MAX_SIDE) // 2, 0) + min(s, MAX_SIDE)) for s in shape)
     stack = np.stack([np.asarray(f)[crop] for f in frames]).astype(np.float64)
+    if np.all(stack == stack[:1]):
+        return _refused("the frames do not change: no noise to measure")
+    top = float(stack.max())
+    if np.mean(stack == top) > CEILING:  # a full well or clipped range below the dtype's maximum
+        saturation = top if saturation is None else min(saturation, top)
     total = stack.sum(axis=0)
     level, square, instrument, correlation = [], [], [], []
     k = min(n, 4)
@@ -213,9 +220,16 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> 
         if clipped.sum() > BINS // 2:
             return _refused("most readings are clipped at zero: the noise cannot be measured", bm, bv)
         new = d2 <= OUTLIER * np.maximum(gain * m + c, bv[used].min())
-        if np.array_equal(new, keep) and np.array_equal(~clipped & filled, used):
+        # bins far off the line (readings near a saturation ceiling, content the differences
+        # did not cancel) are left out
+        rel = np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)
+        off = rel > max(4.0 * 1.4826 * float(np.median(rel[used])), 0.1)
+        bins = ~clipped & filled & ~off
+        if bins.sum() < BINS // 2:
+            return _refused("the noise does not follow a line in the intensity: not a Poisson-Gaussian detector", bm, bv)
+        if np.array_equal(new, keep) and np.array_equal(bins, used):
             break
-        keep, used = new, ~clipped & filled
+        keep, used = new, bins
     rel = np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)
     misfit = float(np.median(rel[used]))
     if float(np.median(bv[used])) < 0.5:
