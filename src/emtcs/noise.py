@@ -52,9 +52,11 @@ MAX_SIDE = 512
 #: Number of instrument bins of the fit (equal numbers of pixels).
 BINS = 32
 #: Pixels whose squared difference exceeds this many times the line's variance are outliers.
-OUTLIER = 25.0
+OUTLIER = 16.0
 #: A maximum value held by more than this share of the readings is a saturation ceiling.
 CEILING = 1e-3
+#: With offset or read noise, more readings at zero than this share means clipping there.
+ZERO_SHARE = 0.005
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
 #: The fit is refused when the gain's relative standard error exceeds this...
@@ -159,7 +161,7 @@ def estimate_noise(
             f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
             "than their noise, or the movie was blurred, resampled or compressed"
         )
-    return _fit(m, d2, z, offset)
+    return _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
 
 
 def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None) -> NoiseFit:
@@ -190,15 +192,20 @@ def _window_statistics(
     if others is not None:
         z += others[inner]
     m, d2 = mean[inner], diff[inner] ** 2 / factor
-    left, right = diff[:, :-1].ravel(), diff[:, 1:].ravel()
-    corr = float(np.corrcoef(left, right)[0, 1]) if left.std() > 0 and right.std() > 0 else 0.0
+    corr = max(_correlation(diff[:, :-1], diff[:, 1:]), _correlation(diff[:-1], diff[1:]))
     if saturation is not None:
         ok = window.max(axis=0)[inner] < saturation
         m, d2, z = m[ok], d2[ok], z[ok]
     return m.ravel(), d2.ravel(), z.ravel(), corr
 
 
-def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> NoiseFit:
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two equally shaped arrays (0 where one is constant)."""
+    a, b = a.ravel(), b.ravel()
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+
+
+def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zeros: float = 0.0) -> NoiseFit:
     edges = np.quantile(z, np.linspace(0, 1, BINS + 1)[1:-1])
     label = np.searchsorted(edges, z, side="right")
     keep = np.ones(m.size, dtype=bool)
@@ -240,6 +247,9 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None) -> 
         return _refused(
             f"the frames' intensities span too narrow a range to measure the gain (+-{100 * err / gain:.0f} %)", bm, bv
         )
+    if zeros > ZERO_SHARE and abs(c) > 0.25 * gain * gain:
+        # readings pile up at zero while the line says they would spread below it
+        return _refused("readings are clipped at zero (an offset below the read noise): the noise cannot be measured", bm, bv)
     span = gain * (bm[used].max() - bm[used].min())
     if span < 0.1 * float(np.median(bv[used])):
         return _refused("read noise hides the shot noise: the gain cannot be measured", bm, bv)
