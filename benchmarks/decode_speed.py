@@ -24,7 +24,7 @@ from emtcs.codec import write_simulation
 
 # cProfile function names (file suffix, function) -> bucket
 BUCKETS = {
-    "decoder": [("decoders/gaptv.py", "decode"), ("decoders/learned.py", "decode")],
+    "decoder": [("decoders/gaptv.py", "decode"), ("decoders/learned.py", "decode"), ("decoders/select.py", "decode")],
     "masks": [("emtcs/sensing.py", "masks_at")],
 }
 
