@@ -205,3 +205,21 @@ def test_float_movie_is_coded_in_16_bits():
         if r["codec"] != "emtcs":
             assert r["bytes"] <= r["budget_bytes"] and "quantised" in r["input_map"]
             assert r["quality"]["clean"]["psnr"] > 10
+
+
+def test_quantisation_steps_give_rate_distortion_points():
+    """One emtcs point per B and --quantise step, each with the other codecs at its bytes."""
+    rng = np.random.default_rng(3)
+    clean = drifting_movie(8, (40, 48), np.uint16).astype(np.float64) / 40 + 20
+    noisy = rng.poisson(clean).astype(np.uint16)  # counts: gain 1
+    cfg = BenchConfig(B=(4,), decoders=("gaptv",), codecs=("jpegxl",), decoder_options=FAST, quantise=(0.0, 2.0), gain=1.0)
+    run = run_bench(noisy, clean.astype(np.float32), config=cfg).to_json()
+    emtcs_rows = _rows(run, codec="emtcs")
+    assert [r["quantise"] for r in emtcs_rows] == [0.0, 2.0]
+    assert [r["setting"] for r in emtcs_rows] == ["gaptv, exact", "gaptv, step 2"]
+    exact, coarse = emtcs_rows
+    assert coarse["bytes"] < exact["bytes"] and coarse["coding"].startswith("anscombe-v1")
+    for point in emtcs_rows:
+        matched = _rows(run, codec="jpegxl", quantise=point["quantise"], denoiser=None)
+        assert len(matched) == 1 and matched[0]["budget_bytes"] == point["bytes"]
+    assert run["config"]["quantise"] == ["exact", "step 2"]

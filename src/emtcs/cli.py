@@ -126,7 +126,7 @@ def compress(
     B: int,
     output: Path | None,
     seed: int,
-    quantise: float | None,
+    quantise: str | None,
     exact: bool,
     gain: str,
     offset: float | None,

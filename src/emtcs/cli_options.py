@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["device_option", "quantise_options", "quantise_settings"]
+__all__ = ["device_option", "quantise_options", "quantise_settings", "quantise_steps"]
 
 
 def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -39,7 +39,6 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     return click.option(
         "--quantise",
-        type=float,
         default=None,
         metavar="SIGMA",
         help="Quantise the measurements with a step of SIGMA times their noise [default: 1 where the noise "
@@ -47,17 +46,41 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def quantise_settings(quantise: float | None, exact: bool, gain: str) -> tuple[float | None, float | None]:
+def quantise_settings(quantise: str | None, exact: bool, gain: str) -> tuple[float | None, float | None]:
     """(step, gain) from the options: step ``None`` is the default (quantised at one noise sigma
     where the noise is known), 0 with ``--exact``; ``--gain auto`` is ``None`` (measure it)."""
+    steps, gain_value = quantise_steps(quantise, exact, gain)
+    if len(steps) > 1:
+        from .errors import InputError
+
+        raise InputError(f"--quantise takes one step here (got {quantise})")
+    return steps[0], gain_value
+
+
+def quantise_steps(quantise: str | None, exact: bool, gain: str) -> tuple[tuple[float | None, ...], float | None]:
+    """Like :func:`quantise_settings`, for a comma-separated list of steps (``emtcs bench``)."""
     from .errors import InputError
 
-    if exact and quantise:
+    if exact and quantise is not None and any(float(v) for v in _numbers(quantise)):
         raise InputError("--exact and --quantise contradict each other: give one")
-    step = 0.0 if exact else quantise
+    steps: tuple[float | None, ...] = (0.0,) if exact else (None,)
+    if quantise is not None and not exact:
+        steps = tuple(_numbers(quantise))
     if gain.strip().lower() == "auto":
-        return step, None
+        return steps, None
     try:
-        return step, float(gain)
+        return steps, float(gain)
     except ValueError:
         raise InputError(f"--gain must be auto or a number of pixel values per electron (got {gain!r})") from None
+
+
+def _numbers(text: str) -> list[float]:
+    from .errors import InputError
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--quantise must be a number of noise sigmas (got {text!r})") from None
+    if not values:
+        raise InputError("--quantise needs a value")
+    return values

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..atomic import check_output
-from ..cli_options import device_option, quantise_options, quantise_settings
+from ..cli_options import device_option, quantise_options, quantise_steps
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
@@ -107,7 +107,7 @@ def bench(
     crop: str | None,
     dose: float | None,
     seed: int,
-    quantise: float | None,
+    quantise: str | None,
     exact: bool,
     gain: str,
     offset: float | None,
@@ -120,8 +120,9 @@ def bench(
 ) -> None:
     """Compare emtcs with JPEG, JPEG 2000, HTJ2K and JPEG XL at the same bytes.
 
-    For each B, every other codec gets the best quality setting whose total bytes
-    over the same frames do not exceed the .tcs file's; each is also shown followed
+    For each B (and each --quantise step, comma-separated: rate-distortion points), every
+    other codec gets the best quality setting whose total bytes over the same frames do
+    not exceed the .tcs file's; each is also shown followed
     by a denoiser (non-local means).  Fidelity (PSNR, SSIM) against the clean truth
     when known, the denoised raw frames and the raw frames; speed on this machine.
     With no INPUT it runs on a simulated movie with its clean truth.
@@ -130,18 +131,19 @@ def bench(
     Examples:
       emtcs bench --json bench.json --plot bench.png
       emtcs bench movie.tif -B 5,10 --decoder gaptv,tcsdl --frames 20 --crop 512x512
+      emtcs bench -B 10,20 --quantise 0,1,2 --plot rd.png
     """
     from . import report
     from .run import BenchConfig, count_steps, load_movie, run_bench, simulated_movie
 
-    quantise, gain = quantise_settings(quantise, exact, gain)
+    steps, gain = quantise_steps(quantise, exact, gain)
     config = BenchConfig(
         B=_ints(B, "-B"),
         decoders=_list(decoders, "--decoder"),
         codecs=_list(codecs, "--codecs"),
         references=_list(references, "--reference") if references else None,
         seed=seed,
-        quantise=quantise,
+        quantise=steps,
         gain=gain,
         offset=offset,
         device=device,

@@ -1,7 +1,8 @@
 """The bench's figure (matplotlib, imported only here): rate-distortion curves and one frame.
 
-Top: PSNR against compression ratio for each reference, one curve per codec (solid)
-and per codec + denoiser (dashed), emtcs points at each B and decoder.  Bottom, as in
+Top: PSNR against bits per pixel for each reference, one curve per codec (solid) and
+per codec + denoiser (dashed), emtcs points at each B (and quantisation step) and
+decoder: equal-bytes comparisons are read off the curves.  Bottom, as in
 Figure 3 of the paper: one frame raw, (clean,) emtcs and JPEG at the same size, each
 with a zoomed inset, and the magnitude of its 2-D Fourier transform.
 """
@@ -53,7 +54,7 @@ def _rd_panel(ax: Any, run: dict[str, Any], ref: str) -> None:
     for name, colour in _COLOURS.items():
         for den, ls in ((None, "-"), ("nlm", "--")):
             pts = sorted(
-                (r["compression_ratio"], _psnr(r, ref))
+                (r["bits_per_pixel"], _psnr(r, ref))
                 for r in rows
                 if r["codec"] == name and r.get("denoiser") == den and _psnr(r, ref) is not None
             )
@@ -62,16 +63,17 @@ def _rd_panel(ax: Any, run: dict[str, Any], ref: str) -> None:
                 ax.plot(*zip(*pts), ls=ls, marker="o", ms=3, color=colour, label=title)
     decoders = sorted({r["decoder"]["name"] for r in rows if r["codec"] == "emtcs"})
     for marker, dec in zip(_EMTCS_MARKERS, decoders):
+        several = len(run["config"].get("quantise", [])) > 1
         pts = sorted(
-            (r["compression_ratio"], _psnr(r, ref), r["B"])
+            (r["bits_per_pixel"], _psnr(r, ref), f"B={r['B']}" + (f", {r['setting'].split(', ')[-1]}" if several else ""))
             for r in rows
             if r["codec"] == "emtcs" and r["decoder"]["name"] == dec and _psnr(r, ref) is not None
         )
         if pts:
             x, y, _ = zip(*pts)
             ax.plot(x, y, color="tab:red", marker=marker, ms=10, lw=1.5, label=f"emtcs / {dec}")
-            for xi, yi, B in pts:
-                ax.annotate(f"B={B}", (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7, color="tab:red")
+            for xi, yi, label in pts:
+                ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7, color="tab:red")
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.set_xscale("log")
@@ -79,7 +81,7 @@ def _rd_panel(ax: Any, run: dict[str, Any], ref: str) -> None:
     ax.xaxis.set_minor_locator(LogLocator(subs="all"))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-    ax.set_xlabel("compression ratio (raw bytes / bytes)")
+    ax.set_xlabel("bits per pixel (per frame)")
     ax.set_ylabel(f"PSNR vs {ref} (dB)")
     ax.set_title(f"reference: {ref}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)

@@ -67,9 +67,10 @@ class BenchConfig:
     #: Subset of :data:`REFERENCES`; None: every one available.
     references: tuple[str, ...] | None = None
     seed: int = 0
-    #: emtcs measurement quantisation step in noise sigmas (None: compress's default, 0: exact) and
-    #: detector gain and offset (None: measured) (:mod:`emtcs.quantise`, :mod:`emtcs.noise`).
-    quantise: float | None = None
+    #: emtcs measurement quantisation steps in noise sigmas (None: compress's default, 0: exact), one
+    #: emtcs point per B and step, and the detector gain and offset (None: measured)
+    #: (:mod:`emtcs.quantise`, :mod:`emtcs.noise`).
+    quantise: tuple[float | None, ...] = (None,)
     gain: float | None = None
     offset: float | None = None
     device: str = "auto"
@@ -160,9 +161,17 @@ def run_bench(
     return _Bench(frames, clean, config or BenchConfig(), source or {"name": "array"}, progress).run()
 
 
+def _step_label(step: float | None) -> str:
+    """How a quantisation step reads in tables: default, exact or the step in noise sigmas."""
+    if step is None:
+        return "default"
+    return "exact" if step == 0 else f"step {step:g}"
+
+
 def count_steps(config: BenchConfig, dtype: np.dtype) -> int:
-    """Progress steps of a run: the references, then per B emtcs, its decoders and two per codec."""
-    return 1 + len(config.B) * (1 + len(config.decoders) + 2 * len(codec_names(config.codecs, dtype)))
+    """Progress steps of a run: the references, then per B and step emtcs, its decoders and two per codec."""
+    points = len(config.B) * len(config.quantise)
+    return 1 + points * (1 + len(config.decoders) + 2 * len(codec_names(config.codecs, dtype)))
 
 
 QUALITY_FIELDS = ("psnr", "psnr_min", "ssim", "frc_px", "invented_peaks")
@@ -274,7 +283,8 @@ class _Bench:
             raise InputError(f"B must be at least 2 (got {bad[0]})")
         self.frames, self.clean, self.config, self.source = frames, clean, config, source
         self.n = frames.shape[0]
-        self.codings: dict[int, str] = {}  # how emtcs stored the measurements, per B
+        self.codings: dict[tuple[int, float | None], str] = {}  # how emtcs stored the measurements
+        self.sampling = True  # keep frames for the figure (the first quantisation step only)
         self.raw_bytes = frames.nbytes
         self.codecs = codec_names(config.codecs, frames.dtype)
         self.lo, self.hi = float(frames.min()), float(frames.max())
@@ -328,7 +338,7 @@ class _Bench:
             **extra,
         }
         self.rows.append(row)
-        if test is not None and (B is None or B == self.panel_B):
+        if test is not None and (B is None or B == self.panel_B) and self.sampling:
             self.samples[self._sample_key(row)] = np.array(test[self.k])
         return row
 
@@ -390,8 +400,9 @@ class _Bench:
         )
         self._step("references")
 
-    def _emtcs(self, B: int, tmp: Path) -> int | None:
-        """emtcs rows for B; returns the .tcs size in bytes (the budget), None if skipped."""
+    def _emtcs(self, B: int, step: float | None, tmp: Path) -> int | None:
+        """emtcs rows for B and quantisation ``step``; returns the .tcs size in bytes (the budget),
+        None if skipped."""
         if B > self.n:
             self._row("emtcs", "emtcs", B=B, status="skipped", note=f"B={B} > {self.n} frames")
             self._progress(self._steps_per_B, status=f"B={B}: skipped")
@@ -400,11 +411,12 @@ class _Bench:
         t0 = time.perf_counter()
         cfg = self.config
         info = emtcs_codec.compress(
-            tmp / "movie.tif", tcs, B, seed=cfg.seed, quantise=cfg.quantise, gain=cfg.gain, offset=cfg.offset, force=True
+            tmp / "movie.tif", tcs, B, seed=cfg.seed, quantise=step, gain=cfg.gain, offset=cfg.offset, force=True
         )
         encode_s = time.perf_counter() - t0
         budget = int(info["file_bytes"])
-        self.codings[B] = info["coding"]
+        self.codings[(B, step)] = info["coding"]
+        point = {"quantise": step, "coding": info["coding"]}
         self._step(f"B={B}: emtcs compress")
         done: dict[str, dict[str, Any]] = {}
         for name in self.config.decoders:
@@ -412,7 +424,9 @@ class _Bench:
             try:
                 dec, notice = decoder_for(name, B, device=self.config.device, **options)
             except (DecoderError, MissingDependencyError) as exc:
-                self._row("emtcs", f"emtcs / {name}", B=B, setting=name, status="unable", note=str(exc), nbytes=budget)
+                self._row(
+                    "emtcs", f"emtcs / {name}", B=B, setting=name, status="unable", note=str(exc), nbytes=budget, **point
+                )
                 self._step(f"B={B}: emtcs {name} unable")
                 continue
             if dec.name in done:
@@ -437,34 +451,38 @@ class _Bench:
                 "emtcs",
                 f"emtcs / {dec.name}",
                 B=B,
-                setting=dec.name,
+                setting=dec.name if len(self.config.quantise) == 1 else f"{dec.name}, {_step_label(step)}",
                 note=note,
                 nbytes=budget,
                 test=restored,
                 encode_s=encode_s,
                 decode_s=decode_s,
                 decoder=dec.get_config(),
+                **point,
             )
             self._step(f"B={B}: emtcs {dec.name}")
         tcs.unlink()
         return budget
 
-    def _competitor(self, name: str, B: int, budget: int) -> None:
+    def _competitor(self, name: str, B: int, step: float | None, budget: int) -> None:
         codec: Codec = get_codec(name)
         title = codec.title
         reason = codec.unavailable()
         if reason:
-            self._row(name, title, B=B, status="unable", note=reason, budget_bytes=budget)
+            self._row(name, title, B=B, status="unable", note=reason, budget_bytes=budget, quantise=step)
             self._progress(2, status=f"B={B}: {name} unable")
             return
         try:
             coded = codec.at_budget(self.frames, budget, lo=self.lo, hi=self.hi)
         except (RuntimeError, ValueError, TypeError) as exc:
-            self._row(name, title, B=B, status="unable", note=f"{type(exc).__name__}: {exc}", budget_bytes=budget)
+            self._row(
+                name, title, B=B, status="unable", note=f"{type(exc).__name__}: {exc}", budget_bytes=budget, quantise=step
+            )
             self._progress(2, status=f"B={B}: {name} unable")
             return
         common = {
             "B": B,
+            "quantise": step,
             "budget_bytes": budget,
             "search_evaluations": coded.evaluations,
             "input_map": coded.cmap.describe(),
@@ -516,11 +534,14 @@ class _Bench:
             tmp = Path(tmp_name)
             tifffile.imwrite(tmp / "movie.tif", self.frames, photometric="minisblack")
             for B in self.config.B:
-                budget = self._emtcs(B, tmp)
-                if budget is None:
-                    continue
-                for name in self.codecs:
-                    self._competitor(name, B, budget)
+                for i, step in enumerate(self.config.quantise):
+                    self.sampling = i == 0
+                    budget = self._emtcs(B, step, tmp)
+                    if budget is None:
+                        break
+                    for name in self.codecs:
+                        self._competitor(name, B, step, budget)
+            self.sampling = True
         n, h, w = self.frames.shape
         data = {
             "format": FORMAT,
@@ -540,7 +561,7 @@ class _Bench:
                 "decoders": list(self.config.decoders),
                 "codecs": self.codecs,
                 "seed": self.config.seed,
-                "quantise": "default" if self.config.quantise is None else self.config.quantise,
+                "quantise": [_step_label(q) for q in self.config.quantise],
                 "gain": "auto" if self.config.gain is None else self.config.gain,
                 "measurement_coding": "; ".join(sorted(set(self.codings.values()))) or "exact",
                 "device": self.config.device,
