@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -56,11 +57,14 @@ class _Group(click.Group):
 _interrupted = False
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    # Python drops an exception raised while a __del__ runs; the flag lets the next
-    # progress tick raise it again, so an interrupt is never lost.
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # An exception raised inside a __del__ or a weakref callback is printed with a
+    # traceback and dropped: there, only set the flag, which the next progress tick
+    # turns into the interrupt, so an interrupt is never lost nor printed twice.
     global _interrupted
     _interrupted = True
+    if frame is not None and (frame.f_code.co_name == "__del__" or frame.f_code.co_filename.endswith("weakref.py")):
+        return
     raise KeyboardInterrupt
 
 
