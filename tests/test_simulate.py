@@ -467,3 +467,10 @@ def test_stem_has_bright_columns_and_row_wise_scan_noise(seed: int) -> None:
     # Each scan line is shifted and scaled on its own: rough across lines, smooth along them.
     assert line_to_line(jittered) > 1.3 * line_to_line(ideal)
     assert np.abs(jittered - ideal).mean() > 0.01 * ideal.mean()
+
+
+def test_a_tiny_twinned_particle_without_a_lamella_plane_renders() -> None:
+    # found by a property campaign: the twin's second plane had no column to pass through
+    cfg = SimulationConfig(n_frames=3, shape=(9, 70), dose=5, seed=16, voltage_kv=80, column_spacing_px=(3, 4))
+    frames = [MovieSimulator(cfg).noisy_frame(t) for t in range(3)]
+    assert all(f.shape == (9, 70) for f in frames)

@@ -267,7 +267,9 @@ def _new_particle(rng: np.random.Generator, c: SimulationConfig, d0: float, radi
         side0 = (base - p0) @ n
         sidet = (twin - p0) @ n
         parts = [base[side0 <= tol], twin[sidet > tol]]
-        if rng.random() < 0.5:  # lamella: a second plane, back to the parent orientation
+        # lamella: a second plane, back to the parent orientation (a tiny particle may have
+        # no twinned column to put it through)
+        if rng.random() < 0.5 and (sidet > tol).any():
             width = rng.uniform(0.25, 0.6) * radius / d0
             cand = twin[sidet > tol]
             pos = (cand - p0) @ n
