@@ -99,3 +99,14 @@ def test_stitching_is_exact_for_consistent_tiles_and_residual_is_zero():
     assert rows_seen[0][0] == 0 and rows_seen[-1][1] == 45
     assert all(a[1] == b[0] for a, b in zip(rows_seen, rows_seen[1:]))
     assert len(dec.calls) == len(tile_starts(45, 20, 6)) * len(tile_starts(61, 20, 6))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"guard": -1.0}, "guard"), ({"batch": 0}, "batch"), ({"gain": 0.0}, "gain"), ({"tile": 8, "overlap": 8}, "overlap")],
+)
+def test_reconstruct_refuses_bad_settings(kwargs, message):
+    from emtcs.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        emtcs.reconstruct(np.ones((16, 16)), np.ones((4, 16, 16)), **kwargs)

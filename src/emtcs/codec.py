@@ -395,17 +395,22 @@ def reconstruct(
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
+    settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard)  # validates them
+    if not (np.isfinite(gain) and gain > 0):
+        raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
     dec, _ = decoder_for(method, masks.shape[0], **options)
     source = ArrayMasks(masks)
     if scale is None:
         scale = intensity_scale(y, source)
-    dec = guarded(dec, guard)
+    dec = guarded(dec, settings.guard)
     out = np.empty(masks.shape, dtype=np.float32)
 
     def emit(rows: slice, block: np.ndarray) -> None:
         out[:, rows] = block
 
-    reconstruct_group(y, source, dec, emit, tile=tile, overlap=overlap, batch=batch, scale=scale, gain=gain)
+    reconstruct_group(
+        y, source, dec, emit, tile=settings.tile, overlap=settings.overlap, batch=settings.batch, scale=scale, gain=gain
+    )
     return out
 
 

@@ -60,8 +60,12 @@ class DecodeSettings:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.guard) and self.guard >= 0):
             raise InputError(f"--guard must be a ratio >= 0 (0: off), got {self.guard}")
+        if self.tile < 1:
+            raise InputError(f"tile must be at least 1 pixel (got {self.tile})")
         if not 0 <= self.overlap < self.tile:
             raise InputError(f"overlap {self.overlap} must be in [0, tile={self.tile})")
+        if self.batch < 1:
+            raise InputError(f"--batch must be at least 1 tile (got {self.batch})")
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
 
     @property
