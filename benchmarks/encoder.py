@@ -2,8 +2,13 @@
 
 1. Throughput of the group encoder on a 2048 x 2048 x 20 uint16 group, in GB/s of raw
    input and as a ratio to a plain numpy copy of the same bytes, measured in one run;
-   storing the measurement exactly and quantised (``--quantise 1``).
-2. Peak RSS of ``emtcs compress`` on 40 and 400 frames of 2048 x 2048 uint16
+   storing the measurement exactly and quantised at one noise sigma (``anscombe-v1``:
+   a counting detector; ``anscombe-v2``: with offset and read noise).
+2. Whole-process ``emtcs compress`` (reading the TIFF, measuring the noise, encoding,
+   writing the .tcs; default and ``--exact``) against reading the same frames and
+   encoding each with libjpeg-turbo at 12 bits (imagecodecs, quality 90), on a
+   2048 x 2048 x 100 movie of 12-bit counts, in one run.
+3. Peak RSS of ``emtcs compress`` on 40 and 400 frames of 2048 x 2048 uint16
    (written here as TIFF files; about 3.4 GB of disk for the larger one).
 
 Usage: python benchmarks/encoder.py [--workdir DIR] [--skip-rss] [--json OUT.json]
@@ -29,11 +34,13 @@ from emtcs.encoder import GroupEncoder, ValueMap
 from emtcs.quantise import MeasurementCoding
 
 
-def throughput(B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7, quantise: float = 0.0) -> dict:
+def throughput(
+    B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7, coding: MeasurementCoding | None = None
+) -> dict:
     rng = np.random.default_rng(0)
     group = rng.integers(0, 4096, size=(B, *shape), dtype=np.uint16)
     copy = np.empty_like(group)
-    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype), MeasurementCoding.anscombe(quantise))
+    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype), coding or MeasurementCoding())
     enc.encode(group)
     np.copyto(copy, group)  # first touch of the destination pages
     t_enc, t_copy = [], []
@@ -69,6 +76,45 @@ def write_movie(path: Path, n: int, shape: tuple[int, int]) -> None:
     tifffile.imwrite(path, frames(), shape=(n, *shape), dtype=np.uint16, bigtiff=True)
 
 
+def against_jpeg(folder: Path, n: int = 100, shape: tuple[int, int] = (2048, 2048), B: int = 20) -> dict:
+    """Whole-process compress against read + libjpeg-turbo 12-bit encode of the same frames."""
+    import imagecodecs
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    electrons = 400 * (1 + 0.4 * np.sin(xx / 9.0) * np.cos(yy / 13.0))  # counts up to about 1200 + offset
+    movie = folder / "counts.tif"
+    tifffile.imwrite(
+        movie,
+        _frames(rng, electrons, n),
+        shape=(n, *shape),
+        dtype=np.uint16,
+        bigtiff=True,
+    )
+    out: dict = {"movie": [n, *shape], "bytes": movie.stat().st_size}
+    import emtcs
+
+    for label, step in (("emtcs default", None), ("emtcs --exact", 0.0)):
+        t0 = time.perf_counter()
+        info = emtcs.compress(movie, folder / "m.tcs", B, quantise=step, force=True)
+        out[label] = {"s": time.perf_counter() - t0, "coding": info["coding"], "tcs_bytes": info["file_bytes"]}
+    t0 = time.perf_counter()
+    jpeg_bytes = 0
+    with tifffile.TiffFile(movie) as tif:
+        for page in tif.pages:
+            jpeg_bytes += len(imagecodecs.jpeg_encode(page.asarray(), level=90))
+    out["libjpeg-turbo 12-bit"] = {"s": time.perf_counter() - t0, "jpeg_bytes": jpeg_bytes}
+    for label in ("emtcs default", "emtcs --exact"):
+        out[label]["speed_vs_jpeg"] = out["libjpeg-turbo 12-bit"]["s"] / out[label]["s"]
+    movie.unlink()
+    return out
+
+
+def _frames(rng: np.random.Generator, electrons: np.ndarray, n: int):
+    for _ in range(n):
+        yield (100 + rng.poisson(electrons)).astype(np.uint16)
+
+
 def peak_rss(movie: Path, B: int = 20) -> dict:
     out = movie.with_suffix(".tcs")
     rss, wall = peak_rss_mb(f"import emtcs; emtcs.compress({str(movie)!r}, {str(out)!r}, B={B}, force=True)")
@@ -88,13 +134,21 @@ def main() -> None:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "throughput": throughput(),
-        "throughput_quantised": throughput(quantise=1.0),
+        "throughput_quantised": throughput(coding=MeasurementCoding.anscombe(1.0)),
+        "throughput_quantised_v2": throughput(coding=MeasurementCoding.anscombe(1.0, 2.0, 100.0, 2.0)),
     }
-    for t in (result["throughput"], result["throughput_quantised"]):
+    for t in (result["throughput"], result["throughput_quantised"], result["throughput_quantised_v2"]):
         print(
             f"encode ({t['coding']}) {t['encode_GBps']:.2f} GB/s, numpy copy {t['copy_GBps']:.2f} GB/s: "
             f"ratio {t['ratio_to_copy']:.2f}"
         )
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        result["against_jpeg"] = j = against_jpeg(Path(tmp))
+        for label in ("emtcs default", "emtcs --exact"):
+            print(
+                f"{label} ({j[label]['coding']}): {j[label]['s']:.1f} s, libjpeg-turbo 12-bit "
+                f"{j['libjpeg-turbo 12-bit']['s']:.1f} s: emtcs {j[label]['speed_vs_jpeg']:.2f}x its speed"
+            )
     if not args.skip_rss:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             rss = {}
