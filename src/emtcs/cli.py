@@ -121,6 +121,13 @@ scheduler_option = click.option(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
 @quantise_options
+@click.option(
+    "--cuts",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Look for scene cuts (frames unlike the one before) and report the groups straddling them.",
+)
 @workers_option
 @scheduler_option
 @force_option
@@ -134,6 +141,7 @@ def compress(
     exact: bool,
     gain: str,
     offset: float | None,
+    cuts: str,
     workers: int | None,
     scheduler: str | None,
     force: bool,
@@ -156,7 +164,7 @@ def compress(
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
     quantise, gain = quantise_settings(quantise, exact, gain)
-    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "force": force}
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "cuts": cuts == "on", "force": force}
     total = 0
     for src in inputs:
         with open_movie(src) as movie:
@@ -182,6 +190,27 @@ def compress(
                 + (f"; measurements {info['coding']})" if info["coding"] != "exact" else ")")
             )
             stderr_console().print(f"  noise: {_noise_line(info)}")
+            if info.get("cuts"):
+                stderr_console().print(f"  {_cuts_line(info)}")
+
+
+def _cuts_line(info: dict[str, Any]) -> str:
+    """The scene cuts of a .tcs info in words."""
+    cuts = info.get("cuts")
+    if cuts is None:
+        return "not looked for"
+    if not cuts:
+        return "none found"
+    across = info.get("groups_across_cuts") or []
+    shown = ", ".join(str(c) for c in cuts[:10]) + (" ..." if len(cuts) > 10 else "")
+    text = f"{len(cuts)} scene cut{'s' if len(cuts) > 1 else ''} (before frame {shown})"
+    if across:
+        text += (
+            f"; {len(across)} group{'s' if len(across) > 1 else ''} ({', '.join(map(str, across[:10]))}) "
+            f"hold{'' if len(across) > 1 else 's'} frames from both sides and will decode poorly "
+            "(a smaller B, or splitting the movie there, avoids it)"
+        )
+    return text
 
 
 def _noise_line(info: dict[str, Any]) -> str:
@@ -342,6 +371,7 @@ def info(input: Path, as_json: bool) -> None:
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
         ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
         ("noise", _noise_line(d)),
+        ("scene cuts", _cuts_line(d)),
     ]
     if meta.get("pixel_size"):
         lines.append(

@@ -18,6 +18,7 @@ import numpy as np
 
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
+from .cuts import CutDetector
 from .decoders import decoder_for, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import MARGIN
@@ -66,6 +67,7 @@ def compress(
     quantise: float | None = None,
     gain: float | None = None,
     offset: float | None = None,
+    cuts: bool = True,
     force: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -81,8 +83,9 @@ def compress(
     (``noise_note``) and decoders assume one level per electron.  The measurements are
     stored quantised with a step of ``quantise`` noise standard deviations
     (:mod:`emtcs.quantise`); by default (``None``) one, where the noise model is known,
-    else exactly; 0 stores them exactly.  ``progress`` is called with the number of
-    frames encoded since its last call.
+    else exactly; 0 stores them exactly.  With ``cuts``, frames that start a new scene
+    are found (:mod:`emtcs.cuts`) and recorded, with the groups that straddle them.
+    ``progress`` is called with the number of frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")
@@ -130,6 +133,7 @@ def compress(
             noise=noise,
             noise_note=note,
         )
+        detector = CutDetector() if cuts else None
         with atomic_output(dst, force=force) as tmp:
             with TcsWriter(tmp, header) as writer:
                 for g in range(header.n_groups):
@@ -137,9 +141,13 @@ def compress(
                     for k, t in enumerate(frames):
                         if g:
                             group[k] = vmap.to_levels(movie.read_frame(t))
+                        if detector is not None:
+                            detector.add(group[k])
                         if progress is not None:
                             progress(1)
                     writer.write_group(g, encoder.encode(group[: len(frames)]))
+                if detector is not None:
+                    writer.set_cuts(detector.cuts)
     with TcsReader(dst) as reader:
         return reader.info()
 
@@ -177,6 +185,7 @@ def compress_many(
     quantise: float | None = None,
     gain: float | None = None,
     offset: float | None = None,
+    cuts: bool = True,
     force: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -201,7 +210,7 @@ def compress_many(
         NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
     if quantise:
         MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
-    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "force": force}
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "cuts": cuts, "force": force}
     if workers is None and scheduler is None:
         return [compress(src, dst, B, progress=progress, **options) for src, dst in pairs]
     from .distributed import map_in_order

@@ -67,6 +67,8 @@ class TcsHeader:
     noise: NoiseModel | None = None
     #: Why there is no noise model (empty when there is one or nobody asked)
     noise_note: str = ""
+    #: Frames that start a new scene (emtcs.cuts), or None when not looked for
+    cuts: list[int] | None = None
     format_version: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
@@ -85,6 +87,11 @@ class TcsHeader:
     @property
     def n_groups(self) -> int:
         return -(-self.n_frames // self.B)
+
+    @property
+    def groups_across_cuts(self) -> list[int]:
+        """Groups holding frames from both sides of a scene cut (they decode poorly)."""
+        return sorted({c // self.B for c in self.cuts or [] if c % self.B})
 
     @property
     def gain_in_levels(self) -> float:
@@ -162,6 +169,8 @@ class TcsWriter:
             f.attrs["noise_estimated"] = np.uint8(header.noise.estimated)
         if header.noise_note:
             f.attrs["noise_note"] = header.noise_note
+        if header.cuts is not None:
+            f.attrs["cuts"] = np.array(header.cuts, dtype=np.int64)
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
@@ -179,6 +188,11 @@ class TcsWriter:
         """Store the measurement of group ``g``."""
         self._ds[g] = measurement
         self._written += 1
+
+    def set_cuts(self, cuts: list[int]) -> None:
+        """Record the frames that start a new scene (known once every frame was seen)."""
+        self.header.cuts = [int(c) for c in cuts]
+        self._file.attrs["cuts"] = np.array(self.header.cuts, dtype=np.int64)
 
     def close(self) -> None:
         if self._file.id.valid:
@@ -262,6 +276,11 @@ class TcsReader:
                 raise FormatError(f"{self.path}: bad noise model ({exc})") from None
         if "noise_note" in a:
             kw["noise_note"] = _string(a, "noise_note")
+        if "cuts" in a:
+            cuts = np.asarray(a["cuts"])
+            if cuts.ndim != 1 or cuts.dtype.kind not in "ui":
+                raise FormatError(f"{self.path}: attribute 'cuts' is not a list of frame indices")
+            kw["cuts"] = [int(c) for c in cuts]
         try:
             metadata = json.loads(_string(a, "metadata"))
         except json.JSONDecodeError:
@@ -404,6 +423,7 @@ class TcsReader:
             bits_per_pixel=8 * size / (hd.n_frames * h * w),
             coding=hd.coding.describe(),
             noise=hd.noise.to_json() if hd.noise is not None else None,
+            groups_across_cuts=hd.groups_across_cuts,
         )
         return d
 
@@ -527,6 +547,8 @@ def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
         return str(exc)
     if stored.name != hd.measurement_dtype:
         return f"measurement_dtype {hd.measurement_dtype}, but B={hd.B}, L={L} ({coding.describe()}) give {stored.name}"
+    if hd.cuts is not None and any(not 0 < c < hd.n_frames for c in hd.cuts):
+        return f"cuts {hd.cuts[:5]} outside frames 1..{hd.n_frames - 1}"
     return _metadata_problem(hd.metadata)
 
 

@@ -1,0 +1,125 @@
+"""Scene cuts: frames that do not continue the frame before them.
+
+A group of B frames is reconstructed as one measurement, which assumes its frames are
+related; a group that straddles a cut (the beam moved to another area, a new
+acquisition was appended, the shutter closed) cannot be reconstructed well.
+:class:`CutDetector` finds such transitions as the frames stream past, cheaply:
+
+* each frame is binned to blocks of ``BIN`` x ``BIN`` pixels over a central crop of at
+  most ``SIDE`` x ``SIDE`` pixels (noise averages out, a frame becomes at most 4,096
+  numbers, about 2 ms whatever the frame size; a cut outside the crop is not seen);
+* the Pearson correlation of consecutive binned frames measures how much of one frame
+  the next one keeps; slow drift, noise and intensity changes lower it a little,
+  a cut to different content to near zero;
+* frame ``t`` starts a new scene when its correlation with frame ``t - 1`` falls below
+  the median correlation of the previous ``WINDOW`` transitions by more than
+  ``SPREAD`` robust standard deviations of them and by at least ``MARGIN`` (the movie's
+  own running statistics: a noisy low-dose movie has lower correlations throughout,
+  and only a drop against them counts; two different HRTEM scenes binned this way
+  still correlate by about 0.5 through their illumination and coverage).  It needs
+  ``WARMUP`` transitions of history with a median of at least ``MIN_TYPICAL``: frames
+  so noisy that even consecutive ones hardly correlate (about 1 e/px and below for
+  HRTEM) cannot be told apart from a cut, and no cut is reported there.  After a cut
+  the history starts again, so the first ``WARMUP`` transitions of a new scene cannot
+  show another cut, with one exception: a frame right after a cut that correlates
+  with the frame before the cut by ``MARGIN`` more than with the cut frame is a return
+  to the old scene, and the cut frame an isolated incoherent frame (two cuts).
+
+The rule and thresholds are documented in ``docs/noise.md`` ("Scene cuts").
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["CutDetector", "find_cuts", "BIN", "SPREAD", "MARGIN", "WINDOW", "WARMUP", "MIN_TYPICAL"]
+
+#: Side of the blocks a frame is binned to.
+BIN = 8
+#: Frames are compared over a central crop of at most this side.
+SIDE = 512
+#: A cut's correlation lies this many robust standard deviations below the running median...
+SPREAD = 6.0
+#: ...and at least this far below it.
+MARGIN = 0.2
+#: Number of previous transitions in the running median.
+WINDOW = 16
+#: Transitions of history needed before a cut can be reported.
+WARMUP = 3
+#: Below this running median correlation the frames are too noisy to detect cuts.
+MIN_TYPICAL = 0.3
+
+
+class CutDetector:
+    """Streams frames (:meth:`add`) and collects the indices of frames that start a new scene."""
+
+    def __init__(self) -> None:
+        self.cuts: list[int] = []
+        self.correlations: list[float] = []
+        self._previous: np.ndarray | None = None
+        self._recent: deque[float] = deque(maxlen=WINDOW)
+        # (binned frame before the last cut, its scene's history), for the frame after it
+        self._before_cut: tuple[np.ndarray, deque[float]] | None = None
+        self._t = 0
+
+    def add(self, frame: np.ndarray) -> bool:
+        """Take the next frame; True if it starts a new scene."""
+        binned = _binned(frame)
+        cut = False
+        if self._previous is not None:
+            r = _correlation(self._previous, binned)
+            self.correlations.append(r)
+            if self._before_cut is not None and _correlation(self._before_cut[0], binned) > r + MARGIN:
+                # back to the scene before the cut: the cut frame stood alone
+                self.cuts.append(self._t)
+                self._recent = self._before_cut[1]
+                self._before_cut = None
+                self._previous = binned
+                self._t += 1
+                return True
+            self._before_cut = None
+            if len(self._recent) >= WARMUP:
+                recent = np.array(self._recent)
+                typical = float(np.median(recent))
+                spread = 1.4826 * float(np.median(np.abs(recent - typical)))
+                cut = typical >= MIN_TYPICAL and r < typical - max(SPREAD * spread, MARGIN)
+            if cut:
+                self.cuts.append(self._t)
+                self._before_cut = (self._previous, self._recent)
+                self._recent = deque(maxlen=WINDOW)  # the new scene builds its own statistics
+            else:
+                self._recent.append(r)
+        self._previous = binned
+        self._t += 1
+        return cut
+
+
+def find_cuts(frames: np.ndarray) -> list[int]:
+    """Indices of the frames of a (T, H, W) stack that start a new scene."""
+    detector = CutDetector()
+    for frame in frames:
+        detector.add(frame)
+    return detector.cuts
+
+
+def _binned(frame: np.ndarray) -> np.ndarray:
+    """A central crop of at most ``SIDE`` pixels binned to blocks of ``BIN`` x ``BIN``
+    pixels: a few thousand numbers, about 2 ms per frame."""
+    h, w = frame.shape
+    y0, x0 = max((h - SIDE) // 2, 0), max((w - SIDE) // 2, 0)
+    part = frame[y0 : y0 + SIDE, x0 : x0 + SIDE]
+    b = BIN if min(part.shape) >= 4 * BIN else 1
+    hb, wb = part.shape[0] // b, part.shape[1] // b
+    return part[: hb * b, : wb * b].reshape(hb, b, wb, b).sum(axis=(1, 3), dtype=np.float64).ravel()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    # two flat frames continue each other; a flat frame next to a structured one does not
+    if den == 0:
+        return 1.0 if not (a.any() or b.any()) else 0.0
+    return float((a * b).sum() / den)
