@@ -25,7 +25,7 @@ acquisition was appended, the shutter closed) cannot be reconstructed well.
   with the frame before the cut by ``MARGIN`` more than with the cut frame is a return
   to the old scene, and the cut frame an isolated incoherent frame (two cuts).
 
-The rule and thresholds are documented in ``docs/noise.md`` ("Scene cuts").
+The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts").
 """
 
 from __future__ import annotations
