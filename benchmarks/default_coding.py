@@ -65,8 +65,14 @@ def main() -> None:
             rng = float(np.max(ref) - np.min(ref)) or 1.0
             for label, quantise in (("exact", 0.0), ("default", None)):
                 info = emtcs.compress(src, folder / "m.tcs", B=B, quantise=quantise, force=True)
-                row = {"movie": name, "coding": label, "stored": info["coding"], "bytes": info["file_bytes"],
-                       "noise": info["noise"], "noise_note": info["noise_note"]}
+                row = {
+                    "movie": name,
+                    "coding": label,
+                    "stored": info["coding"],
+                    "bytes": info["file_bytes"],
+                    "noise": info["noise"],
+                    "noise_note": info["noise_note"],
+                }
                 for dec in a.decoders.split(","):
                     emtcs.decompress(folder / "m.tcs", folder / "out.tif", decoder=dec, device="cpu", force=True)
                     out = tifffile.imread(folder / "out.tif").astype(np.float64)

@@ -51,7 +51,9 @@ def main() -> None:
     ap.add_argument("-B", type=int, default=10)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    decoders = {n: get_decoder(n, B=a.B, device="cpu") if n != "gaptv" else get_decoder(n) for n in a.decoders.split(",")}
+    decoders = {
+        n: get_decoder(n, B=a.B, device="cpu") if n != "gaptv" else get_decoder(n) for n in a.decoders.split(",")
+    }
     movies = []
     h5 = a.shared / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
     for seed in SCENES:
@@ -81,13 +83,16 @@ def main() -> None:
             better = np.array(rows[p]["psnr"]) > np.array(rows[q]["psnr"])
             agree[f"{p}|{q}"] = float(np.mean(s == better))
         picked = [
-            min(decoders, key=lambda n, k=k: rows[n]["score"][k]) for k in range(len(rows[next(iter(decoders))]["psnr"]))
+            min(decoders, key=lambda n, k=k: rows[n]["score"][k])
+            for k in range(len(rows[next(iter(decoders))]["psnr"]))
         ]
         chosen = float(np.mean([rows[n]["psnr"][k] for k, n in enumerate(picked)]))
         entry = {
             "movie": name,
             "tiles": len(picked),
-            "mean": {n: {"score": float(np.mean(v["score"])), "psnr": float(np.mean(v["psnr"]))} for n, v in rows.items()},
+            "mean": {
+                n: {"score": float(np.mean(v["score"])), "psnr": float(np.mean(v["psnr"]))} for n, v in rows.items()
+            },
             "rank_agreement": agree,
             "chosen_by_score_psnr": chosen,
             "picked": {n: picked.count(n) for n in decoders},

@@ -39,18 +39,47 @@ def main() -> None:
             itertools.product(GAINS, OFFSETS, READ_NOISE, DOSES, (False, True))
         ):
             cfg = SimulationConfig(
-                n_frames=12, shape=(384, 384), dose=dose, gain=g, offset=o, read_noise=r, dtype="uint16",
-                seed=k, mode=mode, **({} if moving else STILL),
+                n_frames=12,
+                shape=(384, 384),
+                dose=dose,
+                gain=g,
+                offset=o,
+                read_noise=r,
+                dtype="uint16",
+                seed=k,
+                mode=mode,
+                **({} if moving else STILL),
             )
             sim = MovieSimulator(cfg)
             fit = estimate_noise([sim.noisy_frame(t) for t in range(12)], saturation=65535)
             est = fit.model.gain if fit.model else None
-            rows.append({"mode": mode, "gain": g, "offset": o, "read_noise": r, "dose": dose, "moving": moving,
-                         "measured": est, "error": None if est is None else est / sim.gain - 1, "reason": fit.reason})
+            rows.append(
+                {
+                    "mode": mode,
+                    "gain": g,
+                    "offset": o,
+                    "read_noise": r,
+                    "dose": dose,
+                    "moving": moving,
+                    "measured": est,
+                    "error": None if est is None else est / sim.gain - 1,
+                    "reason": fit.reason,
+                }
+            )
         part = [x for x in rows if x["mode"] == mode]
         errs = np.array([abs(x["error"]) for x in part if x["error"] is not None])
-        print(json.dumps({"mode": mode, "movies": len(part), "measured": int(errs.size),
-                          "within_10pct": int((errs < 0.1).sum()), "worst_error": float(errs.max(initial=0))}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "mode": mode,
+                    "movies": len(part),
+                    "measured": int(errs.size),
+                    "within_10pct": int((errs < 0.1).sum()),
+                    "worst_error": float(errs.max(initial=0)),
+                }
+            ),
+            flush=True,
+        )
     if a.json:
         a.json.write_text(json.dumps(rows, indent=0))
 

@@ -74,7 +74,10 @@ def unseen_cases(shared: Path):
         if path.exists():
             orig = np.moveaxis(loadmat(path)["orig"], -1, 0).astype(np.float32)[:, 64 : 64 + SIZE, 64 : 64 + SIZE]
             yield f"video-SCI {name.split('40')[0]}", orig, orig, 1.0
-    for rel in ("em/L2083_HAADF_tilt_-40to35deg_16x256x256_uint16.tif", "em/PtNp2-S3_5_240slc_1024x1024_6nmDefocus.tif"):
+    for rel in (
+        "em/L2083_HAADF_tilt_-40to35deg_16x256x256_uint16.tif",
+        "em/PtNp2-S3_5_240slc_1024x1024_6nmDefocus.tif",
+    ):
         path = shared / rel
         if path.exists():
             frames, _ = load_movie(path, n_frames=20, crop=(SIZE, SIZE))
@@ -121,11 +124,20 @@ def main() -> None:
     for tau in TAUS:
         chosen = [r["psnr_net"] if r["score_net"] <= tau * r["score_tv"] else r["psnr_tv"] for r in rows]
         loss = [c - r["psnr_tv"] for c, r in zip(chosen, rows)]
-        summary.append({"tau": tau, "mean_psnr": float(np.mean(chosen)), "worst_vs_gaptv": float(min(loss)),
-                        "losses_over_0.2dB": int(sum(v < -0.2 for v in loss))})
+        summary.append(
+            {
+                "tau": tau,
+                "mean_psnr": float(np.mean(chosen)),
+                "worst_vs_gaptv": float(min(loss)),
+                "losses_over_0.2dB": int(sum(v < -0.2 for v in loss)),
+            }
+        )
         print(json.dumps(summary[-1]))
-    best = {"net": float(np.mean([r["psnr_net"] for r in rows])), "tv": float(np.mean([r["psnr_tv"] for r in rows])),
-            "oracle": float(np.mean([max(r["psnr_net"], r["psnr_tv"]) for r in rows]))}
+    best = {
+        "net": float(np.mean([r["psnr_net"] for r in rows])),
+        "tv": float(np.mean([r["psnr_tv"] for r in rows])),
+        "oracle": float(np.mean([max(r["psnr_net"], r["psnr_tv"]) for r in rows])),
+    }
     print(json.dumps(best))
     if a.json:
         a.json.write_text(json.dumps({"rows": rows, "margins": summary, "always": best}, indent=1))

@@ -173,9 +173,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         ]
         for r in res["rows"]:
             psnr = "inf" if r["psnr"] in ("inf", float("inf")) else f"{float(r['psnr']):.2f}"
-            lines.append(
-                f"| {r['row']} | {psnr} | {r['ssim']:.3f} | {r['frc_px']:.1f} | {r['invented_peaks']} |"
-            )
+            lines.append(f"| {r['row']} | {psnr} | {r['ssim']:.3f} | {r['frc_px']:.1f} | {r['invented_peaks']} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -212,7 +212,9 @@ def test_quantisation_steps_give_rate_distortion_points():
     rng = np.random.default_rng(3)
     clean = drifting_movie(8, (40, 48), np.uint16).astype(np.float64) / 40 + 20
     noisy = rng.poisson(clean).astype(np.uint16)  # counts: gain 1
-    cfg = BenchConfig(B=(4,), decoders=("gaptv",), codecs=("jpegxl",), decoder_options=FAST, quantise=(0.0, 2.0), gain=1.0)
+    cfg = BenchConfig(
+        B=(4,), decoders=("gaptv",), codecs=("jpegxl",), decoder_options=FAST, quantise=(0.0, 2.0), gain=1.0
+    )
     run = run_bench(noisy, clean.astype(np.float32), config=cfg).to_json()
     emtcs_rows = _rows(run, codec="emtcs")
     assert [r["quantise"] for r in emtcs_rows] == [0.0, 2.0]

@@ -71,7 +71,9 @@ def test_holdout_score_is_about_one_for_the_truth_and_catches_overfitting():
     assert np.all(holdout_score(_Overfit(), y, C, 1.0) > 10)
     # deterministic for a seed, and another seed withholds other pixels
     np.testing.assert_array_equal(holdout_score(_Overfit(), y, C, 1.0), holdout_score(_Overfit(), y, C, 1.0))
-    assert not np.array_equal(holdout_score(_Oracle(clean), y, C, 1.0), holdout_score(_Oracle(clean), y, C, 1.0, seed=1))
+    assert not np.array_equal(
+        holdout_score(_Oracle(clean), y, C, 1.0), holdout_score(_Oracle(clean), y, C, 1.0, seed=1)
+    )
 
 
 def test_guard_replaces_failed_tiles_and_counts_them():

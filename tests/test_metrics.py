@@ -37,7 +37,9 @@ def test_frc_of_identical_and_unrelated_frames():
 
 def test_spectral_peaks_find_a_lattice_and_an_invented_one():
     yy, xx = np.mgrid[0:192, 0:192]
-    hexagonal = 4 + sum(np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / 6) for t in (0, np.pi / 3, 2 * np.pi / 3))
+    hexagonal = 4 + sum(
+        np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / 6) for t in (0, np.pi / 3, 2 * np.pi / 3)
+    )
     stripes = 4 + np.cos(2 * np.pi * xx / 6) + np.cos(2 * np.pi * yy / 8)
     noisy = np.random.default_rng(0).poisson(hexagonal * 20) / 20
     assert len(spectral_peaks(hexagonal)) == 3  # one of each Friedel pair

@@ -103,7 +103,12 @@ def test_stitching_is_exact_for_consistent_tiles_and_residual_is_zero():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"guard": -1.0}, "guard"), ({"batch": 0}, "batch"), ({"gain": 0.0}, "gain"), ({"tile": 8, "overlap": 8}, "overlap")],
+    [
+        ({"guard": -1.0}, "guard"),
+        ({"batch": 0}, "batch"),
+        ({"gain": 0.0}, "gain"),
+        ({"tile": 8, "overlap": 8}, "overlap"),
+    ],
 )
 def test_reconstruct_refuses_bad_settings(kwargs, message):
     from emtcs.errors import InputError

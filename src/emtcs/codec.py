@@ -109,7 +109,9 @@ def compress(
             group[k] = vmap.to_levels(movie.read_frame(k))
         noise, note = _noise_model(group[: len(first)], vmap, gain, offset)
         if quantise and noise is None:
-            raise InputError(f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain")
+            raise InputError(
+                f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain"
+            )
         coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap)
         encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding)
         header = TcsHeader(
@@ -245,7 +247,10 @@ class DecompressReport:
             return None
         tiles = sum(n for _, n in self.fallback.values())
         groups = sum(1 for r, _ in self.fallback.values() if r)
-        who, why = "guard", f"the {self.decoder.get('name')} residual exceeded {self.decoder.get('guard')}x the shot noise"
+        who, why = (
+            "guard",
+            f"the {self.decoder.get('name')} residual exceeded {self.decoder.get('guard')}x the shot noise",
+        )
         if self.decoder.get("name") == "select":
             who, why = "select", f"GapUNet's hold-out score exceeded {MARGIN:g}x GAP-TV's (or the guard fired)"
         return (

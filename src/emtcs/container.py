@@ -355,8 +355,10 @@ class TcsReader:
             return coding.decode(stored)
         hd = self.header
         rows, cols = window or (slice(None), slice(None))
-        counts = SeededMasks(hd.mask_seed, len(hd.group_frames(g)), hd.frame_shape).window(rows, cols).sum(
-            axis=0, dtype=np.uint8
+        counts = (
+            SeededMasks(hd.mask_seed, len(hd.group_frames(g)), hd.frame_shape)
+            .window(rows, cols)
+            .sum(axis=0, dtype=np.uint8)
         )
         return coding.decode(stored, counts)
 

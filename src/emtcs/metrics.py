@@ -105,8 +105,9 @@ def spectral_peaks(frame: np.ndarray, factor: float = PEAK_FACTOR) -> np.ndarray
 
     The rule: after mean removal and a Hann taper, a peak is a 5 x 5 local maximum of the
     power whose value is at least ``factor`` times the median of the 9 x 9 neighbourhood
-    around it (and at least 1e-6 of the strongest bin, for noise-free frames), at a frequency from :data:`PEAK_MIN_FREQ` cycles per pixel to Nyquist.  In
-    white noise the power over its local median exceeds 30 with probability ~1e-9 per bin.
+    around it (and at least 1e-6 of the strongest bin, for noise-free frames), at a
+    frequency from :data:`PEAK_MIN_FREQ` cycles per pixel to Nyquist.  In white noise the
+    power over its local median exceeds 30 with probability ~1e-9 per bin.
     """
     from scipy.ndimage import maximum_filter, median_filter
 

@@ -22,9 +22,9 @@ tells about offset and read noise: they cannot be told apart from it.  With a gi
 ``offset`` the read noise follows; otherwise a positive intercept is reported as read noise
 at offset 0 and a negative one as an offset without read noise.  Either pair gives the
 same variance at every level, which is what quantisation, the guard and noise-aware
-decoders use.  Detector blur (a scintillator's point spread) lowers the per-pixel
-variance, and with it the measured gain, by the sum of the squared PSF weights: the
-result is the gain that describes each pixel's noise, as those uses need.
+decoders use.  Detector blur (a scintillator's point spread) correlates neighbouring
+pixels' noise and lowers its per-pixel variance: such movies fail the whiteness test
+below and get no model (``--gain`` gives one).
 
 Movies the model does not fit (frames of a compressed video, denoised or resampled
 data, frames without the noise's growth with intensity) get no model and a reason
@@ -45,8 +45,11 @@ __all__ = ["NoiseModel", "NoiseFit", "estimate_noise"]
 
 #: Differences that cancel the content of 2, 3 or 4 consecutive frames (steady drift and
 #: steady acceleration too, for 3 and 4), and the multiple of one frame's variance they leave.
-_DIFFERENCES = {2: (np.array([1.0, -1.0]), 2.0), 3: (np.array([1.0, -2.0, 1.0]), 6.0),
-                4: (np.array([1.0, -3.0, 3.0, -1.0]), 20.0)}
+_DIFFERENCES = {
+    2: (np.array([1.0, -1.0]), 2.0),
+    3: (np.array([1.0, -2.0, 1.0]), 6.0),
+    4: (np.array([1.0, -3.0, 3.0, -1.0]), 20.0),
+}
 #: Frames are measured on a central crop of at most this side.
 MAX_SIDE = 512
 #: Number of instrument bins of the fit (equal numbers of pixels).
@@ -233,7 +236,9 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zer
         off = rel > max(4.0 * 1.4826 * float(np.median(rel[used])), 0.1)
         bins = ~clipped & filled & ~off
         if bins.sum() < BINS // 2:
-            return _refused("the noise does not follow a line in the intensity: not a Poisson-Gaussian detector", bm, bv)
+            return _refused(
+                "the noise does not follow a line in the intensity: not a Poisson-Gaussian detector", bm, bv
+            )
         if np.array_equal(new, keep) and np.array_equal(bins, used):
             break
         keep, used = new, bins
@@ -249,7 +254,9 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zer
         )
     if zeros > ZERO_SHARE and abs(c) > 0.25 * gain * gain:
         # readings pile up at zero while the line says they would spread below it
-        return _refused("readings are clipped at zero (an offset below the read noise): the noise cannot be measured", bm, bv)
+        return _refused(
+            "readings are clipped at zero (an offset below the read noise): the noise cannot be measured", bm, bv
+        )
     span = gain * (bm[used].max() - bm[used].min())
     if span < 0.1 * float(np.median(bv[used])):
         return _refused("read noise hides the shot noise: the gain cannot be measured", bm, bv)

@@ -52,7 +52,9 @@ class MeasurementCoding:
             raise InputError(f"bad detector offset {self.offset} or read noise {self.read_noise}")
 
     @classmethod
-    def anscombe(cls, step: float, gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0) -> MeasurementCoding:
+    def anscombe(
+        cls, step: float, gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0
+    ) -> MeasurementCoding:
         """Noise-proportional quantisation; ``step = 0`` means exact storage.  The simplest
         coding that holds the noise model: ``anscombe-v1`` without offset and read noise."""
         if not step:
@@ -130,9 +132,9 @@ class MeasurementCoding:
             if k is None:
                 raise ValueError(f"{self.name} needs the number of frames summed at each pixel")
             kf = np.broadcast_to(k, np.shape(stored)).astype(np.float64)
-            return (kf * self.offset + self.gain * np.maximum(a - kf * (self.read_noise * self.read_noise), 0.0)).astype(
-                np.float32
-            )
+            return (
+                kf * self.offset + self.gain * np.maximum(a - kf * (self.read_noise * self.read_noise), 0.0)
+            ).astype(np.float32)
         return np.maximum(self.gain * a, 0.0).astype(np.float32)
 
     def describe(self) -> str:

@@ -219,7 +219,9 @@ def _load_scene_file(path: str) -> list[np.ndarray]:
 
     try:
         with h5py.File(path, "r") as f:
-            movies = [np.asarray(d, dtype=np.float16) for d in f.values() if isinstance(d, h5py.Dataset) and d.ndim == 3]
+            movies = [
+                np.asarray(d, dtype=np.float16) for d in f.values() if isinstance(d, h5py.Dataset) and d.ndim == 3
+            ]
     except OSError as exc:
         raise InputError(f"{path}: not an HDF5 file of movies ({exc})") from None
     if not movies:
@@ -439,7 +441,11 @@ def train(
         with atomic_output(weights_path, force=True) as tmp:
             # the networks do not depend on B; they serve the range of B they were trained on
             zoo.save_weights(
-                tmp, net.state_dict(), cfg.net_config, serves=list(range(min(cfg.B), max(cfg.B) + 1)), training=summary()
+                tmp,
+                net.state_dict(),
+                cfg.net_config,
+                serves=list(range(min(cfg.B), max(cfg.B) + 1)),
+                training=summary(),
             )
 
     def checkpoint() -> None:

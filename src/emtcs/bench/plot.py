@@ -65,7 +65,11 @@ def _rd_panel(ax: Any, run: dict[str, Any], ref: str) -> None:
     for marker, dec in zip(_EMTCS_MARKERS, decoders):
         several = len(run["config"].get("quantise", [])) > 1
         pts = sorted(
-            (r["bits_per_pixel"], _psnr(r, ref), f"B={r['B']}" + (f", {r['setting'].split(', ')[-1]}" if several else ""))
+            (
+                r["bits_per_pixel"],
+                _psnr(r, ref),
+                f"B={r['B']}" + (f", {r['setting'].split(', ')[-1]}" if several else ""),
+            )
             for r in rows
             if r["codec"] == "emtcs" and r["decoder"]["name"] == dec and _psnr(r, ref) is not None
         )

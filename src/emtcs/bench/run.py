@@ -425,7 +425,14 @@ class _Bench:
                 dec, notice = decoder_for(name, B, device=self.config.device, **options)
             except (DecoderError, MissingDependencyError) as exc:
                 self._row(
-                    "emtcs", f"emtcs / {name}", B=B, setting=name, status="unable", note=str(exc), nbytes=budget, **point
+                    "emtcs",
+                    f"emtcs / {name}",
+                    B=B,
+                    setting=name,
+                    status="unable",
+                    note=str(exc),
+                    nbytes=budget,
+                    **point,
                 )
                 self._step(f"B={B}: emtcs {name} unable")
                 continue
@@ -476,7 +483,13 @@ class _Bench:
             coded = codec.at_budget(self.frames, budget, lo=self.lo, hi=self.hi)
         except (RuntimeError, ValueError, TypeError) as exc:
             self._row(
-                name, title, B=B, status="unable", note=f"{type(exc).__name__}: {exc}", budget_bytes=budget, quantise=step
+                name,
+                title,
+                B=B,
+                status="unable",
+                note=f"{type(exc).__name__}: {exc}",
+                budget_bytes=budget,
+                quantise=step,
             )
             self._progress(2, status=f"B={B}: {name} unable")
             return

@@ -59,9 +59,7 @@ class SelectingDecoder(GapUNetDecoder):
             net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit)
             # the shared normalisation cancels in the comparison: any positive value will do
             epu = 1.0 if electrons_per_unit is None else electrons_per_unit
-            self.scores = np.stack(
-                [prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1
-            )
+            self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
             use_tv = ~(self.scores[:, 0] <= MARGIN * self.scores[:, 1])  # a NaN score loses
         else:
             use_tv = np.zeros(len(y), dtype=bool)

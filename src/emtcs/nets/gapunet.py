@@ -153,7 +153,12 @@ class GapUNet(nn.Module):
             return gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations)
 
     def refine(
-        self, y: torch.Tensor, C: torch.Tensor, x: torch.Tensor, epu: torch.Tensor | None = None, return_all: bool = False
+        self,
+        y: torch.Tensor,
+        C: torch.Tensor,
+        x: torch.Tensor,
+        epu: torch.Tensor | None = None,
+        return_all: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """The unfolded stages and the final projection, from the start ``x``."""
         n, B, h, w = C.shape
