@@ -212,7 +212,14 @@ def compress_many(
         NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
     if quantise:
         MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
-    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "cuts": cuts, "force": force}
+    options: dict[str, Any] = {
+        "seed": seed,
+        "quantise": quantise,
+        "gain": gain,
+        "offset": offset,
+        "cuts": cuts,
+        "force": force,
+    }
     if workers is None and scheduler is None:
         return [compress(src, dst, B, progress=progress, **options) for src, dst in pairs]
     from .distributed import map_in_order

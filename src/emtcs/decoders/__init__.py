@@ -40,7 +40,7 @@ def resolve_decoder(name: str, B: int, *, device: str = "auto") -> tuple[str, st
         from .. import zoo
 
         for candidate in AUTO_ORDER:
-            if zoo.find_weights(decoder_class(candidate).arch, B) is not None:
+            if zoo.find_weights(getattr(decoder_class(candidate), "arch", candidate), B) is not None:
                 return candidate, None
         return "gaptv", f"no learned weights serve B={B}: decoding with GAP-TV"
     if not is_learned(name) and device == "cuda":

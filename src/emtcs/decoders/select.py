@@ -74,18 +74,23 @@ class SelectingDecoder(GapUNetDecoder):
         """(GapUNet frames, GAP-TV frames) of a batch of tiles."""
         import torch
 
+        from ..nets.gapunet import GapUNet
+
+        net = self.net
+        assert isinstance(net, GapUNet)  # the weights' arch was checked when they were loaded
         with torch.inference_mode():
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
             epu = None
             if electrons_per_unit is not None:
                 epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
-            start = self.net.start(yt, ct)
+            start = net.start(yt, ct)
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = self.net.refine(yt, ct, start, epu)
+                    out = net.refine(yt, ct, start, epu)
             else:
-                out = self.net.refine(yt, ct, start, epu)
+                out = net.refine(yt, ct, start, epu)
+            assert isinstance(out, torch.Tensor)  # refine without return_all
             return out.float().cpu().numpy(), start.float().cpu().numpy()
 
     def get_config(self) -> dict[str, Any]:
