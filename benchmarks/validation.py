@@ -15,6 +15,7 @@ spectral peaks the reference lacks (all frames; :func:`emtcs.metrics.spectral_pe
 
     python benchmarks/validation.py --json docs/validation.json --table docs/validation.md
     python benchmarks/validation.py --quick        # one scene, one dose, B = 10
+    python benchmarks/validation.py --exact --json docs/figures/validation-exact.json   # measurements stored exactly
 
 Learned decoders without weights (e.g. gapunet before it ships) are skipped; point
 ``EMTCS_MODELS`` at a folder of weights to validate a training run.
@@ -185,6 +186,7 @@ def main() -> None:
     ap.add_argument("--table", type=Path, help="write the markdown tables here")
     ap.add_argument("--quick", action="store_true", help="one simulated movie at B = 10 only")
     ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
+    ap.add_argument("--exact", action="store_true", help="store the measurements exactly (default: as compress does)")
     a = ap.parse_args()
     Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
     decoders = usable_decoders()
@@ -196,7 +198,8 @@ def main() -> None:
         # a movie shorter than B is one group of all its frames
         for B in sorted({min(b, frames.shape[0]) for b in Bs}):
             t0 = time.perf_counter()
-            config = BenchConfig(B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu")
+            steps = (0.0,) if a.exact else (None,)
+            config = BenchConfig(B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps)
             config.references = ("clean",) if clean is not None else ("denoised",)
             run = run_bench(frames, clean, config=config, source={"name": name}).to_json()
             ref = config.references[0]
