@@ -159,9 +159,8 @@ def _coding(step: float, noise: NoiseModel | None, vmap: ValueMap) -> Measuremen
     encoder's levels), or exactly without a noise model or with ``step`` 0."""
     if noise is None or not step:
         return EXACT
-    return MeasurementCoding.anscombe(
-        step, noise.gain / vmap.scale, (noise.offset - vmap.offset) / vmap.scale, noise.read_noise
-    )
+    m = noise.in_levels(vmap.scale, vmap.offset)
+    return MeasurementCoding.anscombe(step, m.gain, m.offset, m.read_noise)
 
 
 def _noise_model(
@@ -175,8 +174,7 @@ def _noise_model(
     fit = estimate_noise(levels, offset=known, saturation=vmap.max_level)
     if fit.model is None:
         return None, fit.reason
-    m = fit.model
-    return NoiseModel(m.gain * vmap.scale, m.offset * vmap.scale + vmap.offset, m.read_noise, estimated=True), ""
+    return fit.model.in_values(vmap.scale, vmap.offset), ""
 
 
 def compress_many(

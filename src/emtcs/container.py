@@ -98,7 +98,7 @@ class TcsHeader:
         """Levels per electron of the measurements: from the noise model, else the quantiser's
         gain, else 1 (a counting detector)."""
         if self.noise is not None:
-            return self.noise.gain / self.value_scale
+            return self.noise.in_levels(self.value_scale, self.value_offset).gain
         return self.coding.gain if self.coding.quantised else 1.0
 
     def group_frames(self, g: int) -> range:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -89,6 +89,14 @@ class NoiseModel:
     def variance(self, level: np.ndarray | float) -> np.ndarray | float:
         """Noise variance (levels²) of a reading whose expected value is ``level``."""
         return np.maximum(self.gain * (np.asarray(level) - self.offset), 0.0) + (self.gain * self.read_noise) ** 2
+
+    def in_levels(self, scale: float, value_offset: float) -> NoiseModel:
+        """The model for levels ``(value - value_offset) / scale`` (the encoder's, formats/tcs.md §4)."""
+        return replace(self, gain=self.gain / scale, offset=(self.offset - value_offset) / scale)
+
+    def in_values(self, scale: float, value_offset: float) -> NoiseModel:
+        """The inverse of :meth:`in_levels`: a model in levels as one in source values."""
+        return replace(self, gain=self.gain * scale, offset=self.offset * scale + value_offset)
 
     def to_json(self) -> dict[str, float | bool]:
         return {"gain": self.gain, "offset": self.offset, "read_noise": self.read_noise, "estimated": self.estimated}
@@ -242,7 +250,6 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zer
         if np.array_equal(new, keep) and np.array_equal(bins, used):
             break
         keep, used = new, bins
-    rel = np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)
     misfit = float(np.median(rel[used]))
     if float(np.median(bv[used])) < 0.5:
         return _refused("the noise is smaller than one level: the movie's levels cannot resolve it", bm, bv)
