@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import tifffile
 
 import emtcs
 from emtcs.errors import FormatError
@@ -78,8 +80,8 @@ def _set_attr(path, name, value):
 
 def test_unknown_major_version_is_refused(tcs):
     path, _ = tcs
-    _set_attr(path, "format_version", np.array([3, 0], dtype=np.uint32))
-    with pytest.raises(FormatError, match="version 3.0 is not supported"):
+    _set_attr(path, "format_version", np.array([4, 0], dtype=np.uint32))
+    with pytest.raises(FormatError, match="version 4.0 is not supported"):
         emtcs.open(path)
 
 
@@ -125,3 +127,77 @@ def test_truncated_file_is_refused(tcs):
         with emtcs.open(path) as r:
             for _ in r.groups():
                 pass
+
+
+FORMATS = Path(__file__).resolve().parents[1] / "formats"
+
+
+def test_the_version_3_example_follows_the_spec():
+    """formats/example-v3.{tcs,json}: groups of their own lengths, groups of one unmasked (§3)."""
+    doc = json.loads((FORMATS / "example-v3.json").read_text())
+    frames = np.array(doc["frames"], dtype=doc["source_dtype"])
+    starts, N, B = doc["group_starts"], doc["n_frames"], doc["B"]
+    with h5py.File(FORMATS / doc["file"], "r") as f:
+        assert list(f.attrs["format_version"]) == doc["format_version"] == [3, 0]
+        assert list(f["group_starts"][()]) == starts and f.attrs["n_groups"] == len(starts)
+        assert list(f.attrs["cuts"]) == doc["cuts"]
+        stored = f["measurements"][()]
+    m = masks(doc["mask_seed"], B, tuple(doc["frame_shape"]))
+    for g, (a, b) in enumerate(zip(starts, [*starts[1:], N])):
+        group = frames[a:b].astype(np.int64)
+        expected = group[0] if b - a == 1 else (group * m[: b - a]).sum(axis=0)
+        np.testing.assert_array_equal(stored[g], expected)
+        np.testing.assert_array_equal(np.array(doc["measurements"][g]), expected)
+    with emtcs.open(FORMATS / doc["file"]) as r:
+        assert [list(r.header.group_frames(g)) for g in range(r.n_groups)] == [
+            list(range(a, b)) for a, b in zip(starts, [*starts[1:], N])
+        ]
+        assert r.header.group_of(3) == 1 and r.header.group_of(7) == 2
+        assert r.masks(1).shape == (1, *doc["frame_shape"]) and r.masks(1).all()
+
+
+def test_frames_stored_alone_decode_exactly(tmp_path):
+    out = tmp_path / "out.tif"
+    emtcs.decompress(FORMATS / "example-v3.tcs", out, decoder="gaptv")
+    frames = np.array(json.loads((FORMATS / "example-v3.json").read_text())["frames"], dtype=np.uint8)
+    decoded = tifffile.imread(out)
+    assert decoded.shape == frames.shape
+    np.testing.assert_array_equal(decoded[[3, 8]], frames[[3, 8]])
+
+
+def test_a_regular_movie_whose_last_group_is_one_frame_is_version_3(tmp_path, movie_file):
+    path, frames = movie_file(n=11, shape=(16, 20))
+    info = emtcs.compress(path, tmp_path / "m.tcs", B=5, quantise=0)
+    assert info["format_version"] == "3.0" and info["groups"][-1] == {"start": 10, "length": 1}
+    with h5py.File(tmp_path / "m.tcs", "r") as f:
+        np.testing.assert_array_equal(f["measurements"][2], frames[10])  # stored unmasked
+
+
+@pytest.mark.parametrize(
+    ("starts", "problem"),
+    [([0, 3, 4], "groups hold 1 to B=4 frames"), ([1, 3, 4, 8], "must begin with frame 0"), ([0, 4, 4, 8], "1 to B")],
+)
+def test_a_bad_group_layout_is_refused(tmp_path, starts, problem):
+    path = tmp_path / "bad.tcs"
+    path.write_bytes((FORMATS / "example-v3.tcs").read_bytes())
+    with h5py.File(path, "r+") as f:
+        del f["group_starts"]
+        f["group_starts"] = np.array(starts, dtype=np.int64)
+    with pytest.raises(FormatError, match=problem):
+        emtcs.open(path)
+
+
+def test_the_writer_takes_groups_in_order_only(tmp_path):
+    from emtcs.container import TcsHeader, TcsWriter
+
+    hd = TcsHeader(B=3, n_frames=5, frame_shape=(2, 2), source_dtype="uint8", measurement_dtype="uint16")
+    y = np.zeros((2, 2), dtype=np.uint16)
+    with TcsWriter(tmp_path / "w.tcs", hd) as w:
+        w.write_group(range(0, 2), y)
+        for bad in (range(3, 5), range(2, 6), range(2, 2)):
+            with pytest.raises(ValueError):
+                w.write_group(bad, y)
+        with pytest.raises(ValueError, match="cover frames 0..1 of 5"):
+            w.finish()
+    with pytest.raises(FormatError, match="incomplete"):
+        emtcs.open(tmp_path / "w.tcs")

@@ -1,5 +1,5 @@
 """Scene cuts (emtcs.cuts): found where a movie jumps to other content, not in a moving
-movie, recorded in the .tcs with the groups that straddle them."""
+movie; compress ends groups there, and frames after a cut decode as in a movie of their own."""
 
 from __future__ import annotations
 
@@ -29,18 +29,61 @@ def test_a_joined_movie_cuts_where_it_was_joined_and_nowhere_else(mode, dose):
     assert find_cuts(np.concatenate([a[:10], b[:1], a[10:]])) == [10, 11]
 
 
-def test_compress_records_cuts_and_the_groups_across_them(tmp_path):
+def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    peak = float(ref.max() - ref.min())
+    return float(10 * np.log10(peak**2 / np.mean((x.astype(np.float64) - ref) ** 2)))
+
+
+def test_no_group_straddles_a_cut_and_frames_after_it_decode_as_well_as_alone(tmp_path):
+    """Issue 9 §3: two movies joined at frame 17."""
+    sims = [MovieSimulator(SimulationConfig(n_frames=30, shape=(128, 128), dose=50.0, seed=s)) for s in (1, 11)]
+    a, b = ([sim.noisy_frame(t) for t in range(30)] for sim in sims)
+    clean_b = np.stack([sims[1].clean_frame(t) for t in range(13)])
+    tifffile.imwrite(tmp_path / "joined.tif", np.stack(a[:17] + b[:13]))
+    tifffile.imwrite(tmp_path / "alone.tif", np.stack(b[:13]))
+    info = emtcs.compress(tmp_path / "joined.tif", B=10)
+    assert info["cuts"] == [17] and info["groups_across_cuts"] == []
+    assert info["groups"] == [
+        {"start": 0, "length": 10},
+        {"start": 10, "length": 7},
+        {"start": 17, "length": 10},
+        {"start": 27, "length": 3},
+    ]
+    assert info["format_version"].startswith("3.")
+    emtcs.compress(tmp_path / "alone.tif", B=10)
+    for name in ("joined", "alone"):
+        emtcs.decompress(tmp_path / f"{name}.tcs", tmp_path / f"{name}-out.tif", decoder="gaptv")
+    after_cut = _psnr(tifffile.imread(tmp_path / "joined-out.tif")[17:], clean_b)
+    alone = _psnr(tifffile.imread(tmp_path / "alone-out.tif"), clean_b)
+    assert after_cut > alone - 0.1  # the noise model and step come from the first scene
+    # without cut detection frames 10..19 make one group: frames 17..19 come back worse
+    off = emtcs.compress(tmp_path / "joined.tif", tmp_path / "off.tcs", B=10, cuts=False)
+    assert off["cuts"] is None and off["format_version"] in ("1.2", "2.1") and len(off["groups"]) == 3
+    emtcs.decompress(tmp_path / "off.tcs", tmp_path / "off-out.tif", decoder="gaptv")
+    straddled = _psnr(tifffile.imread(tmp_path / "off-out.tif")[17:20], clean_b[:3])
+    assert straddled < _psnr(tifffile.imread(tmp_path / "joined-out.tif")[17:20], clean_b[:3]) - 0.5
+
+
+def test_a_frame_between_two_cuts_is_stored_alone_and_decoded_exactly(tmp_path):
+    a, b = _movie(1), _movie(11)
+    src = tmp_path / "flash.tif"
+    tifffile.imwrite(src, np.concatenate([a[:10], b[:1], a[10:]]))
+    info = emtcs.compress(src, B=6, quantise=0)
+    assert info["cuts"] == [10, 11]
+    assert [(g["start"], g["length"]) for g in info["groups"]] == [(0, 6), (6, 4), (10, 1), (11, 6), (17, 4)]
+    emtcs.decompress(tmp_path / "flash.tcs", tmp_path / "out.tif", decoder="gaptv", frames="10:11")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), b[0])
+
+
+def test_info_shows_the_groups_and_the_cuts(tmp_path):
     src = tmp_path / "joined.tif"
     tifffile.imwrite(src, np.concatenate([_movie(1)[:17], _movie(11)[:13]]))
-    info = emtcs.compress(src, tmp_path / "j.tcs", B=10)
-    assert info["cuts"] == [17] and info["groups_across_cuts"] == [1]  # frames 10..19 hold 16 and 17
+    emtcs.compress(src, B=10)
     from click.testing import CliRunner
 
     from emtcs.cli import main
 
-    shown = json.loads(CliRunner().invoke(main, ["info", str(tmp_path / "j.tcs"), "--json"]).output)
-    assert shown["cuts"] == [17] and shown["groups_across_cuts"] == [1]
-    # a cut on a group boundary splits no group
-    assert emtcs.compress(src, tmp_path / "k.tcs", B=17, force=True)["groups_across_cuts"] == []
-    off = emtcs.compress(src, tmp_path / "o.tcs", B=10, cuts=False)
-    assert off["cuts"] is None and off["groups_across_cuts"] == []
+    shown = json.loads(CliRunner().invoke(main, ["info", str(tmp_path / "joined.tcs"), "--json"]).output)
+    assert shown["cuts"] == [17] and shown["groups"][2] == {"start": 17, "length": 10}
+    text = CliRunner().invoke(main, ["info", str(tmp_path / "joined.tcs")]).output
+    assert "4 measurements of B=10 frames, 2 of fewer" in text and "no group holds frames from both sides" in text

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -213,3 +214,14 @@ def test_guarded_learned_decoder_and_quantised_file_on_workers(cluster, tmp_path
     )
     assert spread.fallback == plain.fallback and sum(r for r, _ in plain.fallback.values()) > 0
     assert spread.decoder["guard"] == 0.5
+
+
+def test_groups_cut_to_scenes_on_workers(cluster, tmp_path):
+    """A version-3 file (groups of 3, 1, 4 and 1 frames) decodes on workers as in one process."""
+    example = Path(__file__).resolve().parents[1] / "formats" / "example-v3.tcs"
+    emtcs.decompress(example, tmp_path / "plain.tif", decoder="gaptv")
+    part = emtcs.decompress(
+        example, tmp_path / "d.tif", decoder="gaptv", frames="2:9", scheduler=cluster.scheduler_address
+    )
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "d.tif"), tifffile.imread(tmp_path / "plain.tif")[2:9])
+    assert sorted(part.residuals) == [0, 1, 2, 3]

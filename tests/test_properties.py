@@ -119,8 +119,9 @@ def spec_header(path: Path) -> tuple | None:
         if _string(a.get("format")) != "emtcs.tcs":
             return None
         version = np.asarray(a.get("format_version"))
-        if version.shape != (2,) or version.dtype.kind not in "ui" or int(version[0]) not in (1, 2):
+        if version.shape != (2,) or version.dtype.kind not in "ui" or int(version[0]) not in (1, 2, 3):
             return None
+        major = int(version[0])
         complete = a.get("complete")
         if not (isinstance(complete, (bool, np.bool_)) and complete):
             return None
@@ -128,7 +129,22 @@ def spec_header(path: Path) -> tuple | None:
         if any(v is None for v in ints.values()):
             return None
         B, N, G, L, seed = (ints[k] for k in ("B", "n_frames", "n_groups", "max_level", "mask_seed"))
-        if B < 2 or N < B or G != -(-N // B) or not 0 <= seed < 2**32:
+        if B < 2 or N < B or not 0 <= seed < 2**32:
+            return None
+        starts = list(range(0, N, B))
+        if major == 3:
+            ds = f.get("group_starts")
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "iu" or ds.shape[0] > N:
+                return None
+            try:
+                starts = [int(v) for v in ds[()]]
+            except Exception:  # noqa: BLE001
+                return None
+            if not starts or starts[0] != 0:
+                return None
+            if any(not 1 <= b - a <= B for a, b in zip(starts, [*starts[1:], N])):
+                return None
+        if G != len(starts):
             return None
         shape = np.asarray(a.get("frame_shape"))
         if shape.shape != (2,) or shape.dtype.kind not in "iu" or min(shape) < 1:
@@ -161,7 +177,7 @@ def spec_header(path: Path) -> tuple | None:
         if not isinstance(meta, dict) or _string(json.dumps(meta, ensure_ascii=False)) is None:
             return None
         coding: tuple = ("exact",)
-        if int(version[0]) == 2:
+        if major >= 2:
             name = _string(a.get("measurement_coding"))
             if name not in ("exact", "anscombe-v1"):
                 return None
@@ -188,7 +204,8 @@ def spec_header(path: Path) -> tuple | None:
             data = ds[()]
         except Exception:  # noqa: BLE001 - unreadable (checksum): a reader must refuse it
             return None
-        return (B, N, H, W, src, L, float(s), float(o), seed, coding, data.astype("<u8").tobytes())
+        layout = (tuple(starts), major >= 3)  # 3.x stores a group of one frame unmasked
+        return (B, N, H, W, src, L, float(s), float(o), seed, coding, layout, data.astype("<u8").tobytes())
 
 
 def _global_heaps_parse(data: bytes) -> bool:
@@ -381,7 +398,8 @@ def _fits(v: int, t: Any) -> bool:
 
 @st.composite
 def damage(draw: st.DrawFn, base: Base) -> list[tuple]:
-    """A list of edits: byte flips, a truncation, attribute edits, dataset replacements."""
+    """A list of edits: byte flips, a truncation, attribute edits, dataset replacements
+    (measurements and the group layout)."""
     size = len(base.data)
     kind = draw(st.sampled_from(["flip", "flip", "truncate", "attrs", "attrs", "attrs", "dataset"]))
     if kind == "flip":
@@ -392,7 +410,10 @@ def damage(draw: st.DrawFn, base: Base) -> list[tuple]:
     if kind == "dataset":
         B, N, H, W = base.spec[:4]
         G = -(-N // B)
-        op = draw(st.sampled_from(["replace", "delete", "group", "extra"]))
+        op = draw(st.sampled_from(["replace", "delete", "group", "extra", "starts"]))
+        if op == "starts":  # another group layout (format 3)
+            starts = draw(st.lists(st.integers(-1, N + 1), max_size=G + 2))
+            return [("starts", starts, draw(st.sampled_from(["i8", "u2", "f8"])))]
         if op == "replace":
             shape = draw(
                 st.sampled_from(
@@ -450,6 +471,10 @@ def _edit(f: h5py.File, e: tuple) -> None:
     elif op == "group":
         del f["measurements"]
         f.create_group("measurements")
+    elif op == "starts":
+        if "group_starts" in f:
+            del f["group_starts"]
+        f.create_dataset("group_starts", data=np.array(e[1], dtype=np.int64).astype(e[2]))
     elif op == "extra":  # unknown objects a reader must ignore
         f["future_dataset"] = np.arange(3)
         f.create_group("future_group").attrs["x"] = 1
@@ -702,7 +727,7 @@ def test_round_trip_keeps_count_shape_and_type(movie, data):
         report = emtcs.decompress(folder / "m.tcs", folder / "full.tif", **options)
         full = read_movie(folder / "full.tif")
         assert full.shape == frames.shape and full.dtype == frames.dtype
-        assert sorted(report.residuals) == list(range(-(-n // B)))
+        assert sorted(report.residuals) == list(range(len(info["groups"])))
         if frames.dtype.kind == "f":
             assert np.isfinite(full).all(), "finite frames decoded to infinities or NaN"
         a = data.draw(st.one_of(st.none(), st.integers(-n - 2, n + 2)), label="a")

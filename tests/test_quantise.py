@@ -175,7 +175,7 @@ def test_offset_and_read_noise_are_stored_and_decode_within_half_a_step(tmp_path
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:40, 0:48]
     electrons = 50 * (1 + 0.5 * np.sin(xx / 4.0 + yy / 6.0))
-    frames = np.rint(100 + 3 * (rng.poisson(np.broadcast_to(electrons, (11, 40, 48))) + rng.normal(0, 2, (11, 40, 48))))
+    frames = np.rint(100 + 3 * (rng.poisson(np.broadcast_to(electrons, (12, 40, 48))) + rng.normal(0, 2, (12, 40, 48))))
     path = tmp_path / "cmos.tif"
     tifffile.imwrite(path, frames.astype(np.uint16))
     out = tmp_path / "cmos.tcs"
@@ -183,7 +183,7 @@ def test_offset_and_read_noise_are_stored_and_decode_within_half_a_step(tmp_path
     assert info["measurement_coding"] == "anscombe-v2" and info["quant_offset"] == 100.0
     m = masks(4, 5, (40, 48))
     with emtcs.open(out) as r:
-        for g, start in enumerate(range(0, 11, 5)):
+        for g, start in enumerate(range(0, 12, 5)):
             group = frames[start : start + 5].astype(np.uint16)
             y = encode(group, m[: len(group)]).astype(np.float64)
             k = m[: len(group)].sum(0)

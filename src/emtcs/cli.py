@@ -194,6 +194,17 @@ def compress(
                 stderr_console().print(f"  {_cuts_line(info)}")
 
 
+def _groups_line(info: dict[str, Any]) -> str:
+    """The group layout of a .tcs info in words."""
+    B, lengths = info["B"], [g["length"] for g in info["groups"]]
+    text = f"{len(lengths)} measurements of B={B} frames"
+    short = sum(1 for n in lengths if n < B)
+    if short:
+        alone = lengths.count(1)
+        text += f", {short} of fewer" + (f" ({alone} frame{'s' if alone > 1 else ''} stored alone)" if alone else "")
+    return text + f" ({info['measurement_dtype']}, {info['coding']})"
+
+
 def _cuts_line(info: dict[str, Any]) -> str:
     """The scene cuts of a .tcs info in words."""
     cuts = info.get("cuts")
@@ -204,7 +215,9 @@ def _cuts_line(info: dict[str, Any]) -> str:
     across = info.get("groups_across_cuts") or []
     shown = ", ".join(str(c) for c in cuts[:10]) + (" ..." if len(cuts) > 10 else "")
     text = f"{len(cuts)} scene cut{'s' if len(cuts) > 1 else ''} (before frame {shown})"
-    if across:
+    if not across:
+        text += "; no group holds frames from both sides"
+    else:
         text += (
             f"; {len(across)} group{'s' if len(across) > 1 else ''} ({', '.join(map(str, across[:10]))}) "
             f"hold{'' if len(across) > 1 else 's'} frames from both sides and will decode poorly "
@@ -367,7 +380,7 @@ def info(input: Path, as_json: bool) -> None:
             "source",
             f"{d['source_name']}: {d['n_frames']} frames of {h}x{w} {d['source_dtype']} ({_size(d['raw_bytes'])})",
         ),
-        ("groups", f"{d['n_groups']} measurements of B={d['B']} frames ({d['measurement_dtype']}, {d['coding']})"),
+        ("groups", _groups_line(d)),
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
         ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
         ("noise", _noise_line(d)),

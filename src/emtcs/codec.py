@@ -7,7 +7,7 @@ grow with the number of frames, and each output is written atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -75,7 +75,10 @@ def compress(
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float
-    sources are read twice (once for their value range).
+    sources are read twice (once for their value range).  With ``cuts`` (the default),
+    frames that start a new scene are found (:mod:`emtcs.cuts`) and no group straddles
+    one: the group before a cut ends early, and a frame between two cuts is stored
+    alone, unmasked (formats/tcs.md §3).
 
     The detector's noise model (:mod:`emtcs.noise`) is stored with the measurements:
     ``gain`` (source values per electron) and ``offset`` when given, else measured from
@@ -83,9 +86,7 @@ def compress(
     (``noise_note``) and decoders assume one level per electron.  The measurements are
     stored quantised with a step of ``quantise`` noise standard deviations
     (:mod:`emtcs.quantise`); by default (``None``) one, where the noise model is known,
-    else exactly; 0 stores them exactly.  With ``cuts``, frames that start a new scene
-    are found (:mod:`emtcs.cuts`) and recorded, with the groups that straddle them.
-    ``progress`` is called with the number of frames encoded since its last call.
+    else exactly; 0 stores them exactly.  ``progress`` is called with the number of frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")
@@ -103,11 +104,11 @@ def compress(
             raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
         vrange = movie.value_range() if movie.dtype.kind == "f" else None
         vmap = ValueMap.for_source(movie.dtype, vrange)
+        read = partial(_read_levels, movie, vmap)
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
-        first = range(min(B, n))
-        for k in first:
-            group[k] = vmap.to_levels(movie.read_frame(k))
-        noise, note = _noise_model(group[: len(first)], vmap, gain, offset)
+        for t in range(B):
+            read(t, group[t])
+        noise, note = _noise_model(group, vmap, gain, offset)
         if quantise and noise is None:
             raise InputError(
                 f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain"
@@ -138,20 +139,47 @@ def compress(
         detector = CutDetector() if cuts else None
         with atomic_output(dst, force=force) as tmp:
             with TcsWriter(tmp, header) as writer:
-                for g in range(header.n_groups):
-                    frames = header.group_frames(g)
-                    for k, t in enumerate(frames):
-                        if g:
-                            group[k] = vmap.to_levels(movie.read_frame(t))
-                        if detector is not None:
-                            detector.add(group[k])
-                        if progress is not None:
-                            progress(1)
-                    writer.write_group(g, encoder.encode(group[: len(frames)]))
-                if detector is not None:
-                    writer.set_cuts(detector.cuts)
+                for frames in _groups(read, n, group, B, detector, progress):
+                    writer.write_group(frames, encoder.encode(group[: len(frames)]))
+                writer.finish(detector.cuts if detector is not None else None)
     with TcsReader(dst) as reader:
         return reader.info()
+
+
+def _read_levels(movie: Any, vmap: ValueMap, t: int, out: np.ndarray) -> None:
+    out[...] = vmap.to_levels(movie.read_frame(t))
+
+
+def _groups(
+    read: Callable[[int, np.ndarray], None],
+    n: int,
+    group: np.ndarray,
+    ready: int,
+    detector: CutDetector | None,
+    progress: Progress | None,
+) -> Iterator[range]:
+    """The groups of an ``n``-frame movie, each ready in ``group`` when yielded: B frames
+    (``len(group)``), fewer where a scene cut ends a group early, the last one what is left.
+
+    ``read(t, slot)`` loads frame ``t``; the first ``ready`` frames are already in ``group``.
+    Frame ``t`` of the group that starts at ``start`` lives at ``group[t - start]``.
+    """
+    B, start = len(group), 0
+    for t in range(n):
+        if t >= ready:
+            read(t, group[t - start])
+        if detector is not None and detector.add(group[t - start]) and t > start:
+            yield range(start, t)
+            last = max(ready, t + 1)  # with the frames read ahead for the noise model
+            group[: last - t] = group[t - start : last - start].copy()
+            start = t
+        if progress is not None:
+            progress(1)
+        if t + 1 - start == B:
+            yield range(start, t + 1)
+            start = t + 1
+    if start < n:
+        yield range(start, n)
 
 
 def _coding(step: float, noise: NoiseModel | None, vmap: ValueMap) -> MeasurementCoding:

@@ -1,4 +1,4 @@
-"""The ``.tcs`` container (format versions 1 and 2): the only module that touches h5py.
+"""The ``.tcs`` container (format versions 1, 2 and 3): the only module that touches h5py.
 
 A ``.tcs`` file is HDF5.  Its layout, every attribute and the versioning rules are
 specified in ``formats/tcs.md``; this module is the reference reader and writer.
@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,21 +24,25 @@ from .encoder import FLOAT_LEVELS, ValueMap
 from .errors import FormatError, InputError
 from .noise import NoiseModel
 from .quantise import CODINGS, MeasurementCoding
-from .sensing import MASK_GENERATOR, SeededMasks, accumulator_dtype, masks
+from .sensing import MASK_GENERATOR, SeededMasks, accumulator_dtype
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs"]
 
 FORMAT_NAME = "emtcs.tcs"
-#: Newest version written and read.  1.1 added optional keys to the ``metadata``
-#: attribute; 2.0 added quantised measurements (``measurement_coding``).  Files with
-#: exact measurements are still written as 1.1, so that 1.x readers keep reading them.
-#: 1.2 and 2.1 added the optional noise model (``noise_*`` attributes).
-FORMAT_VERSION = (2, 1)
+#: Versions written, oldest that holds the file first: 1.2 (exact sums in groups of B),
+#: 2.1 (quantised sums in groups of B), 3.0 (groups of their own lengths, ``group_starts``).
+#: 1.1 added optional keys to the ``metadata`` attribute; 2.0 quantised measurements
+#: (``measurement_coding``); 1.2 and 2.1 the optional noise model and cuts; 3.0 groups
+#: cut to scenes.  Each file is written in the oldest version that holds it, so that
+#: older readers keep reading what they can.
+FORMAT_VERSION = (3, 0)
+QUANTISED_VERSION = (2, 1)
 EXACT_VERSION = (1, 2)
-READABLE_MAJORS = (1, 2)
+READABLE_MAJORS = (1, 2, 3)
 #: Chunk edge of the measurement dataset, aligned with the 256 x 256 decode tiles.
 CHUNK = 256
 _DATASET = "measurements"
+_STARTS = "group_starts"
 
 
 @dataclass
@@ -69,11 +74,22 @@ class TcsHeader:
     noise_note: str = ""
     #: Frames that start a new scene (emtcs.cuts), or None when not looked for
     cuts: list[int] | None = None
+    #: First frame of each group (3.x), or None: groups of B frames, the last one shorter
+    group_starts: list[int] | None = None
     format_version: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.group_starts is not None and self.group_starts == regular_starts(self.n_frames, self.B):
+            if self.n_frames % self.B != 1:  # a masked group of one would need the old rule
+                self.group_starts = None
         if self.format_version is None:
-            self.format_version = FORMAT_VERSION if self.coding.quantised else EXACT_VERSION
+            self.format_version = self.oldest_version()
+
+    def oldest_version(self) -> tuple[int, int]:
+        """The oldest format version that holds this file (the one writers write)."""
+        if self.group_starts is not None:
+            return FORMAT_VERSION
+        return QUANTISED_VERSION if self.coding.quantised else EXACT_VERSION
 
     @property
     def coding(self) -> MeasurementCoding:
@@ -85,13 +101,25 @@ class TcsHeader:
         )
 
     @property
+    def starts(self) -> list[int]:
+        """First frame of each group."""
+        return self.group_starts if self.group_starts is not None else regular_starts(self.n_frames, self.B)
+
+    @property
     def n_groups(self) -> int:
-        return -(-self.n_frames // self.B)
+        return len(self.group_starts) if self.group_starts is not None else -(-self.n_frames // self.B)
+
+    @property
+    def unmasked_singles(self) -> bool:
+        """Whether a group of one frame stores the frame itself (3.x); in 1.x and 2.x it has mask 0."""
+        return self.format_version is not None and self.format_version[0] >= 3
 
     @property
     def groups_across_cuts(self) -> list[int]:
-        """Groups holding frames from both sides of a scene cut (they decode poorly)."""
-        return sorted({c // self.B for c in self.cuts or [] if c % self.B})
+        """Groups holding frames from both sides of a scene cut (they decode poorly); none in
+        files whose groups were cut to the scenes."""
+        cuts = set(self.cuts or [])
+        return [g for g in range(self.n_groups) if any(t in cuts for t in self.group_frames(g)[1:])]
 
     @property
     def gain_in_levels(self) -> float:
@@ -102,10 +130,26 @@ class TcsHeader:
         return self.coding.gain if self.coding.quantised else 1.0
 
     def group_frames(self, g: int) -> range:
-        """Frame indices held by group ``g`` (the last group may be shorter than B)."""
+        """Frame indices held by group ``g`` (1 to B of them)."""
         if not 0 <= g < self.n_groups:
             raise IndexError(f"group {g} out of range 0..{self.n_groups - 1}")
-        return range(g * self.B, min((g + 1) * self.B, self.n_frames))
+        if self.group_starts is None:
+            return range(g * self.B, min((g + 1) * self.B, self.n_frames))
+        stop = self.group_starts[g + 1] if g + 1 < self.n_groups else self.n_frames
+        return range(self.group_starts[g], stop)
+
+    def group_of(self, t: int) -> int:
+        """The group holding frame ``t``."""
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"frame {t} out of range 0..{self.n_frames - 1}")
+        if self.group_starts is None:
+            return t // self.B
+        return bisect_right(self.group_starts, t) - 1
+
+    def group_masks(self, g: int) -> SeededMasks:
+        """The masks of group ``g``: its first masks of §5, or none for a frame stored alone (3.x)."""
+        nb = len(self.group_frames(g))
+        return SeededMasks(self.mask_seed, nb, self.frame_shape, unmasked=nb == 1 and self.unmasked_singles)
 
     @property
     def value_map(self) -> ValueMap:
@@ -124,6 +168,11 @@ class TcsHeader:
         return self.n_frames * h * w * np.dtype(self.source_dtype).itemsize
 
 
+def regular_starts(n_frames: int, B: int) -> list[int]:
+    """First frames of groups of ``B`` frames (the layout of 1.x and 2.x files)."""
+    return list(range(0, n_frames, B))
+
+
 _INT_ATTRS = ("B", "n_frames", "max_level", "mask_seed")
 _STR_ATTRS = ("source_dtype", "measurement_dtype", "mask_generator", "software", "created", "source_name")
 
@@ -131,37 +180,29 @@ _STR_ATTRS = ("source_dtype", "measurement_dtype", "mask_generator", "software",
 class TcsWriter:
     """Writes the measurements of one movie, group by group, to a new ``.tcs`` file.
 
-    The caller is responsible for atomicity (see :mod:`emtcs.atomic`); this writes
-    exactly the path it is given.
+    Groups are appended in frame order (:meth:`write_group`), each of 1 to B frames; the
+    layout, hence the format version, is settled by :meth:`finish`, which marks the file
+    complete.  A file closed without it stays incomplete (readers reject it).  The caller
+    is responsible for atomicity (see :mod:`emtcs.atomic`); this writes exactly the path
+    it is given.
     """
 
     def __init__(self, path: str | os.PathLike[str], header: TcsHeader, *, compression_level: int = 4):
         self.header = header
-        if header.coding.quantised and header.format_version[0] < 2:
-            raise ValueError("quantised measurements need format version 2 or later")
         if not header.created:
             header.created = datetime.now(UTC).isoformat(timespec="seconds")
         self._file = h5py.File(path, "w", libver=("v108", "latest"))
         f = self._file
         f.attrs["format"] = FORMAT_NAME
-        f.attrs["format_version"] = np.array(header.format_version, dtype=np.uint32)
+        f.attrs["format_version"] = np.array(header.format_version, dtype=np.uint32)  # final in finish()
         for name in _INT_ATTRS:
             f.attrs[name] = np.int64(getattr(header, name))
         for name in _STR_ATTRS:
             f.attrs[name] = str(getattr(header, name))
-        f.attrs["n_groups"] = np.int64(header.n_groups)
         f.attrs["frame_shape"] = np.array(header.frame_shape, dtype=np.int64)
         f.attrs["value_scale"] = np.float64(header.value_scale)
         f.attrs["value_offset"] = np.float64(header.value_offset)
         f.attrs["metadata"] = json.dumps(header.metadata, sort_keys=True, default=str)
-        if header.format_version[0] >= 2:
-            f.attrs["measurement_coding"] = header.measurement_coding
-            if header.coding.quantised:
-                f.attrs["quant_step"] = np.float64(header.quant_step)
-                f.attrs["quant_gain"] = np.float64(header.quant_gain)
-            if header.coding.needs_counts:
-                f.attrs["quant_offset"] = np.float64(header.quant_offset)
-                f.attrs["quant_read_noise"] = np.float64(header.quant_read_noise)
         if header.noise is not None:
             f.attrs["noise_gain"] = np.float64(header.noise.gain)
             f.attrs["noise_offset"] = np.float64(header.noise.offset)
@@ -169,12 +210,11 @@ class TcsWriter:
             f.attrs["noise_estimated"] = np.uint8(header.noise.estimated)
         if header.noise_note:
             f.attrs["noise_note"] = header.noise_note
-        if header.cuts is not None:
-            f.attrs["cuts"] = np.array(header.cuts, dtype=np.int64)
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
-            shape=(header.n_groups, h, w),
+            shape=(0, h, w),
+            maxshape=(None, h, w),
             dtype=np.dtype(header.measurement_dtype),
             chunks=(1, min(CHUNK, h), min(CHUNK, w)),
             shuffle=True,
@@ -182,22 +222,50 @@ class TcsWriter:
             compression_opts=compression_level,
             fletcher32=True,
         )
-        self._written = 0
+        self._starts: list[int] = []
+        self._next = 0  # first frame of the next group
 
-    def write_group(self, g: int, measurement: np.ndarray) -> None:
-        """Store the measurement of group ``g``."""
+    def write_group(self, frames: range, measurement: np.ndarray) -> None:
+        """Append the measurement of the group holding ``frames`` (the next 1 to B frames)."""
+        if frames.start != self._next or not 1 <= len(frames) <= self.header.B or frames.stop > self.header.n_frames:
+            raise ValueError(f"frames {frames.start}..{frames.stop - 1} are not the next group after {self._next - 1}")
+        g = len(self._starts)
+        self._ds.resize(g + 1, axis=0)
         self._ds[g] = measurement
-        self._written += 1
+        self._starts.append(frames.start)
+        self._next = frames.stop
 
-    def set_cuts(self, cuts: list[int]) -> None:
-        """Record the frames that start a new scene (known once every frame was seen)."""
-        self.header.cuts = [int(c) for c in cuts]
-        self._file.attrs["cuts"] = np.array(self.header.cuts, dtype=np.int64)
+    def finish(self, cuts: list[int] | None = None) -> TcsHeader:
+        """Settle the layout and version, record ``cuts`` (frames that start a scene, if looked
+        for) and mark the file complete; returns the final header."""
+        if self._next != self.header.n_frames:
+            raise ValueError(f"groups cover frames 0..{self._next - 1} of {self.header.n_frames}")
+        self.header = hd = replace(
+            self.header,
+            group_starts=self._starts,
+            cuts=None if cuts is None else [int(c) for c in cuts],
+            format_version=None,  # the oldest version that holds the file
+        )
+        f, version = self._file, hd.format_version
+        f.attrs["format_version"] = np.array(version, dtype=np.uint32)
+        f.attrs["n_groups"] = np.int64(hd.n_groups)
+        if version[0] >= 2:
+            f.attrs["measurement_coding"] = hd.measurement_coding
+            if hd.coding.quantised:
+                f.attrs["quant_step"] = np.float64(hd.quant_step)
+                f.attrs["quant_gain"] = np.float64(hd.quant_gain)
+            if hd.coding.needs_counts:
+                f.attrs["quant_offset"] = np.float64(hd.quant_offset)
+                f.attrs["quant_read_noise"] = np.float64(hd.quant_read_noise)
+        if hd.cuts is not None:
+            f.attrs["cuts"] = np.array(hd.cuts, dtype=np.int64)
+        if hd.group_starts is not None:
+            f.create_dataset(_STARTS, data=np.array(hd.group_starts, dtype=np.int64))
+        f.attrs["complete"] = True
+        return hd
 
     def close(self) -> None:
         if self._file.id.valid:
-            if self._written == self.header.n_groups:
-                self._file.attrs["complete"] = True
             self._file.close()
 
     def __enter__(self) -> TcsWriter:
@@ -226,7 +294,7 @@ class TcsReader:
         except FormatError:
             self._file.close()
             raise
-        except (KeyError, OSError, ValueError, TypeError) as exc:
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:
             self._file.close()
             raise FormatError(f"{self.path}: damaged .tcs header ({' '.join(str(exc).split())})") from None
 
@@ -276,6 +344,8 @@ class TcsReader:
                 raise FormatError(f"{self.path}: bad noise model ({exc})") from None
         if "noise_note" in a:
             kw["noise_note"] = _string(a, "noise_note")
+        if version[0] >= 3:
+            kw["group_starts"] = self._group_starts()
         if "cuts" in a:
             cuts = np.asarray(a["cuts"])
             if cuts.ndim != 1 or cuts.dtype.kind not in "ui":
@@ -285,6 +355,9 @@ class TcsReader:
             metadata = json.loads(_string(a, "metadata"))
         except json.JSONDecodeError:
             raise FormatError(f"{self.path}: damaged metadata attribute (not JSON)") from None
+        problem = _layout_problem(kw["B"], kw["n_frames"], kw.get("group_starts"))
+        if problem:
+            raise FormatError(f"{self.path}: inconsistent .tcs header ({problem})")
         header = TcsHeader(
             frame_shape=_int_vector(a, "frame_shape", 2),  # type: ignore[arg-type]
             value_scale=_float(a, "value_scale"),
@@ -297,6 +370,18 @@ class TcsReader:
         if problem:
             raise FormatError(f"{self.path}: inconsistent .tcs header ({problem})")
         return header
+
+    def _group_starts(self) -> list[int]:
+        """The ``group_starts`` dataset of a 3.x file (checked against the header with it)."""
+        ds = self._file.get(_STARTS)
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "ui":
+            raise FormatError(f"{self.path}: damaged .tcs file (no list of {_STARTS})")
+        if ds.shape[0] > self._file.attrs.get("n_frames", 0):
+            raise FormatError(f"{self.path}: damaged .tcs file ({ds.shape[0]} {_STARTS})")
+        try:
+            return [int(v) for v in ds[()]]
+        except (OSError, RuntimeError) as exc:
+            raise FormatError(f"{self.path}: corrupted {_STARTS} ({_h5_reason(exc)})") from None
 
     def _check_storage(self) -> None:
         """Check what HDF5 reads without a checksum in a file written as emtcs writes it
@@ -353,13 +438,8 @@ class TcsReader:
         coding, stored = self.header.coding, self.stored(g, window)
         if not coding.needs_counts:
             return coding.decode(stored)
-        hd = self.header
         rows, cols = window or (slice(None), slice(None))
-        counts = (
-            SeededMasks(hd.mask_seed, len(hd.group_frames(g)), hd.frame_shape)
-            .window(rows, cols)
-            .sum(axis=0, dtype=np.uint8)
-        )
+        counts = self.header.group_masks(g).window(rows, cols).sum(axis=0, dtype=np.uint8)
         return coding.decode(stored, counts)
 
     def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
@@ -390,8 +470,8 @@ class TcsReader:
 
     def masks(self, g: int, shape: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """The (b, h, w) masks of group ``g`` over a window (the whole frame by default)."""
-        nb = len(self.header.group_frames(g))
-        return masks(self.header.mask_seed, nb, shape or self.header.frame_shape, origin)
+        h, w = shape or self.header.frame_shape
+        return self.header.group_masks(g).window(slice(origin[0], origin[0] + h), slice(origin[1], origin[1] + w))
 
     def groups(self) -> Iterator[tuple[int, np.ndarray]]:
         """(group index, measurement) for every group in order."""
@@ -413,6 +493,7 @@ class TcsReader:
         h, w = hd.frame_shape
         size = self.file_bytes
         d = asdict(hd)
+        del d["group_starts"]
         d.update(
             path=str(self.path),
             format=FORMAT_NAME,
@@ -425,6 +506,7 @@ class TcsReader:
             bits_per_pixel=8 * size / (hd.n_frames * h * w),
             coding=hd.coding.describe(),
             noise=hd.noise.to_json() if hd.noise is not None else None,
+            groups=[{"start": r.start, "length": len(r)} for r in map(hd.group_frames, range(hd.n_groups))],
             groups_across_cuts=hd.groups_across_cuts,
         )
         return d
@@ -519,6 +601,8 @@ def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
     if hd.n_frames < hd.B:
         return f"n_frames={hd.n_frames} is less than B={hd.B}"
     if n_groups != hd.n_groups:
+        if hd.group_starts is not None:
+            return f"n_groups={n_groups}, but {_STARTS} lists {hd.n_groups}"
         return f"n_groups={n_groups}, but {hd.n_frames} frames in groups of {hd.B} make {hd.n_groups}"
     if min(hd.frame_shape) < 1:
         return f"frame_shape={list(hd.frame_shape)}"
@@ -552,6 +636,19 @@ def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
     if hd.cuts is not None and any(not 0 < c < hd.n_frames for c in hd.cuts):
         return f"cuts {hd.cuts[:5]} outside frames 1..{hd.n_frames - 1}"
     return _metadata_problem(hd.metadata)
+
+
+def _layout_problem(B: int, n_frames: int, starts: list[int] | None) -> str | None:
+    """What is wrong with a 3.x file's group layout (§3), or None: groups of 1 to B frames,
+    in order, from frame 0 to the last."""
+    if starts is None:
+        return None
+    if not starts or starts[0] != 0:
+        return f"{_STARTS} must begin with frame 0"
+    for a, b in zip(starts, [*starts[1:], n_frames]):
+        if not 1 <= b - a <= max(B, 1):
+            return f"a group of frames {a}..{b - 1}: groups hold 1 to B={B} frames"
+    return None
 
 
 def _metadata_problem(meta: Any) -> str | None:

@@ -24,6 +24,7 @@ acquisition was appended, the shutter closed) cannot be reconstructed well.
   show another cut, with one exception: a frame right after a cut that correlates
   with the frame before the cut by ``MARGIN`` more than with the cut frame is a return
   to the old scene, and the cut frame an isolated incoherent frame (two cuts).
+* frames smaller than 8 x 8 pixels (``MIN_VALUES``) are never cut.
 
 The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts").
 """
@@ -34,7 +35,7 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["CutDetector", "find_cuts", "BIN", "SPREAD", "MARGIN", "WINDOW", "WARMUP", "MIN_TYPICAL"]
+__all__ = ["CutDetector", "find_cuts", "BIN", "SPREAD", "MARGIN", "WINDOW", "WARMUP", "MIN_TYPICAL", "MIN_VALUES"]
 
 #: Side of the blocks a frame is binned to.
 BIN = 8
@@ -50,6 +51,8 @@ WINDOW = 16
 WARMUP = 3
 #: Below this running median correlation the frames are too noisy to detect cuts.
 MIN_TYPICAL = 0.3
+#: Frames binned to fewer values than this (smaller than 8 x 8 pixels) are too small to tell.
+MIN_VALUES = 64
 
 
 class CutDetector:
@@ -68,7 +71,7 @@ class CutDetector:
         """Take the next frame; True if it starts a new scene."""
         binned = _binned(frame)
         cut = False
-        if self._previous is not None:
+        if self._previous is not None and binned.size >= MIN_VALUES:
             r = _correlation(self._previous, binned)
             self.correlations.append(r)
             before, self._before_cut = self._before_cut, None

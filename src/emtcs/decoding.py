@@ -20,7 +20,6 @@ from .decoders import Decoder, decoder_for_group
 from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
 from .decoders.select import SelectingDecoder
 from .errors import InputError
-from .sensing import SeededMasks
 from .tiling import OVERLAP, TILE, decode_bands, intensity_scale
 
 __all__ = [
@@ -124,7 +123,7 @@ def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
     """For each group holding frames of ``sel``: (group, its frames to keep, their output indices)."""
-    for g in range(sel.start // hd.B, (sel.stop - 1) // hd.B + 1):
+    for g in range(hd.group_of(sel.start), hd.group_of(sel.stop - 1) + 1):
         pairs = [(k, t - sel.start) for k, t in enumerate(hd.group_frames(g)) if t in sel]
         yield g, [k for k, _ in pairs], [t for _, t in pairs]
 
@@ -145,7 +144,7 @@ def decode_group(
     group over its rows, in the source dtype, the band's residual terms and what the
     guard did.  ``bands`` limits decoding to a range of tile-row bands
     (:func:`emtcs.tiling.decode_bands`).  A group whose length the decoder's weights do
-    not serve (a short last group) is decoded with GAP-TV.  A learned decoder is guarded
+    not serve (a short group) is decoded with GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
     (:class:`emtcs.decoders.guard.GuardedDecoder`, ``settings.guard`` > 0): tiles where
     its residual exceeds ``guard`` times the shot noise (at the file's gain, else 1
     level per electron) are decoded with GAP-TV.
@@ -154,9 +153,9 @@ def decode_group(
     nb = len(hd.group_frames(g))
     keep = list(range(nb)) if keep is None else keep
     vmap = hd.value_map
-    masks = SeededMasks(hd.mask_seed, nb, hd.frame_shape)
+    masks = hd.group_masks(g)
     y = reader.measurement(g)
-    dec = decoder_for_group(dec, nb)
+    dec = decoder_for_group(dec, nb, unmasked=masks.unmasked)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard)
     seen = gap_tv_tiles(dec)

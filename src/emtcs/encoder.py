@@ -82,7 +82,8 @@ class GroupEncoder:
     """Encodes groups of up to B frames of one shape with the seeded masks of ``seed``.
 
     The B masks are generated once (B bytes per pixel) and reused for every group;
-    a short last group uses the first masks.  ``coding`` says how the sums are stored
+    a shorter group uses the first masks, and a group of one frame is stored unmasked
+    (the frame itself, formats/tcs.md §3).  ``coding`` says how the sums are stored
     (:mod:`emtcs.quantise`); ``dtype`` is the stored type.
     """
 
@@ -105,12 +106,16 @@ class GroupEncoder:
         """Stored measurement of a (b, H, W) stack of levels, b <= B."""
         if levels.ndim != 3 or levels.shape[1:] != self.shape or not 1 <= levels.shape[0] <= self.B:
             raise ValueError(f"expected (1..{self.B}, {self.shape[0]}, {self.shape[1]}) levels, got {levels.shape}")
-        y = masked_sum(levels, self.masks, np.empty(self.shape, dtype=self._sum_dtype))
+        nb = levels.shape[0]
+        if nb == 1:
+            y = levels[0].astype(self._sum_dtype)
+        else:
+            y = masked_sum(levels, self.masks, np.empty(self.shape, dtype=self._sum_dtype))
         if self._table is not None:
             return np.take(self._table, y)
         if not self.coding.needs_counts:
             return self.coding.encode(y)
-        nb = levels.shape[0]
         if nb not in self._counts:
-            self._counts[nb] = self.masks[:nb].sum(axis=0, dtype=np.uint8)
+            ones = np.ones((1, *self.shape), dtype=np.uint8)
+            self._counts[nb] = (ones if nb == 1 else self.masks[:nb]).sum(axis=0, dtype=np.uint8)
         return self.coding.encode(y, self._counts[nb]).astype(self.dtype, copy=False)

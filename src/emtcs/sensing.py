@@ -186,20 +186,25 @@ def mask_sum(masks: np.ndarray) -> np.ndarray:
 
 
 class SeededMasks:
-    """The masks of a ``.tcs`` group: ``nb`` seeded masks over a frame of ``shape``.
+    """The masks of a ``.tcs`` group: ``nb`` seeded masks over a frame of ``shape``, or, for
+    a frame stored alone (``unmasked``, a group of one in format 3), one mask of ones.
 
     :meth:`window` generates only the requested window, so memory follows the tile,
     not the frame.
     """
 
-    def __init__(self, seed: int, nb: int, shape: tuple[int, int]):
+    def __init__(self, seed: int, nb: int, shape: tuple[int, int], *, unmasked: bool = False):
+        if unmasked and nb != 1:
+            raise ValueError(f"only a group of one frame is stored unmasked (got {nb} frames)")
         self.seed, self.nb, self.shape = int(seed), int(nb), (int(shape[0]), int(shape[1]))
+        self.unmasked = unmasked
 
     def window(self, rows: slice, cols: slice) -> np.ndarray:
         """(nb, h, w) uint8 masks over ``rows`` x ``cols`` (slices may have steps)."""
-        return masks_at(
-            self.seed, self.nb, np.arange(*rows.indices(self.shape[0])), np.arange(*cols.indices(self.shape[1]))
-        )
+        ys, xs = np.arange(*rows.indices(self.shape[0])), np.arange(*cols.indices(self.shape[1]))
+        if self.unmasked:
+            return np.ones((1, len(ys), len(xs)), dtype=np.uint8)
+        return masks_at(self.seed, self.nb, ys, xs)
 
 
 class ArrayMasks:

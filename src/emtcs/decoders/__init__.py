@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import DecoderError
 from . import gaptv, learned, select  # noqa: F401  (register "gaptv", "tcsdl", "gapnet", "gapunet", "select")
-from .base import Decoder, available_decoders, decoder_class, get_decoder, register
+from .base import Decoder, Unmasked, available_decoders, decoder_class, get_decoder, register
 
 __all__ = [
     "Decoder",
@@ -63,12 +63,16 @@ def decoder_for(name: str, B: int, *, device: str = "auto", **options: Any) -> t
     return get_decoder(name, **options), notice
 
 
-def decoder_for_group(dec: Decoder, nb: int) -> Decoder:
-    """``dec``, or GAP-TV for a group of ``nb`` frames its weights were not trained for.
+def decoder_for_group(dec: Decoder, nb: int, *, unmasked: bool = False) -> Decoder:
+    """``dec``, or GAP-TV for a group of ``nb`` frames its weights were not trained for, or
+    a copy for a frame stored ``unmasked`` (a group of one, formats/tcs.md §3).
 
-    A learned decoder trained for B = 8..30 meets a short last group of, say, 3 frames;
-    outside its range it can do worse than GAP-TV, which serves every length.
+    A learned decoder trained for B = 8..30 meets a short group of, say, 3 frames (the
+    end of the movie or of a scene); outside its range it can do worse than GAP-TV,
+    which serves every length.
     """
+    if unmasked:
+        return Unmasked()
     if isinstance(dec, learned.LearnedDecoder) and not dec.info.serves(nb):
         return get_decoder("gaptv")
     return dec

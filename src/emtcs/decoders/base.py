@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DecoderError
 
-__all__ = ["Decoder", "register", "get_decoder", "decoder_class", "available_decoders"]
+__all__ = ["Decoder", "Unmasked", "register", "get_decoder", "decoder_class", "available_decoders"]
 
 _REGISTRY: dict[str, type[Decoder]] = {}
 
@@ -50,6 +50,21 @@ class Decoder(ABC):
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({opts})"
+
+
+class Unmasked(Decoder):
+    """The frame of a group of one stored without a mask: the measurement itself.
+
+    Not registered (it serves no group of several frames); :func:`emtcs.decoders.decoder_for_group`
+    hands it the frames that a ``.tcs`` stores alone.
+    """
+
+    name = "copy"
+
+    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+        if masks.shape[1] != 1 or not masks.all():
+            raise DecoderError("only a frame stored without a mask can be copied")
+        return np.asarray(y, dtype=np.float32)[:, None].copy()
 
 
 def register(cls: type[Decoder]) -> type[Decoder]:
