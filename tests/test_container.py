@@ -201,3 +201,41 @@ def test_the_writer_takes_groups_in_order_only(tmp_path):
             w.finish()
     with pytest.raises(FormatError, match="incomplete"):
         emtcs.open(tmp_path / "w.tcs")
+
+
+def test_signed_levels_are_relative_to_the_movies_range(tmp_path):
+    """Issue 9 §5: an int16 movie of values 16..88 sums in uint16, not uint32, losslessly."""
+    frames = np.random.default_rng(3).integers(16, 89, size=(8, 12, 10)).astype(np.int16)
+    tifffile.imwrite(tmp_path / "s.tif", frames)
+    info = emtcs.compress(tmp_path / "s.tif", B=4, seed=2, quantise=0)
+    assert (info["value_offset"], info["max_level"], info["measurement_dtype"]) == (16.0, 72, "uint16")
+    assert info["format_version"] == "3.0"
+    m = masks(2, 4, (12, 10))
+    with emtcs.open(tmp_path / "s.tcs") as r:
+        for g in range(2):
+            np.testing.assert_array_equal(r.measurement(g), encode(frames[4 * g : 4 * g + 4] - 16, m))
+    emtcs.decompress(tmp_path / "s.tcs", tmp_path / "out.tif", decoder="gaptv")
+    out = tifffile.imread(tmp_path / "out.tif")
+    assert out.dtype == np.int16 and out.min() >= 16 and out.max() <= 88
+
+
+def test_signed_files_with_the_full_range_map_still_read(tmp_path):
+    """A 1.2 file of an int16 movie (levels shifted by -32768), as written before format 3."""
+    from emtcs.container import TcsHeader, TcsWriter
+    from emtcs.encoder import GroupEncoder, ValueMap
+
+    frames = np.array([[[-5, 7], [0, 300]]] * 4, dtype=np.int16)
+    vmap = ValueMap.for_source(np.dtype(np.int16))
+    enc = GroupEncoder(1, 2, (2, 2), vmap)
+    hd = TcsHeader(
+        B=2, n_frames=4, frame_shape=(2, 2), source_dtype="int16", measurement_dtype=enc.dtype.name,
+        value_offset=vmap.offset, max_level=vmap.max_level, mask_seed=1,
+    )  # fmt: skip
+    with TcsWriter(tmp_path / "old.tcs", hd) as w:
+        for g in range(2):
+            w.write_group(range(2 * g, 2 * g + 2), enc.encode(vmap.to_levels(frames[2 * g : 2 * g + 2])))
+        assert w.finish().format_version == (1, 2)
+    with emtcs.open(tmp_path / "old.tcs") as r:
+        assert r.header.value_offset == -32768 and r.header.measurement_dtype == "uint32"
+        y = r.measurement(0).astype(np.int64)
+    np.testing.assert_array_equal(y, encode(frames[:2].astype(np.int64) + 32768, masks(1, 2, (2, 2))))

@@ -19,6 +19,8 @@ from emtcs.nets import (
 )
 from emtcs.sensing import masks  # noqa: E402
 
+F = torch.nn.functional
+
 TINY = {
     "tcsdl": {"arch": "tcsdl", "width": 8},
     "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1},
@@ -316,3 +318,54 @@ def test_weights_that_do_not_fit_the_network_give_a_one_line_error(tmp_path):
     with pytest.raises(DecoderError, match="do not fit") as exc:
         emtcs.get_decoder("gapnet", weights=path, device="cpu")
     assert "\n" not in str(exc.value)
+
+
+def test_gapunet_denoiser_pretraining_denoises_and_then_unfolds(tmp_path):
+    """Issue 11: pretrain GapUNet's U-Net as a plain denoiser (no masks, no GAP), then start
+    an end-to-end run from those weights."""
+    from emtcs.errors import InputError
+    from emtcs.train import ClipPool, TrainConfig, _loss, make_batch, train
+
+    common = {"B": [4], "patch": 24, "batch": 4, "scenes": 2, "scene_frames": 12, "scene_size": 48, "val_samples": 2}
+    net = {"stages": 1, "width": 8}
+    cfg = TrainConfig(arch="gapunet", net=net, steps=20, val_every=10, task="denoise", dose_range=(5.0, 20.0), **common)
+    summary = train(cfg, tmp_path / "den", device="cpu")
+    assert summary["validation"]["reference"].startswith("clean")
+    # the loss of the denoising task falls on a batch (the output layer starts at zero: identity)
+    pool = ClipPool(cfg, seed_offset=77, scenes=2)
+    rng = np.random.default_rng(3)
+    batch = make_batch(np.stack([pool.clip(rng, 4, 24) for _ in range(8)]), rng, cfg)
+    model = build({"arch": "gapunet", **net})
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        loss = _loss(model, batch, "denoise")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(F.mse_loss(batch["noisy"], batch["x"]).item())
+    assert losses[-1] < 0.85 * losses[0]
+    unfolded = TrainConfig(arch="gapunet", net=net, steps=2, init=str(tmp_path / "den.safetensors"), **common)
+    assert train(unfolded, tmp_path / "e2e", device="cpu")["steps"] == 2
+    with pytest.raises(InputError, match="has none"):
+        train(TrainConfig(arch="tcsdl", net={"width": 8}, steps=1, task="denoise", **common), tmp_path / "t")
+
+
+def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
+    from emtcs.train import ClipPool, TrainConfig, _jpeg_frames, make_batch, validation_set
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((2, 3, 32, 32)) + 0.5
+    gains = np.full((2, 1, 1, 1), 100.0)
+    out = _jpeg_frames(np.rint(clean * 100) / 100, gains, np.array([50, 90]))
+    err = [np.abs(out[i] - clean[i]).mean() for i in range(2)]
+    assert out.shape == clean.shape and 0 < err[1] < err[0] < 0.2  # quality 50 loses more than 90
+    cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=6, scene_size=32, val_samples=2)
+    plain = validation_set(cfg, 2)
+    for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}), 2)):
+        torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
+    pool = ClipPool(cfg, seed_offset=5, scenes=1)
+    clips = np.stack([pool.clip(rng, 4, 16) for _ in range(3)])
+    batch = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}))
+    assert batch["noisy"].shape == (3, 4, 16, 16) and torch.isfinite(batch["y"]).all()

@@ -160,7 +160,9 @@ def spec_header(path: Path) -> tuple | None:
         if dt.kind == "u" and (L, s, o) != (2 ** (8 * dt.itemsize) - 1, 1, 0):
             return None
         if dt.kind == "i" and (L, s, o) != (2 ** (8 * dt.itemsize) - 1, 1, -(2 ** (8 * dt.itemsize - 1))):
-            return None
+            lo, hi = -(2 ** (8 * dt.itemsize - 1)), 2 ** (8 * dt.itemsize - 1) - 1
+            if major < 3 or s != 1 or o != int(o) or not (lo <= o and 0 <= L and o + L <= hi):
+                return None  # 3.x: levels relative to the movie's range
         if dt.kind == "f":
             top, limit = o + s * L, float(np.finfo(dt).max)
             if L != 65535 or not s > 0 or not (abs(o) <= limit and math.isfinite(top) and abs(top) <= limit):

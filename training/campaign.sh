@@ -34,6 +34,6 @@ fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps "$STEPS" \
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
-  --flicker 0.05 --cuts 0.05 --val-every 250 \
+  --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
   "${resume[@]}" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

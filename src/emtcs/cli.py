@@ -511,6 +511,20 @@ def simulate(
 @click.option(
     "--cuts", type=float, default=0.0, show_default=True, help="Probability that a clip cuts to another scene."
 )
+@click.option(
+    "--jpeg",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["reconstruct", "denoise"]),
+    default="reconstruct",
+    show_default=True,
+    help="denoise: pretrain the network's denoiser on noisy frames (gapunet), then --init a reconstruct run.",
+)
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option(
     "--init",
@@ -553,6 +567,8 @@ def train(
     motion: float,
     flicker: float,
     cuts: float,
+    jpeg: float,
+    task: str,
     val_every: int,
     init: Path | None,
     resume: Path | None,
@@ -608,6 +624,8 @@ def train(
         motion=motion,
         flicker=flicker,
         cuts=cuts,
+        jpeg=jpeg,
+        task=task,
         val_every=val_every,
         init=str(init) if init else None,
     )

@@ -74,8 +74,8 @@ def compress(
     """Compress the movie ``src`` into a ``.tcs`` file; returns its :meth:`TcsReader.info`.
 
     Frames are read one at a time and each group of ``B`` frames becomes one
-    measurement; a last group of fewer than ``B`` frames is stored as it is.  Float
-    sources are read twice (once for their value range).  With ``cuts`` (the default),
+    measurement; a last group of fewer than ``B`` frames is stored as it is.  Float and
+    signed-integer sources are read twice (once for their value range).  With ``cuts`` (the default),
     frames that start a new scene are found (:mod:`emtcs.cuts`) and no group straddles
     one: the group before a cut ends early, and a frame between two cuts is stored
     alone, unmasked (formats/tcs.md §3).
@@ -102,7 +102,7 @@ def compress(
         n = movie.n_frames
         if B > n:
             raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
-        vrange = movie.value_range() if movie.dtype.kind == "f" else None
+        vrange = movie.value_range() if movie.dtype.kind in "fi" else None
         vmap = ValueMap.for_source(movie.dtype, vrange)
         read = partial(_read_levels, movie, vmap)
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)

@@ -87,7 +87,7 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
-        if self.group_starts is not None:
+        if self.group_starts is not None or self.value_map_since_3:
             return FORMAT_VERSION
         return QUANTISED_VERSION if self.coding.quantised else EXACT_VERSION
 
@@ -99,6 +99,15 @@ class TcsHeader:
         return MeasurementCoding(
             self.measurement_coding, self.quant_step, self.quant_gain, self.quant_offset, self.quant_read_noise
         )
+
+    @property
+    def value_map_since_3(self) -> bool:
+        """Whether this is a signed source's map relative to the movie's range (format 3)."""
+        src = np.dtype(self.source_dtype) if self.source_dtype in SOURCE_DTYPES else None
+        if src is None or src.kind != "i":
+            return False
+        full = ValueMap.for_source(src)
+        return (self.max_level, self.value_offset) != (full.max_level, full.offset)
 
     @property
     def starts(self) -> list[int]:
@@ -259,8 +268,8 @@ class TcsWriter:
                 f.attrs["quant_read_noise"] = np.float64(hd.quant_read_noise)
         if hd.cuts is not None:
             f.attrs["cuts"] = np.array(hd.cuts, dtype=np.int64)
-        if hd.group_starts is not None:
-            f.create_dataset(_STARTS, data=np.array(hd.group_starts, dtype=np.int64))
+        if version[0] >= 3:
+            f.create_dataset(_STARTS, data=np.array(hd.starts, dtype=np.int64))
         f.attrs["complete"] = True
         return hd
 
@@ -614,7 +623,11 @@ def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
         return f"measurement_dtype {_show(hd.measurement_dtype)} is not an unsigned integer type"
     src = np.dtype(hd.source_dtype)
     L, s, o = hd.max_level, hd.value_scale, hd.value_offset
-    if src.kind in "ui":
+    if src.kind == "i" and hd.value_map_since_3:
+        info = np.iinfo(src)
+        if hd.format_version[0] < 3 or s != 1 or o != int(o) or not (info.min <= o and 0 <= L and o + L <= info.max):
+            return f"value map L={L}, s={s:g}, o={o:g} is not a range of {src.name} (or needs format 3)"
+    elif src.kind in "ui":
         expected = ValueMap.for_source(src)
         if (L, s, o) != (expected.max_level, expected.scale, expected.offset):
             return (

@@ -24,9 +24,12 @@ FLOAT_LEVELS = 65535
 class ValueMap:
     """Affine map between source values and the unsigned integer levels the encoder sums.
 
-    ``source = level * scale + offset``.  Unsigned sources map to themselves, signed
-    integers are shifted by their dtype minimum, float sources are quantised to
-    ``FLOAT_LEVELS`` steps over their value range (the only lossy step of encoding).
+    ``source = level * scale + offset``.  Unsigned sources map to themselves; signed
+    integers are shifted by the movie's minimum, so that levels (and the group sums)
+    are no wider than the movie's range needs (an int16 movie of values 16..88 has
+    levels 0..72, in uint8), or, without a range, by their dtype minimum (files before
+    format 3); float sources are quantised to ``FLOAT_LEVELS`` steps over their value
+    range (the only lossy step of encoding).
     """
 
     source_dtype: np.dtype
@@ -37,14 +40,17 @@ class ValueMap:
 
     @classmethod
     def for_source(cls, dtype: np.dtype, value_range: tuple[float, float] | None = None) -> ValueMap:
-        """The map for a source dtype; float sources need their (min, max) value range."""
+        """The map for a source dtype and the movie's (min, max) value range: needed for
+        float sources, used for signed integers."""
         dtype = np.dtype(dtype)
         if dtype.kind == "u":
             return cls(dtype, dtype, int(np.iinfo(dtype).max))
         if dtype.kind == "i":
             info = np.iinfo(dtype)
-            udt = np.dtype(f"u{dtype.itemsize}")
-            return cls(dtype, udt, int(info.max) - int(info.min), 1.0, float(info.min))
+            lo, hi = (int(info.min), int(info.max)) if value_range is None else (int(v) for v in value_range)
+            if not info.min <= lo <= hi <= info.max:
+                raise ValueError(f"value range {value_range} does not fit {dtype}")
+            return cls(dtype, accumulator_dtype(hi - lo, 1), hi - lo, 1.0, float(lo))
         if dtype.kind == "f":
             if value_range is None:
                 raise ValueError("a float source needs its value range")
@@ -60,17 +66,21 @@ class ValueMap:
         if self.source_dtype.kind == "u":
             return frames
         if self.source_dtype.kind == "i":
-            # two's complement: x - min == x XOR sign bit, exactly, as unsigned
-            sign = np.array(1 << (8 * self.source_dtype.itemsize - 1), dtype=self.level_dtype)
-            return frames.view(self.level_dtype) ^ sign
+            if self.level_dtype.itemsize == self.source_dtype.itemsize and self.offset == np.iinfo(frames.dtype).min:
+                # two's complement: x - min == x XOR sign bit, exactly, as unsigned
+                sign = np.array(1 << (8 * self.source_dtype.itemsize - 1), dtype=self.level_dtype)
+                return frames.view(self.level_dtype) ^ sign
+            shifted = np.subtract(frames, int(self.offset), dtype=np.int64)
+            return np.clip(shifted, 0, self.max_level).astype(self.level_dtype)
         q = np.rint((frames.astype(np.float64) - self.offset) / self.scale)
         return np.clip(q, 0, self.max_level).astype(self.level_dtype)
 
     def to_source(self, levels: np.ndarray) -> np.ndarray:
-        """Float reconstruction in levels -> source dtype, rounded (integers) and clipped to its range."""
+        """Float reconstruction in levels -> source dtype: clipped to the levels 0..max_level
+        (the movie's range where the map has one), rounded for integer types."""
         # in float64: float32 levels times a large scale overflow (a float32 movie
         # spanning +-3e38 decoded to infinities)
-        values = np.asarray(levels, dtype=np.float64) * self.scale + self.offset
+        values = np.clip(np.asarray(levels, dtype=np.float64), 0, self.max_level) * self.scale + self.offset
         if self.source_dtype.kind == "f":
             info = np.finfo(self.source_dtype)
             return np.clip(values, info.min, info.max).astype(self.source_dtype)

@@ -13,7 +13,8 @@ Training samples are clips of B clean frames (relative intensity, mean about 1) 
 
 Each sample gets fresh noise (Poisson at a dose drawn log-uniformly in ``dose_range``
 electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh
-Bernoulli(0.5) masks, sometimes detector blur, and the same intensity normalisation as
+Bernoulli(0.5) masks, sometimes detector blur or JPEG compression of 8-bit frames
+(``jpeg``), and the same intensity normalisation as
 decoding; noise-aware networks are also told the noise level (electrons per normalised
 unit, with a random error, as a decoder's estimate has).  The loss
 compares with the clean frames, so the networks learn to denoise as they reconstruct.
@@ -27,7 +28,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from .decoders.gaptv import gap_tv
 from .errors import InputError
 from .metrics import psnr, ssim
 from .nets import build
+from .optional import require
 
 __all__ = ["TrainConfig", "ClipPool", "train"]
 
@@ -84,6 +86,11 @@ class TrainConfig:
     zoom: tuple[float, float] = (0.6, 1.7)
     #: probability of Gaussian detector blur (sigma 0.3-1.0 px) on a clip
     blur: float = 0.3
+    #: probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs)
+    jpeg: float = 0.0
+    #: "reconstruct" (end to end, from measurements) or "denoise" (pretraining the denoiser
+    #: of a network that has one, ``denoise(noisy, epu)``: noisy frames in, no masks)
+    task: str = "reconstruct"
     #: standard deviation of the log error of the noise level told to noise-aware networks
     noise_error: float = 0.25
     #: minutes between checkpoints (besides one at every validation)
@@ -259,9 +266,14 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     electrons = rng.poisson(clips * dose) + read * rng.standard_normal(clips.shape)
     noisy = electrons / dose
     q8 = rng.random(n) < 0.3  # some samples quantised like an 8-bit detector
+    if cfg.jpeg > 0:  # and some saved as 8-bit JPEG frames, as users' movies often are
+        jpeg = rng.random(n) < cfg.jpeg
+        q8 |= jpeg
     if q8.any():
         g = 200.0 / np.maximum(noisy[q8].max(axis=(1, 2, 3), keepdims=True), 1e-6)
         noisy[q8] = np.rint(np.clip(noisy[q8] * g, 0, 255)) / g
+        if cfg.jpeg > 0 and jpeg.any():
+            noisy[jpeg] = _jpeg_frames(noisy[jpeg], g[jpeg[q8]], rng.integers(*JPEG_QUALITY, size=int(jpeg.sum())))
     C = (rng.random(clips.shape) < 0.5).astype(np.float32)
     y = (C * noisy).sum(axis=1)
     ybar = y / np.maximum(C.sum(axis=1), 1)
@@ -273,8 +285,28 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
         "y": torch.from_numpy((y / scale).astype(np.float32)),
         "C": torch.from_numpy(C),
         "x": torch.from_numpy((clips / scale[:, None]).astype(np.float32)),
+        "noisy": torch.from_numpy((noisy / scale[:, None]).astype(np.float32)),
         "epu": torch.from_numpy(epu.astype(np.float32)),
     }
+
+
+#: JPEG quality range (libjpeg's 1-100 scale, upper end excluded) of JPEG-degraded samples.
+JPEG_QUALITY = (50, 96)
+
+
+def _jpeg_frames(clips: np.ndarray, gains: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """8-bit clips (values times ``gains`` are levels 0..255) through JPEG, frame by frame."""
+    imagecodecs = _imagecodecs()
+    out = np.empty_like(clips)
+    for i, (clip, g, q) in enumerate(zip(clips, gains.reshape(-1), quality)):
+        for b, frame in enumerate(clip):
+            levels = np.rint(frame * g).astype(np.uint8)
+            out[i, b] = imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(levels, level=int(q))) / g
+    return out
+
+
+def _imagecodecs() -> Any:
+    return require("imagecodecs", purpose="training on JPEG frames (--jpeg)", extra="bench")
 
 
 def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
@@ -296,7 +328,9 @@ def lr_factor(step: int, total: int, warmup: float = 0.03, floor: float = 0.05) 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor], task: str = "reconstruct") -> torch.Tensor:
+    if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
+        return F.mse_loss(net.denoise(batch["noisy"], batch["epu"]).float(), batch["x"])  # type: ignore[operator]
     final, extra = run_net(net, batch, return_all=True)
     loss = F.mse_loss(final.float(), batch["x"])
     inter = extra if isinstance(extra, list) else [extra]
@@ -314,26 +348,31 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
         vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4)})
         pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
+    fixed = replace(cfg, jpeg=0.0)  # the same samples whatever the training degradations
     out = []
     for i in range(n):
         B = cfg.B[i % len(cfg.B)]
-        out.append(make_batch(pool.clip(rng, B, cfg.patch)[None], rng, cfg))
+        out.append(make_batch(pool.clip(rng, B, cfg.patch)[None], rng, fixed))
     return out
 
 
-def evaluate(net: torch.nn.Module | None, samples: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    """Mean PSNR/SSIM against the clean frames (data range: each clip's clean range).
+def evaluate(
+    net: torch.nn.Module | None, samples: list[dict[str, torch.Tensor]], task: str = "reconstruct"
+) -> dict[str, float]:
+    """Mean PSNR/SSIM against the clean frames (data range: each clip's clean range) of the
+    reconstructions, or with ``task="denoise"`` of the denoised noisy frames.
 
-    With ``net=None`` it evaluates GAP-TV, the baseline the model card compares with.
+    With ``net=None`` it evaluates the baseline the model card compares with: GAP-TV, or
+    the noisy frames themselves.
     """
     ps, ss = [], []
     for s in samples:
         x = s["x"][0].numpy()
         if net is None:
-            out = gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
+            out = s["noisy"][0].numpy() if task == "denoise" else gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
         else:
             with torch.inference_mode():
-                out = run_net(net, s)[0].numpy()
+                out = (net.denoise(s["noisy"], s["epu"]) if task == "denoise" else run_net(net, s))[0].numpy()
         rng = float(x.max() - x.min())
         ps.append(psnr(x, out, data_range=rng))
         ss.append(np.mean([ssim(a, b, data_range=rng) for a, b in zip(x, out)]))
@@ -369,6 +408,10 @@ def train(
         raise InputError("give --init (start a new run from weights) or --resume (continue a run), not both")
     if weights_path.exists() and not (force or resume):
         raise InputError(f"{weights_path} exists; use --force to overwrite it or --resume to continue its run")
+    if cfg.task not in ("reconstruct", "denoise"):
+        raise InputError(f"unknown training task {cfg.task!r} (reconstruct or denoise)")
+    if cfg.jpeg > 0:
+        _imagecodecs()  # fail before any work
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -376,6 +419,8 @@ def train(
         torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
     net = build(cfg.net_config).to(dev)
+    if cfg.task == "denoise" and not hasattr(net, "denoise"):
+        raise InputError(f"--task denoise pretrains a network's denoiser; {cfg.arch} has none (gapunet has)")
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
     step, elapsed, cpu_s, history = 0, 0.0, 0.0, []
@@ -402,8 +447,11 @@ def train(
     )
     pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)
     val = validation_set(cfg, cfg.val_samples)
-    baseline = evaluate(None, val)
-    say(f"GAP-TV on the validation set: {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}")
+    baseline = evaluate(None, val, cfg.task)
+    say(
+        f"{'noisy frames' if cfg.task == 'denoise' else 'GAP-TV'} on the validation set: "
+        f"{baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}"
+    )
     rng = np.random.default_rng([cfg.seed, step])
     n_params = sum(p.numel() for p in net.parameters())
     t_start = time.perf_counter() - elapsed
@@ -471,7 +519,7 @@ def train(
             clips = np.stack([pool.clip(rng, B, cfg.patch) for _ in range(cfg.batch)])
             batch = {k: v.to(dev) for k, v in make_batch(clips, rng, cfg).items()}
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(net, batch)
+                loss = _loss(net, batch, cfg.task)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -482,7 +530,8 @@ def train(
             out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
             if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
                 net.eval()
-                rec.update({f"val_{k}": v for k, v in evaluate(net.cpu() if dev.type != "cpu" else net, val).items()})
+                scores = evaluate(net.cpu() if dev.type != "cpu" else net, val, cfg.task)
+                rec.update({f"val_{k}": v for k, v in scores.items()})
                 net.to(dev)
                 rec["elapsed_s"] = time.perf_counter() - t_start
                 rec["cpu_hours"] = (time.process_time() - cpu_start) / 3600

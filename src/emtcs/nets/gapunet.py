@@ -152,6 +152,38 @@ class GapUNet(nn.Module):
         with torch.no_grad():
             return gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations)
 
+    def denoise(self, x: torch.Tensor, epu: torch.Tensor) -> torch.Tensor:
+        """The U-Net as a plain denoiser of noisy frames ``x`` (n, B, h, w): its context as
+        in a stage with every pixel measured and nothing left to fit (masks of ones, zero
+        residual).  Pretraining it this way needs no masks and no GAP; the unfolded
+        network then starts from a denoiser that has seen the data (:func:`emtcs.train.train`,
+        ``task="denoise"``)."""
+        n, B, h, w = x.shape
+        epu = epu.reshape(n, 1, 1, 1).to(x.dtype)
+        u = torch.sqrt(x.clamp(min=0) + 3.0 / (8.0 * epu))
+        inp = self._context(u, torch.ones_like(u), torch.zeros_like(u), 0.5 / torch.sqrt(epu), self.stages - 1)
+        return x + self.unet(inp).reshape(n, B, h, w)
+
+    def _context(
+        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, k: int
+    ) -> torch.Tensor:
+        """The U-Net's input at stage ``k``: each frame on the sqrt scale with its neighbours,
+        the group mean, its mask, the residual, the noise level and the stage."""
+        n, B, h, w = u.shape
+        prev = torch.cat([u[:, :1], u[:, :-1]], 1)
+        nxt = torch.cat([u[:, 1:], u[:, -1:]], 1)
+        ctx = [
+            prev,
+            u,
+            nxt,
+            u.mean(1, keepdim=True).expand_as(u),
+            C,
+            r,
+            sigma_u.expand_as(u),
+            torch.full_like(u, (k + 1) / self.stages),
+        ]
+        return torch.stack(ctx, 2).reshape(n * B, self._CHANNELS, h, w)
+
     def refine(
         self,
         y: torch.Tensor,
@@ -173,20 +205,8 @@ class GapUNet(nn.Module):
             r = (y - A(x, C)) / csum
             x = x + self.step[k] * At(r, C)
             u = torch.sqrt(x.clamp(min=0) + offset)
-            prev = torch.cat([u[:, :1], u[:, :-1]], 1)
-            nxt = torch.cat([u[:, 1:], u[:, -1:]], 1)
-            ctx = [
-                prev,
-                u,
-                nxt,
-                u.mean(1, keepdim=True).expand_as(u),
-                C,
-                At(r, C) / (2 * torch.sqrt(x.clamp(min=0) + offset)),  # residual on the same sqrt scale
-                sigma_u.expand_as(u),
-                torch.full_like(u, (k + 1) / self.stages),
-            ]
-            inp = torch.stack(ctx, 2).reshape(n * B, self._CHANNELS, h, w)
-            x = x + self.unet(inp).reshape(n, B, h, w)
+            residual = At(r, C) / (2 * u)  # on the same sqrt scale
+            x = x + self.unet(self._context(u, C, residual, sigma_u, k)).reshape(n, B, h, w)
             outs.append(x)
         x = self.project(x, y, C, csum, epu)
         return (x, outs) if return_all else x
