@@ -75,6 +75,21 @@ def test_a_frame_between_two_cuts_is_stored_alone_and_decoded_exactly(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), b[0])
 
 
+def test_a_cut_among_the_frames_read_for_the_noise_model(tmp_path):
+    """The first B frames are read before encoding starts (noise model); a cut among them
+    still starts a group, whose measurement is the second movie's own."""
+    a, b = _movie(1), _movie(11)
+    tifffile.imwrite(tmp_path / "early.tif", np.concatenate([a[:4], b[:16]]))
+    tifffile.imwrite(tmp_path / "b.tif", b[:16])
+    info = emtcs.compress(tmp_path / "early.tif", B=10, quantise=0)
+    assert info["cuts"] == [4]
+    assert [(g["start"], g["length"]) for g in info["groups"]] == [(0, 4), (4, 10), (14, 6)]
+    emtcs.compress(tmp_path / "b.tif", B=10, quantise=0)
+    with emtcs.open(tmp_path / "early.tcs") as joined, emtcs.open(tmp_path / "b.tcs") as alone:
+        for g in (0, 1):
+            np.testing.assert_array_equal(joined.measurement(g + 1), alone.measurement(g))
+
+
 def test_info_shows_the_groups_and_the_cuts(tmp_path):
     src = tmp_path / "joined.tif"
     tifffile.imwrite(src, np.concatenate([_movie(1)[:17], _movie(11)[:13]]))

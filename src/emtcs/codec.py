@@ -75,10 +75,10 @@ def compress(
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float and
-    signed-integer sources are read twice (once for their value range).  With ``cuts`` (the default),
-    frames that start a new scene are found (:mod:`emtcs.cuts`) and no group straddles
-    one: the group before a cut ends early, and a frame between two cuts is stored
-    alone, unmasked (formats/tcs.md §3).
+    signed-integer sources are read twice (once for their value range).  With ``cuts``
+    (the default), frames that start a new scene are found (:mod:`emtcs.cuts`) and no
+    group straddles one: the group before a cut ends early, and a frame between two
+    cuts is stored alone, unmasked (formats/tcs.md §3).
 
     The detector's noise model (:mod:`emtcs.noise`) is stored with the measurements:
     ``gain`` (source values per electron) and ``offset`` when given, else measured from
@@ -86,7 +86,8 @@ def compress(
     (``noise_note``) and decoders assume one level per electron.  The measurements are
     stored quantised with a step of ``quantise`` noise standard deviations
     (:mod:`emtcs.quantise`); by default (``None``) one, where the noise model is known,
-    else exactly; 0 stores them exactly.  ``progress`` is called with the number of frames encoded since its last call.
+    else exactly; 0 stores them exactly.  ``progress`` is called with the number of
+    frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")

@@ -87,7 +87,7 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
-        if self.group_starts is not None or self.value_map_since_3:
+        if self.group_starts is not None or self.relative_signed_levels:
             return FORMAT_VERSION
         return QUANTISED_VERSION if self.coding.quantised else EXACT_VERSION
 
@@ -101,7 +101,7 @@ class TcsHeader:
         )
 
     @property
-    def value_map_since_3(self) -> bool:
+    def relative_signed_levels(self) -> bool:
         """Whether this is a signed source's map relative to the movie's range (format 3)."""
         src = np.dtype(self.source_dtype) if self.source_dtype in SOURCE_DTYPES else None
         if src is None or src.kind != "i":
@@ -623,7 +623,7 @@ def _header_problem(hd: TcsHeader, n_groups: int) -> str | None:
         return f"measurement_dtype {_show(hd.measurement_dtype)} is not an unsigned integer type"
     src = np.dtype(hd.source_dtype)
     L, s, o = hd.max_level, hd.value_scale, hd.value_offset
-    if src.kind == "i" and hd.value_map_since_3:
+    if src.kind == "i" and hd.relative_signed_levels:
         info = np.iinfo(src)
         if hd.format_version[0] < 3 or s != 1 or o != int(o) or not (info.min <= o and 0 <= L and o + L <= info.max):
             return f"value map L={L}, s={s:g}, o={o:g} is not a range of {src.name} (or needs format 3)"
