@@ -653,7 +653,7 @@ def train(
     v = summary["validation"]
     click.echo(
         f"{output}.safetensors: {summary['parameters']} parameters, {summary['steps']} steps, "
-        f"{summary['wall_s'] / 60:.1f} min; validation {v['psnr']:.2f} dB (GAP-TV {v['gaptv_psnr']:.2f} dB)"
+        f"{summary['wall_s'] / 60:.1f} min; validation {v['psnr']:.2f} dB ({v['baseline']} {v['gaptv_psnr']:.2f} dB)"
     )
 
 

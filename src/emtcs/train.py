@@ -448,10 +448,8 @@ def train(
     pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)
     val = validation_set(cfg, cfg.val_samples)
     baseline = evaluate(None, val, cfg.task)
-    say(
-        f"{'noisy frames' if cfg.task == 'denoise' else 'GAP-TV'} on the validation set: "
-        f"{baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}"
-    )
+    baseline_name = "noisy frames" if cfg.task == "denoise" else "GAP-TV"
+    say(f"{baseline_name} on the validation set: {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}")
     rng = np.random.default_rng([cfg.seed, step])
     n_params = sum(p.numel() for p in net.parameters())
     t_start = time.perf_counter() - elapsed
@@ -478,8 +476,9 @@ def train(
             "validation": {
                 "psnr": top.get("val_psnr"),
                 "ssim": top.get("val_ssim"),
-                "gaptv_psnr": baseline["psnr"],
+                "gaptv_psnr": baseline["psnr"],  # for task "denoise": the noisy frames'
                 "gaptv_ssim": baseline["ssim"],
+                "baseline": baseline_name,
                 "samples": len(val),
                 "reference": "clean (noise-free) frames",
             },
