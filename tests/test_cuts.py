@@ -101,4 +101,4 @@ def test_info_shows_the_groups_and_the_cuts(tmp_path):
     shown = json.loads(CliRunner().invoke(main, ["info", str(tmp_path / "joined.tcs"), "--json"]).output)
     assert shown["cuts"] == [17] and shown["groups"][2] == {"start": 17, "length": 10}
     text = CliRunner().invoke(main, ["info", str(tmp_path / "joined.tcs")]).output
-    assert "4 measurements of B=10 frames, 2 of fewer" in text and "no group holds frames from both sides" in text
+    assert "4 measurements of B=10 frames (2 shorter)" in text and "no group holds frames from both sides" in text

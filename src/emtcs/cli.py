@@ -201,8 +201,8 @@ def _groups_line(info: dict[str, Any]) -> str:
     short = sum(1 for n in lengths if n < B)
     if short:
         alone = lengths.count(1)
-        text += f", {short} of fewer" + (f" ({alone} frame{'s' if alone > 1 else ''} stored alone)" if alone else "")
-    return text + f" ({info['measurement_dtype']}, {info['coding']})"
+        text += f" ({short} shorter" + (f", {alone} of them a frame stored alone)" if alone else ")")
+    return text + f"; {info['measurement_dtype']}, {info['coding']}"
 
 
 def _cuts_line(info: dict[str, Any]) -> str:
