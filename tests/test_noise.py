@@ -62,6 +62,18 @@ def test_movies_the_model_does_not_fit_are_refused_with_a_reason():
     assert estimate_noise(dark, saturation=65535).model is None
 
 
+@pytest.mark.parametrize("gain", [2.0, 20.0])
+def test_read_noise_clipped_at_zero_is_refused_and_counted_zeros_are_not(gain):
+    """At 1 e/px, counted zeros (no read noise) are measured; read noise clipped at zero (a
+    detector without offset) used to pass as a counting detector of too large a gain."""
+    counted, _ = _frames(12, (384, 384), gain=gain, offset=0.0, read_noise=0.0, dose=1.0, mode="liquid-cell")
+    fit = estimate_noise(counted, saturation=65535)
+    assert fit.model is not None and fit.model.gain == pytest.approx(gain, rel=0.1)
+    clipped, _ = _frames(12, (384, 384), gain=gain, offset=0.0, read_noise=2.0, dose=1.0, mode="stem")
+    fit = estimate_noise(clipped, saturation=65535)
+    assert fit.model is None and "clipped at zero" in fit.reason
+
+
 def test_compress_stores_the_measured_noise_and_info_shows_it(tmp_path):
     frames, _ = _frames(n=12, gain=4.0, offset=100.0, read_noise=0.0, dose=40.0)
     src = tmp_path / "m.tif"

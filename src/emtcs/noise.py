@@ -172,7 +172,29 @@ def estimate_noise(
             f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
             "than their noise, or the movie was blurred, resampled or compressed"
         )
-    return _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
+    fit = _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
+    if fit.model is not None and _clipped_read_noise(stack, fit.model.gain):
+        return _refused(
+            "readings pile up at zero between the steps of a counting detector: read noise clipped at zero "
+            "(an offset below the read noise); the noise cannot be measured",
+            fit.means,
+            fit.variances,
+        )
+    return fit
+
+
+def _clipped_read_noise(stack: np.ndarray, gain: float) -> bool:
+    """Whether the zeros of a movie are clipped read noise rather than counted zero electrons.
+
+    A fit through clipped readings looks like a counting detector with too large a gain.
+    Counted readings are multiples of the gain: with a gain of 2 or more, none falls
+    between 0 and half the gain, where clipped Gaussian read noise puts plenty.
+    """
+    zeros = float(np.mean(stack <= 0))
+    if zeros <= ZERO_SHARE or gain < 2:
+        return False
+    between = float(np.mean((stack > 0) & (stack < gain / 2)))
+    return between > 0.1 * zeros
 
 
 def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None) -> NoiseFit:
