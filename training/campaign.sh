@@ -6,8 +6,9 @@
 #
 #   training/campaign.sh [STEPS]          # default 20000 steps; run it again to resume
 #
-# A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 300 (about
-# 25 minutes of one core), then this, which starts from the shipped weights.
+# A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
+# 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
+# starts from the shipped weights.
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out.
 set -euo pipefail
