@@ -266,14 +266,15 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     read = rng.uniform(*cfg.read_noise, size=(n, 1, 1, 1))
     electrons = rng.poisson(clips * dose) + read * rng.standard_normal(clips.shape)
     noisy = electrons / dose
-    q8 = rng.random(n) < 0.3  # some samples quantised like an 8-bit detector
-    if cfg.jpeg > 0:  # and some saved as 8-bit JPEG frames, as users' movies often are
-        jpeg = rng.random(n) < cfg.jpeg
-        q8 |= jpeg
+    q8: np.ndarray = rng.random(n) < 0.3  # some samples quantised like an 8-bit detector
+    # and some saved as 8-bit JPEG frames, as users' movies often are (no draw without: the
+    # validation samples stay the same)
+    jpeg: np.ndarray = rng.random(n) < cfg.jpeg if cfg.jpeg > 0 else np.zeros(n, dtype=bool)
+    q8 |= jpeg
     if q8.any():
         g = 200.0 / np.maximum(noisy[q8].max(axis=(1, 2, 3), keepdims=True), 1e-6)
         noisy[q8] = np.rint(np.clip(noisy[q8] * g, 0, 255)) / g
-        if cfg.jpeg > 0 and jpeg.any():
+        if jpeg.any():
             noisy[jpeg] = _jpeg_frames(noisy[jpeg], g[jpeg[q8]], rng.integers(*JPEG_QUALITY, size=int(jpeg.sum())))
     C = (rng.random(clips.shape) < 0.5).astype(np.float32)
     y = (C * noisy).sum(axis=1)
