@@ -126,7 +126,7 @@ scheduler_option = click.option(
     type=click.Choice(["on", "off"]),
     default="on",
     show_default=True,
-    help="Look for scene cuts (frames unlike the one before) and report the groups straddling them.",
+    help="Look for scene cuts (frames unlike the one before) and end groups there (off: groups of B).",
 )
 @workers_option
 @scheduler_option
@@ -221,7 +221,7 @@ def _cuts_line(info: dict[str, Any]) -> str:
         text += (
             f"; {len(across)} group{'s' if len(across) > 1 else ''} ({', '.join(map(str, across[:10]))}) "
             f"hold{'' if len(across) > 1 else 's'} frames from both sides and will decode poorly "
-            "(a smaller B, or splitting the movie there, avoids it)"
+            "(compressing it again with --cuts on ends groups there)"
         )
     return text
 

@@ -93,10 +93,7 @@ def compress(
         raise InputError(f"B must be at least 2 (got {B})")
     if not 0 <= seed < 2**32:
         raise InputError(f"seed must be in 0..4294967295 (got {seed})")
-    if gain is not None:
-        NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
-    if quantise:
-        MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
+    _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
     check_output(dst, force=force)
     with open_movie(src) as movie:
@@ -145,6 +142,14 @@ def compress(
                 writer.finish(detector.cuts if detector is not None else None)
     with TcsReader(dst) as reader:
         return reader.info()
+
+
+def _check_coding_options(quantise: float | None, gain: float | None, offset: float | None) -> None:
+    """Raise on a bad ``quantise``, ``gain`` or ``offset`` before any work is done."""
+    if gain is not None:
+        NoiseModel(gain, 0.0 if offset is None else offset)
+    if quantise:
+        MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
 
 
 def _read_levels(movie: Any, vmap: ValueMap, t: int, out: np.ndarray) -> None:
@@ -235,10 +240,7 @@ def compress_many(
             raise InputError(f"{seen[key]} and {src} would both be compressed into {dst}")
         seen[key] = src
         check_output(dst, force=force)
-    if gain is not None:
-        NoiseModel(gain, 0.0 if offset is None else offset)  # bad options fail before any work
-    if quantise:
-        MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
+    _check_coding_options(quantise, gain, offset)
     options: dict[str, Any] = {
         "seed": seed,
         "quantise": quantise,
