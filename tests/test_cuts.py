@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 import tifffile
+from click.testing import CliRunner
 
 import emtcs
+from emtcs.cli import main
 from emtcs.cuts import find_cuts
 from emtcs.simulate import MovieSimulator, SimulationConfig
 
@@ -102,3 +104,27 @@ def test_info_shows_the_groups_and_the_cuts(tmp_path):
     assert shown["cuts"] == [17] and shown["groups"][2] == {"start": 17, "length": 10}
     text = CliRunner().invoke(main, ["info", str(tmp_path / "joined.tcs")]).output
     assert "4 measurements of B=10 frames (2 shorter)" in text and "no group holds frames from both sides" in text
+
+
+def _panning(step: int, n: int = 12) -> np.ndarray:
+    """Counted frames of one smooth specimen, panned ``step`` pixels per frame."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(5)
+    field = gaussian_filter(rng.standard_normal((160, 128 + step * n)), 10.0)
+    field = 200.0 * (1.0 + field / field.std() / 4)
+    return rng.poisson([field[16:144, t * step : t * step + 128] for t in range(n)]).astype(np.uint16)
+
+
+def test_frames_that_change_faster_than_a_group_can_follow_are_reported(tmp_path):
+    """A time-lapse whose frames share little (the view moved by more than its structure's
+    size) is reported by compress; the same specimen panned slowly is not."""
+    for step, too_fast in ((1, False), (40, True)):
+        src = tmp_path / f"pan{step}.tif"
+        tifffile.imwrite(src, _panning(step))
+        info = emtcs.compress(src, tmp_path / f"pan{step}.tcs", B=4)
+        assert info["coherence"]["too_fast"] is too_fast, info["coherence"]
+        assert info["coherence"]["within_frames"] > 0.5
+    result = CliRunner().invoke(main, ["compress", str(src), "-B", "4", "--force"])
+    assert result.exit_code == 0 and "change faster than a group of 4" in result.output
+    assert emtcs.compress(src, tmp_path / "off.tcs", B=4, cuts=False)["coherence"] is None

@@ -192,6 +192,14 @@ def compress(
             stderr_console().print(f"  noise: {_noise_line(info)}")
             if info.get("cuts"):
                 stderr_console().print(f"  {_cuts_line(info)}")
+            coherence = info.get("coherence")
+            if coherence and coherence["too_fast"]:
+                stderr_console().print(
+                    f"  frames: consecutive frames correlate {coherence['between_frames']:.2f} against "
+                    f"{coherence['within_frames']:.2f} between neighbouring blocks of a frame: they change faster than "
+                    f"a group of {info['B']} can follow and will decode blurred into each other; a smaller -B suits "
+                    "this movie"
+                )
 
 
 def _groups_line(info: dict[str, Any]) -> str:

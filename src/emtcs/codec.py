@@ -71,7 +71,10 @@ def compress(
     force: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Compress the movie ``src`` into a ``.tcs`` file; returns its :meth:`TcsReader.info`.
+    """Compress the movie ``src`` into a ``.tcs`` file; returns its :meth:`TcsReader.info`,
+    with ``"coherence"`` added (not stored in the file): how consecutive frames correlate
+    against neighbouring blocks within a frame (:class:`emtcs.cuts.Coherence`; None with
+    ``cuts`` off), whose ``too_fast`` says the frames change faster than a group can follow.
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float and
@@ -141,7 +144,10 @@ def compress(
                     writer.write_group(frames, encoder.encode(group[: len(frames)]))
                 writer.finish(detector.cuts if detector is not None else None)
     with TcsReader(dst) as reader:
-        return reader.info()
+        info = reader.info()
+    coherence = detector.coherence() if detector is not None else None
+    info["coherence"] = coherence.to_json() if coherence is not None else None
+    return info
 
 
 def _check_coding_options(quantise: float | None, gain: float | None, offset: float | None) -> None:

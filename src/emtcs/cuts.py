@@ -26,16 +26,37 @@ acquisition was appended, the shutter closed) cannot be reconstructed well.
   to the old scene, and the cut frame an isolated incoherent frame (two cuts).
 * frames smaller than 8 x 8 pixels (``MIN_VALUES``) are never cut.
 
+The same binned frames say whether the movie suits temporal compression at all
+(:meth:`CutDetector.coherence`): the median correlation of consecutive binned frames
+against that of neighbouring blocks within a frame.  A frame whose blocks correlate with
+their neighbours (structure larger than a block, not noise) but hardly with the same
+blocks of the next frame changes faster than a group can follow (a time-lapse with frames
+far apart in time): its decoded frames blur into each other, and a smaller B suits it.
+
 The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts").
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CutDetector", "find_cuts", "BIN", "SPREAD", "MARGIN", "WINDOW", "WARMUP", "MIN_TYPICAL", "MIN_VALUES"]
+__all__ = [
+    "CutDetector",
+    "Coherence",
+    "find_cuts",
+    "BIN",
+    "SPREAD",
+    "MARGIN",
+    "WINDOW",
+    "WARMUP",
+    "MIN_TYPICAL",
+    "MIN_VALUES",
+    "MIN_STRUCTURE",
+    "MAX_LAG",
+]
 
 #: Side of the blocks a frame is binned to.
 BIN = 8
@@ -53,6 +74,32 @@ WARMUP = 3
 MIN_TYPICAL = 0.3
 #: Frames binned to fewer values than this (smaller than 8 x 8 pixels) are too small to tell.
 MIN_VALUES = 64
+#: A movie changes faster than a group can follow when its frames' neighbouring blocks
+#: correlate by at least this much (structure, not noise)...
+MIN_STRUCTURE = 0.5
+#: ...and consecutive frames correlate by more than this much less.
+MAX_LAG = 0.3
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """Medians over a movie of the correlation of consecutive binned frames (``between``,
+    cuts left out) and of neighbouring blocks within a frame (``within``)."""
+
+    between: float
+    within: float
+
+    @property
+    def too_fast(self) -> bool:
+        """Whether the frames change faster than a group of them can follow."""
+        return self.within >= MIN_STRUCTURE and self.between < self.within - MAX_LAG
+
+    def to_json(self) -> dict[str, float | bool]:
+        return {
+            "between_frames": round(self.between, 3),
+            "within_frames": round(self.within, 3),
+            "too_fast": self.too_fast,
+        }
 
 
 class CutDetector:
@@ -61,6 +108,7 @@ class CutDetector:
     def __init__(self) -> None:
         self.cuts: list[int] = []
         self.correlations: list[float] = []
+        self._within: list[float] = []
         self._previous: np.ndarray | None = None
         self._recent: deque[float] = deque(maxlen=WINDOW)
         # (binned frame before the last cut, its scene's history), for the frame after it
@@ -69,8 +117,16 @@ class CutDetector:
 
     def add(self, frame: np.ndarray) -> bool:
         """Take the next frame; True if it starts a new scene."""
-        binned = _binned(frame)
+        blocks = _binned(frame)
+        binned = blocks.ravel()
         cut = False
+        if binned.size >= MIN_VALUES:
+            self._within.append(
+                _correlation(
+                    np.concatenate([blocks[:, :-1].ravel(), blocks[:-1].ravel()]),
+                    np.concatenate([blocks[:, 1:].ravel(), blocks[1:].ravel()]),
+                )
+            )
         if self._previous is not None and binned.size >= MIN_VALUES:
             r = _correlation(self._previous, binned)
             self.correlations.append(r)
@@ -89,6 +145,14 @@ class CutDetector:
         self._previous = binned
         self._t += 1
         return cut
+
+    def coherence(self) -> Coherence | None:
+        """How consecutive frames correlate against neighbouring blocks within a frame
+        (:class:`Coherence`); None before two frames of at least 8 x 8 pixels."""
+        between = [r for t, r in enumerate(self.correlations, start=1) if t not in self.cuts]
+        if not between:
+            return None
+        return Coherence(float(np.median(between)), float(np.median(self._within)))
 
     def _drops(self, r: float) -> bool:
         """Whether correlation ``r`` falls far below the scene's running statistics."""
@@ -110,13 +174,13 @@ def find_cuts(frames: np.ndarray) -> list[int]:
 
 def _binned(frame: np.ndarray) -> np.ndarray:
     """A central crop of at most ``SIDE`` pixels binned to blocks of ``BIN`` x ``BIN``
-    pixels: a few thousand numbers, about 1 ms per frame."""
+    pixels (2-D): a few thousand numbers, about 1 ms per frame."""
     h, w = frame.shape
     y0, x0 = max((h - SIDE) // 2, 0), max((w - SIDE) // 2, 0)
     part = frame[y0 : y0 + SIDE, x0 : x0 + SIDE]
     b = BIN if min(part.shape) >= 4 * BIN else 1
     hb, wb = part.shape[0] // b, part.shape[1] // b
-    return part[: hb * b, : wb * b].reshape(hb, b, wb, b).sum(axis=(1, 3), dtype=np.float64).ravel()
+    return part[: hb * b, : wb * b].reshape(hb, b, wb, b).sum(axis=(1, 3), dtype=np.float64)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:

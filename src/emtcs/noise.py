@@ -15,7 +15,8 @@ so the bins' mean squared difference and mean level lie on the noise line exactl
 (grouped instrumental-variable regression: binning by the noisy level itself would bend
 the line where read noise dominates).  Pixels whose difference is far beyond the line
 (a particle appearing, an atom hopping) are dropped and the line refitted.  Three or two
-frames use the second or first difference.
+frames use the second or first difference.  What a scanned image adds line by line (each
+line's own gain and sideways jitter) is fitted out of the differences row by row first.
 
 The line's intercept ``c = (gain * read_noise)² - gain * offset`` is all that the variance
 tells about offset and read noise: they cannot be told apart from it.  With a given
@@ -62,6 +63,8 @@ CEILING = 1e-3
 ZERO_SHARE = 0.005
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
+#: Line artefacts (of a scanned image) may add at most this share to the differences' variance.
+MAX_LINE_SHARE = 0.5
 #: The fit is refused when the gain's relative standard error exceeds this...
 MAX_GAIN_ERROR = 0.05
 #: ...or when the bins' median relative deviation from the line exceeds this.
@@ -148,7 +151,7 @@ def estimate_noise(
     if np.mean(stack == top) > CEILING:  # a full well or clipped range below the dtype's maximum
         saturation = top if saturation is None else min(saturation, top)
     total = stack.sum(axis=0)
-    level, square, instrument, correlation = [], [], [], []
+    level, square, instrument, correlation, lines = [], [], [], [], []
     k = min(n, 4)
     starts = list(range(0, n - k + 1, k))
     if starts[-1] + k < n:
@@ -156,8 +159,9 @@ def estimate_noise(
     for start in starts:
         window = stack[start : start + k]
         others = (total - window.sum(axis=0)) / (n - k) if n > k else None
-        m, d2, z, corr = _window_statistics(window, others, saturation)
+        m, d2, z, corr, line_share = _window_statistics(window, others, saturation)
         correlation.append(corr)
+        lines.append(line_share)
         level.append(m)
         square.append(d2)
         instrument.append(z)
@@ -171,6 +175,12 @@ def estimate_noise(
         return _refused(
             f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
             "than their noise, or the movie was blurred, resampled or compressed"
+        )
+    line_share = float(np.median(lines))
+    if line_share > MAX_LINE_SHARE:
+        return _refused(
+            f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame differences' "
+            "variance: what remains of them after they are fitted out would bias the gain"
         )
     fit = _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
     if fit.model is not None and _clipped_read_noise(stack, fit.model.gain):
@@ -204,11 +214,12 @@ def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray
 
 def _window_statistics(
     window: np.ndarray, others: np.ndarray | None, saturation: float | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Per inner pixel of a (k, H, W) window: its mean level, its squared content-cancelling
-    difference in units of one frame's variance, and the instrument (the mean of its eight
-    neighbours in the window plus, given ``others``, its own mean over the frames outside
-    the window); and the correlation of horizontally neighbouring differences."""
+    difference (line artefacts removed) in units of one frame's variance, and the
+    instrument (the mean of its eight neighbours in the window plus, given ``others``, its
+    own mean over the frames outside the window); the correlation of neighbouring
+    differences; and the variance the line artefacts added, relative to the noise's."""
     k = len(window)
     weights, factor = _DIFFERENCES[k]
     totals = window.sum(axis=(1, 2))
@@ -221,15 +232,48 @@ def _window_statistics(
         for dx in range(3):
             box += mean[dy : dy + box.shape[0], dx : dx + box.shape[1]]
     inner = (slice(1, -1), slice(1, -1))
+    ok = np.ones(mean[inner].shape, dtype=bool) if saturation is None else window.max(axis=0)[inner] < saturation
     z = (box - mean[inner]) / 8.0
     if others is not None:
         z += others[inner]
-    m, d2 = mean[inner], diff[inner] ** 2 / factor
-    corr = max(_correlation(diff[:, :-1], diff[:, 1:]), _correlation(diff[:-1], diff[1:]))
-    if saturation is not None:
-        ok = window.max(axis=0)[inner] < saturation
-        m, d2, z = m[ok], d2[ok], z[ok]
-    return m.ravel(), d2.ravel(), z.ravel(), corr
+    m, d = mean[inner], diff[inner]
+    residual, keep = _line_artefacts_removed(d, mean, ok)
+    d2 = residual**2 / (factor * keep)
+    # the variance the line artefacts added, relative to the noise's
+    line_share = float((d[ok] ** 2).sum() / max(factor * d2[ok].sum(), 1e-300)) - 1.0
+    residual = np.where(ok, residual, 0.0)
+    corr = max(_correlation(residual[:, :-1], residual[:, 1:]), _correlation(residual[:-1], residual[1:]))
+    m, d2, z = m[ok], d2[ok], z[ok]
+    return m.ravel(), d2.ravel(), z.ravel(), corr, line_share
+
+
+def _line_artefacts_removed(d: np.ndarray, mean: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The differences ``d`` of the inner pixels less, row by row, what the window's mean
+    frame explains of them; and the share of the noise variance each residual keeps.
+
+    A scanned image is read line by line: each line of each frame has its own gain
+    (flicker) and sideways shift (jitter), which the frame differences do not cancel.  To
+    second order they add ``a m + b dm/dx + c d2m/dx2`` to a line's differences, with one
+    ``(a, b, c)`` per line: a least-squares fit per row (over the pixels in ``ok``) removes
+    them.  Noise is left unbiased: a residual keeps ``1 - h`` of its pixel's variance,
+    ``h`` its leverage in the fit (about 3 / width), which the caller divides out.
+    """
+    m = mean[1:-1, 1:-1]
+    gx = (mean[1:-1, 2:] - mean[1:-1, :-2]) / 2
+    gxx = mean[1:-1, 2:] - 2 * m + mean[1:-1, :-2]
+    x = (m, gx, gxx)
+    okf = ok.astype(np.float64)
+    pairs = [(p, q) for p in range(3) for q in range(p, 3)]
+    # per row: the 3 x 3 normal equations from sums over the row (elementwise: fast for 3 regressors)
+    normal = np.empty((len(d), 3, 3))
+    for p, q in pairs:
+        normal[:, p, q] = normal[:, q, p] = (x[p] * x[q] * okf).sum(axis=1)
+    inverse = np.linalg.inv(normal + 1e-9 * np.eye(3))
+    rhs = np.stack([(x[p] * d * okf).sum(axis=1) for p in range(3)], axis=1)
+    coefficients = np.einsum("hpq,hq->hp", inverse, rhs)
+    fitted = sum(coefficients[:, p, None] * x[p] for p in range(3))
+    leverage = sum((1.0 if p == q else 2.0) * inverse[:, p, q, None] * x[p] * x[q] for p, q in pairs)
+    return d - fitted, np.clip(1.0 - leverage, 0.05, 1.0)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
