@@ -15,8 +15,9 @@ so the bins' mean squared difference and mean level lie on the noise line exactl
 (grouped instrumental-variable regression: binning by the noisy level itself would bend
 the line where read noise dominates).  Pixels whose difference is far beyond the line
 (a particle appearing, an atom hopping) are dropped and the line refitted.  Three or two
-frames use the second or first difference.  What a scanned image adds line by line (each
-line's own gain and sideways jitter) is fitted out of the differences row by row first.
+frames use the second or first difference.  Before that, what a scanned image adds line
+by line (each line's own gain and sideways jitter) is fitted out of the differences row by
+row, and what is left of fast-moving content (locally a shift) block by block.
 
 The line's intercept ``c = (gain * read_noise)² - gain * offset`` is all that the variance
 tells about offset and read noise: they cannot be told apart from it.  With a given
@@ -53,6 +54,8 @@ _DIFFERENCES = {
 }
 #: Frames are measured on a central crop of at most this side.
 MAX_SIDE = 512
+#: ...and on at most this many frames (three windows of four).
+MAX_FRAMES = 12
 #: Number of instrument bins of the fit (equal numbers of pixels).
 BINS = 32
 #: Pixels whose squared difference exceeds this many times the line's variance are outliers.
@@ -65,6 +68,8 @@ ZERO_SHARE = 0.005
 MAX_CORRELATION = 0.15
 #: Line artefacts (of a scanned image) may add at most this share to the differences' variance.
 MAX_LINE_SHARE = 0.5
+#: Side of the blocks in which what is left of moving content is fitted out of the differences.
+BLOCK = 8
 #: The fit is refused when the gain's relative standard error exceeds this...
 MAX_GAIN_ERROR = 0.05
 #: ...or when the bins' median relative deviation from the line exceeds this.
@@ -130,13 +135,15 @@ def estimate_noise(
     offset: float | None = None,
     saturation: float | None = None,
 ) -> NoiseFit:
-    """Measure the noise model from two or more consecutive frames (in levels).
+    """Measure the noise model from two or more consecutive frames (in levels; the first
+    ``MAX_FRAMES`` are used).
 
     Frames are taken in windows of four (the last one overlapping the one before).  ``offset``,
     if known, fixes the split of the intercept (see the module docstring); pixels that
     reach ``saturation`` (the source's maximum level) in a window are left out, as
     clipping hides their noise.  Deterministic.
     """
+    frames = frames[:MAX_FRAMES]
     n = len(frames)
     if n < 2:
         return _refused("one frame: the noise needs two consecutive frames to be measured")
@@ -216,7 +223,7 @@ def _window_statistics(
     window: np.ndarray, others: np.ndarray | None, saturation: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Per inner pixel of a (k, H, W) window: its mean level, its squared content-cancelling
-    difference (line artefacts removed) in units of one frame's variance, and the
+    difference (line artefacts and moving content fitted out) in units of one frame's variance, and the
     instrument (the mean of its eight neighbours in the window plus, given ``others``, its
     own mean over the frames outside the window); the correlation of neighbouring
     differences; and the variance the line artefacts added, relative to the noise's."""
@@ -237,43 +244,55 @@ def _window_statistics(
     if others is not None:
         z += others[inner]
     m, d = mean[inner], diff[inner]
-    residual, keep = _line_artefacts_removed(d, mean, ok)
+    # scan lines: each line's own gain and sideways jitter, to second order (module docstring)
+    gx = (mean[1:-1, 2:] - mean[1:-1, :-2]) / 2
+    gy = (mean[2:, 1:-1] - mean[:-2, 1:-1]) / 2
+    gxx = mean[1:-1, 2:] - 2 * m + mean[1:-1, :-2]
+    residual, h_lines = _fit_out(d, (m, gx, gxx), ok)
+    noise = residual[ok] ** 2 / np.clip(1.0 - h_lines[ok], 0.05, 1.0)
+    line_share = float((d[ok] ** 2).sum() / max(noise.sum(), 1e-300)) - 1.0
+    # content moving by what the frame difference does not cancel: locally a shift
+    fitted, h_blocks = _fit_out(_blocks(residual), (_blocks(gx), _blocks(gy)), _blocks(ok))
+    residual = _unblocked(fitted, residual)
+    keep = np.clip(1.0 - h_lines - _unblocked(h_blocks, np.zeros_like(h_lines)), 0.05, 1.0)
     d2 = residual**2 / (factor * keep)
-    # the variance the line artefacts added, relative to the noise's
-    line_share = float((d[ok] ** 2).sum() / max(factor * d2[ok].sum(), 1e-300)) - 1.0
     residual = np.where(ok, residual, 0.0)
     corr = max(_correlation(residual[:, :-1], residual[:, 1:]), _correlation(residual[:-1], residual[1:]))
     m, d2, z = m[ok], d2[ok], z[ok]
     return m.ravel(), d2.ravel(), z.ravel(), corr, line_share
 
 
-def _line_artefacts_removed(d: np.ndarray, mean: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The differences ``d`` of the inner pixels less, row by row, what the window's mean
-    frame explains of them; and the share of the noise variance each residual keeps.
-
-    A scanned image is read line by line: each line of each frame has its own gain
-    (flicker) and sideways shift (jitter), which the frame differences do not cancel.  To
-    second order they add ``a m + b dm/dx + c d2m/dx2`` to a line's differences, with one
-    ``(a, b, c)`` per line: a least-squares fit per row (over the pixels in ``ok``) removes
-    them.  Noise is left unbiased: a residual keeps ``1 - h`` of its pixel's variance,
-    ``h`` its leverage in the fit (about 3 / width), which the caller divides out.
-    """
-    m = mean[1:-1, 1:-1]
-    gx = (mean[1:-1, 2:] - mean[1:-1, :-2]) / 2
-    gxx = mean[1:-1, 2:] - 2 * m + mean[1:-1, :-2]
-    x = (m, gx, gxx)
-    okf = ok.astype(np.float64)
-    pairs = [(p, q) for p in range(3) for q in range(p, 3)]
-    # per row: the 3 x 3 normal equations from sums over the row (elementwise: fast for 3 regressors)
-    normal = np.empty((len(d), 3, 3))
+def _fit_out(d: np.ndarray, regressors: Sequence[np.ndarray], ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row by row of the 2-D ``d``: what is left of it after a least-squares fit on the
+    equally shaped ``regressors`` (over the pixels in ``ok``), and each pixel's leverage
+    ``h`` in its row's fit: white noise keeps ``1 - h`` of its variance in the residual."""
+    k = len(regressors)
+    x, okf = regressors, ok.astype(np.float64)
+    pairs = [(p, q) for p in range(k) for q in range(p, k)]
+    # the k x k normal equations of every row from sums along it (elementwise: fast for small k)
+    normal = np.empty((len(d), k, k))
     for p, q in pairs:
         normal[:, p, q] = normal[:, q, p] = (x[p] * x[q] * okf).sum(axis=1)
-    inverse = np.linalg.inv(normal + 1e-9 * np.eye(3))
-    rhs = np.stack([(x[p] * d * okf).sum(axis=1) for p in range(3)], axis=1)
-    coefficients = np.einsum("hpq,hq->hp", inverse, rhs)
-    fitted = sum(coefficients[:, p, None] * x[p] for p in range(3))
+    ridge = 1e-9 * np.trace(normal, axis1=1, axis2=2) / k + 1e-12  # a row without signal stays solvable
+    inverse = np.linalg.inv(normal + ridge[:, None, None] * np.eye(k))
+    coefficients = np.einsum("hpq,hq->hp", inverse, np.stack([(x[p] * d * okf).sum(axis=1) for p in range(k)], 1))
+    fitted = sum(coefficients[:, p, None] * x[p] for p in range(k))
     leverage = sum((1.0 if p == q else 2.0) * inverse[:, p, q, None] * x[p] * x[q] for p, q in pairs)
-    return d - fitted, np.clip(1.0 - leverage, 0.05, 1.0)
+    return d - fitted, leverage
+
+
+def _blocks(a: np.ndarray) -> np.ndarray:
+    """The whole ``BLOCK`` x ``BLOCK`` blocks of a 2-D array, one block per row."""
+    h, w = (n // BLOCK for n in a.shape)
+    return a[: h * BLOCK, : w * BLOCK].reshape(h, BLOCK, w, BLOCK).swapaxes(1, 2).reshape(h * w, BLOCK * BLOCK)
+
+
+def _unblocked(blocks: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """``into`` with its whole blocks replaced by ``blocks`` (the inverse of :func:`_blocks`)."""
+    h, w = (n // BLOCK for n in into.shape)
+    out = into.copy()
+    out[: h * BLOCK, : w * BLOCK] = blocks.reshape(h, w, BLOCK, BLOCK).swapaxes(1, 2).reshape(h * BLOCK, w * BLOCK)
+    return out
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
