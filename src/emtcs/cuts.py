@@ -107,8 +107,10 @@ class CutDetector:
 
     def __init__(self) -> None:
         self.cuts: list[int] = []
-        self.correlations: list[float] = []
-        self._within: list[float] = []
+        # histograms of the correlations between consecutive frames (cuts left out) and
+        # within frames: a movie's medians in constant memory
+        self._between = np.zeros(_LEVELS, dtype=np.int64)
+        self._within = np.zeros(_LEVELS, dtype=np.int64)
         self._previous: np.ndarray | None = None
         self._recent: deque[float] = deque(maxlen=WINDOW)
         # (binned frame before the last cut, its scene's history), for the frame after it
@@ -121,15 +123,13 @@ class CutDetector:
         binned = blocks.ravel()
         cut = False
         if binned.size >= MIN_VALUES:
-            self._within.append(
-                _correlation(
-                    np.concatenate([blocks[:, :-1].ravel(), blocks[:-1].ravel()]),
-                    np.concatenate([blocks[:, 1:].ravel(), blocks[1:].ravel()]),
-                )
+            inside = _correlation(
+                np.concatenate([blocks[:, :-1].ravel(), blocks[:-1].ravel()]),
+                np.concatenate([blocks[:, 1:].ravel(), blocks[1:].ravel()]),
             )
+            self._within[_level(inside)] += 1
         if self._previous is not None and binned.size >= MIN_VALUES:
             r = _correlation(self._previous, binned)
-            self.correlations.append(r)
             before, self._before_cut = self._before_cut, None
             if before is not None and _correlation(before[0], binned) > r + MARGIN:
                 cut = True  # back to the scene before the cut: the cut frame stood alone
@@ -142,6 +142,8 @@ class CutDetector:
                 self._recent.append(r)
             if cut:
                 self.cuts.append(self._t)
+            else:
+                self._between[_level(r)] += 1
         self._previous = binned
         self._t += 1
         return cut
@@ -149,10 +151,9 @@ class CutDetector:
     def coherence(self) -> Coherence | None:
         """How consecutive frames correlate against neighbouring blocks within a frame
         (:class:`Coherence`); None before two frames of at least 8 x 8 pixels."""
-        between = [r for t, r in enumerate(self.correlations, start=1) if t not in self.cuts]
-        if not between:
+        if not self._between.any():
             return None
-        return Coherence(float(np.median(between)), float(np.median(self._within)))
+        return Coherence(_median(self._between), _median(self._within))
 
     def _drops(self, r: float) -> bool:
         """Whether correlation ``r`` falls far below the scene's running statistics."""
@@ -181,6 +182,20 @@ def _binned(frame: np.ndarray) -> np.ndarray:
     b = BIN if min(part.shape) >= 4 * BIN else 1
     hb, wb = part.shape[0] // b, part.shape[1] // b
     return part[: hb * b, : wb * b].reshape(hb, b, wb, b).sum(axis=(1, 3), dtype=np.float64)
+
+
+#: Correlations are counted in this many levels over -1 ... 1 (steps of 0.001).
+_LEVELS = 2000
+
+
+def _level(r: float) -> int:
+    return min(max(int((r + 1.0) * _LEVELS / 2), 0), _LEVELS - 1)
+
+
+def _median(counts: np.ndarray) -> float:
+    """The median of the correlations counted in ``counts`` (to the level's centre)."""
+    i = int(np.searchsorted(np.cumsum(counts), counts.sum() / 2))
+    return -1.0 + (i + 0.5) * 2 / _LEVELS
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
