@@ -223,10 +223,11 @@ def _window_statistics(
     window: np.ndarray, others: np.ndarray | None, saturation: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Per inner pixel of a (k, H, W) window: its mean level, its squared content-cancelling
-    difference (line artefacts and moving content fitted out) in units of one frame's variance, and the
-    instrument (the mean of its eight neighbours in the window plus, given ``others``, its
-    own mean over the frames outside the window); the correlation of neighbouring
-    differences; and the variance the line artefacts added, relative to the noise's."""
+    difference (line artefacts and moving content fitted out) in units of one frame's
+    variance, and the instrument (the mean of its eight neighbours in the window plus,
+    given ``others``, its own mean over the frames outside the window); the correlation of
+    neighbouring differences; and the variance the line artefacts added, relative to the
+    noise's."""
     k = len(window)
     weights, factor = _DIFFERENCES[k]
     totals = window.sum(axis=(1, 2))
@@ -252,8 +253,8 @@ def _window_statistics(
     noise = residual[ok] ** 2 / np.clip(1.0 - h_lines[ok], 0.05, 1.0)
     line_share = float((d[ok] ** 2).sum() / max(noise.sum(), 1e-300)) - 1.0
     # content moving by what the frame difference does not cancel: locally a shift
-    fitted, h_blocks = _fit_out(_blocks(residual), (_blocks(gx), _blocks(gy)), _blocks(ok))
-    residual = _unblocked(fitted, residual)
+    left, h_blocks = _fit_out(_blocks(residual), (_blocks(gx), _blocks(gy)), _blocks(ok))
+    residual = _unblocked(left, residual)
     keep = np.clip(1.0 - h_lines - _unblocked(h_blocks, np.zeros_like(h_lines)), 0.05, 1.0)
     d2 = residual**2 / (factor * keep)
     residual = np.where(ok, residual, 0.0)
