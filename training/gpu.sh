@@ -5,7 +5,14 @@
 # h5py, tifffile, click, rich, scikit-image and safetensors (the device image has them); emtcs runs
 # from src/ without installing.
 #
-#   training/gpu.sh OUT_DIR [MINUTES]     # e.g. run(command="training/gpu.sh $OUT 7", carry=[scratch/abtem/train_1000.h5])
+#   training/gpu.sh OUT_DIR [MINUTES]
+#
+# The device sees the working tree, not ../shared: copy the validation scenes (the CPU campaign's,
+# so the two learning curves compare) into scratch/ first and carry them; the 64 MiB carry limit
+# leaves room for them (32 MB) but not for a scene file of training data too (the simulator's
+# scenes are made there):
+#   cp ../shared/data/abtem-hrtem/hrtem_scenes_0-31.h5 scratch/abtem/val_0-31.h5
+#   run(command="training/gpu.sh $OUT 7", carry=["scratch/abtem/val_0-31.h5"])
 #
 # Writes OUT_DIR/gapunet-gpu.{safetensors,ckpt,log.jsonl}, OUT_DIR/train.out and OUT_DIR/decode-4k.json.
 set -euo pipefail
@@ -14,12 +21,16 @@ OUT=${1:?output folder}; MINUTES=${2:-7}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONPATH=src EMTCS_MODELS=models
-scenes=(); for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene-file "$f"); done
-init=(); w=$(ls models/gapunet*.safetensors 2>/dev/null | head -1 || true); [ -n "$w" ] && init=(--init "$w")
+scenes=(); for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene-file "$f"); done  # what was carried
+init=(); w=$(ls models/gapunet*.safetensors 2>/dev/null | head -1 || true); if [ -n "$w" ]; then init=(--init "$w"); fi
+val=()
+for f in "${EMTCS_SHARED:-../shared/data}/abtem-hrtem/hrtem_scenes_0-31.h5" scratch/abtem/val_0-31.h5; do
+  if [ -e "$f" ]; then val=(--val-scene-file "$f"); break; fi
+done
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
 "$PY" -m emtcs.cli train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps 100000 --patch 96 --batch 32 \
   --lr 5e-4 --scenes 48 --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
-  "${scenes[@]}" "${init[@]}" --quiet --force -o "$OUT/gapunet-gpu" 2>&1 | tee "$OUT/train.out"
+  "${scenes[@]}" "${val[@]}" "${init[@]}" --quiet --force -o "$OUT/gapunet-gpu" 2>&1 | tee "$OUT/train.out"
 "$PY" - "$OUT" <<'PY'
 import json, sys, time
 import numpy as np, torch
