@@ -12,8 +12,12 @@ of the ``.tcs`` file (the bench's rule), with JPEG + NL-means beside every numbe
 
 Columns: PSNR, SSIM, FRC resolution (pixels at the 0.5 threshold; smaller is better) and
 spectral peaks the reference lacks (all frames; :func:`emtcs.metrics.spectral_peaks`).
+``--figure`` draws, per movie at the first B, the middle frame of the reference, the raw
+movie, each decoder and the plain codecs (central crop, PSNR and invented peaks in the
+titles) above their spectra, where an invented lattice would show.
 
-    python benchmarks/validation.py --json docs/validation.json --table docs/validation.md
+    python benchmarks/validation.py --json docs/figures/validation.json --table docs/figures/validation.md
+    python benchmarks/validation.py --figure docs/figures/validation.png       # frames and spectra too
     python benchmarks/validation.py --quick        # one scene, one dose, B = 10
     python benchmarks/validation.py --exact --json docs/figures/validation-exact.json   # measurements stored exactly
 
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from emtcs.bench.codecs import codec_names
+from emtcs.bench.plot import frame_grid
 from emtcs.bench.run import BenchConfig, environment, load_movie, run_bench
 from emtcs.decoders import available_decoders, is_learned
 
@@ -179,6 +184,42 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The figure's panels: (codec, decoder) of a bench row and its label.
+PANELS = {
+    ("emtcs", "gaptv"): "GAP-TV",
+    ("emtcs", "tcsdl"): "TCS-DL",
+    ("emtcs", "gapunet"): "GapUNet",
+    ("emtcs", "select"): "auto (select)",
+    ("jpeg8", None): "JPEG",
+    ("jpeg12", None): "JPEG",
+    ("jpegxl", None): "JPEG XL",
+}
+
+
+def figure_panels(run: dict[str, Any], samples: dict[str, np.ndarray], reference: np.ndarray) -> list[tuple[str, Any]]:
+    """(title, frame) of the figure's panels for one bench run: the reference, the raw frame,
+    then each decoder and plain codec of :data:`PANELS` at the figure's B with its PSNR and
+    invented peaks (the better of 8- and 12-bit JPEG)."""
+    ref = "clean" if "clean" in run["references"] else "denoised"
+    B = run["figure"]["B"]
+    chosen: dict[str, tuple[float, str, np.ndarray]] = {}
+    for r in run["rows"]:
+        decoder = r["decoder"]["name"] if r.get("decoder") else None
+        label = PANELS.get((r["codec"], decoder))
+        key = r["codec"] + (f"/{decoder}" if decoder else "")
+        q = r["quality"].get(ref, {})
+        if label is None or r["status"] != "ok" or r.get("denoiser") or r.get("B") != B or key not in samples:
+            continue
+        psnr = float(q["psnr"])
+        if label not in chosen or psnr > chosen[label][0]:
+            chosen[label] = (psnr, f"{label}\n{psnr:.2f} dB, {q.get('invented_peaks')} new peaks", samples[key])
+    panels: list[tuple[str, Any]] = [(f"reference ({ref})", reference), ("raw", samples["raw"])]
+    for label in dict.fromkeys(PANELS.values()):  # in PANELS' order, JPEG once
+        if label in chosen:
+            panels.append(chosen[label][1:])
+    return panels
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding abtem-hrtem/ and em/")
@@ -187,11 +228,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one simulated movie at B = 10 only")
     ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
     ap.add_argument("--exact", action="store_true", help="store the measurements exactly (default: as compress does)")
+    ap.add_argument("--figure", type=Path, help="draw frames and spectra of every movie (first B) to this PNG")
     a = ap.parse_args()
     Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
     decoders = usable_decoders()
     print(f"decoders: {', '.join(decoders)}", file=sys.stderr)
-    results = []
+    results, figure = [], []
     t_start = time.perf_counter()
     doc = {"suite": "emtcs-validation/1", "environment": environment(), "results": results}
     for name, frames, clean in movies(a.shared, a.quick):
@@ -201,8 +243,15 @@ def main() -> None:
             steps = (0.0,) if a.exact else (None,)
             config = BenchConfig(B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps)
             config.references = ("clean",) if clean is not None else ("denoised",)
-            run = run_bench(frames, clean, config=config, source={"name": name}).to_json()
+            bench = run_bench(frames, clean, config=config, source={"name": name})
+            run = bench.to_json()
             ref = config.references[0]
+            if a.figure and B == min(Bs[0], frames.shape[0]):
+                raw = bench.samples["raw"].astype(np.float32)
+                reference = bench.samples.get("clean", config.reference_denoiser.for_noise_of(frames).frame(raw))
+                figure.append(
+                    (f"{name}, B = {B}, frame {run['figure']['frame']}", figure_panels(run, bench.samples, reference))
+                )
             emtcs_rows = [r for r in run["rows"] if r["codec"] == "emtcs" and r.get("bytes")]
             results.append(
                 {
@@ -223,6 +272,8 @@ def main() -> None:
                 a.json.write_text(json.dumps(doc, indent=1, default=str))
     if a.table:
         a.table.write_text(summary(results) + "\n\n" + markdown(results))
+    if a.figure:
+        frame_grid(figure, a.figure, force=True)
 
 
 if __name__ == "__main__":

@@ -225,3 +225,19 @@ def test_quantisation_steps_give_rate_distortion_points():
         matched = _rows(run, codec="jpegxl", quantise=point["quantise"], denoiser=None)
         assert len(matched) == 1 and matched[0]["budget_bytes"] == point["bytes"]
     assert run["config"]["quantise"] == ["exact", "step 2"]
+
+
+def test_frame_grid_draws_every_movie_and_keeps_an_existing_file(tmp_path):
+    """The validation suite's figure: rows of frames and spectra, movies with different panel counts."""
+    pytest.importorskip("matplotlib")
+    from emtcs.bench.plot import frame_grid
+    from emtcs.errors import OutputExistsError
+
+    noisy, clean = _noisy()
+    movies = [("a", [("clean", clean[0]), ("raw", noisy[0])]), ("b", [("raw", noisy[1])])]
+    out = tmp_path / "grid.png"
+    frame_grid(movies, out, crop=16)
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 5_000
+    with pytest.raises(OutputExistsError):
+        frame_grid(movies, out)
+    frame_grid(movies[:1], out, force=True)

@@ -5,6 +5,9 @@ per codec + denoiser (dashed), emtcs points at each B (and quantisation step) an
 decoder: equal-bytes comparisons are read off the curves.  Bottom, as in
 Figure 3 of the paper: one frame raw, (clean,) emtcs and JPEG at the same size, each
 with a zoomed inset, and the magnitude of its 2-D Fourier transform.
+
+:func:`frame_grid` draws the same kind of panels for several movies at once (the
+validation suite's figure): per movie a row of frames and a row of their spectra.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from ..atomic import atomic_output
 from .report import number
 
-__all__ = ["plot"]
+__all__ = ["plot", "frame_grid"]
 
 _COLOURS = {
     "jpeg8": "tab:blue",
@@ -147,6 +150,47 @@ def plot(
     )
     if bottom is not None:
         _comparison(bottom, frames, run)
+    _save_png(fig, path, force=force)
+    plt.close(fig)
+
+
+def frame_grid(
+    movies: list[tuple[str, list[tuple[str, np.ndarray]]]],
+    path: str | os.PathLike[str],
+    *,
+    crop: int = 96,
+    force: bool = False,
+) -> None:
+    """Draw, for each ``(movie title, [(panel title, frame), ...])``, the central ``crop`` x
+    ``crop`` pixels of every frame (grey levels of the first panel's) and below them the
+    log-magnitude spectrum of the whole frame (one scale per movie), to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = max((len(panels) for _, panels in movies), default=1)
+    fig = plt.figure(figsize=(1.9 * ncols, 4.2 * len(movies)), layout="constrained")
+    subs = np.atleast_1d(fig.subfigures(len(movies), 1))
+    for sub, (title, panels) in zip(subs, movies):
+        axes = sub.subplots(2, ncols, squeeze=False)
+        first = np.asarray(panels[0][1], dtype=np.float64)
+        vmin, vmax = np.percentile(first, [0.5, 99.5])
+        spectra = [_log_spectrum(np.asarray(f, dtype=np.float64)) for _, f in panels]
+        smin, smax = np.percentile(np.stack(spectra), [50, 99.99])  # one scale for the row
+        h, w = first.shape
+        y0, x0 = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
+        for col in range(ncols):
+            for ax in axes[:, col]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if col >= len(panels):
+                    ax.set_axis_off()
+        for col, ((name, frame), spec) in enumerate(zip(panels, spectra)):
+            axes[0, col].imshow(np.asarray(frame)[y0 : y0 + crop, x0 : x0 + crop], cmap="gray", vmin=vmin, vmax=vmax)
+            axes[0, col].set_title(name, fontsize=7)
+            axes[1, col].imshow(spec, cmap="magma", vmin=smin, vmax=smax)
+        sub.suptitle(title, fontsize=9)
     _save_png(fig, path, force=force)
     plt.close(fig)
 
