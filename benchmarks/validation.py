@@ -247,8 +247,10 @@ def main() -> None:
             run = bench.to_json()
             ref = config.references[0]
             if a.figure and B == min(Bs[0], frames.shape[0]):
-                raw = bench.samples["raw"].astype(np.float32)
-                reference = bench.samples.get("clean", config.reference_denoiser.for_noise_of(frames).frame(raw))
+                reference = bench.samples.get("clean")
+                if reference is None:  # the denoised reference, as the bench made it
+                    raw = bench.samples["raw"].astype(np.float32)
+                    reference = config.reference_denoiser.for_noise_of(frames).frame(raw)
                 figure.append(
                     (f"{name}, B = {B}, frame {run['figure']['frame']}", figure_panels(run, bench.samples, reference))
                 )
