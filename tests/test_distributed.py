@@ -216,6 +216,26 @@ def test_guarded_learned_decoder_and_quantised_file_on_workers(cluster, tmp_path
     assert spread.decoder["guard"] == 0.5
 
 
+def test_select_and_its_holdout_scores_on_workers(cluster, tmp_path):
+    pytest.importorskip("torch", reason="the learned decoders need PyTorch")
+    from emtcs import zoo
+
+    if zoo.find_weights("gapunet", 8) is None:
+        pytest.skip("no GapUNet weights serve B=8")
+    movie, tcs = tmp_path / "s.tif", tmp_path / "s.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=16, shape=(64, 72), dose=100.0, seed=2)
+    emtcs.compress(movie, tcs, B=8, gain=1.0)
+    opts = {"decoder": "select", "device": "cpu", "tile": 64, "overlap": 16}
+    plain = emtcs.decompress(tcs, tmp_path / "plain.tif", **opts)
+    spread = emtcs.decompress(tcs, tmp_path / "d.tif", scheduler=cluster.scheduler_address, **opts)
+    np.testing.assert_allclose(
+        tifffile.imread(tmp_path / "d.tif").astype(float), tifffile.imread(tmp_path / "plain.tif"), atol=1
+    )
+    assert len(plain.holdout_scores()) == 2
+    for g, score in plain.holdout_scores().items():
+        assert spread.holdout_scores()[g] == pytest.approx(score, rel=1e-3)
+
+
 def test_groups_cut_to_scenes_on_workers(cluster, tmp_path):
     """A version-3 file (groups of 3, 1, 4 and 1 frames) decodes on workers as in one process."""
     example = Path(__file__).resolve().parents[1] / "formats" / "example-v3.tcs"

@@ -85,3 +85,20 @@ def test_reports_count_the_tiles_select_gave_to_gap_tv(tmp_path):
     dec = guarded(get_decoder("select", B=B, device="cpu", weights=path), 2.0)
     dec.decode(y, C, scale)
     assert gap_tv_tiles(dec) == (2, 2)
+
+
+def test_decompress_reports_how_well_the_frames_predict_withheld_measurements(tmp_path):
+    """The hold-out score of the frames select kept, per group: a quality figure without a
+    reference, in shot-noise units where the file has a noise model, absent where not."""
+    import emtcs
+
+    _shipped()
+    movie, tcs = tmp_path / "m.tif", tmp_path / "m.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=20, shape=(64, 64), dose=100.0, seed=2)
+    emtcs.compress(movie, tcs, B=B, gain=1.0)
+    report = emtcs.decompress(tcs, tmp_path / "m-out.tif", decoder="select", device="cpu", tile=64, overlap=16)
+    scores = report.holdout_scores()
+    assert sorted(scores) == [0, 1] and all(0.8 < s < 3.0 for s in scores.values()), scores
+    assert report.to_json()["holdout_scores"] == {str(g): s for g, s in scores.items()}
+    plain = emtcs.decompress(tcs, tmp_path / "gaptv.tif", decoder="gaptv", tile=64, overlap=16)
+    assert plain.holdout_scores() == {} and plain.to_json()["holdout_scores"] == {}

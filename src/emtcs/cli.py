@@ -341,6 +341,13 @@ def decompress(
             f"{output}: {len(result.frames)} frames, decoder {result.decoder['name']}; measurement residual "
             f"median {sorted(res.values())[len(res) // 2]:.4f}, max {res[worst]:.4f} (group {worst})"
         )
+        scores = result.holdout_scores()
+        if scores:
+            bad = max(scores, key=scores.get)
+            console.print(
+                f"  withheld measurements predicted to {sorted(scores.values())[len(scores) // 2]:.2f}x the shot noise "
+                f"(median over groups; worst {scores[bad]:.2f}x, group {bad}; about 1 at best)"
+            )
     if report:
         report.write_text(json.dumps(result.to_json(), indent=2))
     if reference:

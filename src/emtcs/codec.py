@@ -281,6 +281,15 @@ class DecompressReport:
     notice: str | None = None
     #: Per group: (tiles the guard gave to GAP-TV, tiles decoded); empty when unguarded.
     fallback: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Per group: (sum of select's hold-out scores, tiles scored); empty for other decoders
+    #: and for files without a noise model.
+    holdout: dict[int, tuple[float, int]] = field(default_factory=dict)
+
+    def holdout_scores(self) -> dict[int, float]:
+        """Per group, the mean hold-out score of the frames ``select`` kept: how well they
+        predict withheld measurements, RMS error in units of the shot noise (about 1 at
+        best): a quality figure that needs no reference."""
+        return {g: total / n for g, (total, n) in self.holdout.items() if n}
 
     def guard_summary(self) -> str | None:
         """One line on the tiles decoded with GAP-TV instead (guard, ``select``), if there were any."""
@@ -307,6 +316,7 @@ class DecompressReport:
             "decoder": self.decoder,
             "residuals": {str(g): r for g, r in self.residuals.items()},
             "fallback_tiles": {str(g): list(f) for g, f in self.fallback.items()},
+            "holdout_scores": {str(g): h for g, h in self.holdout_scores().items()},
         }
 
 
@@ -413,6 +423,9 @@ def decompress(
                     if piece.fallback[1]:
                         done = report.fallback.get(piece.g, (0, 0))
                         report.fallback[piece.g] = (done[0] + piece.fallback[0], done[1] + piece.fallback[1])
+                    if piece.holdout[1]:
+                        total = report.holdout.get(piece.g, (0.0, 0))
+                        report.holdout[piece.g] = (total[0] + piece.holdout[0], total[1] + piece.holdout[1])
                     if progress is not None:
                         progress(len(piece.t_out) * (piece.rows.stop - piece.rows.start) / H)
                     if piece.last:

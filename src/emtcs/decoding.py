@@ -29,6 +29,7 @@ __all__ = [
     "decode_group",
     "decode_here",
     "gap_tv_tiles",
+    "holdout_scores",
     "reported_config",
     "wanted_frames",
 ]
@@ -84,6 +85,7 @@ class DecodedRows(NamedTuple):
     last: bool  # the group's last rows: its residual is complete
     decoder: dict[str, Any]  # the decoder's config
     fallback: tuple[int, int] = (0, 0)  # (tiles given to GAP-TV, tiles decoded): gap_tv_tiles
+    holdout: tuple[float, int] = (0.0, 0)  # (sum of hold-out scores, tiles scored): holdout_scores
 
 
 class GroupBand(NamedTuple):
@@ -94,6 +96,7 @@ class GroupBand(NamedTuple):
     num: float  # residual terms (emtcs.tiling.relative_residual)
     den: float
     fallback: tuple[int, int]  # (tiles given to GAP-TV, tiles decoded) for this band: gap_tv_tiles
+    holdout: tuple[float, int]  # (sum of hold-out scores, tiles scored) for this band: holdout_scores
 
 
 def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
@@ -102,7 +105,8 @@ def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSet
     for g, keep, t_out in wanted_frames(hd, sel):
         for band in decode_group(reader, g, dec, settings, keep=keep):
             last = band.rows.stop == hd.frame_shape[0]
-            yield DecodedRows(g, t_out, band.rows, band.frames, [(band.num, band.den)], last, config, band.fallback)
+            terms = [(band.num, band.den)]
+            yield DecodedRows(g, t_out, band.rows, band.frames, terms, last, config, band.fallback, band.holdout)
 
 
 def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
@@ -114,6 +118,14 @@ def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
     if isinstance(dec, SelectingDecoder):
         replaced, tiles = replaced + dec.replaced, dec.tiles
     return replaced, tiles
+
+
+def holdout_scores(dec: Decoder) -> tuple[float, int]:
+    """(sum of the hold-out scores of the frames kept, tiles scored) so far by ``dec``: by
+    ``select`` where the file has a noise model; (0, 0) for other decoders."""
+    if isinstance(dec, GuardedDecoder):
+        dec = dec.inner
+    return dec.holdout if isinstance(dec, SelectingDecoder) else (0.0, 0)
 
 
 def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
@@ -158,7 +170,7 @@ def decode_group(
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard)
-    seen = gap_tv_tiles(dec)
+    seen, scored = gap_tv_tiles(dec), holdout_scores(dec)
     for rows, block, num, den in decode_bands(
         y,
         masks,
@@ -170,6 +182,8 @@ def decode_group(
         scale=scale,
         gain=hd.gain_in_levels,
     ):
-        now = gap_tv_tiles(dec)
-        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, (now[0] - seen[0], now[1] - seen[1]))
-        seen = now
+        now, total = gap_tv_tiles(dec), holdout_scores(dec)
+        fallback = (now[0] - seen[0], now[1] - seen[1])
+        holdout = (total[0] - scored[0], total[1] - scored[1])
+        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, fallback, holdout)
+        seen, scored = now, total

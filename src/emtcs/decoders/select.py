@@ -40,8 +40,11 @@ MARGIN = 1.5
 class SelectingDecoder(GapUNetDecoder):
     """Per tile, GapUNet's frames or its GAP-TV start, by hold-out prediction error.
 
-    ``tiles`` and ``replaced`` count the tiles seen and those given to GAP-TV, and
-    ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores.
+    ``tiles`` and ``replaced`` count the tiles seen and those given to GAP-TV,
+    ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores, and
+    ``holdout`` sums the scores of the frames kept and counts them, where the file has a
+    noise model: a no-reference quality figure, the RMS error with which the frames
+    predict the withheld measurements in units of their shot noise (about 1 at best).
     """
 
     name = "select"
@@ -50,6 +53,7 @@ class SelectingDecoder(GapUNetDecoder):
         super().__init__(**kwargs)
         self.tiles = self.replaced = 0
         self.scores: np.ndarray = np.zeros((0, 2))
+        self.holdout: tuple[float, int] = (0.0, 0)
 
     def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
@@ -61,6 +65,10 @@ class SelectingDecoder(GapUNetDecoder):
             epu = 1.0 if electrons_per_unit is None else electrons_per_unit
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
             use_tv = ~(self.scores[:, 0] <= MARGIN * self.scores[:, 1])  # a NaN score loses
+            if electrons_per_unit is not None:  # in shot-noise units only with the file's noise model
+                kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
+                kept = kept[np.isfinite(kept)]
+                self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
         else:
             use_tv = np.zeros(len(y), dtype=bool)
         net[use_tv] = tv[use_tv]
