@@ -95,6 +95,7 @@ class Coherence:
         return self.within >= MIN_STRUCTURE and self.between < self.within - MAX_LAG
 
     def to_json(self) -> dict[str, float | bool]:
+        """``between_frames``, ``within_frames`` (three decimals) and ``too_fast``."""
         return {
             "between_frames": round(self.between, 3),
             "within_frames": round(self.within, 3),
