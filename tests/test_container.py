@@ -11,6 +11,7 @@ import pytest
 import tifffile
 
 import emtcs
+import spec_rows
 from emtcs.errors import FormatError
 from emtcs.sensing import encode, masks
 
@@ -28,7 +29,7 @@ def test_every_attribute_the_spec_names(tcs):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "emtcs.tcs"
-        assert list(a["format_version"]) == [1, 2]
+        assert list(a["format_version"]) == [4, 0] and a["measurement_prediction"] == "rows-v1"
         assert bool(a["complete"])
         assert a["B"] == 5 and a["n_frames"] == 13 and a["n_groups"] == 3
         assert list(a["frame_shape"]) == [40, 52]
@@ -45,11 +46,12 @@ def test_every_attribute_the_spec_names(tcs):
         assert ds.shape == (3, 40, 52) and ds.dtype == np.uint32
         assert ds.chunks == (1, 40, 52)
         assert ds.shuffle and ds.compression == "gzip" and ds.fletcher32
-        # the stored measurements are exactly Equation 1 with the spec's masks, short group included
+        # the stored values are Equation 1 with the spec's masks, short group included, predicted (§11)
         m = masks(77, 5, (40, 52))
         for g, start in enumerate(range(0, 13, 5)):
             group = frames[start : start + 5]
-            np.testing.assert_array_equal(ds[g], encode(group, m[: len(group)]))
+            k = m[: len(group)].sum(0)
+            np.testing.assert_array_equal(ds[g], spec_rows.residuals(encode(group, m[: len(group)]), k, ("exact",), 32))
 
 
 def test_chunks_align_with_decode_tiles(tmp_path, movie_file):
@@ -80,17 +82,17 @@ def _set_attr(path, name, value):
 
 def test_unknown_major_version_is_refused(tcs):
     path, _ = tcs
-    _set_attr(path, "format_version", np.array([4, 0], dtype=np.uint32))
-    with pytest.raises(FormatError, match="version 4.0 is not supported"):
+    _set_attr(path, "format_version", np.array([5, 0], dtype=np.uint32))
+    with pytest.raises(FormatError, match="version 5.0 is not supported"):
         emtcs.open(path)
 
 
 def test_newer_minor_version_is_read(tcs):
     path, _ = tcs
-    _set_attr(path, "format_version", np.array([1, 7], dtype=np.uint32))
+    _set_attr(path, "format_version", np.array([4, 7], dtype=np.uint32))
     _set_attr(path, "some_future_attribute", "ignored")
     with emtcs.open(path) as r:
-        assert r.header.format_version == (1, 7)
+        assert r.header.format_version == (4, 7)
 
 
 def test_incomplete_and_foreign_files_are_refused(tcs, tmp_path):
@@ -165,12 +167,13 @@ def test_frames_stored_alone_decode_exactly(tmp_path):
     np.testing.assert_array_equal(decoded[[3, 8]], frames[[3, 8]])
 
 
-def test_a_regular_movie_whose_last_group_is_one_frame_is_version_3(tmp_path, movie_file):
+def test_a_regular_movie_whose_last_group_is_one_frame_stores_it_unmasked(tmp_path, movie_file):
     path, frames = movie_file(n=11, shape=(16, 20))
     info = emtcs.compress(path, tmp_path / "m.tcs", B=5, quantise=0)
-    assert info["format_version"] == "3.0" and info["groups"][-1] == {"start": 10, "length": 1}
-    with h5py.File(tmp_path / "m.tcs", "r") as f:
-        np.testing.assert_array_equal(f["measurements"][2], frames[10])  # stored unmasked
+    assert info["format_version"] == "4.0" and info["groups"][-1] == {"start": 10, "length": 1}
+    with emtcs.open(tmp_path / "m.tcs") as r:
+        assert r.masks(2).all()
+        np.testing.assert_array_equal(r.measurement(2), frames[10])
 
 
 @pytest.mark.parametrize(
@@ -209,7 +212,7 @@ def test_signed_levels_are_relative_to_the_movies_range(tmp_path):
     tifffile.imwrite(tmp_path / "s.tif", frames)
     info = emtcs.compress(tmp_path / "s.tif", B=4, seed=2, quantise=0)
     assert (info["value_offset"], info["max_level"], info["measurement_dtype"]) == (16.0, 72, "uint16")
-    assert info["format_version"] == "3.0"
+    assert info["format_version"] == "4.0"
     m = masks(2, 4, (12, 10))
     with emtcs.open(tmp_path / "s.tcs") as r:
         for g in range(2):

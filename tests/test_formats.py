@@ -20,6 +20,7 @@ from emtcs.errors import InputError, MissingDependencyError
 from emtcs.io import create_movie, detect_format, open_movie
 from emtcs.io.base import jsonable, normalised_metadata
 from emtcs.metrics import psnr
+from emtcs.sensing import encode, masks
 from test_cli import CliRunnerNoCatch
 
 mrcfile = pytest.importorskip("mrcfile")
@@ -326,13 +327,24 @@ def test_missing_mrcfile_as_a_user_sees_it(tmp_path, movie_file):
     assert not (tmp_path / "o.mrc").exists()
 
 
-def test_version_1_0_files_are_still_read(tmp_path, movie_file):
-    src, frames = movie_file(n=6, shape=(16, 16))
+def test_version_1_0_files_are_still_read(tmp_path):
+    """A file as the first emtcs wrote it: exact sums in groups of B, no prediction."""
+    from emtcs.container import TcsHeader, TcsWriter
+    from emtcs.encoder import GroupEncoder, ValueMap
+
+    frames = np.random.default_rng(0).integers(0, 4000, size=(6, 16, 16)).astype(np.uint16)
+    vmap = ValueMap.for_source(frames.dtype)
+    enc = GroupEncoder(0, 3, (16, 16), vmap)
     tcs = tmp_path / "m.tcs"
-    emtcs.compress(src, tcs, B=3)
+    hd = TcsHeader(B=3, n_frames=6, frame_shape=(16, 16), source_dtype="uint16", measurement_dtype=enc.dtype.name)
+    with TcsWriter(tcs, hd) as w:
+        for g in range(2):
+            w.write_group(range(3 * g, 3 * g + 3), enc.encode(frames[3 * g : 3 * g + 3]))
+        assert w.finish().format_version == (1, 2)
     with h5py.File(tcs, "r+") as f:
-        assert list(f.attrs["format_version"]) == [1, 2]
         f.attrs["format_version"] = np.array([1, 0], dtype=np.uint32)
+    with emtcs.open(tcs) as r:
+        np.testing.assert_array_equal(r.measurement(1), encode(frames[3:], masks(0, 3, (16, 16))))
     emtcs.decompress(tcs, tmp_path / "o.tif", decoder="gaptv")
     assert tifffile.imread(tmp_path / "o.tif").shape == frames.shape
 

@@ -115,8 +115,8 @@ def test_compress_stores_the_measured_noise_and_info_shows_it(tmp_path):
     info = emtcs.compress(src, tmp_path / "m.tcs", B=6)
     assert info["noise"]["estimated"] is True and info["noise"]["gain"] == pytest.approx(4.0, rel=0.1)
     # quantised at one noise sigma by default, with the measured offset and read noise
-    assert info["format_version"] == "2.1" and info["measurement_coding"] == "anscombe-v2"
-    assert emtcs.compress(src, tmp_path / "x.tcs", B=6, quantise=0)["format_version"] == "1.2"
+    assert info["format_version"] == "4.0" and info["measurement_coding"] == "anscombe-v2"
+    assert emtcs.compress(src, tmp_path / "x.tcs", B=6, quantise=0)["measurement_coding"] == "exact"
     from click.testing import CliRunner
 
     from emtcs.cli import main

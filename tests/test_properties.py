@@ -119,7 +119,7 @@ def spec_header(path: Path) -> tuple | None:
         if _string(a.get("format")) != "emtcs.tcs":
             return None
         version = np.asarray(a.get("format_version"))
-        if version.shape != (2,) or version.dtype.kind not in "ui" or int(version[0]) not in (1, 2, 3):
+        if version.shape != (2,) or version.dtype.kind not in "ui" or int(version[0]) not in (1, 2, 3, 4):
             return None
         major = int(version[0])
         complete = a.get("complete")
@@ -132,7 +132,7 @@ def spec_header(path: Path) -> tuple | None:
         if B < 2 or N < B or not 0 <= seed < 2**32:
             return None
         starts = list(range(0, N, B))
-        if major == 3:
+        if major >= 3:
             ds = f.get("group_starts")
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "iu" or ds.shape[0] > N:
                 return None
@@ -192,6 +192,9 @@ def spec_header(path: Path) -> tuple | None:
         smallest = next((t for t in STORED_TYPES if top <= np.iinfo(t).max), None)
         if stored != smallest:
             return None
+        prediction = _string(a.get("measurement_prediction")) if major >= 4 else "none"
+        if prediction not in ("none", "rows-v1") or (prediction != "none" and stored == "uint64"):
+            return None
         ds = f.get("measurements")
         if not isinstance(ds, h5py.Dataset) or ds.shape != (G, H, W):
             return None
@@ -207,7 +210,7 @@ def spec_header(path: Path) -> tuple | None:
         except Exception:  # noqa: BLE001 - unreadable (checksum): a reader must refuse it
             return None
         layout = (tuple(starts), major >= 3)  # 3.x stores a group of one frame unmasked
-        return (B, N, H, W, src, L, float(s), float(o), seed, coding, layout, data.astype("<u8").tobytes())
+        return (B, N, H, W, src, L, float(s), float(o), seed, coding, prediction, layout, data.astype("<u8").tobytes())
 
 
 def _global_heaps_parse(data: bytes) -> bool:

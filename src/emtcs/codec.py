@@ -89,7 +89,9 @@ def compress(
     (``noise_note``) and decoders assume one level per electron.  The measurements are
     stored quantised with a step of ``quantise`` noise standard deviations
     (:mod:`emtcs.quantise`); by default (``None``) one, where the noise model is known,
-    else exactly; 0 stores them exactly.  ``progress`` is called with the number of
+    else exactly; 0 stores them exactly.  Either way each value is stored as its
+    difference from a prediction by the row above (:mod:`emtcs.prediction`), which
+    deflate compresses better.  ``progress`` is called with the number of
     frames encoded since its last call.
     """
     if B < 2:
@@ -115,7 +117,7 @@ def compress(
                 f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain"
             )
         coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap)
-        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding)
+        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding, predict=True)
         header = TcsHeader(
             B=B,
             n_frames=n,
@@ -134,6 +136,7 @@ def compress(
             quant_gain=coding.gain,
             quant_offset=coding.offset,
             quant_read_noise=coding.read_noise,
+            measurement_prediction=encoder.prediction,
             noise=noise,
             noise_note=note,
         )

@@ -1,4 +1,4 @@
-"""The ``.tcs`` container (format versions 1, 2 and 3): the only module that touches h5py.
+"""The ``.tcs`` container (format versions 1 to 4): the only module that touches h5py.
 
 A ``.tcs`` file is HDF5.  Its layout, every attribute and the versioning rules are
 specified in ``formats/tcs.md``; this module is the reference reader and writer.
@@ -23,6 +23,7 @@ from ._version import __version__
 from .encoder import FLOAT_LEVELS, ValueMap
 from .errors import FormatError, InputError
 from .noise import NoiseModel
+from .prediction import PREDICTIONS, RowPrediction, aligned_window
 from .quantise import CODINGS, MeasurementCoding
 from .sensing import MASK_GENERATOR, SeededMasks, accumulator_dtype
 
@@ -30,15 +31,17 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader
 
 FORMAT_NAME = "emtcs.tcs"
 #: Versions written, oldest that holds the file first: 1.2 (exact sums in groups of B),
-#: 2.1 (quantised sums in groups of B), 3.0 (groups of their own lengths, ``group_starts``).
-#: 1.1 added optional keys to the ``metadata`` attribute; 2.0 quantised measurements
-#: (``measurement_coding``); 1.2 and 2.1 the optional noise model and cuts; 3.0 groups
-#: cut to scenes.  Each file is written in the oldest version that holds it, so that
-#: older readers keep reading what they can.
-FORMAT_VERSION = (3, 0)
+#: 2.1 (quantised sums in groups of B), 3.0 (groups of their own lengths, ``group_starts``),
+#: 4.0 (predicted measurements).  1.1 added optional keys to the ``metadata`` attribute;
+#: 2.0 quantised measurements (``measurement_coding``); 1.2 and 2.1 the optional noise
+#: model and cuts; 3.0 groups cut to scenes; 4.0 ``measurement_prediction``.  Each file is
+#: written in the oldest version that holds it, so that older readers keep reading what
+#: they can.
+FORMAT_VERSION = (4, 0)
+GROUPS_VERSION = (3, 0)
 QUANTISED_VERSION = (2, 1)
 EXACT_VERSION = (1, 2)
-READABLE_MAJORS = (1, 2, 3)
+READABLE_MAJORS = (1, 2, 3, 4)
 #: Chunk edge of the measurement dataset, aligned with the 256 x 256 decode tiles.
 CHUNK = 256
 _DATASET = "measurements"
@@ -68,6 +71,8 @@ class TcsHeader:
     quant_gain: float = 1.0
     quant_offset: float = 0.0
     quant_read_noise: float = 0.0
+    #: How stored values relate to the coding's (emtcs.prediction): "none" or "rows-v1" (4.x)
+    measurement_prediction: str = "none"
     #: The detector's noise in source values (given, or measured at compress time), or None
     noise: NoiseModel | None = None
     #: Why there is no noise model (empty when there is one or nobody asked)
@@ -87,8 +92,10 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
-        if self.group_starts is not None or self.relative_signed_levels:
+        if self.measurement_prediction != "none":
             return FORMAT_VERSION
+        if self.group_starts is not None or self.relative_signed_levels:
+            return GROUPS_VERSION
         return QUANTISED_VERSION if self.coding.quantised else EXACT_VERSION
 
     @property
@@ -266,6 +273,8 @@ class TcsWriter:
             if hd.coding.needs_counts:
                 f.attrs["quant_offset"] = np.float64(hd.quant_offset)
                 f.attrs["quant_read_noise"] = np.float64(hd.quant_read_noise)
+        if version[0] >= 4:
+            f.attrs["measurement_prediction"] = hd.measurement_prediction
         if hd.cuts is not None:
             f.attrs["cuts"] = np.array(hd.cuts, dtype=np.int64)
         if version[0] >= 3:
@@ -355,6 +364,13 @@ class TcsReader:
             kw["noise_note"] = _string(a, "noise_note")
         if version[0] >= 3:
             kw["group_starts"] = self._group_starts()
+        if version[0] >= 4:
+            prediction = _string(a, "measurement_prediction")
+            if prediction not in PREDICTIONS:
+                raise FormatError(f"{self.path}: unknown measurement prediction {_show(prediction)}")
+            if prediction != "none" and not RowPrediction.supports(np.dtype(kw["measurement_dtype"])):
+                raise FormatError(f"{self.path}: {prediction} prediction of {kw['measurement_dtype']} measurements")
+            kw["measurement_prediction"] = prediction
         if "cuts" in a:
             cuts = np.asarray(a["cuts"])
             if cuts.ndim != 1 or cuts.dtype.kind not in "ui":
@@ -444,15 +460,29 @@ class TcsReader:
     def measurement(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
         """Measurement (group sums) of group ``g``, optionally a (rows, cols) window of it:
         integers as stored, or float32 when the file stores them quantised."""
-        coding, stored = self.header.coding, self.stored(g, window)
-        if not coding.needs_counts:
-            return coding.decode(stored)
+        hd = self.header
+        coding = hd.coding
         rows, cols = window or (slice(None), slice(None))
-        counts = self.header.group_masks(g).window(rows, cols).sum(axis=0, dtype=np.uint8)
-        return coding.decode(stored, counts)
+        predicted = hd.measurement_prediction != "none"
+        if not (coding.needs_counts or predicted):
+            return coding.decode(self.stored(g, window))
+        if predicted:
+            # predictions stay within blocks: read whole ones, then cut the window out
+            (r0, r1, _), (c0, c1, _) = rows.indices(hd.frame_shape[0]), cols.indices(hd.frame_shape[1])
+            outer = aligned_window(rows, cols, hd.frame_shape)
+            counts = hd.group_masks(g).window(*outer).sum(axis=0, dtype=np.uint8)
+            stored = RowPrediction(coding, np.dtype(hd.measurement_dtype)).values(self.stored(g, outer), counts)
+            y0, x0 = outer[0].start, outer[1].start
+            inner = (slice(r0 - y0, max(r1, r0) - y0), slice(c0 - x0, max(c1, c0) - x0))
+            stored, counts = stored[inner], counts[inner]
+        else:
+            stored = self.stored(g, window)
+            counts = hd.group_masks(g).window(rows, cols).sum(axis=0, dtype=np.uint8)
+        return coding.decode(stored, counts if coding.needs_counts else None)
 
     def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
-        """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`)."""
+        """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`; in a
+        predicted file the zig-zag mapped differences of formats/tcs.md §11)."""
         self.header.group_frames(g)  # range check
         key = (g,) if window is None else (g, *window)
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .prediction import RowPrediction
 from .quantise import EXACT, MeasurementCoding
 from .sensing import accumulator_dtype, masked_sum, masks
 
@@ -94,11 +95,20 @@ class GroupEncoder:
     The B masks are generated once (B bytes per pixel) and reused for every group;
     a shorter group uses the first masks, and a group of one frame is stored unmasked
     (the frame itself, formats/tcs.md §3).  ``coding`` says how the sums are stored
-    (:mod:`emtcs.quantise`); ``dtype`` is the stored type.
+    (:mod:`emtcs.quantise`); ``dtype`` is the stored type.  With ``predict`` the stored
+    values are the differences from their predictions (:mod:`emtcs.prediction`), where
+    the stored type allows; ``prediction`` names what was done.
     """
 
     def __init__(
-        self, seed: int, B: int, shape: tuple[int, int], value_map: ValueMap, coding: MeasurementCoding = EXACT
+        self,
+        seed: int,
+        B: int,
+        shape: tuple[int, int],
+        value_map: ValueMap,
+        coding: MeasurementCoding = EXACT,
+        *,
+        predict: bool = False,
     ):
         self.seed = int(seed)
         self.B = int(B)
@@ -111,6 +121,9 @@ class GroupEncoder:
         # quantising by lookup costs one gather per pixel instead of a square root
         self._table = coding.table(value_map.max_level * self.B)
         self._counts: dict[int, np.ndarray] = {}  # frames summed per pixel, by group length
+        use = predict and RowPrediction.supports(self.dtype)
+        self._predictor = RowPrediction(coding, self.dtype) if use else None
+        self.prediction = "rows-v1" if use else "none"
 
     def encode(self, levels: np.ndarray) -> np.ndarray:
         """Stored measurement of a (b, H, W) stack of levels, b <= B."""
@@ -121,11 +134,23 @@ class GroupEncoder:
             y = levels[0].astype(self._sum_dtype)
         else:
             y = masked_sum(levels, self.masks, np.empty(self.shape, dtype=self._sum_dtype))
+        needs_counts = self.coding.needs_counts or self._predictor is not None
+        counts = self._group_counts(nb) if needs_counts else None
         if self._table is not None:
-            return np.take(self._table, y)
-        if not self.coding.needs_counts:
-            return self.coding.encode(y)
+            stored = np.take(self._table, y)
+        elif self.coding.needs_counts:
+            stored = self.coding.encode(y, counts)
+        else:
+            stored = self.coding.encode(y)
+        stored = stored.astype(self.dtype, copy=False)
+        if self._predictor is None:
+            return stored
+        assert counts is not None
+        return self._predictor.residuals(stored, counts)
+
+    def _group_counts(self, nb: int) -> np.ndarray:
+        """Frames summed at each pixel by a group of ``nb`` frames."""
         if nb not in self._counts:
             ones = np.ones((1, *self.shape), dtype=np.uint8)
             self._counts[nb] = (ones if nb == 1 else self.masks[:nb]).sum(axis=0, dtype=np.uint8)
-        return self.coding.encode(y, self._counts[nb]).astype(self.dtype, copy=False)
+        return self._counts[nb]

@@ -97,8 +97,17 @@ class MeasurementCoding:
 
     def _levels(self, y: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
         """q of §9 as float64, in place over cache-sized blocks (same operations, same order)."""
+        return self._transform(y, k, above_offset=False)
+
+    def levels_of_signal(self, u: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """q of §9 for sums whose part above the offset is ``u`` (real, >= 0) over ``k`` frames:
+        the §9 formula with max(Y - k·o, 0) replaced by ``u`` (how §11 codes a prediction)."""
+        return self._transform(u, k, above_offset=True)
+
+    def _transform(self, y: np.ndarray, k: np.ndarray | None, above_offset: bool) -> np.ndarray:
         flat = np.ravel(y)
-        if self.needs_counts:
+        counts = self.needs_counts or above_offset
+        if counts:
             if k is None:
                 raise ValueError(f"{self.name} needs the number of frames summed at each pixel")
             kf = np.ravel(np.broadcast_to(k, np.shape(y)))
@@ -106,10 +115,11 @@ class MeasurementCoding:
         for i in range(0, flat.size, _BLOCK):
             a = out[i : i + _BLOCK]
             a[:] = flat[i : i + _BLOCK]
-            if self.needs_counts:
+            if counts:
                 kb = kf[i : i + _BLOCK].astype(np.float64)
-                a -= kb * self.offset
-                np.maximum(a, 0.0, out=a)
+                if not above_offset:
+                    a -= kb * self.offset
+                    np.maximum(a, 0.0, out=a)
                 a /= self.gain
                 a += kb * (self.read_noise * self.read_noise)
             else:
@@ -122,20 +132,27 @@ class MeasurementCoding:
             np.floor(a, out=a)
         return out.reshape(np.shape(y))
 
-    def decode(self, stored: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
-        """Group sums from stored values: the integers themselves, or float32 estimates."""
+    def signal(self, stored: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
+        """The estimated sum above the offset, Ŷ − k·o (§9), as float64 (exact: the sum)."""
         if not self.quantised:
-            return stored
+            return np.asarray(stored, dtype=np.float64)
         half = stored.astype(np.float64) * (self.step / 2.0)
         a = half * half - 0.375
         if self.needs_counts:
             if k is None:
                 raise ValueError(f"{self.name} needs the number of frames summed at each pixel")
-            kf = np.broadcast_to(k, np.shape(stored)).astype(np.float64)
-            return (
-                kf * self.offset + self.gain * np.maximum(a - kf * (self.read_noise * self.read_noise), 0.0)
-            ).astype(np.float32)
-        return np.maximum(self.gain * a, 0.0).astype(np.float32)
+            a -= np.broadcast_to(k, np.shape(stored)).astype(np.float64) * (self.read_noise * self.read_noise)
+        return self.gain * np.maximum(a, 0.0)
+
+    def decode(self, stored: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
+        """Group sums from stored values: the integers themselves, or float32 estimates."""
+        if not self.quantised:
+            return stored
+        e = self.signal(stored, k)
+        if self.needs_counts:
+            assert k is not None
+            e = np.broadcast_to(k, np.shape(stored)).astype(np.float64) * self.offset + e
+        return e.astype(np.float32)
 
     def describe(self) -> str:
         if not self.quantised:
