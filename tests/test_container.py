@@ -242,3 +242,28 @@ def test_signed_files_with_the_full_range_map_still_read(tmp_path):
         assert r.header.value_offset == -32768 and r.header.measurement_dtype == "uint32"
         y = r.measurement(0).astype(np.int64)
     np.testing.assert_array_equal(y, encode(frames[:2].astype(np.int64) + 32768, masks(1, 2, (2, 2))))
+
+
+def test_chunks_written_by_emtcs_match_hdf5s_own_filters(tmp_path):
+    """emtcs deflates chunks itself (run-length strategy) and adds HDF5's Fletcher-32: the
+    checksum equals HDF5's on chunks HDF5 filtered, odd lengths included."""
+    from emtcs.container import _fletcher32
+
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "ref.h5", "w") as f:
+        for t in range(60):
+            dtype = (np.uint8, np.uint16, np.uint32)[t % 3]
+            shape = (1, int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+            data = rng.integers(0, (3, 300, 70000)[t % 3], shape).astype(dtype)
+            ds = f.create_dataset(f"d{t}", data=data, chunks=shape, shuffle=True, compression="gzip", fletcher32=True)
+            raw = ds.id.read_direct_chunk((0, 0, 0))[1]
+            assert _fletcher32(raw[:-4]) == int.from_bytes(raw[-4:], "little")
+
+
+def test_edge_chunks_read_back(tmp_path, movie_file):
+    path, frames = movie_file(n=4, shape=(300, 520))
+    emtcs.compress(path, tmp_path / "m.tcs", B=2, quantise=0)
+    m = masks(0, 2, (300, 520))
+    with emtcs.open(tmp_path / "m.tcs") as r:
+        for g in range(2):
+            np.testing.assert_array_equal(r.measurement(g), encode(frames[2 * g : 2 * g + 2], m))
