@@ -3,7 +3,8 @@
 1. Throughput of the group encoder on a 2048 x 2048 x 20 uint16 group, in GB/s of raw
    input and as a ratio to a plain numpy copy of the same bytes, measured in one run;
    storing the measurement exactly and quantised at one noise sigma (``anscombe-v1``:
-   a counting detector; ``anscombe-v2``: with offset and read noise).
+   a counting detector; ``anscombe-v2``: with offset and read noise), and ``anscombe-v2``
+   with the row prediction compress writes (formats/tcs.md §11).
 2. Whole-process ``emtcs compress`` (reading the TIFF, measuring the noise, encoding,
    writing the .tcs; default and ``--exact``) against reading the same frames and
    encoding each with libjpeg-turbo at 12 bits (imagecodecs, quality 90), on a
@@ -35,12 +36,16 @@ from emtcs.quantise import MeasurementCoding
 
 
 def throughput(
-    B: int = 20, shape: tuple[int, int] = (2048, 2048), repeats: int = 7, coding: MeasurementCoding | None = None
+    B: int = 20,
+    shape: tuple[int, int] = (2048, 2048),
+    repeats: int = 7,
+    coding: MeasurementCoding | None = None,
+    predict: bool = False,
 ) -> dict:
     rng = np.random.default_rng(0)
     group = rng.integers(0, 4096, size=(B, *shape), dtype=np.uint16)
     copy = np.empty_like(group)
-    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype), coding or MeasurementCoding())
+    enc = GroupEncoder(0, B, shape, ValueMap.for_source(group.dtype), coding or MeasurementCoding(), predict=predict)
     enc.encode(group)
     np.copyto(copy, group)  # first touch of the destination pages
     t_enc, t_copy = [], []
@@ -54,7 +59,7 @@ def throughput(
     gb = group.nbytes / 1e9
     te, tc = statistics.median(t_enc), statistics.median(t_copy)
     return {
-        "coding": enc.coding.describe(),
+        "coding": enc.coding.describe() + ("" if enc.prediction == "none" else f", {enc.prediction}"),
         "group": [B, *shape],
         "bytes": group.nbytes,
         "encode_s": te,
@@ -136,8 +141,10 @@ def main() -> None:
         "throughput": throughput(),
         "throughput_quantised": throughput(coding=MeasurementCoding.anscombe(1.0)),
         "throughput_quantised_v2": throughput(coding=MeasurementCoding.anscombe(1.0, 2.0, 100.0, 2.0)),
+        "throughput_predicted_v2": throughput(coding=MeasurementCoding.anscombe(1.0, 2.0, 100.0, 2.0), predict=True),
     }
-    for t in (result["throughput"], result["throughput_quantised"], result["throughput_quantised_v2"]):
+    rows = ("throughput", "throughput_quantised", "throughput_quantised_v2", "throughput_predicted_v2")
+    for t in (result[r] for r in rows):
         print(
             f"encode ({t['coding']}) {t['encode_GBps']:.2f} GB/s, numpy copy {t['copy_GBps']:.2f} GB/s: "
             f"ratio {t['ratio_to_copy']:.2f}"

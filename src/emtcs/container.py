@@ -580,11 +580,18 @@ def _fletcher32(data: bytes) -> int:
     a = np.frombuffer(data, dtype=np.uint8)
     n = len(a) // 2
     words = (a[: 2 * n : 2].astype(np.int64) << 8) | a[1 : 2 * n : 2]
+    full = n // 360 * 360
+    blocks = words[:full].reshape(-1, 360)
+    sums, weighted = blocks.sum(axis=1).tolist(), (blocks @ np.arange(360, 0, -1, dtype=np.int64)).tolist()
+    if full < n:  # a last, shorter block of m words: weights m .. 1
+        tail = words[full:]
+        sums.append(int(tail.sum()))
+        weighted.append(int(tail @ np.arange(len(tail), 0, -1, dtype=np.int64)))
     s1 = s2 = 0
-    for i in range(0, n, 360):
-        w = words[i : i + 360]
-        s2 = (s2 + len(w) * s1 + int(np.dot(np.arange(len(w), 0, -1, dtype=np.int64), w))) & 0xFFFFFFFF
-        s1 = (s1 + int(w.sum())) & 0xFFFFFFFF
+    for i, (w1, w2) in enumerate(zip(sums, weighted)):
+        m = 360 if (i + 1) * 360 <= n else n - i * 360
+        s2 = (s2 + m * s1 + w2) & 0xFFFFFFFF
+        s1 = (s1 + w1) & 0xFFFFFFFF
         s1, s2 = (s1 & 0xFFFF) + (s1 >> 16), (s2 & 0xFFFF) + (s2 >> 16)
     if len(a) % 2:
         s1 += int(a[-1]) << 8

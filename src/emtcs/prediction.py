@@ -52,13 +52,14 @@ class RowPrediction:
     def residuals(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """What the file stores for the (H, W) ``values`` of a group summing ``counts`` frames per pixel."""
         values = np.asarray(values, dtype=self.dtype)
-        H, W = values.shape
-        pred = np.zeros((H, W), dtype=self.dtype)
-        inner = np.arange(H) % BLOCK != 0  # rows with a row above in their block
-        if inner.any():
-            e = self._signal(values, counts)
-            pred[inner] = self._predict(e[np.flatnonzero(inner) - 1], counts[np.flatnonzero(inner) - 1], counts[inner])
-        return _zigzag(values - pred)
+        out = np.empty_like(values)
+        for y in range(0, values.shape[0], BLOCK):  # a row of blocks at a time: cache-sized temporaries
+            v, k = values[y : y + BLOCK], counts[y : y + BLOCK]
+            pred = np.zeros(v.shape, dtype=self.dtype)  # a block's first row has no row above
+            if len(v) > 1:
+                pred[1:] = self._predict(self._signal(v[:-1], k[:-1]), k[:-1], k[1:])
+            out[y : y + BLOCK] = _zigzag(v - pred)
+        return out
 
     def values(self, residuals: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`residuals`: the stored values of the §9 coding, from a window of
@@ -106,13 +107,14 @@ def aligned_window(rows: slice, cols: slice, shape: tuple[int, int]) -> tuple[sl
 def _neighbour_sum(a: np.ndarray) -> np.ndarray:
     """a(x - 1) + a(x) + a(x + 1) along the last axis, in that order, leaving out the
     neighbours in another block or outside the frame."""
-    W = a.shape[-1]
-    out = a.copy()
-    x = np.arange(W)
-    left = np.flatnonzero(x % BLOCK != 0)
-    out[..., left] = a[..., left - 1] + a[..., left]
-    right = np.flatnonzero((x % BLOCK != BLOCK - 1) & (x + 1 < W))
-    out[..., right] += a[..., right + 1]
+    left = np.zeros_like(a)
+    left[..., 1:] = a[..., :-1]
+    left[..., ::BLOCK] = 0
+    right = np.zeros_like(a)
+    right[..., :-1] = a[..., 1:]
+    right[..., BLOCK - 1 :: BLOCK] = 0
+    out = left + a
+    out += right
     return out
 
 
