@@ -210,7 +210,12 @@ def _groups_line(info: dict[str, Any]) -> str:
     if short:
         alone = lengths.count(1)
         text += f" ({short} shorter" + (f", {alone} of them a frame stored alone)" if alone else ")")
-    return text + f"; {info['measurement_dtype']}, {info['coding']}"
+    predicted = info.get("measurement_prediction", "none") != "none"
+    return (
+        text
+        + f"; {info['measurement_dtype']}, {info['coding']}"
+        + (f", {info['measurement_prediction']} prediction" if predicted else "")
+    )
 
 
 def _cuts_line(info: dict[str, Any]) -> str:
