@@ -311,6 +311,7 @@ class TcsReader:
             self._check_storage()
             self.header = self._read_header()
             self._ds = self._check_dataset()
+            self._count_cache: dict[tuple[Any, ...], np.ndarray] = {}
         except FormatError:
             self._file.close()
             raise
@@ -472,15 +473,28 @@ class TcsReader:
             # predictions stay within blocks: read whole ones, then cut the window out
             (r0, r1, _), (c0, c1, _) = rows.indices(hd.frame_shape[0]), cols.indices(hd.frame_shape[1])
             outer = aligned_window(rows, cols, hd.frame_shape)
-            counts = hd.group_masks(g).window(*outer).sum(axis=0, dtype=np.uint8)
+            counts = self._counts(g, outer)
             stored = RowPrediction(coding, np.dtype(hd.measurement_dtype)).values(self.stored(g, outer), counts)
             y0, x0 = outer[0].start, outer[1].start
             inner = (slice(r0 - y0, max(r1, r0) - y0), slice(c0 - x0, max(c1, c0) - x0))
             stored, counts = stored[inner], counts[inner]
         else:
             stored = self.stored(g, window)
-            counts = hd.group_masks(g).window(rows, cols).sum(axis=0, dtype=np.uint8)
+            counts = self._counts(g, (rows, cols))
         return coding.decode(stored, counts if coding.needs_counts else None)
+
+    def _counts(self, g: int, window: tuple[slice, slice]) -> np.ndarray:
+        """Frames summed per pixel of group ``g`` over ``window``; groups of one length share
+        their masks, so the last few are kept (generating a 4k frame's masks takes seconds)."""
+        masks = self.header.group_masks(g)
+        key = (masks.nb, masks.unmasked, *(w.indices(n) for w, n in zip(window, self.header.frame_shape)))
+        if key not in self._count_cache:
+            if len(self._count_cache) >= 4:
+                self._count_cache.pop(next(iter(self._count_cache)))
+            counts = masks.window(*window).sum(axis=0, dtype=np.uint8)
+            counts.flags.writeable = False
+            self._count_cache[key] = counts
+        return self._count_cache[key]
 
     def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
         """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`; in a
