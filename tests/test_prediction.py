@@ -122,6 +122,7 @@ def test_compress_writes_predicted_measurements_that_read_back(tmp_path, counted
                 (slice(250, 290), slice(3, 270)),
                 (slice(0, 1), slice(279, 280)),
                 (slice(257, 300), slice(None)),
+                (slice(3, 299, 7), slice(None, None, 2)),
             ):
                 np.testing.assert_array_equal(r.measurement(g, window), y[window])
 

@@ -461,8 +461,9 @@ class TcsReader:
         return self.path.stat().st_size
 
     def measurement(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
-        """Measurement (group sums) of group ``g``, optionally a (rows, cols) window of it:
-        integers as stored, or float32 when the file stores them quantised."""
+        """Measurement (group sums) of group ``g``, optionally a (rows, cols) window of it
+        (slices with positive steps): integers as stored, or float32 when the file stores
+        them quantised."""
         hd = self.header
         coding = hd.coding
         rows, cols = window or (slice(None), slice(None))
@@ -471,12 +472,12 @@ class TcsReader:
             return coding.decode(self.stored(g, window))
         if predicted:
             # predictions stay within blocks: read whole ones, then cut the window out
-            (r0, r1, _), (c0, c1, _) = rows.indices(hd.frame_shape[0]), cols.indices(hd.frame_shape[1])
+            (r0, r1, rs), (c0, c1, cs) = rows.indices(hd.frame_shape[0]), cols.indices(hd.frame_shape[1])
             outer = aligned_window(rows, cols, hd.frame_shape)
             counts = self._counts(g, outer)
             stored = RowPrediction(coding, np.dtype(hd.measurement_dtype)).values(self.stored(g, outer), counts)
             y0, x0 = outer[0].start, outer[1].start
-            inner = (slice(r0 - y0, max(r1, r0) - y0), slice(c0 - x0, max(c1, c0) - x0))
+            inner = (slice(r0 - y0, max(r1, r0) - y0, rs), slice(c0 - x0, max(c1, c0) - x0, cs))
             stored, counts = stored[inner], counts[inner]
         else:
             stored = self.stored(g, window)

@@ -8,10 +8,11 @@ from the three decoded pixels above, it estimates the signal per frame
 pixel's k and codes the result as the file's coding would; the file stores the
 difference, modulo the stored type's range and zig-zag mapped, so that small
 differences of either sign become small unsigned numbers that deflate compresses well
-(about a third fewer bytes at the noise-level quantisation of simulated movies).
+(35–43 % fewer bytes at the noise-level quantisation of simulated movies, 15–29 % when
+stored exactly; docs/usage.md).
 
 Predictions never reach across the 256 × 256 blocks of the dataset's chunks, so every
-chunk decodes on its own, and a block's first row is stored as it is.  Specified in
+chunk decodes on its own; a block's first row is predicted by 0.  Specified in
 ``formats/tcs.md`` §11; decoding is sequential in the rows of a block and vectorised
 over everything else.
 """
