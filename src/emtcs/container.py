@@ -6,6 +6,7 @@ specified in ``formats/tcs.md``; this module is the reference reader and writer.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -311,7 +312,6 @@ class TcsReader:
             self._check_storage()
             self.header = self._read_header()
             self._ds = self._check_dataset()
-            self._count_cache: dict[tuple[Any, ...], np.ndarray] = {}
         except FormatError:
             self._file.close()
             raise
@@ -485,17 +485,10 @@ class TcsReader:
         return coding.decode(stored, counts if coding.needs_counts else None)
 
     def _counts(self, g: int, window: tuple[slice, slice]) -> np.ndarray:
-        """Frames summed per pixel of group ``g`` over ``window``; groups of one length share
-        their masks, so the last few are kept (generating a 4k frame's masks takes seconds)."""
+        """Frames summed per pixel of group ``g`` over ``window``."""
         masks = self.header.group_masks(g)
-        key = (masks.nb, masks.unmasked, *(w.indices(n) for w, n in zip(window, self.header.frame_shape)))
-        if key not in self._count_cache:
-            if len(self._count_cache) >= 4:
-                self._count_cache.pop(next(iter(self._count_cache)))
-            counts = masks.window(*window).sum(axis=0, dtype=np.uint8)
-            counts.flags.writeable = False
-            self._count_cache[key] = counts
-        return self._count_cache[key]
+        (r0, r1, rs), (c0, c1, cs) = (w.indices(n) for w, n in zip(window, self.header.frame_shape))
+        return _mask_counts(masks.seed, masks.nb, masks.unmasked, masks.shape, (r0, r1, rs), (c0, c1, cs))
 
     def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
         """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`; in a
@@ -566,6 +559,19 @@ class TcsReader:
             groups_across_cuts=hd.groups_across_cuts,
         )
         return d
+
+
+@functools.lru_cache(maxsize=4)
+def _mask_counts(
+    seed: int, nb: int, unmasked: bool, shape: tuple[int, int], rows: tuple[int, int, int], cols: tuple[int, int, int]
+) -> np.ndarray:
+    """Frames summed per pixel by ``nb`` masks over a window (read-only).  Kept for the last
+    few windows in the process: every group of one length has the same masks, every
+    worker task opens its own reader, and a 4k frame's masks take seconds to generate."""
+    masks = SeededMasks(seed, nb, shape, unmasked=unmasked)
+    counts = masks.window(slice(*rows), slice(*cols)).sum(axis=0, dtype=np.uint8)
+    counts.flags.writeable = False
+    return counts
 
 
 def _write_chunks(ds: h5py.Dataset, g: int, measurement: np.ndarray, level: int) -> None:
