@@ -9,9 +9,13 @@ import numpy as np
 
 
 def signal(v: int, k: int, coding: tuple) -> float | int:
-    """e of §11; ``coding`` is ("exact",) or (name, step, gain, offset, read_noise)."""
+    """e of §11; ``coding`` is ("exact",), ("gaussian-v1", step, sigma) or (name, step, gain,
+    offset, read_noise)."""
     if coding[0] == "exact":
         return int(v)
+    if coding[0] == "gaussian-v1":
+        _, step, sigma = coding
+        return v * ((step * sigma) * math.sqrt(k))
     _, step, gain, _, r = coding
     h = v * (step / 2)
     return gain * max((h * h - 0.375) - k * (r * r), 0.0)
@@ -27,6 +31,11 @@ def prediction(e_above: list, k_above: list, k: int, coding: tuple, top: int) ->
     K = sum(k_above)
     if coding[0] == "exact":
         p = (2 * k * E + K) // (2 * K) if K else 0
+    elif coding[0] == "gaussian-v1":
+        _, step, sigma = coding
+        z = E / K if K else 0.0
+        unit = (step * sigma) * math.sqrt(k)
+        p = math.floor((k * z) / unit + 0.5) if k else 0
     else:
         _, step, gain, _, r = coding
         z = E / K if K else 0.0

@@ -156,3 +156,36 @@ def test_a_bad_gain_option_is_one_line(tmp_path, movie_file):
     r = CliRunner().invoke(main, ["compress", str(path), "-B", "3", "--gain", "-2", "-o", str(tmp_path / "x.tcs")])
     assert r.exit_code != 0 and "positive" in r.output
     assert not (tmp_path / "x.tcs").exists()
+
+
+def test_noise_that_is_not_poisson_is_stored_quantised_at_its_measured_sigma(tmp_path):
+    """Issue 9 §1: noise of one size at every intensity (an 8-bit export, say) has no Poisson
+    model, yet it is measured (sigma) and the measurements are quantised at it (gaussian-v1)."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:96, 0:128]
+    clean = 110 + 60 * np.sin(xx / 7.0) * np.cos(yy / 9.0)
+    frames = np.clip(np.rint(clean + rng.normal(0, 5.0, (12, 96, 128))), 0, 255).astype(np.uint8)
+    src = tmp_path / "g.tif"
+    tifffile.imwrite(src, frames)
+    info = emtcs.compress(src, tmp_path / "g.tcs", B=6)
+    exact = emtcs.compress(src, tmp_path / "e.tcs", B=6, quantise=0)
+    assert info["noise"] is None and "grow with the intensity" in info["noise_note"]
+    assert info["measurement_coding"] == "gaussian-v1" and info["quant_sigma"] == pytest.approx(5.0, rel=0.15)
+    assert info["file_bytes"] < 0.75 * exact["file_bytes"]
+    err = {}
+    for name in ("g", "e"):
+        emtcs.decompress(tmp_path / f"{name}.tcs", tmp_path / f"{name}-out.tif", decoder="gaptv")
+        err[name] = np.sqrt(np.mean((tifffile.imread(tmp_path / f"{name}-out.tif") - clean) ** 2))
+    assert err["g"] < 1.05 * err["e"]
+
+
+def test_frames_that_change_faster_than_their_noise_stay_exact(tmp_path):
+    """Frame differences that are mostly content (neighbours correlate strongly): no sigma."""
+    rng = np.random.default_rng(5)
+    frames = np.rint(gaussian_filter(rng.normal(100, 30, (8, 96, 96)), (0, 3, 3)) + rng.normal(0, 1, (8, 96, 96)))
+    src = tmp_path / "c.tif"
+    tifffile.imwrite(src, np.clip(frames, 0, 255).astype(np.uint8))
+    fit = estimate_noise(np.clip(frames, 0, 255))
+    assert fit.model is None and fit.sigma is None
+    info = emtcs.compress(src, tmp_path / "c.tcs", B=4)
+    assert info["coding"] == "exact" and "correlated" in info["noise_note"]

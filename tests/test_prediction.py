@@ -22,18 +22,22 @@ VECTORS = Path(__file__).resolve().parents[1] / "formats" / "prediction-vectors-
 def _coding(c: dict) -> MeasurementCoding:
     if c["name"] == "exact":
         return EXACT
+    if c["name"] == "gaussian-v1":
+        return MeasurementCoding.gaussian(c["step"], c["sigma"])
     return MeasurementCoding(c["name"], c["step"], c["gain"], c["offset"], c["read_noise"])
 
 
 def _spec_tuple(coding: MeasurementCoding) -> tuple:
     if not coding.quantised:
         return ("exact",)
+    if coding.name == "gaussian-v1":
+        return (coding.name, coding.step, coding.sigma)
     return (coding.name, coding.step, coding.gain, coding.offset, coding.read_noise)
 
 
 def test_test_vectors():
     doc = json.loads(VECTORS.read_text())
-    assert doc["prediction"] == "rows-v1" and len(doc["cases"]) == 4
+    assert doc["prediction"] == "rows-v1" and len(doc["cases"]) == 5
     zero_k = False
     for case in doc["cases"]:
         coding, dtype = _coding(case["coding"]), np.dtype(case["measurement_dtype"])
@@ -56,6 +60,7 @@ def test_test_vectors():
         (EXACT, np.uint32, (5, 300)),
         (MeasurementCoding.anscombe(1.0, 2.0), np.uint16, (9, 270)),
         (MeasurementCoding.anscombe(0.5, 1.5, 80.0, 3.0), np.uint16, (258, 11)),
+        (MeasurementCoding.gaussian(1.0, 7.5), np.uint16, (7, 262)),
     ],
 )
 def test_emtcs_matches_the_specification_and_round_trips(coding, dtype, shape):

@@ -68,7 +68,7 @@ def test_stored_values_follow_the_spec(tmp_path, counts_movie, step, gain):
 def test_quantised_file_is_smaller_and_decodes_nearly_as_well(tmp_path, counts_movie):
     path, frames = counts_movie
     exact, quant = tmp_path / "e.tcs", tmp_path / "q.tcs"
-    e = emtcs.compress(path, exact, B=6)
+    e = emtcs.compress(path, exact, B=6, quantise=0)
     q = emtcs.compress(path, quant, B=6, quantise=1.0, gain=1.0)
     assert e["format_version"] == "4.0" and e["coding"] == "exact"
     sizes = {}
@@ -196,3 +196,18 @@ def test_offset_and_read_noise_are_stored_and_decode_within_half_a_step(tmp_path
             assert np.all(np.abs(est - y) <= 0.5 * sigma + 3.0 + 1e-3)
             window = (slice(7, 30), slice(5, 41))
             np.testing.assert_array_equal(r.measurement(g, window), r.measurement(g)[window])
+
+
+def test_gaussian_coding_follows_the_spec():
+    """gaussian-v1 (§9): q = floor(Y / ((step * sigma) * sqrt(k)) + 1/2), 0 where k = 0."""
+    coding = MeasurementCoding.gaussian(0.5, 6.5)
+    k = np.array([0, 1, 2, 5, 10, 20], dtype=np.uint8)
+    y = np.array([0, 100, 37, 1234, 20000, 5_100_000], dtype=np.float64)
+    q = coding.encode(y, k)
+    unit = [(0.5 * 6.5) * math.sqrt(kk) for kk in k]
+    assert q.tolist() == [0 if not u else math.floor(yy / u + 0.5) for yy, u in zip(y, unit)]
+    est = coding.decode(q, k)
+    assert np.all(np.abs(est - y) <= np.array(unit) / 2 + 1e-3 * np.maximum(y, 1))
+    assert coding.stored_dtype(np.dtype(np.uint32), 255 * 20, 20) == np.uint16
+    with pytest.raises(InputError, match="standard deviation"):
+        MeasurementCoding("gaussian-v1", 1.0, sigma=0.0)

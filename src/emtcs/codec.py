@@ -46,6 +46,9 @@ Progress = Callable[[float], None]
 #: The quantisation step (noise standard deviations) of measurements by default, where
 #: the noise model is known: 1/12 of the noise variance added (formats/tcs.md §9).
 DEFAULT_STEP = 1.0
+#: Noise below this many levels per frame (without a model) is stored exactly: a smaller step would
+#: store more values than the sums have.
+MIN_SIGMA = 1.0
 
 
 def default_output(src: str | os.PathLike[str]) -> Path:
@@ -111,12 +114,12 @@ def compress(
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
         for t in range(B):
             read(t, group[t])
-        noise, note = _noise_model(group, vmap, gain, offset)
-        if quantise and noise is None:
+        noise, note, sigma = _noise_model(group, vmap, gain, offset)
+        if quantise and noise is None and sigma is None:
             raise InputError(
-                f"--quantise needs the detector's gain, and it could not be measured ({note}): give --gain"
+                f"--quantise needs the detector's noise, and it could not be measured ({note}): give --gain"
             )
-        coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap)
+        coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap, sigma)
         encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding, predict=True)
         header = TcsHeader(
             B=B,
@@ -136,6 +139,7 @@ def compress(
             quant_gain=coding.gain,
             quant_offset=coding.offset,
             quant_read_noise=coding.read_noise,
+            quant_sigma=coding.sigma,
             measurement_prediction=encoder.prediction,
             noise=noise,
             noise_note=note,
@@ -197,27 +201,32 @@ def _groups(
         yield range(start, n)
 
 
-def _coding(step: float, noise: NoiseModel | None, vmap: ValueMap) -> MeasurementCoding:
+def _coding(step: float, noise: NoiseModel | None, vmap: ValueMap, sigma: float | None) -> MeasurementCoding:
     """How to store the measurements: quantised with ``step`` at the noise of ``noise`` (in the
-    encoder's levels), or exactly without a noise model or with ``step`` 0."""
-    if noise is None or not step:
+    encoder's levels), else at a noise of ``sigma`` levels per frame (measured without a
+    model), else exactly; exactly with ``step`` 0."""
+    if not step:
         return EXACT
+    if noise is None:
+        return MeasurementCoding.gaussian(step, sigma) if sigma is not None else EXACT
     m = noise.in_levels(vmap.scale, vmap.offset)
     return MeasurementCoding.anscombe(step, m.gain, m.offset, m.read_noise)
 
 
 def _noise_model(
     levels: np.ndarray, vmap: ValueMap, gain: float | None, offset: float | None
-) -> tuple[NoiseModel | None, str]:
-    """The noise model in source values (given, or measured from ``levels``) and, when
-    there is none, why."""
+) -> tuple[NoiseModel | None, str, float | None]:
+    """The noise model in source values (given, or measured from ``levels``); when there is
+    none, why, and one frame's noise standard deviation in levels where that could still be
+    measured and is at least :data:`MIN_SIGMA` (else None: the measurements are stored exactly)."""
     if gain is not None:
-        return NoiseModel(gain, 0.0 if offset is None else offset), ""
+        return NoiseModel(gain, 0.0 if offset is None else offset), "", None
     known = None if offset is None else (offset - vmap.offset) / vmap.scale
     fit = estimate_noise(levels, offset=known, saturation=vmap.max_level)
     if fit.model is None:
-        return None, fit.reason
-    return fit.model.in_values(vmap.scale, vmap.offset), ""
+        sigma = fit.sigma if fit.sigma is not None and fit.sigma >= MIN_SIGMA else None
+        return None, fit.reason, sigma
+    return fit.model.in_values(vmap.scale, vmap.offset), "", None
 
 
 def compress_many(

@@ -73,6 +73,7 @@ class TcsHeader:
     quant_gain: float = 1.0
     quant_offset: float = 0.0
     quant_read_noise: float = 0.0
+    quant_sigma: float = 0.0
     #: How stored values relate to the coding's (emtcs.prediction): "none" or "rows-v1" (4.x)
     measurement_prediction: str = "none"
     #: The detector's noise in source values (given, or measured at compress time), or None
@@ -94,7 +95,7 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
-        if self.measurement_prediction != "none":
+        if self.measurement_prediction != "none" or self.measurement_coding == "gaussian-v1":
             return FORMAT_VERSION
         if self.group_starts is not None or self.relative_signed_levels:
             return GROUPS_VERSION
@@ -106,7 +107,12 @@ class TcsHeader:
         if not self.measurement_coding or self.measurement_coding == "exact":
             return MeasurementCoding()
         return MeasurementCoding(
-            self.measurement_coding, self.quant_step, self.quant_gain, self.quant_offset, self.quant_read_noise
+            self.measurement_coding,
+            self.quant_step,
+            self.quant_gain,
+            self.quant_offset,
+            self.quant_read_noise,
+            self.quant_sigma,
         )
 
     @property
@@ -145,7 +151,7 @@ class TcsHeader:
         gain, else 1 (a counting detector)."""
         if self.noise is not None:
             return self.noise.in_levels(self.value_scale, self.value_offset).gain
-        return self.coding.gain if self.coding.quantised else 1.0
+        return self.coding.gain if self.measurement_coding.startswith("anscombe") else 1.0
 
     def group_frames(self, g: int) -> range:
         """Frame indices held by group ``g`` (1 to B of them)."""
@@ -272,10 +278,13 @@ class TcsWriter:
             f.attrs["measurement_coding"] = hd.measurement_coding
             if hd.coding.quantised:
                 f.attrs["quant_step"] = np.float64(hd.quant_step)
+            if hd.measurement_coding.startswith("anscombe"):
                 f.attrs["quant_gain"] = np.float64(hd.quant_gain)
-            if hd.coding.needs_counts:
+            if hd.measurement_coding == "anscombe-v2":
                 f.attrs["quant_offset"] = np.float64(hd.quant_offset)
                 f.attrs["quant_read_noise"] = np.float64(hd.quant_read_noise)
+            if hd.measurement_coding == "gaussian-v1":
+                f.attrs["quant_sigma"] = np.float64(hd.quant_sigma)
         if version[0] >= 4:
             f.attrs["measurement_prediction"] = hd.measurement_prediction
         if hd.cuts is not None:
@@ -345,9 +354,15 @@ class TcsReader:
                 raise FormatError(f"{self.path}: unknown measurement coding {_show(coding)}")
             kw["measurement_coding"] = coding
             if coding != "exact":
-                kw["quant_step"], kw["quant_gain"] = _float(a, "quant_step"), _float(a, "quant_gain")
+                kw["quant_step"] = _float(a, "quant_step")
+            if coding.startswith("anscombe"):
+                kw["quant_gain"] = _float(a, "quant_gain")
             if coding == "anscombe-v2":
                 kw["quant_offset"], kw["quant_read_noise"] = _float(a, "quant_offset"), _float(a, "quant_read_noise")
+            if coding == "gaussian-v1":
+                if version[0] < 4:
+                    raise FormatError(f"{self.path}: a version {version[0]}.{version[1]} file cannot hold {coding}")
+                kw["quant_sigma"] = _float(a, "quant_sigma")
         elif _text(a.get("measurement_coding", "exact")) != "exact":
             raise FormatError(
                 f"{self.path}: a version {version[0]}.{version[1]} file cannot hold "

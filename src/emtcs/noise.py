@@ -66,6 +66,11 @@ CEILING = 1e-3
 ZERO_SHARE = 0.005
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
+#: Without a model, noise whose neighbouring differences correlate up to this is still measured as
+#: one standard deviation (``NoiseFit.sigma``); above it the differences are mostly content.
+MAX_CORRELATION_SIGMA = 0.5
+#: Median of a chi-square variable of one degree of freedom (squared unit normal).
+_CHI2_MEDIAN = 0.454936
 #: Line artefacts (of a scanned image) may add at most this share to the differences' variance.
 MAX_LINE_SHARE = 0.5
 #: Side of the blocks in which what is left of moving content is fitted out of the differences.
@@ -121,12 +126,18 @@ class NoiseModel:
 class NoiseFit:
     """What :func:`estimate_noise` found: a model, or ``None`` and the reason why not.
 
-    ``means`` and ``variances`` are the binned points of the fit (levels, levels²)."""
+    ``means`` and ``variances`` are the binned points of the fit (levels, levels²).  Where
+    the model is refused but the frame differences still show the noise (their neighbours
+    correlate by at most ``MAX_CORRELATION_SIGMA``), ``sigma`` is one frame's noise
+    standard deviation in levels, whatever the intensity: the smaller of what the
+    content-cancelling differences and a within-frame (Laplacian) estimate give, so that
+    neither content change nor texture inflates it."""
 
     model: NoiseModel | None
     reason: str
     means: np.ndarray
     variances: np.ndarray
+    sigma: float | None = None
 
 
 def estimate_noise(
@@ -178,18 +189,27 @@ def estimate_noise(
     if not d2.any():
         return _refused("the frames do not change: no noise to measure")
     corr = float(np.median(correlation))
+    sigma = _sigma(d2, stack) if corr <= MAX_CORRELATION_SIGMA else None
     if corr > MAX_CORRELATION:
-        return _refused(
-            f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
-            "than their noise, or the movie was blurred, resampled or compressed"
+        return replace(
+            _refused(
+                f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
+                "than their noise, or the movie was blurred, resampled or compressed"
+            ),
+            sigma=sigma,
         )
     line_share = float(np.median(lines))
     if line_share > MAX_LINE_SHARE:
-        return _refused(
-            f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame differences' "
-            "variance: what remains of them after they are fitted out would bias the gain"
+        return replace(
+            _refused(
+                f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame "
+                "differences' variance: what remains of them after they are fitted out would bias the gain"
+            ),
+            sigma=sigma,
         )
     fit = _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
+    if fit.model is None:
+        return replace(fit, sigma=sigma)
     if fit.model is not None and _clipped_read_noise(stack, fit.model.gain):
         return _refused(
             "readings pile up at zero between the steps of a counting detector: read noise clipped at zero "
@@ -212,6 +232,22 @@ def _clipped_read_noise(stack: np.ndarray, gain: float) -> bool:
         return False
     between = float(np.mean((stack > 0) & (stack < gain / 2)))
     return between > 0.1 * zeros
+
+
+def _sigma(d2: np.ndarray, stack: np.ndarray) -> float | None:
+    """One frame's noise standard deviation (levels), conservatively: the smaller of the
+    content-cancelling differences' (``d2``, in units of one frame's variance; median over a
+    chi-square's) and the frames' median Laplacian estimate (Immerkaer 1996), which
+    texture can only raise."""
+    temporal = float(np.sqrt(np.median(d2) / _CHI2_MEDIAN))
+    lap = (
+        stack[:, :-2, :-2] - 2 * stack[:, :-2, 1:-1] + stack[:, :-2, 2:]
+        - 2 * stack[:, 1:-1, :-2] + 4 * stack[:, 1:-1, 1:-1] - 2 * stack[:, 1:-1, 2:]
+        + stack[:, 2:, :-2] - 2 * stack[:, 2:, 1:-1] + stack[:, 2:, 2:]
+    )  # fmt: skip
+    spatial = float(np.median(np.sqrt(np.pi / 2) / 6 * np.abs(lap).mean(axis=(1, 2))))
+    sigma = min(temporal, spatial)
+    return sigma if np.isfinite(sigma) and sigma > 0 else None
 
 
 def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None) -> NoiseFit:

@@ -9,7 +9,9 @@ noise's standard deviation.  The added error has variance step²/12 in those uni
 electron (1 for counting detectors).  ``anscombe-v2`` is the generalised Anscombe
 transform of a detector with an offset o (levels) and read noise r (electrons): with k
 frames summed at a pixel, ``q = round(2 sqrt(max(Y - k o, 0)/g + k r² + 3/8) / step)``.
-Specified in ``formats/tcs.md`` §9.
+``gaussian-v1`` is for movies whose noise is measured but does not follow the Poisson
+model (8-bit exports, correlated noise): ``q = round(Y / (step sigma sqrt(k)))``, sigma
+the noise of one frame in levels.  Specified in ``formats/tcs.md`` §9.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .errors import InputError
 
 __all__ = ["MeasurementCoding", "EXACT", "CODINGS"]
 
-CODINGS = ("exact", "anscombe-v1", "anscombe-v2")
+CODINGS = ("exact", "anscombe-v1", "anscombe-v2", "gaussian-v1")
 _BLOCK = 1 << 15  # elements per block of the quantiser (256 kB of float64)
 _TABLE_LIMIT = 1 << 24
 
@@ -40,6 +42,8 @@ class MeasurementCoding:
     offset: float = 0.0
     #: Read noise in electrons, per frame (anscombe-v2).
     read_noise: float = 0.0
+    #: Noise standard deviation in levels, per frame (gaussian-v1).
+    sigma: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in CODINGS:
@@ -50,6 +54,8 @@ class MeasurementCoding:
             raise InputError(f"detector gain must be a positive number of levels per electron (got {self.gain})")
         if not (np.isfinite(self.offset) and np.isfinite(self.read_noise) and self.read_noise >= 0):
             raise InputError(f"bad detector offset {self.offset} or read noise {self.read_noise}")
+        if self.name == "gaussian-v1" and not (np.isfinite(self.sigma) and self.sigma > 0):
+            raise InputError(f"noise standard deviation must be a positive number of levels (got {self.sigma})")
 
     @classmethod
     def anscombe(
@@ -63,6 +69,12 @@ class MeasurementCoding:
             return cls("anscombe-v1", float(step), float(gain))
         return cls("anscombe-v2", float(step), float(gain), float(offset), float(read_noise))
 
+    @classmethod
+    def gaussian(cls, step: float, sigma: float) -> MeasurementCoding:
+        """Quantisation at a noise of ``sigma`` levels per frame whatever the intensity: for
+        movies whose noise is measured but does not follow the Poisson model."""
+        return cls("gaussian-v1", float(step), sigma=float(sigma)) if step else EXACT
+
     @property
     def quantised(self) -> bool:
         return self.name != "exact"
@@ -70,7 +82,7 @@ class MeasurementCoding:
     @property
     def needs_counts(self) -> bool:
         """Whether encoding and decoding need k, the number of frames summed at each pixel."""
-        return self.name == "anscombe-v2"
+        return self.name in ("anscombe-v2", "gaussian-v1")
 
     def stored_dtype(self, sum_dtype: np.dtype, max_sum: int, B: int = 1) -> np.dtype:
         """Smallest unsigned type for the stored values of sums up to ``max_sum`` of up to ``B`` frames."""
@@ -105,6 +117,8 @@ class MeasurementCoding:
         return self._transform(u, k, above_offset=True)
 
     def _transform(self, y: np.ndarray, k: np.ndarray | None, above_offset: bool) -> np.ndarray:
+        if self.name == "gaussian-v1":
+            return self._linear(y, k)
         flat = np.ravel(y)
         counts = self.needs_counts or above_offset
         if counts:
@@ -132,10 +146,26 @@ class MeasurementCoding:
             np.floor(a, out=a)
         return out.reshape(np.shape(y))
 
+    def _linear(self, y: np.ndarray, k: np.ndarray | None) -> np.ndarray:
+        """q of gaussian-v1: y in steps of (step · sigma) · sqrt(k), 0 where k = 0."""
+        if k is None:
+            raise ValueError(f"{self.name} needs the number of frames summed at each pixel")
+        unit = self._unit(np.broadcast_to(k, np.shape(y)))
+        q = np.divide(np.asarray(y, dtype=np.float64), unit, out=np.zeros(np.shape(y)), where=unit > 0)
+        return np.floor(q + 0.5)
+
+    def _unit(self, k: np.ndarray) -> np.ndarray:
+        """gaussian-v1's step in the sum: (step · sigma) · sqrt(k)."""
+        return (self.step * self.sigma) * np.sqrt(np.asarray(k, dtype=np.float64))
+
     def signal(self, stored: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
         """The estimated sum above the offset, Ŷ − k·o (§9), as float64 (exact: the sum)."""
         if not self.quantised:
             return np.asarray(stored, dtype=np.float64)
+        if self.name == "gaussian-v1":
+            if k is None:
+                raise ValueError(f"{self.name} needs the number of frames summed at each pixel")
+            return stored.astype(np.float64) * self._unit(np.broadcast_to(k, np.shape(stored)))
         half = stored.astype(np.float64) * (self.step / 2.0)
         a = half * half - 0.375
         if self.needs_counts:
@@ -149,7 +179,7 @@ class MeasurementCoding:
         if not self.quantised:
             return stored
         e = self.signal(stored, k)
-        if self.needs_counts:
+        if self.name == "anscombe-v2":
             assert k is not None
             e = np.broadcast_to(k, np.shape(stored)).astype(np.float64) * self.offset + e
         return e.astype(np.float32)
@@ -157,6 +187,8 @@ class MeasurementCoding:
     def describe(self) -> str:
         if not self.quantised:
             return "exact"
+        if self.name == "gaussian-v1":
+            return f"{self.name}, step {self.step:g} sigma, sigma {self.sigma:.4g} levels per frame"
         text = f"{self.name}, step {self.step:g} sigma, gain {self.gain:.4g} levels/e"
         if self.needs_counts:
             text += f", offset {self.offset:.4g} levels, read noise {self.read_noise:.3g} e"
