@@ -249,7 +249,9 @@ def _noise_line(info: dict[str, Any]) -> str:
             f"read noise {noise['read_noise']:.3g} e ({how})"
         )
     if info.get("noise_note"):
-        return f"not measured: {info['noise_note']}; decoders assume 1 value per electron"
+        sigma = info.get("quant_sigma") if info.get("measurement_coding") == "gaussian-v1" else None
+        measured = f"; one frame's noise measured as {sigma:.4g} levels" if sigma else ""
+        return f"no Poisson model: {info['noise_note']}{measured}; decoders assume 1 value per electron"
     return "unknown; decoders assume 1 value per electron"
 
 
