@@ -5,17 +5,20 @@
 # validation scenes (abTEM seeds 0-31, never trained on) from ../shared.
 #
 #   training/campaign.sh [STEPS]          # default 20000 steps; run it again to resume
+#   EMTCS_WIDTH=28 training/campaign.sh 40000   # a wider network, from scratch (runs/gapunet-w28)
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
-# starts from the shipped weights.
+# starts from the shipped weights (width 24; other widths start from scratch).
 #
-# Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out.
+# Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-20000}
 SHARED=${EMTCS_SHARED:-../shared/data}
+WIDTH=${EMTCS_WIDTH:-24}
 RUN=runs/gapunet
+[ "$WIDTH" = 24 ] || RUN=runs/gapunet-w$WIDTH
 mkdir -p runs
 scenes=()
 for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene-file "$f"); done
@@ -30,10 +33,11 @@ done
 # continue this machine's run, else (a fresh checkout) fine-tune the shipped weights
 resume=(); LR=1e-3
 if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
-elif [ -e models/gapunet-w24s2.safetensors ]; then resume=(--init models/gapunet-w24s2.safetensors); LR=3e-4
+elif [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s2.safetensors ]; then
+  resume=(--init models/gapunet-w24s2.safetensors); LR=3e-4
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-exec nohup .venv/bin/emtcs train --arch gapunet --width 24 --stages 2 -B 6,10,20 --steps "$STEPS" \
+exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 -B 6,10,20 --steps "$STEPS" \
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
