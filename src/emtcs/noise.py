@@ -30,7 +30,9 @@ below and get no model (``--gain`` gives one).
 
 Movies the model does not fit (frames of a compressed video, denoised or resampled
 data, frames without the noise's growth with intensity) get no model and a reason
-(:class:`NoiseFit`); the rule is in ``docs/noise.md``.
+(:class:`NoiseFit`); where their frame differences are still mostly noise, one frame's
+noise standard deviation (``NoiseFit.sigma``, the same at every intensity) is measured
+instead, which compress quantises at.  The rules are in ``docs/noise.md``.
 """
 
 from __future__ import annotations
@@ -191,26 +193,22 @@ def estimate_noise(
     corr = float(np.median(correlation))
     sigma = _sigma(d2, stack) if corr <= MAX_CORRELATION_SIGMA else None
     if corr > MAX_CORRELATION:
-        return replace(
-            _refused(
-                f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
-                "than their noise, or the movie was blurred, resampled or compressed"
-            ),
+        return _refused(
+            f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
+            "than their noise, or the movie was blurred, resampled or compressed",
             sigma=sigma,
         )
     line_share = float(np.median(lines))
     if line_share > MAX_LINE_SHARE:
-        return replace(
-            _refused(
-                f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame "
-                "differences' variance: what remains of them after they are fitted out would bias the gain"
-            ),
+        return _refused(
+            f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame "
+            "differences' variance: what remains of them after they are fitted out would bias the gain",
             sigma=sigma,
         )
     fit = _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
     if fit.model is None:
         return replace(fit, sigma=sigma)
-    if fit.model is not None and _clipped_read_noise(stack, fit.model.gain):
+    if _clipped_read_noise(stack, fit.model.gain):
         return _refused(
             "readings pile up at zero between the steps of a counting detector: read noise clipped at zero "
             "(an offset below the read noise); the noise cannot be measured",
@@ -250,9 +248,11 @@ def _sigma(d2: np.ndarray, stack: np.ndarray) -> float | None:
     return sigma if np.isfinite(sigma) and sigma > 0 else None
 
 
-def _refused(reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None) -> NoiseFit:
+def _refused(
+    reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None, sigma: float | None = None
+) -> NoiseFit:
     empty = np.zeros(0)
-    return NoiseFit(None, reason, empty if means is None else means, empty if variances is None else variances)
+    return NoiseFit(None, reason, empty if means is None else means, empty if variances is None else variances, sigma)
 
 
 def _window_statistics(
