@@ -147,12 +147,20 @@ class MeasurementCoding:
         return out.reshape(np.shape(y))
 
     def _linear(self, y: np.ndarray, k: np.ndarray | None) -> np.ndarray:
-        """q of gaussian-v1: y in steps of (step · sigma) · sqrt(k), 0 where k = 0."""
+        """q of gaussian-v1: y in steps of (step · sigma) · sqrt(k), 0 where k = 0; over
+        cache-sized blocks, as :meth:`_transform`."""
         if k is None:
             raise ValueError(f"{self.name} needs the number of frames summed at each pixel")
-        unit = self._unit(np.broadcast_to(k, np.shape(y)))
-        q = np.divide(np.asarray(y, dtype=np.float64), unit, out=np.zeros(np.shape(y)), where=unit > 0)
-        return np.floor(q + 0.5)
+        flat, kf = np.ravel(y), np.ravel(np.broadcast_to(k, np.shape(y)))
+        out = np.empty(flat.shape, dtype=np.float64)
+        for i in range(0, flat.size, _BLOCK):
+            a, unit = out[i : i + _BLOCK], self._unit(kf[i : i + _BLOCK])
+            a[:] = flat[i : i + _BLOCK]
+            np.divide(a, unit, out=a, where=unit > 0)
+            a[unit == 0] = 0.0
+            a += 0.5
+            np.floor(a, out=a)
+        return out.reshape(np.shape(y))
 
     def _unit(self, k: np.ndarray) -> np.ndarray:
         """gaussian-v1's step in the sum: (step · sigma) · sqrt(k)."""
