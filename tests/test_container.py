@@ -267,3 +267,25 @@ def test_edge_chunks_read_back(tmp_path, movie_file):
     with emtcs.open(tmp_path / "m.tcs") as r:
         for g in range(2):
             np.testing.assert_array_equal(r.measurement(g), encode(frames[2 * g : 2 * g + 2], m))
+
+
+def test_a_bad_gaussian_coding_or_prediction_is_refused(tmp_path):
+    """A gaussian-v1 file (real frames with noise of one size) read back, then hand-damaged:
+    a sigma that is not positive, an unknown prediction, gaussian-v1 claimed by a 3.0 file."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:64, 0:96]
+    frames = np.clip(np.rint(110 + 60 * np.sin(xx / 7.0) + rng.normal(0, 5.0, (8, 64, 96))), 0, 255)
+    tifffile.imwrite(tmp_path / "g.tif", frames.astype(np.uint8))
+    info = emtcs.compress(tmp_path / "g.tif", tmp_path / "g.tcs", B=4)
+    assert info["measurement_coding"] == "gaussian-v1"
+    for name, value, problem in (
+        ("quant_sigma", np.float64(0.0), "standard deviation"),
+        ("quant_sigma", np.float64(np.nan), "quant_sigma. is not finite"),
+        ("measurement_prediction", "rows-v9", "unknown measurement prediction"),
+        ("format_version", np.array([3, 0], dtype=np.uint32), "cannot hold gaussian-v1"),
+    ):
+        bad = tmp_path / f"bad-{name}.tcs"
+        bad.write_bytes((tmp_path / "g.tcs").read_bytes())
+        _set_attr(bad, name, value)
+        with pytest.raises(FormatError, match=problem):
+            emtcs.open(bad)
