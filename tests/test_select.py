@@ -102,3 +102,30 @@ def test_decompress_reports_how_well_the_frames_predict_withheld_measurements(tm
     assert report.to_json()["holdout_scores"] == {str(g): s for g, s in scores.items()}
     plain = emtcs.decompress(tcs, tmp_path / "gaptv.tif", decoder="gaptv", tile=64, overlap=16)
     assert plain.holdout_scores() == {} and plain.to_json()["holdout_scores"] == {}
+
+
+def test_holdout_scores_need_a_measured_noise(tmp_path):
+    """A movie quantised at its measured sigma (gaussian-v1) is scored in units of that noise;
+    one whose noise could not be measured at all gets no score (its unit would be a guess)."""
+    import tifffile
+    from scipy.ndimage import gaussian_filter
+
+    import emtcs
+
+    _shipped()
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:96, 0:96]
+    clean = 110 + 60 * np.sin(xx / 7.0) * np.cos(yy / 9.0)
+    noisy = np.clip(np.rint(clean + rng.normal(0, 5.0, (B, 96, 96))), 0, 255).astype(np.uint8)
+    changing = np.clip(np.rint(gaussian_filter(rng.normal(100, 30, (B, 96, 96)), (0, 3, 3))), 0, 255).astype(np.uint8)
+    scores = {}
+    for name, frames in (("noisy", noisy), ("changing", changing)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", frames)
+        info = emtcs.compress(tmp_path / f"{name}.tif", B=B)
+        assert info["noise"] is None
+        report = emtcs.decompress(
+            tmp_path / f"{name}.tcs", tmp_path / f"{name}-out.tif", decoder="select", device="cpu", tile=64, overlap=16
+        )
+        scores[name] = (info["measurement_coding"], report.holdout_scores())
+    assert scores["noisy"][0] == "gaussian-v1" and 0.8 < scores["noisy"][1][0] < 3.0, scores
+    assert scores["changing"] == ("exact", {}), scores

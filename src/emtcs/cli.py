@@ -352,7 +352,7 @@ def decompress(
         if scores:
             bad = max(scores, key=scores.get)
             console.print(
-                f"  withheld measurements predicted to {sorted(scores.values())[len(scores) // 2]:.2f}x the shot noise "
+                f"  withheld measurements predicted to {sorted(scores.values())[len(scores) // 2]:.2f}x their noise "
                 f"(median over groups; worst {scores[bad]:.2f}x, group {bad}; about 1 at best)"
             )
     if report:

@@ -499,6 +499,10 @@ class TcsReader:
             counts = self._counts(g, (rows, cols))
         return coding.decode(stored, counts if coding.needs_counts else None)
 
+    def frame_counts(self, g: int) -> np.ndarray:
+        """Frames summed at each pixel by group ``g`` (read-only, kept for groups of one length)."""
+        return self._counts(g, (slice(None), slice(None)))
+
     def _counts(self, g: int, window: tuple[slice, slice]) -> np.ndarray:
         """Frames summed per pixel of group ``g`` over ``window``."""
         masks = self.header.group_masks(g)

@@ -30,6 +30,7 @@ __all__ = [
     "decode_here",
     "gap_tv_tiles",
     "holdout_scores",
+    "noise_gain",
     "reported_config",
     "wanted_frames",
 ]
@@ -120,6 +121,21 @@ def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
     return replaced, tiles
 
 
+def noise_gain(hd: TcsHeader, y: np.ndarray, counts: np.ndarray) -> tuple[float, bool]:
+    """Levels per electron the decoders are told for a group with measurement ``y`` summing
+    ``counts`` frames per pixel, and whether that reflects the movie's noise.
+
+    With the detector's noise model (or an Anscombe coding's gain) it is its gain.  A file
+    quantised at a measured sigma (``gaussian-v1``) has noise of sigma levels per frame
+    whatever the intensity; the Poisson gain with that variance at the group's mean level
+    per frame, sigma² / mean, is what the decoders are told.  Otherwise: one level per
+    electron, a guess."""
+    if hd.measurement_coding == "gaussian-v1":
+        mean = float(np.sum(y, dtype=np.float64)) / max(float(np.sum(counts, dtype=np.float64)), 1.0)
+        return hd.quant_sigma**2 / max(mean, hd.quant_sigma), True
+    return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
+
+
 def holdout_scores(dec: Decoder) -> tuple[float, int]:
     """(sum of the hold-out scores of the frames kept, tiles scored) so far by ``dec``: by
     ``select`` where the file has a noise model; (0, 0) for other decoders."""
@@ -167,6 +183,7 @@ def decode_group(
     vmap = hd.value_map
     masks = hd.group_masks(g)
     y = reader.measurement(g)
+    gain, measured = noise_gain(hd, y, reader.frame_counts(g))
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard)
@@ -180,10 +197,11 @@ def decode_group(
         batch=settings.batch,
         bands=bands,
         scale=scale,
-        gain=hd.gain_in_levels,
+        gain=gain,
     ):
         now, total = gap_tv_tiles(dec), holdout_scores(dec)
         fallback = (now[0] - seen[0], now[1] - seen[1])
-        holdout = (total[0] - scored[0], total[1] - scored[1])
+        # the hold-out score is in units of the noise only where the noise was measured or given
+        holdout = (total[0] - scored[0], total[1] - scored[1]) if measured else (0.0, 0)
         yield GroupBand(rows, vmap.to_source(block[keep]), num, den, fallback, holdout)
         seen, scored = now, total
