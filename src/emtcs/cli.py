@@ -250,8 +250,9 @@ def _noise_line(info: dict[str, Any]) -> str:
         )
     if info.get("noise_note"):
         sigma = info.get("quant_sigma") if info.get("measurement_coding") == "gaussian-v1" else None
-        measured = f"; one frame's noise measured as {sigma:.4g} levels" if sigma else ""
-        return f"no Poisson model: {info['noise_note']}{measured}; decoders assume 1 value per electron"
+        if sigma:
+            return f"no Poisson model: {info['noise_note']}; one frame's noise measured as {sigma:.4g} levels"
+        return f"no Poisson model: {info['noise_note']}; decoders assume 1 value per electron"
     return "unknown; decoders assume 1 value per electron"
 
 
