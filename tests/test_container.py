@@ -289,3 +289,42 @@ def test_a_bad_gaussian_coding_or_prediction_is_refused(tmp_path):
         _set_attr(bad, name, value)
         with pytest.raises(FormatError, match=problem):
             emtcs.open(bad)
+
+
+def test_the_version_4_example_follows_the_spec():
+    """formats/example-v4.{tcs,json}: anscombe-v2 values (§9) stored predicted (§11), read with
+    plain h5py and checked against the specification's formulas written out here."""
+    import math
+
+    doc = json.loads((FORMATS / "example-v4.json").read_text())
+    frames = np.array(doc["frames"], dtype=doc["source_dtype"]).astype(np.int64)
+    c = doc["coding"]
+    step, gain, offset, r = c["step"], c["gain"], c["offset"], c["read_noise"]
+    B, N = doc["B"], doc["n_frames"]
+    m = masks(doc["mask_seed"], B, tuple(doc["frame_shape"]))
+    with h5py.File(FORMATS / doc["file"], "r") as f:
+        assert list(f.attrs["format_version"]) == doc["format_version"] == [4, 0]
+        assert f.attrs["measurement_prediction"] == "rows-v1" and f.attrs["measurement_coding"] == c["name"]
+        stored = f["measurements"][()]
+    with emtcs.open(FORMATS / doc["file"]) as reader:
+        for g, start in enumerate(range(0, N, B)):
+            y = (frames[start : start + B] * m).sum(axis=0)
+            k = m.sum(axis=0).astype(np.int64)
+            v = np.array(
+                [
+                    math.floor(2 * math.sqrt(max(yy - kk * offset, 0) / gain + kk * (r * r) + 0.375) / step + 0.5)
+                    for yy, kk in zip(y.ravel().tolist(), k.ravel().tolist())
+                ]
+            ).reshape(y.shape)
+            group = doc["groups"][g]
+            np.testing.assert_array_equal(k, group["k"])
+            np.testing.assert_array_equal(v, group["v"])
+            u = spec_rows.residuals(
+                v, k, (c["name"], step, gain, offset, r), 8 * np.dtype(doc["measurement_dtype"]).itemsize
+            )
+            np.testing.assert_array_equal(stored[g], u)
+            np.testing.assert_array_equal(stored[g], group["u"])
+            half = v * (step / 2)
+            estimate = k * offset + gain * np.maximum((half * half - 0.375) - k * (r * r), 0)
+            np.testing.assert_array_equal(reader.measurement(g), estimate.astype(np.float32))
+            np.testing.assert_array_equal(np.array(group["estimate"], dtype=np.float32), estimate.astype(np.float32))
