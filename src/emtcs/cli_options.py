@@ -42,7 +42,7 @@ def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         metavar="SIGMA",
         help="Quantise the measurements with a step of SIGMA times their noise [default: 1 where the noise "
-        "model is known (--gain), else exact]; 0 stores them exactly.",
+        "is known (--gain, or measured: a Poisson model, else one sigma), else exact]; 0 stores them exactly.",
     )(command)
 
 
