@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,28 @@ from scipy.ndimage import gaussian_filter, shift
 from emtcs.cli import main
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _cap_address_space() -> None:
+    """Cap the test process's address space at max(16 GiB, 3/4 of the memory) on machines
+    without a GPU (CUDA reserves far more address space than it uses).  No test needs a
+    fraction of that; twice a clean-clone run was killed by the OOM killer with pytest at
+    about 22 GB, in no test that could be told (the output is buffered), and a capped
+    process gets a MemoryError, or an HDF5 allocation error that the reader reports, in
+    the test at fault instead."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY or shutil.which("nvidia-smi") or not hasattr(os, "sysconf"):
+        return
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return
+    cap = max(16 << 30, memory * 3 // 4)
+    if hard == resource.RLIM_INFINITY or cap <= hard:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+_cap_address_space()
 
 
 def shared_file(*parts: str) -> Path:
