@@ -121,16 +121,18 @@ def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
     return replaced, tiles
 
 
-def noise_gain(hd: TcsHeader, y: np.ndarray, counts: np.ndarray) -> tuple[float, bool]:
-    """Levels per electron the decoders are told for a group with measurement ``y`` summing
-    ``counts`` frames per pixel, and whether that reflects the movie's noise.
+def noise_gain(reader: TcsReader, g: int, y: np.ndarray) -> tuple[float, bool]:
+    """Levels per electron the decoders are told for group ``g`` (measurement ``y``), and
+    whether that reflects the movie's noise.
 
     With the detector's noise model (or an Anscombe coding's gain) it is its gain.  A file
     quantised at a measured sigma (``gaussian-v1``) has noise of sigma levels per frame
     whatever the intensity; the Poisson gain with that variance at the group's mean level
     per frame, sigma² / mean, is what the decoders are told.  Otherwise: one level per
     electron, a guess."""
+    hd = reader.header
     if hd.measurement_coding == "gaussian-v1":
+        counts = reader.frame_counts(g)
         mean = float(np.sum(y, dtype=np.float64)) / max(float(np.sum(counts, dtype=np.float64)), 1.0)
         return hd.quant_sigma**2 / max(mean, hd.quant_sigma), True
     return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
@@ -138,7 +140,8 @@ def noise_gain(hd: TcsHeader, y: np.ndarray, counts: np.ndarray) -> tuple[float,
 
 def holdout_scores(dec: Decoder) -> tuple[float, int]:
     """(sum of the hold-out scores of the frames kept, tiles scored) so far by ``dec``: by
-    ``select`` where the file has a noise model; (0, 0) for other decoders."""
+    ``select``; (0, 0) for other decoders.  :func:`decode_group` reports them only where
+    the noise was measured or given (:func:`noise_gain`)."""
     if isinstance(dec, GuardedDecoder):
         dec = dec.inner
     return dec.holdout if isinstance(dec, SelectingDecoder) else (0.0, 0)
@@ -183,7 +186,7 @@ def decode_group(
     vmap = hd.value_map
     masks = hd.group_masks(g)
     y = reader.measurement(g)
-    gain, measured = noise_gain(hd, y, reader.frame_counts(g))
+    gain, measured = noise_gain(reader, g, y)
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard)

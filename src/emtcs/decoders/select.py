@@ -42,9 +42,9 @@ class SelectingDecoder(GapUNetDecoder):
 
     ``tiles`` and ``replaced`` count the tiles seen and those given to GAP-TV,
     ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores, and
-    ``holdout`` sums the scores of the frames kept and counts them, where the file has a
-    noise model: a no-reference quality figure, the RMS error with which the frames
-    predict the withheld measurements in units of their shot noise (about 1 at best).
+    ``holdout`` sums the scores of the frames kept and counts them, where told the noise
+    (``electrons_per_unit``): a no-reference quality figure, the RMS error with which the
+    frames predict the withheld measurements in units of their noise (about 1 at best).
     """
 
     name = "select"
@@ -65,7 +65,7 @@ class SelectingDecoder(GapUNetDecoder):
             epu = 1.0 if electrons_per_unit is None else electrons_per_unit
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
             use_tv = ~(self.scores[:, 0] <= MARGIN * self.scores[:, 1])  # a NaN score loses
-            if electrons_per_unit is not None:  # in shot-noise units only with the file's noise model
+            if electrons_per_unit is not None:  # in noise units only when told the noise
                 kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
                 kept = kept[np.isfinite(kept)]
                 self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
