@@ -89,10 +89,11 @@ def compress(
     The detector's noise model (:mod:`emtcs.noise`) is stored with the measurements:
     ``gain`` (source values per electron) and ``offset`` when given, else measured from
     the first group's frames; when it cannot be measured the file says why
-    (``noise_note``) and decoders assume one level per electron.  The measurements are
-    stored quantised with a step of ``quantise`` noise standard deviations
-    (:mod:`emtcs.quantise`); by default (``None``) one, where the noise model is known,
-    else exactly; 0 stores them exactly.  Either way each value is stored as its
+    (``noise_note``).  The measurements are stored quantised with a step of ``quantise``
+    noise standard deviations (:mod:`emtcs.quantise`); by default (``None``) one, where
+    the noise model is known or, without one, one frame's noise could still be measured
+    (``gaussian-v1``), else exactly (decoders then assume one level per electron); 0
+    stores them exactly.  Either way each value is stored as its
     difference from a prediction by the row above (:mod:`emtcs.prediction`), which
     deflate compresses better.  ``progress`` is called with the number of
     frames encoded since its last call.
