@@ -77,6 +77,69 @@ def test_plain_gap_also_converges() -> None:
     assert _psnr(scene, x) > _psnr(scene, naive)
 
 
+def _noisy_group(electrons: float, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(measurement counted at ``electrons`` per unit intensity, masks, clean frames)."""
+    rng = np.random.default_rng(seed)
+    scene = 0.2 + 0.8 * _smooth_scene(rng, (8, 64, 64))
+    masks = (rng.random(scene.shape) < 0.5).astype(np.float32)
+    y = rng.poisson(forward(scene, masks) * electrons).astype(np.float32) / electrons
+    return y, masks, scene
+
+
+@pytest.mark.parametrize("electrons", [20.0, 200.0])
+def test_discrepancy_rule_beats_fitting_the_noise(electrons: float) -> None:
+    """Told the noise, GAP-TV stops accelerating at it and is clearly better on noisy data
+    than the reference's accelerate-throughout, which fits the noise."""
+    y, masks, scene = _noisy_group(electrons)
+    dec = get_decoder("gaptv")
+    told = dec.decode(y[None], masks[None], electrons)[0]
+    throughout = gap_tv(y, masks)
+    assert _psnr(scene, told) > _psnr(scene, throughout) + 0.5
+    # its residual stays near the noise, where the accelerated one's falls far below it
+    noise = float(np.mean(y)) / electrons
+    assert np.mean((y - forward(told, masks)) ** 2) > 0.3 * noise
+    assert np.mean((y - forward(throughout, masks)) ** 2) < 0.3 * noise
+
+
+def test_discrepancy_rule_needs_the_noise() -> None:
+    """Without a noise level, or with the rule off, the reference's iteration is unchanged."""
+    y, masks, _ = _noisy_group(20.0)
+    reference = gap_tv(y, masks)
+    np.testing.assert_array_equal(get_decoder("gaptv").decode(y[None], masks[None])[0], reference)
+    off = get_decoder("gaptv", discrepancy=False)
+    np.testing.assert_array_equal(off.decode(y[None], masks[None], 20.0)[0], reference)
+
+
+def test_guessed_noise_turns_the_rule_off() -> None:
+    """Where the noise level decoders are told is a guess, GAP-TV (chosen, the guard's
+    fallback or a short group's) accelerates throughout."""
+    from emtcs.decoders import decoder_for_group, for_noise
+    from emtcs.decoders.guard import guarded
+
+    dec = get_decoder("gaptv", iterations=7)
+    assert for_noise(dec, measured=True) is dec
+    off = for_noise(dec, measured=False)
+    assert off.get_config() == {**dec.get_config(), "discrepancy": False}
+    assert decoder_for_group(dec, 8, noise_measured=False).get_config() == off.get_config()
+    y, masks, _ = _noisy_group(20.0)
+    np.testing.assert_array_equal(off.decode(y[None], masks[None], 20.0)[0], gap_tv(y, masks, iterations=7))
+    assert guarded(dec, 2.0, noise_measured=False) is dec  # GAP-TV is not guarded
+
+
+def test_discrepancy_rule_same_in_torch() -> None:
+    """GapUNet's start (torch) stops accelerating where the NumPy GAP-TV does."""
+    torch = pytest.importorskip("torch")
+    from emtcs.nets.gapunet import GapUNet
+
+    y, masks, _ = _noisy_group(20.0)
+    numpy_x = get_decoder("gaptv").decode(y[None], masks[None], 20.0)[0]
+    net = GapUNet(discrepancy=True)
+    torch_x = net.start(torch.from_numpy(y[None]), torch.from_numpy(masks[None]), torch.tensor([20.0]))
+    # equal but for the TV early stop, which only the NumPy version has
+    np.testing.assert_allclose(torch_x[0].numpy(), numpy_x, atol=1e-2)
+    assert np.abs(gap_tv(y, masks) - numpy_x).max() > 0.1
+
+
 def test_unseen_pixels_stay_finite() -> None:
     rng = np.random.default_rng(3)
     masks = (rng.random((8, 16, 16)) < 0.5).astype(np.float32)

@@ -81,10 +81,10 @@ def test_guard_replaces_failed_tiles_and_counts_them():
     gaptv = get_decoder("gaptv", iterations=5)
     guarded = GuardedDecoder(_Zeros(), gaptv, threshold=2.0)
     out = guarded.decode(y, C, 1.0)
-    np.testing.assert_array_equal(out, gaptv.decode(y, C))
+    np.testing.assert_array_equal(out, gaptv.decode(y, C, 1.0))
     assert (guarded.replaced, guarded.tiles) == (3, 3)
     kept = GuardedDecoder(gaptv, _Zeros(), threshold=2.0)  # GAP-TV fits y: no fallback
-    np.testing.assert_array_equal(kept.decode(y, C, 1.0), gaptv.decode(y, C))
+    np.testing.assert_array_equal(kept.decode(y, C, 1.0), gaptv.decode(y, C, 1.0))
     assert (kept.replaced, kept.tiles) == (0, 3)
     assert guarded.get_config()["guard"] == 2.0 and guarded.get_config()["fallback"]["name"] == "gaptv"
 

@@ -627,9 +627,11 @@ def train(
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     if not mode_list or any(m not in MODES for m in mode_list):
         raise InputError(f"--modes takes a comma-separated list of {', '.join(MODES)}; got {modes!r}")
-    net: dict[str, int] = {"width": width or (24 if arch == "gapunet" else 32)}
+    net: dict[str, int | bool] = {"width": width or (24 if arch == "gapunet" else 32)}
     if arch != "tcsdl":
         net["stages"] = stages or (2 if arch == "gapunet" else 5)
+    if arch == "gapunet":
+        net["discrepancy"] = True  # start from the noise-aware GAP-TV (weights before session 8 did not)
     cfg = TrainConfig(
         arch=arch,
         net=net,

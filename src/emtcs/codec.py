@@ -19,7 +19,7 @@ import numpy as np
 from .atomic import atomic_output, check_output
 from .container import TcsHeader, TcsReader, TcsWriter
 from .cuts import CutDetector
-from .decoders import decoder_for, resolve_decoder
+from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import MARGIN
 from .decoding import DecodeSettings, decode_here, reported_config
@@ -462,7 +462,7 @@ def reconstruct(
     batch: int = 8,
     scale: float | None = None,
     guard: float = GUARD_RATIO,
-    gain: float = 1.0,
+    gain: float | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Frames (B, H, W) float32 from one (H, W) measurement and its (B, H, W) masks.
@@ -471,27 +471,37 @@ def reconstruct(
     ``options`` go to the decoder (e.g. ``iterations=40`` for GAP-TV).  ``scale`` fixes
     the intensity normalisation (by default estimated from the measurement).  A learned
     decoder is guarded as in :func:`emtcs.decoding.decode_group`, for a measurement of ``gain`` units
-    per electron.
+    per electron (the decoders' noise level; unknown by default, when the guard assumes 1 and
+    GAP-TV accelerates throughout).
     """
     y = np.asarray(measurement)
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
     settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard)  # validates them
-    if not (np.isfinite(gain) and gain > 0):
+    if gain is not None and not (np.isfinite(gain) and gain > 0):
         raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
     dec, _ = decoder_for(method, masks.shape[0], **options)
+    dec = for_noise(dec, measured=gain is not None)
     source = ArrayMasks(masks)
     if scale is None:
         scale = intensity_scale(y, source)
-    dec = guarded(dec, settings.guard)
+    dec = guarded(dec, settings.guard, noise_measured=gain is not None)
     out = np.empty(masks.shape, dtype=np.float32)
 
     def emit(rows: slice, block: np.ndarray) -> None:
         out[:, rows] = block
 
     reconstruct_group(
-        y, source, dec, emit, tile=settings.tile, overlap=settings.overlap, batch=settings.batch, scale=scale, gain=gain
+        y,
+        source,
+        dec,
+        emit,
+        tile=settings.tile,
+        overlap=settings.overlap,
+        batch=settings.batch,
+        scale=scale,
+        gain=gain or 1.0,
     )
     return out
 

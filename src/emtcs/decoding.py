@@ -187,9 +187,9 @@ def decode_group(
     masks = hd.group_masks(g)
     y = reader.measurement(g)
     gain, measured = noise_gain(reader, g, y)
-    dec = decoder_for_group(dec, nb, unmasked=masks.unmasked)
+    dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
     scale = intensity_scale(y, masks)
-    dec = guarded(dec, settings.guard)
+    dec = guarded(dec, settings.guard, noise_measured=measured)
     seen, scored = gap_tv_tiles(dec), holdout_scores(dec)
     for rows, block, num, den in decode_bands(
         y,

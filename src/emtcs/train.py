@@ -292,6 +292,9 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     }
 
 
+#: Network config keys that shape the weights: ``--init`` needs them equal, and may change
+#: the others (e.g. how GapUNet's GAP-TV start works).
+_SHAPE_KEYS = ("arch", "width", "stages")
 #: JPEG quality range (libjpeg's 1-100 scale, upper end excluded) of JPEG-degraded samples.
 JPEG_QUALITY = (50, 96)
 
@@ -439,7 +442,8 @@ def train(
         history = json.loads(state["history"])
     elif cfg.init:
         info, weights = zoo.load_weights(cfg.init)
-        if info["config"] != cfg.net_config:
+        shape = {k: v for k, v in cfg.net_config.items() if k in _SHAPE_KEYS}
+        if {k: v for k, v in info["config"].items() if k in _SHAPE_KEYS} != shape:
             raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
         net.load_state_dict(weights)
     say = log or (lambda msg: None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..errors import DecoderError
@@ -18,6 +19,7 @@ __all__ = [
     "is_learned",
     "AUTO_ORDER",
     "decoder_for_group",
+    "for_noise",
 ]
 
 #: Learned decoders in the order ``auto`` tries them, best first (docs/benchmarks.md):
@@ -63,16 +65,32 @@ def decoder_for(name: str, B: int, *, device: str = "auto", **options: Any) -> t
     return get_decoder(name, **options), notice
 
 
-def decoder_for_group(dec: Decoder, nb: int, *, unmasked: bool = False) -> Decoder:
+def decoder_for_group(dec: Decoder, nb: int, *, unmasked: bool = False, noise_measured: bool = True) -> Decoder:
     """``dec``, or GAP-TV for a group of ``nb`` frames its weights were not trained for, or
     a copy for a frame stored ``unmasked`` (a group of one, formats/tcs.md §3).
 
     A learned decoder trained for B = 8..30 meets a short group of, say, 3 frames (the
     end of the movie or of a scene); outside its range it can do worse than GAP-TV,
-    which serves every length.
+    which serves every length.  Without ``noise_measured`` the noise level decoders are
+    told is a guess, which GAP-TV's discrepancy rule must not stop at (:func:`for_noise`).
     """
     if unmasked:
         return Unmasked()
     if isinstance(dec, learned.LearnedDecoder) and not dec.info.serves(nb):
-        return get_decoder("gaptv")
+        return gaptv.GapTV(discrepancy=noise_measured)
+    return for_noise(dec, noise_measured)
+
+
+def for_noise(dec: Decoder, measured: bool) -> Decoder:
+    """``dec``, or where the noise was not ``measured`` (nor given) a copy that does not use
+    the guessed noise level it will be told to stop GAP-TV's acceleration (GAP-TV's
+    discrepancy rule off; a network's noise-aware GAP-TV start likewise)."""
+    if measured:
+        return dec
+    if isinstance(dec, gaptv.GapTV) and dec.discrepancy:
+        options = {k: v for k, v in dec.get_config().items() if k != "name"}
+        return gaptv.GapTV(**{**options, "discrepancy": False})
+    if isinstance(dec, learned.LearnedDecoder) and dec.noise_measured:
+        dec = copy.copy(dec)  # shares the network
+        dec.noise_measured = False
     return dec

@@ -133,12 +133,13 @@ class GuardedDecoder(Decoder):
         return {**self.inner.get_config(), "guard": self.threshold, "fallback": self.fallback.get_config()}
 
 
-def guarded(dec: Decoder, threshold: float) -> Decoder:
+def guarded(dec: Decoder, threshold: float, *, noise_measured: bool = True) -> Decoder:
     """``dec`` behind a guard with GAP-TV as fallback if it is a learned decoder and
-    ``threshold`` > 0, else ``dec`` itself."""
-    from .base import get_decoder
+    ``threshold`` > 0, else ``dec`` itself.  The fallback's discrepancy rule is on only
+    where the noise was ``noise_measured`` (:mod:`emtcs.decoders.gaptv`)."""
+    from .gaptv import GapTV
     from .learned import LearnedDecoder
 
     if threshold > 0 and isinstance(dec, LearnedDecoder):
-        return GuardedDecoder(dec, get_decoder("gaptv"), threshold=threshold)
+        return GuardedDecoder(dec, GapTV(discrepancy=noise_measured), threshold=threshold)
     return dec

@@ -36,10 +36,15 @@ def missing_for_networks() -> str | None:
 
 
 class LearnedDecoder(Decoder):
-    """Base of the network decoders: loads weights, picks the device, runs batches."""
+    """Base of the network decoders: loads weights, picks the device, runs batches.
+
+    ``noise_measured`` is False for a file whose noise level the decoders are told is only
+    a guess (:func:`emtcs.decoders.for_noise`): a noise-aware GAP-TV start then ignores it.
+    """
 
     batched = True
     arch: ClassVar[str]
+    noise_measured: bool = True
 
     def __init__(self, *, weights: str | os.PathLike[str] | None = None, device: str = "auto", B: int | None = None):
         require("torch", purpose=f"decoder {self.name!r}")
@@ -83,12 +88,17 @@ class LearnedDecoder(Decoder):
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
             if electrons_per_unit is not None and getattr(self.net, "noise_aware", False):
                 kwargs["epu"] = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
-            if self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = self.net(yt, ct, **kwargs)
-            else:
-                out = self.net(yt, ct, **kwargs)
-            return out.float().cpu().numpy()
+            return self._run(yt, ct, kwargs.get("epu")).float().cpu().numpy()
+
+    def _run(self, y: Any, C: Any, epu: Any) -> Any:
+        """The network's output for torch tiles (bf16 autocast on a GPU)."""
+        import torch
+
+        kwargs = {} if epu is None else {"epu": epu}
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.net(y, C, **kwargs)
+        return self.net(y, C, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "weights": self.weights, "device": str(self.device)}
@@ -116,3 +126,20 @@ class GapUNetDecoder(LearnedDecoder):
 
     name = "gapunet"
     arch = "gapunet"
+
+    def start(self, y: Any, C: Any, epu: Any) -> Any:
+        """The network's GAP-TV start, told the noise only where it was measured."""
+        return self.net.start(y, C, epu if self.noise_measured else None)
+
+    def _run(self, y: Any, C: Any, epu: Any) -> Any:
+        start = self.start(y, C, epu)
+        return self.refine(y, C, start, epu)
+
+    def refine(self, y: Any, C: Any, start: Any, epu: Any) -> Any:
+        """The network's stages from ``start`` (bf16 autocast on a GPU)."""
+        import torch
+
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.net.refine(y, C, start, epu)
+        return self.net.refine(y, C, start, epu)

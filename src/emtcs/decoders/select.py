@@ -79,10 +79,13 @@ class SelectingDecoder(GapUNetDecoder):
     def _both(
         self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(GapUNet frames, GAP-TV frames) of a batch of tiles."""
+        """(GapUNet frames, GAP-TV frames) of a batch of tiles.  GAP-TV's are the network's
+        start, or, for a network that starts from the accelerated GAP-TV (the shipped
+        weights), the noise-aware GAP-TV of :mod:`emtcs.decoders.gaptv` where the noise was
+        measured: the better of the two classical decoders is the one to fall back to."""
         import torch
 
-        from ..nets.gapunet import GapUNet
+        from ..nets.gapunet import GapUNet, gap_tv
 
         net = self.net
         assert isinstance(net, GapUNet)  # the weights' arch was checked when they were loaded
@@ -92,14 +95,13 @@ class SelectingDecoder(GapUNetDecoder):
             epu = None
             if electrons_per_unit is not None:
                 epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
-            start = net.start(yt, ct)
-            if self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = net.refine(yt, ct, start, epu)
-            else:
-                out = net.refine(yt, ct, start, epu)
-            assert isinstance(out, torch.Tensor)  # refine without return_all
-            return out.float().cpu().numpy(), start.float().cpu().numpy()
+            start = self.start(yt, ct, epu)
+            out = self.refine(yt, ct, start, epu)
+            tv = start
+            if not net.discrepancy and self.noise_measured and epu is not None:
+                noise = yt.clamp(min=0).mean((-2, -1)) / epu
+                tv = gap_tv(yt, ct, net.gap_iterations, net.tv_weight, net.tv_iterations, noise)
+            return out.float().cpu().numpy(), tv.float().cpu().numpy()
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rule": f"hold-out {HOLDOUT_FRACTION:g}, margin {MARGIN:g}"}

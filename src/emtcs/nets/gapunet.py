@@ -3,7 +3,8 @@
 The network starts where the classical decoder ends and learns only what it misses:
 
 1. GAP-TV (accelerated GAP with Chambolle TV, as :mod:`emtcs.decoders.gaptv`, fixed
-   iteration counts, no parameters).
+   iteration counts, no parameters); with ``discrepancy``, told the noise, the acceleration
+   stops once the residual has fallen to the noise, as in that decoder.
 2. ``stages`` unfolded GAP stages.  Each projects the estimate towards the measurement
    with a learned step, then adds a correction from one multiscale U-Net shared by all
    frames and stages.  The U-Net sees each frame with its temporal neighbours, the mean
@@ -58,16 +59,29 @@ def tv_denoise(x: torch.Tensor, weight: float, iterations: int) -> torch.Tensor:
 
 
 def gap_tv(
-    y: torch.Tensor, C: torch.Tensor, iterations: int = 40, tv_weight: float = 0.3, tv_iterations: int = 5
+    y: torch.Tensor,
+    C: torch.Tensor,
+    iterations: int = 40,
+    tv_weight: float = 0.3,
+    tv_iterations: int = 5,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Accelerated GAP-TV on a batch: ``y`` (n, h, w), ``C`` (n, B, h, w) -> (n, B, h, w)."""
+    """Accelerated GAP-TV on a batch: ``y`` (n, h, w), ``C`` (n, B, h, w) -> (n, B, h, w).
+
+    ``noise``: each tile's measurement noise variance (n,); a tile stops accelerating once
+    its mean squared residual has fallen to it (:func:`emtcs.decoders.gaptv.gap_tv`).
+    """
     csum = mask_sum(C)
     x = At(y, C)
     y_acc = torch.zeros_like(y)
+    accelerating = torch.ones(len(y), 1, 1, dtype=torch.bool, device=y.device)
     for _ in range(iterations):
         yb = A(x, C)
-        y_acc = y_acc + (y - yb)
-        x = x + At((y_acc - yb) / csum, C)
+        if noise is not None:
+            accelerating = accelerating & ((y - yb).square().mean((-2, -1)) > noise).reshape(-1, 1, 1)
+        y_acc = torch.where(accelerating, y_acc + (y - yb), y_acc)
+        target = torch.where(accelerating, y_acc, y)
+        x = x + At((target - yb) / csum, C)
         x = tv_denoise(x, tv_weight, tv_iterations)
     return x
 
@@ -134,23 +148,29 @@ class GapUNet(nn.Module):
         tv_weight: float = 0.3,
         tv_iterations: int = 5,
         kappa: float = 1.5,
+        discrepancy: bool = False,
     ):
         super().__init__()
         self.stages = stages
         self.gap_iterations, self.tv_weight, self.tv_iterations = gap_iterations, tv_weight, tv_iterations
         self.kappa = kappa
+        self.discrepancy = discrepancy
         self.unet = UNet(self._CHANNELS, 1, width)
         self.step = nn.Parameter(torch.zeros(stages))
 
     def forward(
         self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None, return_all: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.refine(y, C, self.start(y, C), epu, return_all)
+        return self.refine(y, C, self.start(y, C, epu), epu, return_all)
 
-    def start(self, y: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-        """The GAP-TV reconstruction the stages start from (no parameters: equal to GAP-TV)."""
+    def start(self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None) -> torch.Tensor:
+        """The GAP-TV reconstruction the stages start from (no parameters: equal to GAP-TV;
+        with ``discrepancy`` and the noise level ``epu``, the noise-aware GAP-TV)."""
+        noise = None
+        if self.discrepancy and epu is not None:
+            noise = y.clamp(min=0).mean((-2, -1)) / epu.reshape(-1).to(y.dtype)
         with torch.no_grad():
-            return gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations)
+            return gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations, noise)
 
     def denoise(self, x: torch.Tensor, epu: torch.Tensor) -> torch.Tensor:
         """The U-Net as a plain denoiser of noisy frames ``x`` (n, B, h, w): its context as
