@@ -96,6 +96,48 @@ def test_fast_content_is_fitted_out_of_the_differences():
     assert fit.model.gain == pytest.approx(2.0, rel=0.1)
 
 
+def _grid_movie(mode, seed, gain, offset, read_noise, dose, moving=True):
+    """A movie of the noise-accuracy grid (benchmarks/noise_accuracy.py; ``seed`` its index there)."""
+    cfg = SimulationConfig(
+        n_frames=12,
+        shape=(384, 384),
+        dtype="uint16",
+        seed=seed,
+        mode=mode,
+        gain=gain,
+        offset=offset,
+        read_noise=read_noise,
+        dose=dose,
+        **({} if moving else STILL),
+    )
+    return [MovieSimulator(cfg).noisy_frame(t) for t in range(12)]
+
+
+def test_pixels_near_a_saturation_ceiling_are_left_out_by_their_level():
+    """Bright field with saturated regions: windows near the full well that did not reach it
+    are those whose noise happened to be small.  Leaving out pixels by the instrument's level
+    instead of their own readings measures a gain that came out 22 % low."""
+    frames = _grid_movie("bright-field", 92, gain=2.0, offset=0.0, read_noise=5.0, dose=100.0, moving=False)
+    assert np.mean(np.stack(frames) == np.max(frames)) > 0.01  # a real ceiling
+    fit = estimate_noise(frames, saturation=65535)
+    assert fit.model is not None, fit.reason
+    assert fit.model.gain == pytest.approx(2.0, rel=0.1)
+
+
+def test_content_that_leaks_into_the_differences_is_caught_by_the_calmest_pixels():
+    """HRTEM moving fast at 1000 e/px: what the differences leave of the lattice biased the gain
+    35 % low; the calmest quarter of each bin disagrees, and its fit is taken."""
+    frames = _grid_movie("hrtem", 207, gain=20.0, offset=1000.0, read_noise=2.0, dose=1000.0)
+    fit = estimate_noise(frames, saturation=65535)
+    assert fit.model is not None, fit.reason
+    assert fit.model.gain == pytest.approx(20.0, rel=0.1)
+    # a still movie: the calm pixels agree and the fit of all pixels stands
+    still = _grid_movie("hrtem", 206, gain=20.0, offset=1000.0, read_noise=2.0, dose=1000.0, moving=False)
+    both = estimate_noise(still, saturation=65535)
+    assert both.model is not None and both.model.gain == pytest.approx(20.0, rel=0.05)
+    assert both.line is not None and both.line[0] == both.model.gain
+
+
 @pytest.mark.parametrize("gain", [2.0, 20.0])
 def test_read_noise_clipped_at_zero_is_refused_and_counted_zeros_are_not(gain):
     """At 1 e/px, counted zeros (no read noise) are measured; read noise clipped at zero (a
@@ -105,6 +147,14 @@ def test_read_noise_clipped_at_zero_is_refused_and_counted_zeros_are_not(gain):
     assert fit.model is not None and fit.model.gain == pytest.approx(gain, rel=0.1)
     clipped, _ = _frames(12, (384, 384), gain=gain, offset=0.0, read_noise=2.0, dose=1.0, mode="stem")
     fit = estimate_noise(clipped, saturation=65535)
+    assert fit.model is None and "clipped at zero" in fit.reason
+
+
+def test_clipped_read_noise_that_looks_like_a_gain_below_two_is_refused():
+    """Gain 0.5 with 5 electrons of read noise clipped at zero looked like a counting detector of
+    gain 1.9 (+276 %): its readings of 1 lie between the counted steps 0 and 2."""
+    frames = _grid_movie("stem", 16, gain=0.5, offset=0.0, read_noise=5.0, dose=1.0, moving=False)
+    fit = estimate_noise(frames, saturation=65535)
     assert fit.model is None and "clipped at zero" in fit.reason
 
 
@@ -171,7 +221,18 @@ def test_noise_that_is_not_poisson_is_stored_quantised_at_its_measured_sigma(tmp
     exact = emtcs.compress(src, tmp_path / "e.tcs", B=6, quantise=0)
     assert info["noise"] is None and "grow with the intensity" in info["noise_note"]
     assert info["measurement_coding"] == "gaussian-v1" and info["quant_sigma"] == pytest.approx(5.0, rel=0.15)
+    assert info["noise_sigma"] == info["quant_sigma"] and info["format_version"] == "4.0"
     assert info["file_bytes"] < 0.75 * exact["file_bytes"]
+    # stored exactly, the measured sigma goes beside the sums (4.1), and the decoders are told it
+    assert exact["measurement_coding"] == "exact" and exact["format_version"] == "4.1"
+    assert exact["noise_sigma"] == info["quant_sigma"]
+    from emtcs.decoding import noise_gain
+
+    with emtcs.open(tmp_path / "e.tcs") as r:
+        y = r.measurement(0)
+        gain, measured = noise_gain(r, 0, y)
+        mean = y.sum() / r.frame_counts(0).sum()
+        assert measured and gain == pytest.approx(exact["noise_sigma"] ** 2 / mean)
     err = {}
     for name in ("g", "e"):
         emtcs.decompress(tmp_path / f"{name}.tcs", tmp_path / f"{name}-out.tif", decoder="gaptv")

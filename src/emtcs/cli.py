@@ -249,7 +249,7 @@ def _noise_line(info: dict[str, Any]) -> str:
             f"read noise {noise['read_noise']:.3g} e ({how})"
         )
     if info.get("noise_note"):
-        sigma = info.get("quant_sigma") if info.get("measurement_coding") == "gaussian-v1" else None
+        sigma = info.get("noise_sigma")
         if sigma:
             return f"no Poisson model: {info['noise_note']}; one frame's noise measured as {sigma:.4g} levels"
         return f"no Poisson model: {info['noise_note']}; decoders assume 1 value per electron"

@@ -92,11 +92,11 @@ def compress(
     (``noise_note``).  The measurements are stored quantised with a step of ``quantise``
     noise standard deviations (:mod:`emtcs.quantise`); by default (``None``) one, where
     the noise model is known or, without one, one frame's noise could still be measured
-    (``gaussian-v1``), else exactly (decoders then assume one level per electron); 0
-    stores them exactly.  Either way each value is stored as its
-    difference from a prediction by the row above (:mod:`emtcs.prediction`), which
-    deflate compresses better.  ``progress`` is called with the number of
-    frames encoded since its last call.
+    (``gaussian-v1``), else exactly; 0 stores them exactly (a measured sigma is then
+    stored beside them for the decoders; without one they assume one level per
+    electron).  Either way each value is stored as its difference from a prediction by
+    the row above (:mod:`emtcs.prediction`), which deflate compresses better.
+    ``progress`` is called with the number of frames encoded since its last call.
     """
     if B < 2:
         raise InputError(f"B must be at least 2 (got {B})")
@@ -144,6 +144,7 @@ def compress(
             measurement_prediction=encoder.prediction,
             noise=noise,
             noise_note=note,
+            noise_sigma=sigma if sigma is not None and coding.name != "gaussian-v1" else 0.0,
         )
         detector = CutDetector() if cuts else None
         with atomic_output(dst, force=force) as tmp:

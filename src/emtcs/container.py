@@ -34,12 +34,14 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader
 FORMAT_NAME = "emtcs.tcs"
 #: Versions written, oldest that holds the file first: 1.2 (exact sums in groups of B),
 #: 2.1 (quantised sums in groups of B), 3.0 (groups of their own lengths, ``group_starts``),
-#: 4.0 (predicted measurements).  1.1 added optional keys to the ``metadata`` attribute;
+#: 4.0 (predicted measurements), 4.1 (one frame's measured noise without a model,
+#: ``noise_sigma``).  1.1 added optional keys to the ``metadata`` attribute;
 #: 2.0 quantised measurements (``measurement_coding``); 1.2 and 2.1 the optional noise
 #: model and cuts; 3.0 groups cut to scenes; 4.0 ``measurement_prediction``.  Each file is
 #: written in the oldest version that holds it, so that older readers keep reading what
 #: they can.
-FORMAT_VERSION = (4, 0)
+FORMAT_VERSION = (4, 1)
+PREDICTED_VERSION = (4, 0)
 GROUPS_VERSION = (3, 0)
 QUANTISED_VERSION = (2, 1)
 EXACT_VERSION = (1, 2)
@@ -80,6 +82,9 @@ class TcsHeader:
     noise: NoiseModel | None = None
     #: Why there is no noise model (empty when there is one or nobody asked)
     noise_note: str = ""
+    #: Without a model: one frame's noise standard deviation in levels where it was measured
+    #: and the coding does not hold it (gaussian-v1's quant_sigma does); else 0 (4.1)
+    noise_sigma: float = 0.0
     #: Frames that start a new scene (emtcs.cuts), or None when not looked for
     cuts: list[int] | None = None
     #: First frame of each group (3.x), or None: groups of B frames, the last one shorter
@@ -95,8 +100,10 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
-        if self.measurement_prediction != "none" or self.measurement_coding == "gaussian-v1":
+        if self.noise_sigma:
             return FORMAT_VERSION
+        if self.measurement_prediction != "none" or self.measurement_coding == "gaussian-v1":
+            return PREDICTED_VERSION
         if self.group_starts is not None or self.relative_signed_levels:
             return GROUPS_VERSION
         return QUANTISED_VERSION if self.coding.quantised else EXACT_VERSION
@@ -114,6 +121,13 @@ class TcsHeader:
             self.quant_read_noise,
             self.quant_sigma,
         )
+
+    @property
+    def measured_sigma(self) -> float | None:
+        """One frame's noise standard deviation in levels, measured without a noise model
+        (``noise_sigma``, or ``quant_sigma`` of a ``gaussian-v1`` file); None if not measured."""
+        sigma = self.quant_sigma if self.measurement_coding == "gaussian-v1" else self.noise_sigma
+        return sigma or None
 
     @property
     def relative_signed_levels(self) -> bool:
@@ -234,6 +248,8 @@ class TcsWriter:
             f.attrs["noise_estimated"] = np.uint8(header.noise.estimated)
         if header.noise_note:
             f.attrs["noise_note"] = header.noise_note
+        if header.noise_sigma:
+            f.attrs["noise_sigma"] = np.float64(header.noise_sigma)
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
@@ -380,6 +396,10 @@ class TcsReader:
                 raise FormatError(f"{self.path}: bad noise model ({exc})") from None
         if "noise_note" in a:
             kw["noise_note"] = _string(a, "noise_note")
+        if "noise_sigma" in a:
+            kw["noise_sigma"] = _float(a, "noise_sigma")
+            if not (math.isfinite(kw["noise_sigma"]) and kw["noise_sigma"] > 0):
+                raise FormatError(f"{self.path}: noise_sigma must be a positive number of levels")
         if version[0] >= 3:
             kw["group_starts"] = self._group_starts()
         if version[0] >= 4:
@@ -574,6 +594,7 @@ class TcsReader:
             bits_per_pixel=8 * size / (hd.n_frames * h * w),
             coding=hd.coding.describe(),
             noise=hd.noise.to_json() if hd.noise is not None else None,
+            noise_sigma=hd.measured_sigma,
             groups=[{"start": r.start, "length": len(r)} for r in map(hd.group_frames, range(hd.n_groups))],
             groups_across_cuts=hd.groups_across_cuts,
         )

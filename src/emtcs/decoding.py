@@ -126,15 +126,16 @@ def noise_gain(reader: TcsReader, g: int, y: np.ndarray) -> tuple[float, bool]:
     whether that reflects the movie's noise.
 
     With the detector's noise model (or an Anscombe coding's gain) it is its gain.  A file
-    quantised at a measured sigma (``gaussian-v1``) has noise of sigma levels per frame
-    whatever the intensity; the Poisson gain with that variance at the group's mean level
-    per frame, sigma² / mean, is what the decoders are told.  Otherwise: one level per
-    electron, a guess."""
+    whose noise was measured without a model (``gaussian-v1``, or ``noise_sigma`` beside exact
+    measurements) has noise of sigma levels per frame whatever the intensity; the Poisson
+    gain with that variance at the group's mean level per frame, sigma² / mean, is what the
+    decoders are told.  Otherwise: one level per electron, a guess."""
     hd = reader.header
-    if hd.measurement_coding == "gaussian-v1":
+    sigma = hd.measured_sigma
+    if sigma is not None:
         counts = reader.frame_counts(g)
         mean = float(np.sum(y, dtype=np.float64)) / max(float(np.sum(counts, dtype=np.float64)), 1.0)
-        return hd.quant_sigma**2 / max(mean, hd.quant_sigma), True
+        return sigma**2 / max(mean, sigma), True
     return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
 
 

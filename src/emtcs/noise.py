@@ -14,7 +14,10 @@ whose noise is independent of the window's at that pixel,
 so the bins' mean squared difference and mean level lie on the noise line exactly
 (grouped instrumental-variable regression: binning by the noisy level itself would bend
 the line where read noise dominates).  Pixels whose difference is far beyond the line
-(a particle appearing, an atom hopping) are dropped and the line refitted.  Three or two
+(a particle appearing, an atom hopping) are dropped and the line refitted; so are pixels
+whose instrument lies near a saturation ceiling.  The line is checked against a fit of the
+calmest quarter of the pixels (where the content slopes and changes least), which replaces
+it where what the differences leave of the content biases it.  Three or two
 frames use the second or first difference.  Before that, what a scanned image adds line
 by line (each line's own gain and sideways jitter) is fitted out of the differences row by
 row, and what is left of fast-moving content (locally a shift) block by block.
@@ -64,8 +67,17 @@ BINS = 32
 OUTLIER = 16.0
 #: A maximum value held by more than this share of the readings is a saturation ceiling.
 CEILING = 1e-3
+#: Pixels whose level (the instrument's) is within this many noise sigmas of a saturation
+#: ceiling are left out of the fit.
+CEILING_SIGMAS = 4.0
 #: With offset or read noise, more readings at zero than this share means clipping there.
 ZERO_SHARE = 0.005
+#: The gain is checked against a fit of this share of each instrument bin's pixels, those
+#: where the content changes and slopes least...
+CALM_SHARE = 0.25
+#: ...which replaces it when the two differ by more than this (and twice the difference's
+#: standard error).
+CALM_TOLERANCE = 0.03
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
 #: Without a model, noise whose neighbouring differences correlate up to this is still measured as
@@ -140,6 +152,9 @@ class NoiseFit:
     means: np.ndarray
     variances: np.ndarray
     sigma: float | None = None
+    #: The fitted line's slope (levels per electron) and its relative standard error, also
+    #: where the model was refused after the line was fitted; None before that.
+    line: tuple[float, float] | None = None
 
 
 def estimate_noise(
@@ -171,7 +186,7 @@ def estimate_noise(
     if np.mean(stack == top) > CEILING:  # a full well or clipped range below the dtype's maximum
         saturation = top if saturation is None else min(saturation, top)
     total = stack.sum(axis=0)
-    level, square, instrument, correlation, lines = [], [], [], [], []
+    level, square, instrument, unrest, correlation, lines = [], [], [], [], [], []
     k = min(n, 4)
     starts = list(range(0, n - k + 1, k))
     if starts[-1] + k < n:
@@ -179,35 +194,50 @@ def estimate_noise(
     for start in starts:
         window = stack[start : start + k]
         others = (total - window.sum(axis=0)) / (n - k) if n > k else None
-        m, d2, z, corr, line_share = _window_statistics(window, others, saturation)
+        m, d2, z, u, corr, line_share = _window_statistics(window, others, saturation)
         correlation.append(corr)
         lines.append(line_share)
         level.append(m)
         square.append(d2)
         instrument.append(z)
-    m, d2, z = np.concatenate(level), np.concatenate(square), np.concatenate(instrument)
+        unrest.append(u)
+    m, d2, z, u = (np.concatenate(a) for a in (level, square, instrument, unrest))
     if m.size < 100 * BINS:
         return _refused("too few unsaturated pixels to measure the noise")
     if not d2.any():
         return _refused("the frames do not change: no noise to measure")
     corr = float(np.median(correlation))
-    sigma = _sigma(d2, stack) if corr <= MAX_CORRELATION_SIGMA else None
+
+    def sigma(d2: np.ndarray = d2) -> float | None:  # only where the model is refused (it costs a fifth)
+        return _sigma(d2, stack) if corr <= MAX_CORRELATION_SIGMA else None
+
     if corr > MAX_CORRELATION:
         return _refused(
             f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
             "than their noise, or the movie was blurred, resampled or compressed",
-            sigma=sigma,
+            sigma=sigma(),
         )
     line_share = float(np.median(lines))
     if line_share > MAX_LINE_SHARE:
         return _refused(
             f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame "
             "differences' variance: what remains of them after they are fitted out would bias the gain",
-            sigma=sigma,
+            sigma=sigma(),
         )
-    fit = _fit(m, d2, z, offset, zeros=float(np.mean(stack <= 0)))
+    zeros = float(np.mean(stack <= 0))
+    label = _bins(z)
+    fit = _fit(m, d2, label, offset, zeros)
+    if saturation is not None and fit.means.size:
+        below = _below_ceiling(fit, z, saturation)
+        if not below.all():
+            if below.sum() < 100 * BINS:
+                return _refused("too few pixels below the saturation ceiling to measure the noise", sigma=sigma())
+            m, d2, u, label = m[below], d2[below], u[below], _bins(z[below])
+            fit = _fit(m, d2, label, offset, zeros)
+    if fit.model is not None:
+        fit = _unless_content_leaks(fit, m, d2, label, u, offset, zeros)
     if fit.model is None:
-        return replace(fit, sigma=sigma)
+        return replace(fit, sigma=sigma())
     if _clipped_read_noise(stack, fit.model.gain):
         return _refused(
             "readings pile up at zero between the steps of a counting detector: read noise clipped at zero "
@@ -218,17 +248,72 @@ def estimate_noise(
     return fit
 
 
+def _below_ceiling(fit: NoiseFit, z: np.ndarray, ceiling: float) -> np.ndarray:
+    """Which pixels' instrument lies more than ``CEILING_SIGMAS`` noise sigmas (of ``fit``'s
+    line) below a saturation ceiling.  Of the windows near it, those that did not reach it
+    (the others were left out) are the ones whose noise happened to be small, so their
+    variance is biased low: the instrument, not their own readings, decides."""
+    if fit.model is not None:
+        top = float(fit.model.variance(ceiling))
+    else:  # refused: a rough line through the bins that have pixels
+        filled = fit.variances > 0
+        gain, c = _line(fit.means[filled], fit.variances[filled], np.ones(int(filled.sum())))[:2]
+        top = gain * ceiling + c
+    return z < ceiling - CEILING_SIGMAS * math.sqrt(max(top, 0.0))
+
+
+def _unless_content_leaks(
+    fit: NoiseFit,
+    m: np.ndarray,
+    d2: np.ndarray,
+    label: np.ndarray,
+    unrest: np.ndarray,
+    offset: float | None,
+    zeros: float,
+) -> NoiseFit:
+    """``fit``, unless the calmest pixels (the ``CALM_SHARE`` of each instrument bin with the
+    least unrest) give a gain that differs from it by more than ``CALM_TOLERANCE`` and twice
+    the standard error of the difference: then what the differences leave of moving or
+    sharp content biases the fit of all pixels, and the calm pixels' fit (or its refusal)
+    is the answer."""
+    order = np.argsort(label.astype(np.int16), kind="stable")  # a radix sort: pixels bin by bin
+    ends = np.cumsum(np.bincount(label, minlength=BINS))
+    threshold = np.full(BINS, -np.inf)
+    for b, (start, end) in enumerate(zip(np.r_[0, ends[:-1]], ends)):
+        if end > start:
+            k = int(CALM_SHARE * (end - start))
+            threshold[b] = np.partition(unrest[order[start:end]], k)[k]
+    calm = unrest <= threshold[label]
+    if calm.sum() < 100 * BINS:
+        return fit
+    quiet = _fit(m[calm], d2[calm], label[calm], offset, zeros)
+    if quiet.line is None:
+        return fit
+    gain, error = quiet.line
+    # the calm pixels are a quarter of all: the two gains differ by noise of sqrt(e_calm² - e_all²)
+    if abs(gain / fit.line[0] - 1) <= max(CALM_TOLERANCE, 2 * math.sqrt(max(error**2 - fit.line[1] ** 2, 0.0))):
+        return fit
+    if quiet.model is not None:
+        return quiet
+    return replace(
+        quiet,
+        reason=f"content change biases the noise's line ({fit.line[0]:.4g} levels/e from all pixels, "
+        f"{gain:.4g} from the calmest), and the calmest pixels alone do not measure it: {quiet.reason}",
+    )
+
+
 def _clipped_read_noise(stack: np.ndarray, gain: float) -> bool:
     """Whether the zeros of a movie are clipped read noise rather than counted zero electrons.
 
     A fit through clipped readings looks like a counting detector with too large a gain.
-    Counted readings are multiples of the gain: with a gain of 2 or more, none falls
-    between 0 and half the gain, where clipped Gaussian read noise puts plenty.
+    Counted readings are multiples of the gain, rounded: with a gain of 1.5 or more, none
+    falls between 0 and the first step (the gain rounded), where clipped Gaussian read
+    noise puts plenty.
     """
     zeros = float(np.mean(stack <= 0))
-    if zeros <= ZERO_SHARE or gain < 2:
+    if zeros <= ZERO_SHARE or gain < 1.5:
         return False
-    between = float(np.mean((stack > 0) & (stack < gain / 2)))
+    between = float(np.mean((stack > 0) & (stack < round(gain) - 0.5)))
     return between > 0.1 * zeros
 
 
@@ -249,19 +334,27 @@ def _sigma(d2: np.ndarray, stack: np.ndarray) -> float | None:
 
 
 def _refused(
-    reason: str, means: np.ndarray | None = None, variances: np.ndarray | None = None, sigma: float | None = None
+    reason: str,
+    means: np.ndarray | None = None,
+    variances: np.ndarray | None = None,
+    sigma: float | None = None,
+    line: tuple[float, float] | None = None,
 ) -> NoiseFit:
     empty = np.zeros(0)
-    return NoiseFit(None, reason, empty if means is None else means, empty if variances is None else variances, sigma)
+    return NoiseFit(
+        None, reason, empty if means is None else means, empty if variances is None else variances, sigma, line
+    )
 
 
 def _window_statistics(
     window: np.ndarray, others: np.ndarray | None, saturation: float | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Per inner pixel of a (k, H, W) window: its mean level, its squared content-cancelling
     difference (line artefacts and moving content fitted out) in units of one frame's
-    variance, and the instrument (the mean of its eight neighbours in the window plus,
-    given ``others``, its own mean over the frames outside the window); the correlation of
+    variance, the instrument (the mean of its eight neighbours in the window, averaged,
+    given ``others``, with its own mean over the frames outside the window) and its
+    *unrest* (the squared slope of the window's mean frame plus the squared change of its
+    neighbours' mean from ``others``, each over its median); the correlation of
     neighbouring differences; and the variance the line artefacts added, relative to the
     noise's."""
     k = len(window)
@@ -271,15 +364,11 @@ def _window_statistics(
     gains = totals.mean() / np.where(totals > 0, totals, 1.0)
     diff = np.tensordot(weights * gains, window, axes=1)
     mean = window.mean(axis=0)
-    box = np.zeros((mean.shape[0] - 2, mean.shape[1] - 2))
-    for dy in range(3):
-        for dx in range(3):
-            box += mean[dy : dy + box.shape[0], dx : dx + box.shape[1]]
     inner = (slice(1, -1), slice(1, -1))
     ok = np.ones(mean[inner].shape, dtype=bool) if saturation is None else window.max(axis=0)[inner] < saturation
-    z = (box - mean[inner]) / 8.0
-    if others is not None:
-        z += others[inner]
+    ring = _ring(mean)
+    # an estimate of the pixel's level, independent of the window's noise at the pixel
+    z = ring if others is None else (ring + others[inner]) / 2.0
     m, d = mean[inner], diff[inner]
     # scan lines: each line's own gain and sideways jitter, to second order (module docstring)
     gx = (mean[1:-1, 2:] - mean[1:-1, :-2]) / 2
@@ -295,8 +384,25 @@ def _window_statistics(
     d2 = residual**2 / (factor * keep)
     residual = np.where(ok, residual, 0.0)
     corr = max(_correlation(residual[:, :-1], residual[:, 1:]), _correlation(residual[:-1], residual[1:]))
-    m, d2, z = m[ok], d2[ok], z[ok]
-    return m.ravel(), d2.ravel(), z.ravel(), corr, line_share
+    # how much the content slopes and changes around the pixel, from its neighbours only (the
+    # pixel's own readings would select its noise): where what the differences leave of the
+    # content is largest
+    slope = gx**2 + gy**2
+    unrest = slope / max(float(np.median(slope[::7, ::7])), 1e-300)
+    if others is not None:
+        change = (ring - _ring(others)) ** 2
+        unrest += change / max(float(np.median(change[::7, ::7])), 1e-300)
+    m, d2, z, unrest = m[ok], d2[ok], z[ok], unrest[ok]
+    return m.ravel(), d2.ravel(), z.ravel(), unrest.ravel(), corr, line_share
+
+
+def _ring(a: np.ndarray) -> np.ndarray:
+    """The mean of each inner pixel's eight neighbours in the 2-D ``a``."""
+    box = np.zeros((a.shape[0] - 2, a.shape[1] - 2))
+    for dy in range(3):
+        for dx in range(3):
+            box += a[dy : dy + box.shape[0], dx : dx + box.shape[1]]
+    return (box - a[1:-1, 1:-1]) / 8.0
 
 
 def _fit_out(d: np.ndarray, regressors: Sequence[np.ndarray], ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,9 +444,14 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
 
 
-def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zeros: float = 0.0) -> NoiseFit:
+def _bins(z: np.ndarray) -> np.ndarray:
+    """Each pixel's bin (0 .. BINS - 1) of equally many pixels, by its instrument ``z``."""
     edges = np.quantile(z, np.linspace(0, 1, BINS + 1)[1:-1])
-    label = np.searchsorted(edges, z, side="right")
+    return np.searchsorted(edges, z, side="right")
+
+
+def _fit(m: np.ndarray, d2: np.ndarray, label: np.ndarray, offset: float | None, zeros: float = 0.0) -> NoiseFit:
+    """The noise line through the binned (``label``) levels ``m`` and squared differences ``d2``."""
     keep = np.ones(m.size, dtype=bool)
     used = np.ones(BINS, dtype=bool)
     for _ in range(4):
@@ -373,28 +484,36 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zer
             break
         keep, used = new, bins
     misfit = float(np.median(rel[used]))
-    if float(np.median(bv[used])) < 0.5:
-        return _refused("the noise is smaller than one level: the movie's levels cannot resolve it", bm, bv)
     if not gain > 0:
         return _refused("the noise does not grow with the intensity: not a Poisson-Gaussian detector", bm, bv)
+    line = (float(gain), float(err / gain))
+    if float(np.median(bv[used])) < 0.5:
+        return _refused("the noise is smaller than one level: the movie's levels cannot resolve it", bm, bv, line=line)
     if err / gain > MAX_GAIN_ERROR:
         return _refused(
-            f"the frames' intensities span too narrow a range to measure the gain (+-{100 * err / gain:.0f} %)", bm, bv
+            f"the frames' intensities span too narrow a range to measure the gain (+-{100 * err / gain:.0f} %)",
+            bm,
+            bv,
+            line=line,
         )
     if zeros > ZERO_SHARE and abs(c) > 0.25 * gain * gain:
         # readings pile up at zero while the line says they would spread below it
         return _refused(
-            "readings are clipped at zero (an offset below the read noise): the noise cannot be measured", bm, bv
+            "readings are clipped at zero (an offset below the read noise): the noise cannot be measured",
+            bm,
+            bv,
+            line=line,
         )
     span = gain * (bm[used].max() - bm[used].min())
     if span < 0.1 * float(np.median(bv[used])):
-        return _refused("read noise hides the shot noise: the gain cannot be measured", bm, bv)
+        return _refused("read noise hides the shot noise: the gain cannot be measured", bm, bv, line=line)
     if misfit > MAX_MISFIT:
         return _refused(
             f"the noise departs from a Poisson-Gaussian line by {100 * misfit:.0f} % "
             "(a compressed, denoised or resampled movie?)",
             bm,
             bv,
+            line=line,
         )
     if offset is not None:
         read = math.sqrt(max(c + gain * offset, 0.0)) / gain
@@ -403,7 +522,7 @@ def _fit(m: np.ndarray, d2: np.ndarray, z: np.ndarray, offset: float | None, zer
         model = NoiseModel(gain, 0.0, math.sqrt(c) / gain, estimated=True)
     else:
         model = NoiseModel(gain, -c / gain, 0.0, estimated=True)
-    return NoiseFit(model, "", bm, bv)
+    return NoiseFit(model, "", bm, bv, line=line)
 
 
 def _line(x: np.ndarray, y: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
