@@ -263,7 +263,9 @@ def main() -> None:
     ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
     ap.add_argument("--exact", action="store_true", help="store the measurements exactly (default: as compress does)")
     ap.add_argument("--figure", type=Path, help="draw frames and spectra of every movie (first B) to this PNG")
+    ap.add_argument("--movies", help="only the movies whose names contain one of these comma-separated words")
     a = ap.parse_args()
+    wanted = a.movies.split(",") if a.movies else None
     Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
     decoders = usable_decoders()
     print(f"decoders: {', '.join(decoders)}", file=sys.stderr)
@@ -271,6 +273,8 @@ def main() -> None:
     t_start = time.perf_counter()
     doc = {"suite": "emtcs-validation/1", "environment": environment(), "results": results}
     for name, frames, clean in movies(a.shared, a.quick):
+        if wanted is not None and not any(w in name for w in wanted):
+            continue
         # a movie shorter than B is one group of all its frames
         for B in sorted({min(b, frames.shape[0]) for b in Bs}):
             t0 = time.perf_counter()

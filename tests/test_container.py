@@ -291,6 +291,26 @@ def test_a_bad_gaussian_coding_or_prediction_is_refused(tmp_path):
             emtcs.open(bad)
 
 
+def test_a_measured_sigma_beside_exact_sums_is_version_4_1_and_checked(tmp_path):
+    """--exact on a movie whose noise has no Poisson model: the sums stay exact and the
+    measured sigma goes beside them (4.1, which 4.0 readers may read: only an attribute is
+    new); a damaged sigma is refused in one line."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:64, 0:96]
+    frames = np.clip(np.rint(110 + 60 * np.sin(xx / 7.0) + rng.normal(0, 5.0, (8, 64, 96))), 0, 255)
+    tifffile.imwrite(tmp_path / "g.tif", frames.astype(np.uint8))
+    info = emtcs.compress(tmp_path / "g.tif", tmp_path / "e.tcs", B=4, quantise=0)
+    assert info["measurement_coding"] == "exact" and info["format_version"] == "4.1"
+    with h5py.File(tmp_path / "e.tcs", "r") as f:
+        assert f.attrs["noise_sigma"] == pytest.approx(info["noise_sigma"]) and "quant_sigma" not in f.attrs
+    for value in (0.0, -1.0, np.inf):
+        bad = tmp_path / "bad.tcs"
+        bad.write_bytes((tmp_path / "e.tcs").read_bytes())
+        _set_attr(bad, "noise_sigma", np.float64(value))
+        with pytest.raises(FormatError, match="noise_sigma"):
+            emtcs.open(bad)
+
+
 def test_the_version_4_example_follows_the_spec():
     """formats/example-v4.{tcs,json}: anscombe-v2 values (§9) stored predicted (§11), read with
     plain h5py and checked against the specification's formulas written out here."""
