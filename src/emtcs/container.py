@@ -398,7 +398,7 @@ class TcsReader:
             kw["noise_note"] = _string(a, "noise_note")
         if "noise_sigma" in a:
             kw["noise_sigma"] = _float(a, "noise_sigma")
-            if not (math.isfinite(kw["noise_sigma"]) and kw["noise_sigma"] > 0):
+            if kw["noise_sigma"] <= 0:  # _float has refused what is not finite
                 raise FormatError(f"{self.path}: noise_sigma must be a positive number of levels")
         if version[0] >= 3:
             kw["group_starts"] = self._group_starts()
