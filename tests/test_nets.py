@@ -25,6 +25,7 @@ TINY = {
     "tcsdl": {"arch": "tcsdl", "width": 8},
     "gapnet": {"arch": "gapnet", "stages": 2, "width": 8, "blocks": 1},
     "gapunet": {"arch": "gapunet", "stages": 2, "width": 4, "gap_iterations": 5},
+    "gapunet-temporal": {"arch": "gapunet", "stages": 2, "width": 4, "gap_iterations": 5, "temporal": True},
 }
 
 
@@ -49,12 +50,12 @@ def test_torch_mask_generator_matches_numpy_and_vectors():
         assert int(sensing_torch.masks(s, b + 1, (1, 1), (y, x))[b, 0, 0]) == bit
 
 
-@pytest.mark.parametrize("arch", ["tcsdl", "gapnet", "gapunet"])
+@pytest.mark.parametrize("arch", list(TINY))
 @pytest.mark.parametrize("B", [2, 5])
 def test_shapes_and_gradients(arch, B):
     torch.manual_seed(0)
     net = build(TINY[arch])
-    if arch == "gapunet":  # its corrections start at zero, which leaves the inner layers without gradient
+    if arch.startswith("gapunet"):  # its corrections start at zero, which leaves the inner layers without gradient
         for p in net.parameters():
             torch.nn.init.normal_(p, std=0.05)
     y = torch.rand(2, 13, 18) * B / 2
@@ -306,6 +307,57 @@ def test_gapunet_unet_prints_no_grid_into_its_output():
     with torch.inference_mode():
         out = net(torch.from_numpy(smooth)[None])[0, 0].numpy()
     assert spectral_peaks(out).tolist() == []
+
+
+def test_temporal_mixing_lets_frames_see_each_other():
+    """Without it the U-Net treats each frame alone; with it a change in the first frame
+    reaches the last one through the coarse scales."""
+    from emtcs.nets.gapunet import UNet
+
+    x = torch.rand(2 * 6, 3, 32, 32)  # two groups of 6 frames
+    bumped = x.clone()
+    bumped[0] += 1.0
+    for temporal in (False, True):
+        torch.manual_seed(0)
+        net = UNet(3, 1, 8, temporal=temporal)
+        for p in net.parameters():
+            torch.nn.init.normal_(p, std=0.1)
+        with torch.inference_mode():
+            change = (net(bumped, 6) - net(x, 6)).abs().amax((1, 2, 3))
+        assert float(change[0]) > 0
+        assert float(change[6:].max()) == 0  # the other group never sees it
+        assert (float(change[5]) > 0) == temporal
+
+
+def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
+    """--init from weights that lack the temporal mixing: it starts with no effect, so the
+    grown network computes exactly what the weights did; weights with other parts are refused."""
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    torch.manual_seed(5)
+    plain = build(TINY["gapunet"])
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    init = tmp_path / "plain.safetensors"
+    zoo.save_weights(init, plain.state_dict(), TINY["gapunet"])
+    common = {"B": [4], "patch": 16, "batch": 1, "scenes": 1, "scene_frames": 6, "scene_size": 32, "val_samples": 1}
+    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
+    cfg = TrainConfig(arch="gapunet", net=net, steps=1, lr=0.0, init=str(init), **common)
+    train(cfg, tmp_path / "grown", device="cpu")
+    info, weights = zoo.load_weights(tmp_path / "grown.safetensors")
+    grown = build(info["config"])
+    grown.load_state_dict(weights)
+    y = torch.rand(2, 16, 16) * 2
+    C = (torch.rand(2, 4, 16, 16) > 0.5).float()
+    epu = torch.tensor([10.0, 300.0])
+    with torch.inference_mode():
+        torch.testing.assert_close(grown(y, C, epu), plain(y, C, epu), rtol=0, atol=0)
+    # the other way round: weights with parts the network lacks do not fit
+    plain_net = {k: v for k, v in TINY["gapunet"].items() if k != "arch"}
+    back = TrainConfig(arch="gapunet", net=plain_net, steps=1, init=str(tmp_path / "grown.safetensors"), **common)
+    with pytest.raises(InputError, match="does not fit"):
+        train(back, tmp_path / "back", device="cpu")
 
 
 def test_weights_that_do_not_fit_the_network_give_a_one_line_error(tmp_path):

@@ -4,21 +4,26 @@
 # physics-simulated scenes come from training/make_scenes.sh (scratch/abtem/*.h5), the
 # validation scenes (abTEM seeds 0-31, never trained on) from ../shared.
 #
-#   training/campaign.sh [STEPS]          # default 20000 steps; run it again to resume
+#   training/campaign.sh [STEPS [OPTIONS]]     # default 20000 steps; run it again to resume
 #   EMTCS_WIDTH=28 training/campaign.sh 40000   # a wider network, from scratch (runs/gapunet-w28)
+#   EMTCS_RUN=runs/gapunet-temporal training/campaign.sh 10000 --temporal --no-discrepancy
+#                                               # other `emtcs train` options, in a run of their own
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
 # starts from the shipped weights (width 24; other widths start from scratch).
 #
-# Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N).
+# Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
+# $EMTCS_RUN.* when that is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-20000}
+shift || true
 SHARED=${EMTCS_SHARED:-../shared/data}
 WIDTH=${EMTCS_WIDTH:-24}
 RUN=runs/gapunet
 [ "$WIDTH" = 24 ] || RUN=runs/gapunet-w$WIDTH
+RUN=${EMTCS_RUN:-$RUN}
 mkdir -p runs
 scenes=()
 for f in scratch/abtem/train_*.h5; do [ -e "$f" ] && scenes+=(--scene-file "$f"); done
@@ -41,4 +46,4 @@ exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 -B 6
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
-  "${resume[@]}" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1
+  "${resume[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

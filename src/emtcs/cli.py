@@ -522,6 +522,18 @@ def simulate(
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
 @click.option("--width", type=int, help="Channels of the network  [default: 32; gapunet: 24]")
 @click.option("--stages", type=int, help="gapnet, gapunet: number of unfolded stages  [default: 5; gapunet: 2]")
+@click.option(
+    "--temporal",
+    is_flag=True,
+    help="gapunet: the frames of a group exchange features at the U-Net's coarse scales; "
+    "--init may give weights without it (it starts with no effect).",
+)
+@click.option(
+    "--discrepancy/--no-discrepancy",
+    default=True,
+    show_default=True,
+    help="gapunet: start from the GAP-TV that stops accelerating at the measured noise.",
+)
 @click.option("--batch", type=int, default=4, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--scenes", type=int, default=48, show_default=True, help="Simulated scenes in the training pool.")
@@ -584,6 +596,8 @@ def train(
     patch: int,
     width: int | None,
     stages: int | None,
+    temporal: bool,
+    discrepancy: bool,
     batch: int,
     lr: float,
     scenes: int,
@@ -631,7 +645,11 @@ def train(
     if arch != "tcsdl":
         net["stages"] = stages or (2 if arch == "gapunet" else 5)
     if arch == "gapunet":
-        net["discrepancy"] = True  # start from the noise-aware GAP-TV (weights before session 8 did not)
+        net["discrepancy"] = discrepancy  # weights before session 8 were trained without it
+        if temporal:
+            net["temporal"] = True
+    elif temporal:
+        raise InputError("--temporal is a gapunet option")
     cfg = TrainConfig(
         arch=arch,
         net=net,

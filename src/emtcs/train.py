@@ -293,7 +293,8 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
 
 
 #: Network config keys that shape the weights: ``--init`` needs them equal, and may change
-#: the others (e.g. how GapUNet's GAP-TV start works).
+#: the others (e.g. how GapUNet's GAP-TV start works, or adding its temporal mixing, whose
+#: parameters the weights may lack: see ``optional_parts``).
 _SHAPE_KEYS = ("arch", "width", "stages")
 #: JPEG quality range (libjpeg's 1-100 scale, upper end excluded) of JPEG-degraded samples.
 JPEG_QUALITY = (50, 96)
@@ -445,7 +446,10 @@ def train(
         shape = {k: v for k, v in cfg.net_config.items() if k in _SHAPE_KEYS}
         if {k: v for k, v in info["config"].items() if k in _SHAPE_KEYS} != shape:
             raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
-        net.load_state_dict(weights)
+        missing, unexpected = net.load_state_dict(weights, strict=False)
+        optional = tuple(getattr(net, "optional_parts", ()))
+        if unexpected or any(not k.startswith(optional) for k in missing):
+            raise InputError(f"{cfg.init} does not fit a {cfg.net_config} network")
     say = log or (lambda msg: None)
     say(
         f"building training pool ({cfg.scenes if cfg.simulate else 0} simulated scenes, "

@@ -10,7 +10,8 @@ The network starts where the classical decoder ends and learns only what it miss
    frames and stages.  The U-Net sees each frame with its temporal neighbours, the mean
    of the group, its mask, the back-projected residual and the noise level, all on a
    variance-stabilised scale (square root with the Poisson offset), so one set of weights
-   serves any dose.  The steps and the U-Net's last layer start at zero: an untrained
+   serves any dose; with ``temporal``, the frames also exchange features at its two
+   coarse scales.  The steps and the U-Net's last layer start at zero: an untrained
    GapUNet *is* GAP-TV, and training can only add to it.
 3. A projection on the measurement: wherever the residual ``Y - sum_b C_b X_b`` exceeds
    ``kappa`` times the pixel's shot noise, the excess is put back into the frames, so no
@@ -99,11 +100,35 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+class TemporalMix(nn.Module):
+    """Lets every frame's features see the whole group: a temporal convolution over the
+    frame and its two neighbours plus the group's mean feature, added back through a layer
+    that starts at zero (so adding it to trained weights leaves their output unchanged)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.time = nn.Conv3d(width, width, (3, 1, 1))
+        self.group = nn.Conv2d(width, width, 1)
+        self.out = nn.Conv2d(width, width, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, f: torch.Tensor, frames: int) -> torch.Tensor:
+        nb, c, h, w = f.shape
+        g = f.reshape(nb // frames, frames, c, h, w)
+        t = self.time(F.pad(g.transpose(1, 2), (0, 0, 0, 0, 1, 1), mode="replicate")).transpose(1, 2)
+        m = self.group(g.mean(1))[:, None]
+        return f + self.out(F.leaky_relu((t + m).reshape(nb, c, h, w), 0.1))
+
+
 class UNet(nn.Module):
     """A small U-Net on a 2x2 pixel-unshuffled input: three scales (1/2, 1/4, 1/8 of the
-    frame), widths ``width``, 2x and 3x, bilinear upsampling; the output layer starts at zero."""
+    frame), widths ``width``, 2x and 3x, bilinear upsampling; the output layer starts at zero.
 
-    def __init__(self, cin: int, cout: int, width: int):
+    With ``temporal``, the frames of a group (consecutive inputs, ``frames`` at a time)
+    exchange features at the two coarse scales (:class:`TemporalMix`)."""
+
+    def __init__(self, cin: int, cout: int, width: int, temporal: bool = False):
         super().__init__()
         w1, w2, w3 = width, 2 * width, 3 * width
         self.enc1 = _block(4 * cin, w1)
@@ -120,14 +145,20 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(w1, 4 * cout, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.mix2 = TemporalMix(w2) if temporal else None
+        self.mix3 = TemporalMix(w3) if temporal else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int = 1) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8  # three halvings
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         e1 = self.enc1(F.pixel_unshuffle(x, 2))
         e2 = self.enc2(self.down1(e1))
+        if self.mix2 is not None:
+            e2 = self.mix2(e2, frames)
         m = self.mid(self.down2(e2))
+        if self.mix3 is not None:
+            m = self.mix3(m, frames)
         d2 = self.dec2(torch.cat([self.up2(_upsample(m)), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(_upsample(d2)), e1], 1))
         return F.pixel_shuffle(self.out(d1), 2)[..., :h, :w]
@@ -138,6 +169,8 @@ class GapUNet(nn.Module):
 
     #: the decoder passes the noise level (``epu``) to networks that set this
     noise_aware = True
+    #: parameters that weights to start from (``--init``) may lack: they start with no effect
+    optional_parts = ("unet.mix2.", "unet.mix3.")
     _CHANNELS = 8  # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage
 
     def __init__(
@@ -149,13 +182,14 @@ class GapUNet(nn.Module):
         tv_iterations: int = 5,
         kappa: float = 1.5,
         discrepancy: bool = False,
+        temporal: bool = False,
     ):
         super().__init__()
         self.stages = stages
         self.gap_iterations, self.tv_weight, self.tv_iterations = gap_iterations, tv_weight, tv_iterations
         self.kappa = kappa
         self.discrepancy = discrepancy
-        self.unet = UNet(self._CHANNELS, 1, width)
+        self.unet = UNet(self._CHANNELS, 1, width, temporal)
         self.step = nn.Parameter(torch.zeros(stages))
 
     def forward(
@@ -182,7 +216,7 @@ class GapUNet(nn.Module):
         epu = epu.reshape(n, 1, 1, 1).to(x.dtype)
         u = torch.sqrt(x.clamp(min=0) + 3.0 / (8.0 * epu))
         inp = self._context(u, torch.ones_like(u), torch.zeros_like(u), 0.5 / torch.sqrt(epu), self.stages - 1)
-        return x + self.unet(inp).reshape(n, B, h, w)
+        return x + self.unet(inp, B).reshape(n, B, h, w)
 
     def _context(
         self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, k: int
@@ -226,7 +260,7 @@ class GapUNet(nn.Module):
             x = x + self.step[k] * At(r, C)
             u = torch.sqrt(x.clamp(min=0) + offset)
             residual = At(r, C) / (2 * u)  # on the same sqrt scale
-            x = x + self.unet(self._context(u, C, residual, sigma_u, k)).reshape(n, B, h, w)
+            x = x + self.unet(self._context(u, C, residual, sigma_u, k), B).reshape(n, B, h, w)
             outs.append(x)
         x = self.project(x, y, C, csum, epu)
         return (x, outs) if return_all else x
