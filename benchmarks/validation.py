@@ -264,10 +264,13 @@ def main() -> None:
     ap.add_argument("--exact", action="store_true", help="store the measurements exactly (default: as compress does)")
     ap.add_argument("--figure", type=Path, help="draw frames and spectra of every movie (first B) to this PNG")
     ap.add_argument("--movies", help="only the movies whose names contain one of these comma-separated words")
+    ap.add_argument("--decoders", help=f"only these of {', '.join(DECODERS)} (comma-separated)")
     a = ap.parse_args()
     wanted = a.movies.split(",") if a.movies else None
     Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
     decoders = usable_decoders()
+    if a.decoders:
+        decoders = [d for d in decoders if d in a.decoders.split(",")]
     print(f"decoders: {', '.join(decoders)}", file=sys.stderr)
     results, figure = [], []
     t_start = time.perf_counter()
