@@ -8,6 +8,7 @@
 #   EMTCS_WIDTH=28 training/campaign.sh 40000   # a wider network, from scratch (runs/gapunet-w28)
 #   EMTCS_RUN=runs/gapunet-temporal training/campaign.sh 10000 --temporal --no-discrepancy
 #                                               # other `emtcs train` options, in a run of their own
+#   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
@@ -38,8 +39,8 @@ done
 # continue this machine's run, else (a fresh checkout) fine-tune the shipped weights
 resume=(); LR=1e-3
 if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
-elif [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s2.safetensors ]; then
-  resume=(--init models/gapunet-w24s2.safetensors); LR=3e-4
+elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s2.safetensors ]; }; then
+  resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=3e-4
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 -B 6,10,20 --steps "$STEPS" \
