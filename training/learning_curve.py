@@ -5,11 +5,13 @@ networks on the same validation samples, and writes a figure and a markdown tabl
 
     python training/learning_curve.py runs/gapunet --figure docs/figures/gapunet-learning-curve.png
     python training/learning_curve.py runs/gapunet --earlier runs/archive/phase1-gapunet runs/archive/phase2-gapunet-bl
+    python training/learning_curve.py runs/gapunet-temporal --beside runs/gapunet-dt   # branches on one figure
 
 Hours are the training process's CPU time (what a one-core campaign spends), summed over
 every resumed session of the run; ``--earlier`` runs (phases the run started from, oldest
 first) come before it on the hours axis, with their own validation numbers (the figure
-marks where a phase begins: its validation clips may differ).
+marks where a phase begins: its validation clips may differ).  ``--beside`` runs (other
+branches, validated on the same clips) are drawn on the same axes from their own start.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="run stem (RUN.ckpt)")
     ap.add_argument("--earlier", type=Path, nargs="*", default=[], help="earlier phases' run stems, oldest first")
+    ap.add_argument("--beside", type=Path, nargs="*", default=[], help="other runs' stems, drawn beside it")
     ap.add_argument("--figure", type=Path)
     a = ap.parse_args()
     state = torch.load(a.run.with_suffix(".ckpt"), map_location="cpu", weights_only=True)
@@ -57,6 +60,11 @@ def main() -> None:
         for h in json.loads(ck["history"]):
             if "val_psnr" in h:
                 history.append({**h, "cpu_hours": offset + h["cpu_hours"], "phase": phase})
+    beside = {}
+    for stem in a.beside:
+        ck = torch.load(stem.with_suffix(".ckpt"), map_location="cpu", weights_only=True)
+        part = beside[stem.name] = [h for h in json.loads(ck["history"]) if "val_psnr" in h]
+        print(f"{stem.name}: " + ", ".join(f"{h['val_psnr']:.2f} dB at {h['cpu_hours']:.2f} h" for h in part))
     others = compare(cfg)
     print("| phase | step | CPU-hours | validation PSNR (dB) | SSIM |")
     print("|---|---|---|---|---|")
@@ -75,7 +83,10 @@ def main() -> None:
         for phase in sorted({h["phase"] for h in history}):
             part = [h for h in history if h["phase"] == phase]
             label = f"{cfg.arch}, phase {phase}" if len(starts) > 1 else cfg.arch
+            label = a.run.name if a.beside and len(starts) == 1 else label
             ax.plot([h["cpu_hours"] for h in part], [h["val_psnr"] for h in part], "o-", ms=3, label=label)
+        for name, part in beside.items():
+            ax.plot([h["cpu_hours"] for h in part], [h["val_psnr"] for h in part], "s-", ms=3, label=name)
         for x in starts[1:]:
             ax.axvline(x, color="0.6", lw=0.8)
         for (name, v), (color, ls) in zip(others.items(), (("k", "--"), ("C3", ":"), ("C4", ":"), ("C5", "-."))):
