@@ -6,8 +6,10 @@
 #
 #   training/campaign.sh [STEPS [OPTIONS]]     # default 20000 steps; run it again to resume
 #   EMTCS_WIDTH=28 training/campaign.sh 40000   # a wider network, from scratch (runs/gapunet-w28)
-#   EMTCS_RUN=runs/gapunet-temporal training/campaign.sh 10000 --temporal --no-discrepancy
+#   EMTCS_RUN=runs/gapunet-dt training/campaign.sh 6000 --discrepancy
 #                                               # other `emtcs train` options, in a run of their own
+#
+# The network is the shipped one's (temporal mixing, accelerated GAP-TV start; phase 9).
 #   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
@@ -43,7 +45,7 @@ elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s
   resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=3e-4
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 -B 6,10,20 --steps "$STEPS" \
+exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
