@@ -4,8 +4,9 @@ GAP-TV's before a tile goes to GAP-TV?
 Measured on data never used to judge the rule (the validation suite then checks it),
 128 x 128 tiles at B = 10 and 20:
 
-* like the training data: abTEM training scenes (seeds from 1045, made by
-  ``training/make_scenes.sh``) and the movie simulator's four imaging modes, at doses
+* like the training data: abTEM scenes the weights were not trained on (session 11:
+  seeds 1800-1815, made by ``training/make_scenes.sh 1800 16``) and the movie
+  simulator's four imaging modes, at doses
   from 5 to 1000 e/px, uint16 counts and 8-bit frames, against the clean truth;
 * unlike it, where a network may fail: the two optical video-SCI scenes (noise-free
   8-bit video), a HAADF tilt series and a simulated focal series of Pt particles from
@@ -17,7 +18,7 @@ For every tile: the two hold-out scores and the PSNR of GapUNet and of GAP-TV.
 Reported: for margins tau, the mean PSNR of choosing GapUNet where
 ``score_net <= tau * score_tv`` and the worst loss against GAP-TV.
 
-    python benchmarks/select_margin.py --scenes scratch/abtem/train_1045.h5 --json margin.json
+    python benchmarks/select_margin.py --scenes scratch/abtem/calib_1800.h5 --json margin.json
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ frames unless its prediction error exceeds :data:`MARGIN` times GAP-TV's.
 GAP-TV here is the noise-aware one (its acceleration ends at the noise level, where the
 noise was measured): it predicts withheld pixels about as well as its frames are good,
 so the margin is small.  Measured by ``benchmarks/select_margin.py`` on tiles apart
-from the validation suite (docs/decoders.md): at 1.05, choosing kept 25.05 of the
-25.07 dB an oracle would on 96 training-like tiles (GapUNet alone 24.93, GAP-TV 22.26),
-lost at most 0.1 dB against GAP-TV there and nothing on five unseen tiles, where a
-HAADF tilt series on which GapUNet fails (-5.3 dB) scores 1.96 times GAP-TV.
+from the validation suite (docs/decoders.md; the phase-9 weights): at 1.05, choosing kept
+25.65 of the 25.66 dB an oracle would on 96 training-like tiles (GAP-TV 22.21), and all
+of the oracle's 28.20 dB on five unseen tiles, where a HAADF tilt series on which GapUNet
+fails (-5.5 dB) scores 1.91 times GAP-TV.
 
 GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so both
 reconstructions of a tile and both hold-out decodes cost two GapUNet decodes in all:
