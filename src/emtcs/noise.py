@@ -183,7 +183,9 @@ def estimate_noise(
     if len(shape) != 2 or min(shape) < 8:
         return _refused("frames smaller than 8 x 8 pixels: too small to measure the noise")
     crop = tuple(slice(max((s - MAX_SIDE) // 2, 0), max((s - MAX_SIDE) // 2, 0) + min(s, MAX_SIDE)) for s in shape)
-    stack = np.stack([np.asarray(f)[crop] for f in frames]).astype(np.float64)
+    # float32 halves the memory traffic; the fits' sums are of a row or a bin at a time, where
+    # its precision suffices (the accuracy grid of docs/noise.md came out the same)
+    stack = np.stack([np.asarray(f)[crop] for f in frames]).astype(np.float32)
     if np.all(stack == stack[:1]):
         return _refused("the frames do not change: no noise to measure")
     top = float(stack.max())
@@ -421,15 +423,17 @@ def _fit_out(d: np.ndarray, regressors: Sequence[np.ndarray], ok: np.ndarray) ->
     equally shaped ``regressors`` (over the pixels in ``ok``), and each pixel's leverage
     ``h`` in its row's fit: white noise keeps ``1 - h`` of its variance in the residual."""
     k = len(regressors)
-    x, okf = regressors, ok.astype(np.float64)
+    x = regressors
+    xo = [r * ok for r in x]  # the regressors where the fit looks
     pairs = [(p, q) for p in range(k) for q in range(p, k)]
-    # the k x k normal equations of every row from sums along it (elementwise: fast for small k)
+    # the k x k normal equations of every row from dot products along it (fast for small k)
     normal = np.empty((len(d), k, k))
     for p, q in pairs:
-        normal[:, p, q] = normal[:, q, p] = (x[p] * x[q] * okf).sum(axis=1)
+        normal[:, p, q] = normal[:, q, p] = np.einsum("ij,ij->i", xo[p], x[q])
     ridge = 1e-9 * np.trace(normal, axis1=1, axis2=2) / k + 1e-12  # a row without signal stays solvable
     inverse = np.linalg.inv(normal + ridge[:, None, None] * np.eye(k))
-    coefficients = np.einsum("hpq,hq->hp", inverse, np.stack([(x[p] * d * okf).sum(axis=1) for p in range(k)], 1))
+    rhs = np.stack([np.einsum("ij,ij->i", xo[p], d) for p in range(k)], 1)
+    coefficients = np.einsum("hpq,hq->hp", inverse, rhs)
     fitted = sum(coefficients[:, p, None] * x[p] for p in range(k))
     leverage = sum((1.0 if p == q else 2.0) * inverse[:, p, q, None] * x[p] * x[q] for p, q in pairs)
     return d - fitted, leverage
@@ -450,9 +454,14 @@ def _unblocked(blocks: np.ndarray, into: np.ndarray) -> np.ndarray:
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two equally shaped arrays (0 where one is constant)."""
-    a, b = a.ravel(), b.ravel()
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+    """Correlation of two equally shaped arrays (0 where one is constant); from sums, as the
+    arrays are strided views of one array and copying them would cost more than the sums."""
+    n = a.size
+    sa, sb = float(a.sum()), float(b.sum())
+    caa = float(np.einsum("ij,ij->", a, a)) - sa * sa / n
+    cbb = float(np.einsum("ij,ij->", b, b)) - sb * sb / n
+    cab = float(np.einsum("ij,ij->", a, b)) - sa * sb / n
+    return cab / math.sqrt(caa * cbb) if caa > 0 and cbb > 0 else 0.0
 
 
 def _bins(z: np.ndarray) -> np.ndarray:
@@ -481,7 +490,9 @@ def _fit(m: np.ndarray, d2: np.ndarray, label: np.ndarray, offset: float | None,
         clipped = (c > 0.25 * gain * gain) & (bm < 2.5 * np.sqrt(np.maximum(bv, 0.0)))
         if clipped.sum() > BINS // 2:
             return _refused("most readings are clipped at zero: the noise cannot be measured", bm, bv)
-        new = d2 <= OUTLIER * np.maximum(gain * m + c, bv[used].min())
+        bound = m * (OUTLIER * gain)
+        bound += OUTLIER * c
+        new = d2 <= np.maximum(bound, OUTLIER * bv[used].min(), out=bound)
         # bins far off the line (readings near a saturation ceiling, content the differences
         # did not cancel) are left out
         rel = np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)
