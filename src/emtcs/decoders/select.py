@@ -15,10 +15,10 @@ from the validation suite (docs/decoders.md; the phase-9 weights): at 1.05, choo
 of the oracle's 28.20 dB on five unseen tiles, where a HAADF tilt series on which GapUNet
 fails (-5.5 dB) scores 1.91 times GAP-TV.
 
-GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so both
-reconstructions of a tile and both hold-out decodes cost two GapUNet decodes in all:
-GAP-TV comes as their first step.  Both scores share one noise normalisation, so the
-choice does not depend on the noise model.
+GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so the hold-out
+decodes and the tile's own cost two GapUNet decodes and one noise-aware GAP-TV: the
+tile's own noise-aware GAP-TV runs only where the tile falls back to it.  Both scores
+share one noise normalisation, so the choice does not depend on the noise model.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class SelectingDecoder(GapUNetDecoder):
 
     def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
-        net, tv = self._both(y, masks, electrons_per_unit)
+        use_tv = np.zeros(len(y), dtype=bool)
         if hold.any():
             y_seen, masks_seen = withhold(y, masks, hold)
             net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit)
@@ -70,26 +70,32 @@ class SelectingDecoder(GapUNetDecoder):
                 kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
                 kept = kept[np.isfinite(kept)]
                 self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
-        else:
-            use_tv = np.zeros(len(y), dtype=bool)
-        net[use_tv] = tv[use_tv]
+        # GAP-TV from all measurements only for the tiles that fall back to it
+        net, tv = self._both(y, masks, electrons_per_unit, tv_for=use_tv)
+        net[use_tv] = tv
         self.tiles += len(y)
         self.replaced += int(use_tv.sum())
         return net
 
     def _both(
-        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None
+        self,
+        y: np.ndarray,
+        masks: np.ndarray,
+        electrons_per_unit: float | None,
+        tv_for: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(GapUNet frames, GAP-TV frames) of a batch of tiles.  GAP-TV's are the network's
-        start, or, for a network that starts from the accelerated GAP-TV (the shipped
-        weights), the noise-aware GAP-TV of :mod:`emtcs.decoders.gaptv` where the noise was
-        measured: the better of the two classical decoders is the one to fall back to."""
+        """(GapUNet frames, GAP-TV frames) of a batch of tiles; GAP-TV's only for the tiles
+        in ``tv_for`` (all when None).  GAP-TV's are the network's start, or, for a network
+        that starts from the accelerated GAP-TV (the shipped weights), the noise-aware
+        GAP-TV of :mod:`emtcs.decoders.gaptv` where the noise was measured: the better of
+        the two classical decoders is the one to fall back to."""
         import torch
 
         from ..nets.gapunet import GapUNet, gap_tv
 
         net = self.net
         assert isinstance(net, GapUNet)  # the weights' arch was checked when they were loaded
+        which = slice(None) if tv_for is None else torch.from_numpy(np.flatnonzero(tv_for))
         with torch.inference_mode():
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
@@ -98,9 +104,10 @@ class SelectingDecoder(GapUNetDecoder):
                 epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
             start = self.start(yt, ct, epu)
             out = self.refine(yt, ct, start, epu)
-            tv = start
-            if not net.discrepancy and self.noise_measured and epu is not None:
-                noise = yt.clamp(min=0).mean((-2, -1)) / epu
+            tv = start[which]
+            if not net.discrepancy and self.noise_measured and epu is not None and len(tv):
+                yt, ct = yt[which], ct[which]
+                noise = yt.clamp(min=0).mean((-2, -1)) / epu[which]
                 tv = gap_tv(yt, ct, net.gap_iterations, net.tv_weight, net.tv_iterations, noise)
             return out.float().cpu().numpy(), tv.float().cpu().numpy()
 
