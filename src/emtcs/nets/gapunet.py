@@ -40,28 +40,27 @@ def tv_denoise(x: torch.Tensor, weight: float, iterations: int) -> torch.Tensor:
 
     The dual iteration of :func:`emtcs.decoders.gaptv.tv_denoise` without its early stop.
     It works in place in buffers of its own (the GAP-TV start is a fixed function: no
-    gradients flow through it), which makes it 2-3 times faster than fresh tensors
-    for every step would, with the same arithmetic in the same order: the same result.
+    gradients flow through it): about 2.5 times faster than a fresh tensor for every step.
     """
     tau = 0.25
     p0, p1 = torch.zeros_like(x), torch.zeros_like(x)
     # forward differences; the last row of g0 and the last column of g1 stay zero
     g0, g1 = torch.zeros_like(x), torch.zeros_like(x)
-    norm, step, div = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
-    out = x
+    norm, out = torch.empty_like(x), x
     for i in range(iterations):
-        if i > 0:  # out = x - divergence of p (backward differences)
-            torch.add(p0, p1, out=div).neg_()
-            div[..., 1:, :] += p0[..., :-1, :]
-            div[..., :, 1:] += p1[..., :, :-1]
-            out = div.add_(x)
+        if i == 1:
+            out = torch.empty_like(x)
+        if i > 0:  # x minus the divergence of p (backward differences)
+            torch.sub(x, p0, out=out).sub_(p1)
+            out[..., 1:, :] += p0[..., :-1, :]
+            out[..., :, 1:] += p1[..., :, :-1]
         if i == iterations - 1:
             break
         torch.sub(out[..., 1:, :], out[..., :-1, :], out=g0[..., :-1, :])
         torch.sub(out[..., :, 1:], out[..., :, :-1], out=g1[..., :, :-1])
-        torch.mul(g0, g0, out=norm).add_(g1 * g1).sqrt_().mul_(tau / weight).add_(1.0)
-        p0.sub_(torch.mul(g0, tau, out=step)).div_(norm)
-        p1.sub_(torch.mul(g1, tau, out=step)).div_(norm)
+        torch.hypot(g0, g1, out=norm).mul_(tau / weight).add_(1.0)
+        p0.add_(g0, alpha=-tau).div_(norm)
+        p1.add_(g1, alpha=-tau).div_(norm)
     return out
 
 
