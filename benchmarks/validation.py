@@ -270,6 +270,9 @@ def main() -> None:
     Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
     decoders = usable_decoders()
     if a.decoders:
+        unknown = sorted(set(a.decoders.split(",")) - set(DECODERS))
+        if unknown:
+            ap.error(f"unknown decoder(s) {', '.join(unknown)}: choose from {', '.join(DECODERS)}")
         decoders = [d for d in decoders if d in a.decoders.split(",")]
     print(f"decoders: {', '.join(decoders)}", file=sys.stderr)
     results, figure = [], []
