@@ -48,9 +48,9 @@ def tv_denoise(x: torch.Tensor, weight: float, iterations: int) -> torch.Tensor:
     g0, g1 = torch.zeros_like(x), torch.zeros_like(x)
     norm, out = torch.empty_like(x), x
     for i in range(iterations):
-        if i == 1:
-            out = torch.empty_like(x)
         if i > 0:  # x minus the divergence of p (backward differences)
+            if out is x:
+                out = torch.empty_like(x)
             torch.sub(x, p0, out=out).sub_(p1)
             out[..., 1:, :] += p0[..., :-1, :]
             out[..., :, 1:] += p1[..., :, :-1]
