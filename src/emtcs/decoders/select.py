@@ -95,7 +95,7 @@ class SelectingDecoder(GapUNetDecoder):
 
         net = self.net
         assert isinstance(net, GapUNet)  # the weights' arch was checked when they were loaded
-        which = slice(None) if tv_for is None else torch.from_numpy(np.flatnonzero(tv_for))
+        which = slice(None) if tv_for is None else torch.from_numpy(np.flatnonzero(tv_for)).to(self.device)
         with torch.inference_mode():
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
