@@ -5,7 +5,8 @@ Measured on data never used to judge the rule (the validation suite then checks 
 128 x 128 tiles at B = 10 and 20:
 
 * like the training data: abTEM scenes the weights were not trained on (session 11:
-  seeds 1800-1815, made by ``training/make_scenes.sh 1800 16``) and the movie
+  seeds 1800-1815, made by ``training/make_scenes.sh 1800 16`` and renamed
+  ``scratch/abtem/calib_1800.h5``, a name the campaign does not train on) and the movie
   simulator's four imaging modes, at doses
   from 5 to 1000 e/px, uint16 counts and 8-bit frames, against the clean truth;
 * unlike it, where a network may fail: the two optical video-SCI scenes (noise-free
