@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 from emtcs import zoo  # noqa: E402
 from emtcs.decoders import for_noise, get_decoder, resolve_decoder  # noqa: E402
 from emtcs.decoders.gaptv import gap_tv  # noqa: E402
-from emtcs.decoders.select import MARGIN  # noqa: E402
+from emtcs.decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN  # noqa: E402
 from emtcs.sensing import encode, masks  # noqa: E402
 from emtcs.simulate import MovieSimulator, SimulationConfig  # noqa: E402
 
@@ -43,20 +43,32 @@ def test_auto_is_select_where_gapunet_weights_serve_b():
     assert resolve_decoder("auto", B)[0] == "select"
 
 
-def test_select_keeps_either_decoder_s_frames_tile_by_tile():
+@pytest.mark.parametrize("blend_from", [BLEND_FROM, 0.0])  # 0: every tile kept is blended
+def test_select_keeps_blends_or_replaces_gapunet_s_frames_tile_by_tile(monkeypatch, blend_from):
+    import emtcs.decoders.select as select
+
+    monkeypatch.setattr(select, "BLEND_FROM", blend_from)
     y, C, scale = _tiles()
     sel = get_decoder("select", B=B, device="cpu")
     out = sel.decode(y, C, scale)
     net = get_decoder("gapunet", B=B, device="cpu").decode(y, C, scale)
+    # the noise-aware GAP-TV (the shipped network starts from the accelerated one)
+    tv = get_decoder("gaptv").decode(y, C, scale)
     assert sel.tiles == 2 and sel.scores.shape == (2, 2)
+    outcomes = set()
     for k in range(2):
-        if sel.scores[k, 0] <= MARGIN * sel.scores[k, 1]:
+        ratio = sel.scores[k, 0] / sel.scores[k, 1]
+        if ratio < blend_from:
             np.testing.assert_array_equal(out[k], net[k])
+            outcomes.add("kept")
+        elif ratio <= MARGIN:
+            np.testing.assert_allclose(out[k], BLEND_WEIGHT * net[k] + (1 - BLEND_WEIGHT) * tv[k], atol=1e-2)
+            outcomes.add("blended")
         else:
-            # the noise-aware GAP-TV (the shipped network starts from the accelerated one)
-            np.testing.assert_allclose(
-                out[k], get_decoder("gaptv").decode(y[k : k + 1], C[k : k + 1], scale)[0], atol=1e-2
-            )
+            np.testing.assert_allclose(out[k], tv[k], atol=1e-2)
+            outcomes.add("replaced")
+    if blend_from == 0.0:  # both tiles score well below GAP-TV with the shipped weights
+        assert outcomes == {"blended"}, sel.scores
 
 
 def test_a_broken_network_is_replaced_by_gap_tv_everywhere(tmp_path):

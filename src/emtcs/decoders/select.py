@@ -31,10 +31,14 @@ from .base import register
 from .guard import HOLDOUT_FRACTION, holdout_pixels, prediction_error, withhold
 from .learned import GapUNetDecoder
 
-__all__ = ["SelectingDecoder", "MARGIN"]
+__all__ = ["SelectingDecoder", "MARGIN", "BLEND_FROM", "BLEND_WEIGHT"]
 
 #: A tile goes to GAP-TV when GapUNet's hold-out score exceeds this many times GAP-TV's.
 MARGIN = 1.05
+#: Scores this close (GapUNet's from BLEND_FROM to MARGIN times GAP-TV's) do not tell the
+#: decoders apart: the tile gets BLEND_WEIGHT of GapUNet's frames plus the rest of GAP-TV's.
+BLEND_FROM = 0.9
+BLEND_WEIGHT = 0.75
 
 
 @register
@@ -58,7 +62,7 @@ class SelectingDecoder(GapUNetDecoder):
 
     def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
-        use_tv = np.zeros(len(y), dtype=bool)
+        use_tv = blend = np.zeros(len(y), dtype=bool)
         if hold.any():
             y_seen, masks_seen = withhold(y, masks, hold)
             net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit)
@@ -66,13 +70,15 @@ class SelectingDecoder(GapUNetDecoder):
             epu = 1.0 if electrons_per_unit is None else electrons_per_unit
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
             use_tv = ~(self.scores[:, 0] <= MARGIN * self.scores[:, 1])  # a NaN score loses
+            blend = ~use_tv & (self.scores[:, 0] >= BLEND_FROM * self.scores[:, 1])
             if electrons_per_unit is not None:  # in noise units only when told the noise
                 kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
                 kept = kept[np.isfinite(kept)]
                 self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
-        # GAP-TV from all measurements only for the tiles that fall back to it
-        net, tv = self._both(y, masks, electrons_per_unit, tv_for=use_tv)
-        net[use_tv] = tv
+        # GAP-TV from all measurements only for the tiles that fall back to it or blend
+        net, tv = self._both(y, masks, electrons_per_unit, tv_for=use_tv | blend)
+        w = np.where(blend, BLEND_WEIGHT, 0.0)[use_tv | blend].reshape(-1, 1, 1, 1)
+        net[use_tv | blend] = w * net[use_tv | blend] + (1 - w) * tv
         self.tiles += len(y)
         self.replaced += int(use_tv.sum())
         return net
