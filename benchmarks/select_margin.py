@@ -15,9 +15,11 @@ Measured on data never used to judge the rule (the validation suite then checks 
   noise model are (told one level per electron, a guess, so that GAP-TV accelerates
   throughout: :func:`emtcs.decoders.for_noise`), against their frames.
 
-For every tile: the two hold-out scores and the PSNR of GapUNet and of GAP-TV.
-Reported: for margins tau, the mean PSNR of choosing GapUNet where
-``score_net <= tau * score_tv`` and the worst loss against GAP-TV.
+For every tile: the two hold-out scores and the PSNR of GapUNet, of GAP-TV and of
+weighted means of the two.  Reported: for margins tau, the mean PSNR of choosing GapUNet
+where ``score_net <= tau * score_tv`` and the worst loss against GAP-TV; and, at the
+margin ``select`` uses, the same for blending the tiles whose score ratio lies between a
+lower bound and the margin (``blends``: the bound and GapUNet's weight).
 
     python benchmarks/select_margin.py --scenes scratch/abtem/calib_1800.h5 --json margin.json
 """
@@ -25,12 +27,14 @@ Reported: for margins tau, the mean PSNR of choosing GapUNet where
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
+from emtcs.decoders.select import MARGIN
 from emtcs.metrics import psnr
 from emtcs.sensing import encode, masks
 from emtcs.simulate import MovieSimulator, SimulationConfig
@@ -39,6 +43,9 @@ SIZE = 128
 DOSES = (5.0, 20.0, 200.0, 1000.0)
 MODES = ("hrtem", "bright-field", "liquid-cell", "stem")
 TAUS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 2.0)
+#: GapUNet's weights in a blend, and the lower bounds of the score ratio blended
+WEIGHTS = (0.5, 0.75)
+BLEND_FROMS = (0.85, 0.9, 0.95, 0.98, 1.0)
 
 
 def abtem_cases(path: Path, n_scenes: int, rng: np.random.Generator):
@@ -106,6 +113,35 @@ def margins(rows: list[dict]) -> list[dict]:
     return out
 
 
+def blends(rows: list[dict]) -> list[dict]:
+    """At select's margin, for every lower bound and weight: the mean PSNR of blending the
+    tiles whose score ratio lies between the bound and the margin (GapUNet below the bound,
+    GAP-TV above the margin), the worst loss against GAP-TV and the tiles blended."""
+    out = []
+    for lo, w in itertools.product(BLEND_FROMS, WEIGHTS):
+        chosen, n = [], 0
+        for r in rows:
+            ratio = r["score_net"] / r["score_tv"]
+            if not ratio <= MARGIN:
+                chosen.append(r["psnr_tv"])
+            elif ratio >= lo:
+                chosen.append(r["psnr_blend"][str(w)])
+                n += 1
+            else:
+                chosen.append(r["psnr_net"])
+        loss = [c - r["psnr_tv"] for c, r in zip(chosen, rows)]
+        out.append(
+            {
+                "blend_from": lo,
+                "weight": w,
+                "mean_psnr": float(np.mean(chosen)),
+                "worst_vs_gaptv": float(min(loss)),
+                "blended": n,
+            }
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", type=Path, help="abTEM training scenes (HDF5)")
@@ -141,6 +177,7 @@ def main() -> None:
                 "score_tv": float(dec.scores[0, 1]),
                 "psnr_net": psnr(ref, net, data_range=rng_),
                 "psnr_tv": psnr(ref, tv, data_range=rng_),
+                "psnr_blend": {str(w): psnr(ref, w * net + (1 - w) * tv, data_range=rng_) for w in WEIGHTS},
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -149,6 +186,9 @@ def main() -> None:
         "margins": margins(rows),
         "margins_training_like": margins([r for r in rows if r["case"] not in unseen]),
         "margins_unseen": margins([r for r in rows if r["case"] in unseen]),
+        "blends": blends(rows),
+        "blends_training_like": blends([r for r in rows if r["case"] not in unseen]),
+        "blends_unseen": blends([r for r in rows if r["case"] in unseen]),
     }
     for key, table in summary.items():
         print(key, json.dumps(table))

@@ -5,19 +5,25 @@ much on data unlike it (docs/decoders.md).  The measurement itself can tell whic
 happened, without a reference: withhold a seeded 10 % of a tile's measurement pixels,
 reconstruct from the rest with both decoders, and ask each to predict the withheld
 pixels (:func:`emtcs.decoders.guard.holdout_score`).  The tile keeps the network's
-frames unless its prediction error exceeds :data:`MARGIN` times GAP-TV's.
+frames unless its prediction error exceeds :data:`MARGIN` times GAP-TV's; where the two
+errors are too close to tell the decoders apart (the network's at least
+:data:`BLEND_FROM` times GAP-TV's), it gets a weighted mean of both frames, mostly the
+network's (:data:`BLEND_WEIGHT`): two good estimates with different errors average to a
+better one.
 
 GAP-TV here is the noise-aware one (its acceleration ends at the noise level, where the
 noise was measured): it predicts withheld pixels about as well as its frames are good,
 so the margin is small.  Measured by ``benchmarks/select_margin.py`` on tiles apart
-from the validation suite (docs/decoders.md; the phase-9 weights): at 1.05, choosing kept
-25.65 of the 25.66 dB an oracle would on 96 training-like tiles (GAP-TV 22.21), and all
-of the oracle's 28.20 dB on five unseen tiles, where a HAADF tilt series on which GapUNet
-fails (-5.5 dB) scores 1.91 times GAP-TV.
+from the validation suite (docs/decoders.md; the phase-9 weights, projection bound 2.5):
+at 1.05, choosing kept 25.69 of the 25.70 dB an oracle would on 96 training-like tiles
+(GAP-TV 22.21), and all of the oracle's 28.19 dB on five unseen tiles, where a HAADF tilt
+series on which GapUNet fails (-5.5 dB) scores 1.91 times GAP-TV.  Blending from 0.9
+raised the mean over all 101 tiles from 25.82 to 25.89 dB and the worst loss against
+GAP-TV from -0.68 dB to none.
 
 GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so the hold-out
 decodes and the tile's own cost two GapUNet decodes and one noise-aware GAP-TV: the
-tile's own noise-aware GAP-TV runs only where the tile falls back to it.  Both scores
+tile's own noise-aware GAP-TV runs only where the tile falls back to it or blends.  Both scores
 share one noise normalisation, so the choice does not depend on the noise model.
 """
 
@@ -118,4 +124,6 @@ class SelectingDecoder(GapUNetDecoder):
             return out.float().cpu().numpy(), tv.float().cpu().numpy()
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rule": f"hold-out {HOLDOUT_FRACTION:g}, margin {MARGIN:g}"}
+        blend = f"blend {BLEND_WEIGHT:g}:{1 - BLEND_WEIGHT:g} from {BLEND_FROM:g}"
+        rule = f"hold-out {HOLDOUT_FRACTION:g}, margin {MARGIN:g}, {blend}"
+        return {**super().get_config(), "rule": rule}
