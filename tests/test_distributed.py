@@ -234,6 +234,12 @@ def test_select_and_its_holdout_scores_on_workers(cluster, tmp_path):
     assert len(plain.holdout_scores()) == 2
     for g, score in plain.holdout_scores().items():
         assert spread.holdout_scores()[g] == pytest.approx(score, rel=1e-3)
+    # a liquid-cell movie at 200 e/px, where the shipped weights and GAP-TV score alike: blended tiles
+    emtcs.codec.write_simulation(movie, n_frames=16, shape=(64, 72), dose=200.0, seed=2, mode="liquid-cell", force=True)
+    emtcs.compress(movie, tcs, B=8, gain=1.0, force=True)
+    plain = emtcs.decompress(tcs, tmp_path / "plain.tif", force=True, **opts)
+    spread = emtcs.decompress(tcs, tmp_path / "d.tif", scheduler=cluster.scheduler_address, force=True, **opts)
+    assert spread.blended == plain.blended and sum(plain.blended.values()) > 0, plain.blended
 
 
 def test_groups_cut_to_scenes_on_workers(cluster, tmp_path):

@@ -124,6 +124,24 @@ def test_decompress_reports_how_well_the_frames_predict_withheld_measurements(tm
     assert plain.holdout_scores() == {} and plain.to_json()["holdout_scores"] == {}
 
 
+def test_decompress_reports_the_tiles_select_blended(tmp_path, monkeypatch):
+    import emtcs
+    import emtcs.decoders.select as select
+
+    _shipped()
+    movie, tcs = tmp_path / "m.tif", tmp_path / "m.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=20, shape=(64, 64), dose=100.0, seed=2)
+    emtcs.compress(movie, tcs, B=B, gain=1.0)
+    opts = {"decoder": "select", "device": "cpu", "tile": 64, "overlap": 16}
+    kept = emtcs.decompress(tcs, tmp_path / "kept.tif", **opts)
+    monkeypatch.setattr(select, "BLEND_FROM", 0.0)  # every tile GapUNet keeps is blended
+    mixed = emtcs.decompress(tcs, tmp_path / "mixed.tif", **opts)
+    assert kept.blended == {} and kept.guard_summary() is None
+    assert mixed.blended == {0: 1, 1: 1}, mixed.blended
+    assert mixed.to_json()["blended_tiles"] == {"0": 1, "1": 1}
+    assert "select: 2 of 2 tiles (2 of 2 groups) blended 0.75:0.25 with GAP-TV" in mixed.guard_summary()
+
+
 def test_holdout_scores_need_a_measured_noise(tmp_path):
     """A movie quantised at its measured sigma (gaussian-v1) is scored in units of that noise;
     one whose noise could not be measured at all gets no score (its unit would be a guess)."""

@@ -21,7 +21,7 @@ from .container import TcsHeader, TcsReader, TcsWriter
 from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
-from .decoders.select import MARGIN
+from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import DecodeSettings, decode_here, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
@@ -298,6 +298,8 @@ class DecompressReport:
     #: Per group: (sum of select's hold-out scores, tiles scored); empty for other decoders
     #: and for files without a noise model.
     holdout: dict[int, tuple[float, int]] = field(default_factory=dict)
+    #: Per group: tiles ``select`` blended with GAP-TV (scores too close to choose); only groups with some.
+    blended: dict[int, int] = field(default_factory=dict)
 
     def holdout_scores(self) -> dict[int, float]:
         """Per group, the mean hold-out score of the frames ``select`` kept: how well they
@@ -306,11 +308,20 @@ class DecompressReport:
         return {g: total / n for g, (total, n) in self.holdout.items() if n}
 
     def guard_summary(self) -> str | None:
-        """One line on the tiles decoded with GAP-TV instead (guard, ``select``), if there were any."""
+        """One line on the tiles decoded with GAP-TV instead (guard, ``select``) or blended with
+        it (``select``), if there were any."""
         replaced = sum(r for r, _ in self.fallback.values())
-        if not replaced:
-            return None
         tiles = sum(n for _, n in self.fallback.values())
+        blended = sum(self.blended.values())
+        mixed = (
+            f"select: {blended} of {tiles} tiles ({len(self.blended)} of {len(self.fallback)} groups) blended "
+            f"{BLEND_WEIGHT:g}:{1 - BLEND_WEIGHT:g} with GAP-TV, where GapUNet's hold-out score was "
+            f"{BLEND_FROM:g}-{MARGIN:g}x GAP-TV's"
+            if blended
+            else None
+        )
+        if not replaced:
+            return mixed
         groups = sum(1 for r, _ in self.fallback.values() if r)
         who, why = (
             "guard",
@@ -318,10 +329,9 @@ class DecompressReport:
         )
         if self.decoder.get("name") == "select":
             who, why = "select", f"GapUNet's hold-out score exceeded {MARGIN:g}x GAP-TV's (or the guard fired)"
-        return (
-            f"{who}: {replaced} of {tiles} tiles ({groups} of {len(self.fallback)} groups) decoded with GAP-TV, "
-            f"where {why}"
-        )
+        line = f"{who}: {replaced} of {tiles} tiles ({groups} of {len(self.fallback)} groups) decoded with GAP-TV"
+        line = f"{line}, where {why}"
+        return line if mixed is None else f"{line}; {mixed}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -331,6 +341,7 @@ class DecompressReport:
             "residuals": {str(g): r for g, r in self.residuals.items()},
             "fallback_tiles": {str(g): list(f) for g, f in self.fallback.items()},
             "holdout_scores": {str(g): h for g, h in self.holdout_scores().items()},
+            "blended_tiles": {str(g): n for g, n in self.blended.items()},
         }
 
 
@@ -437,6 +448,8 @@ def decompress(
                     if piece.fallback[1]:
                         done = report.fallback.get(piece.g, (0, 0))
                         report.fallback[piece.g] = (done[0] + piece.fallback[0], done[1] + piece.fallback[1])
+                    if piece.blended:
+                        report.blended[piece.g] = report.blended.get(piece.g, 0) + piece.blended
                     if piece.holdout[1]:
                         total = report.holdout.get(piece.g, (0.0, 0))
                         report.holdout[piece.g] = (total[0] + piece.holdout[0], total[1] + piece.holdout[1])

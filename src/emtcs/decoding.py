@@ -87,6 +87,7 @@ class DecodedRows(NamedTuple):
     decoder: dict[str, Any]  # the decoder's config
     fallback: tuple[int, int] = (0, 0)  # (tiles given to GAP-TV, tiles decoded): gap_tv_tiles
     holdout: tuple[float, int] = (0.0, 0)  # (sum of hold-out scores, tiles scored): holdout_scores
+    blended: int = 0  # tiles select blended with GAP-TV: blended_tiles
 
 
 class GroupBand(NamedTuple):
@@ -98,6 +99,7 @@ class GroupBand(NamedTuple):
     den: float
     fallback: tuple[int, int]  # (tiles given to GAP-TV, tiles decoded) for this band: gap_tv_tiles
     holdout: tuple[float, int]  # (sum of hold-out scores, tiles scored) for this band: holdout_scores
+    blended: int  # tiles select blended with GAP-TV in this band: blended_tiles
 
 
 def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
@@ -107,7 +109,9 @@ def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSet
         for band in decode_group(reader, g, dec, settings, keep=keep):
             last = band.rows.stop == hd.frame_shape[0]
             terms = [(band.num, band.den)]
-            yield DecodedRows(g, t_out, band.rows, band.frames, terms, last, config, band.fallback, band.holdout)
+            yield DecodedRows(
+                g, t_out, band.rows, band.frames, terms, last, config, band.fallback, band.holdout, band.blended
+            )
 
 
 def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
@@ -137,6 +141,14 @@ def noise_gain(reader: TcsReader, g: int, y: np.ndarray) -> tuple[float, bool]:
         mean = float(np.sum(y, dtype=np.float64)) / max(float(np.sum(counts, dtype=np.float64)), 1.0)
         return sigma**2 / max(mean, sigma), True
     return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
+
+
+def blended_tiles(dec: Decoder) -> int:
+    """Tiles ``select`` has blended with GAP-TV so far (its hold-out scores too close to
+    choose); 0 for other decoders."""
+    if isinstance(dec, GuardedDecoder):
+        dec = dec.inner
+    return dec.blended if isinstance(dec, SelectingDecoder) else 0
 
 
 def holdout_scores(dec: Decoder) -> tuple[float, int]:
@@ -191,7 +203,7 @@ def decode_group(
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard, noise_measured=measured)
-    seen, scored = gap_tv_tiles(dec), holdout_scores(dec)
+    seen, scored, mixed = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
     for rows, block, num, den in decode_bands(
         y,
         masks,
@@ -203,9 +215,9 @@ def decode_group(
         scale=scale,
         gain=gain,
     ):
-        now, total = gap_tv_tiles(dec), holdout_scores(dec)
+        now, total, mixed_now = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
         fallback = (now[0] - seen[0], now[1] - seen[1])
         # the hold-out score is in units of the noise only where the noise was measured or given
         holdout = (total[0] - scored[0], total[1] - scored[1]) if measured else (0.0, 0)
-        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, fallback, holdout)
-        seen, scored = now, total
+        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, fallback, holdout, mixed_now - mixed)
+        seen, scored, mixed = now, total, mixed_now

@@ -81,7 +81,7 @@ class DecodeTask:
 
 def decode_task(task: DecodeTask) -> dict[str, Any]:
     """Run on a worker: decode one task; returns the frames, the residual terms, the guard's
-    (replaced, tiles) counts, select's hold-out scores and the decoder config."""
+    (replaced, tiles) counts, select's hold-out scores and blended tiles and the decoder config."""
     dec = _worker_decoder(task.decoder, task.B, task.settings)
     r0, r1 = task.rows
     with TcsReader(task.path) as reader:
@@ -90,17 +90,20 @@ def decode_task(task: DecodeTask) -> dict[str, Any]:
         terms = []
         fallback = [0, 0]
         holdout = [0.0, 0]
+        blended = 0
         bands = range(*task.bands) if task.bands else None
         for band in decode_group(reader, task.g, dec, task.settings, keep=list(task.keep), bands=bands):
             frames[:, band.rows.start - r0 : band.rows.stop - r0] = band.frames
             terms.append((band.num, band.den))
             fallback = [fallback[0] + band.fallback[0], fallback[1] + band.fallback[1]]
             holdout = [holdout[0] + band.holdout[0], holdout[1] + band.holdout[1]]
+            blended += band.blended
     return {
         "frames": frames,
         "terms": terms,
         "fallback": tuple(fallback),
         "holdout": tuple(holdout),
+        "blended": blended,
         "decoder": reported_config(dec, task.settings.guard),
     }
 
@@ -206,6 +209,7 @@ def decode_on_cluster(
                 result["decoder"],
                 result["fallback"],
                 result["holdout"],
+                result["blended"],
             )
 
 

@@ -51,7 +51,8 @@ BLEND_WEIGHT = 0.75
 class SelectingDecoder(GapUNetDecoder):
     """Per tile, GapUNet's frames or its GAP-TV start, by hold-out prediction error.
 
-    ``tiles`` and ``replaced`` count the tiles seen and those given to GAP-TV,
+    ``tiles``, ``replaced`` and ``blended`` count the tiles seen, those given to GAP-TV and
+    those blended with it,
     ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores, and
     ``holdout`` sums the scores of the frames kept and counts them, where told the noise
     (``electrons_per_unit``): a no-reference quality figure, the RMS error with which the
@@ -62,7 +63,7 @@ class SelectingDecoder(GapUNetDecoder):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.tiles = self.replaced = 0
+        self.tiles = self.replaced = self.blended = 0
         self.scores: np.ndarray = np.zeros((0, 2))
         self.holdout: tuple[float, int] = (0.0, 0)
 
@@ -87,6 +88,7 @@ class SelectingDecoder(GapUNetDecoder):
         net[use_tv | blend] = w * net[use_tv | blend] + (1 - w) * tv
         self.tiles += len(y)
         self.replaced += int(use_tv.sum())
+        self.blended += int(blend.sum())
         return net
 
     def _both(
