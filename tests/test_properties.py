@@ -98,6 +98,10 @@ def _anscombe_q(y: int, step: float, gain: float) -> int:
     return math.floor(2 * math.sqrt(y / gain + 0.375) / step + 0.5)
 
 
+#: The noise model's attributes (formats/tcs.md §10): they decide what the decoders are told.
+NOISE_ATTRS = ("noise_gain", "noise_offset", "noise_read_noise", "noise_sigma")
+
+
 def spec_header(path: Path) -> tuple | None:
     """What formats/tcs.md says a conforming reader decodes ``path`` as: the tuple of every
     header value that decides the frames, or None when the file breaks a rule of the
@@ -213,7 +217,10 @@ def spec_header(path: Path) -> tuple | None:
         except Exception:  # noqa: BLE001 - unreadable (checksum): a reader must refuse it
             return None
         layout = (tuple(starts), major >= 3)  # 3.x stores a group of one frame unmasked
-        return (B, N, H, W, src, L, float(s), float(o), seed, coding, prediction, layout, data.astype("<u8").tobytes())
+        # §10: what the decoders are told of the noise (the noise-aware GAP-TV depends on it)
+        noise = tuple(_scalar(a.get(k), "iuf") for k in NOISE_ATTRS)
+        frames = (B, N, H, W, src, L, float(s), float(o), seed, coding, prediction, layout, noise)
+        return (*frames, data.astype("<u8").tobytes())
 
 
 def _global_heaps_parse(data: bytes) -> bool:
