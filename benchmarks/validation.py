@@ -8,7 +8,10 @@ of the ``.tcs`` file (the bench's rule), with JPEG + NL-means beside every numbe
   200 electrons per pixel (Poisson); the reference is the clean truth;
 * real movies of ``shared/data/em``: liquid-cell TEM, in-situ TEM of nanoporous gold and a
   STEM-ABF series, central 256 x 256 crops; the reference is the raw frames denoised by
-  the bench's reference denoiser (wavelet), which the table names.
+  the bench's reference denoiser (wavelet), which the table names;
+* the README's demo movie (``emtcs simulate``'s default: 40 frames of 256 x 256 HRTEM at
+  100 e/px, seed 0, never trained on: training draws the simulator's seeds from 1000 on);
+  the reference is the clean truth.  It needs nothing from ``shared``.
 
 Columns: PSNR, SSIM, FRC resolution (pixels at the 0.5 threshold; smaller is better) and
 spectral peaks the reference lacks (all frames; :func:`emtcs.metrics.spectral_peaks`).
@@ -42,6 +45,7 @@ from emtcs.bench.codecs import codec_names
 from emtcs.bench.plot import frame_grid
 from emtcs.bench.run import BenchConfig, environment, load_movie, run_bench
 from emtcs.decoders import available_decoders, is_learned
+from emtcs.simulate import simulate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCENES = (3, 17)
@@ -78,6 +82,9 @@ def movies(shared: Path, quick: bool) -> list[tuple[str, np.ndarray, np.ndarray 
                 out.append((f"HRTEM sim (abTEM seed {seed}), {dose:g} e/px", noisy, clean))
     else:
         print(f"no abTEM scenes at {scenes}: skipped", file=sys.stderr)
+    if not quick:
+        noisy, clean = simulate()  # the defaults of `emtcs simulate`, as the README's demo runs it
+        out.append(("HRTEM sim (emtcs simulate, README demo), 100 e/px", noisy, clean))
     for name, rel in ({} if quick else REAL).items():
         path = shared / rel
         if path.exists():

@@ -11,6 +11,7 @@ pytest.importorskip("torch")
 from emtcs import zoo  # noqa: E402
 from emtcs.decoders import for_noise, get_decoder, resolve_decoder  # noqa: E402
 from emtcs.decoders.gaptv import gap_tv  # noqa: E402
+from emtcs.decoders.guard import HOLDOUT_FRACTION, holdout_pixels, prediction_error, withhold  # noqa: E402
 from emtcs.decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN  # noqa: E402
 from emtcs.sensing import encode, masks  # noqa: E402
 from emtcs.simulate import MovieSimulator, SimulationConfig  # noqa: E402
@@ -69,6 +70,14 @@ def test_select_keeps_blends_or_replaces_gapunet_s_frames_tile_by_tile(monkeypat
             outcomes.add("replaced")
     if blend_from == 0.0:  # both tiles score well below GAP-TV with the shipped weights
         assert outcomes == {"blended"}, sel.scores
+        # the quality figure scores the blend of the hold-out decodes, not GapUNet's alone
+        hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
+        y_seen, C_seen = withhold(y, C, hold)
+        net_h = get_decoder("gapunet", B=B, device="cpu").decode(y_seen, C_seen, scale)
+        tv_h = get_decoder("gaptv").decode(y_seen, C_seen, scale)
+        mixed = BLEND_WEIGHT * net_h + (1 - BLEND_WEIGHT) * tv_h
+        assert sel.holdout[1] == 2
+        assert sel.holdout[0] == pytest.approx(prediction_error(y, C, mixed, hold, scale).sum(), rel=1e-3)
 
 
 def test_a_broken_network_is_replaced_by_gap_tv_everywhere(tmp_path):

@@ -54,7 +54,8 @@ class SelectingDecoder(GapUNetDecoder):
     ``tiles``, ``replaced`` and ``blended`` count the tiles seen, those given to GAP-TV and
     those blended with it,
     ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores, and
-    ``holdout`` sums the scores of the frames kept and counts them, where told the noise
+    ``holdout`` sums the scores of the frames kept (a blended tile's from the same blend of
+    the hold-out decodes) and counts them, where told the noise
     (``electrons_per_unit``): a no-reference quality figure, the RMS error with which the
     frames predict the withheld measurements in units of their noise (about 1 at best).
     """
@@ -80,6 +81,9 @@ class SelectingDecoder(GapUNetDecoder):
             blend = ~use_tv & (self.scores[:, 0] >= BLEND_FROM * self.scores[:, 1])
             if electrons_per_unit is not None:  # in noise units only when told the noise
                 kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
+                if blend.any():  # the blend of the hold-out decodes predicts for the blended frames
+                    mixed = BLEND_WEIGHT * net_h[blend] + (1 - BLEND_WEIGHT) * tv_h[blend]
+                    kept[blend] = prediction_error(y[blend], masks[blend], mixed, hold, epu)
                 kept = kept[np.isfinite(kept)]
                 self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
         # GAP-TV from all measurements only for the tiles that fall back to it or blend
