@@ -84,6 +84,10 @@ MAX_CORRELATION = 0.15
 #: Without a model, noise whose neighbouring differences correlate up to this is still measured as
 #: one standard deviation (``NoiseFit.sigma``); above it the differences are mostly content.
 MAX_CORRELATION_SIGMA = 0.5
+#: The bins' median variance (levels squared) below which the noise is finer than the levels:
+#: rounding and clipping at zero, not the detector, then shape the readings (at 0.5, clipped
+#: read noise of one level at 1 e/px gave a gain 85 % too high).
+MIN_VARIANCE = 1.0
 #: Median of a chi-square variable of one degree of freedom (squared unit normal).
 _CHI2_MEDIAN = 0.454936
 #: Line artefacts (of a scanned image) may add at most this share to the differences' variance.
@@ -509,7 +513,7 @@ def _fit(m: np.ndarray, d2: np.ndarray, label: np.ndarray, offset: float | None,
     if not gain > 0:
         return _refused("the noise does not grow with the intensity: not a Poisson-Gaussian detector", bm, bv)
     line = (float(gain), float(err / gain))
-    if float(np.median(bv[used])) < 0.5:
+    if float(np.median(bv[used])) < MIN_VARIANCE:
         return _refused("the noise is smaller than one level: the movie's levels cannot resolve it", bm, bv, line=line)
     if err / gain > MAX_GAIN_ERROR:
         return _refused(
