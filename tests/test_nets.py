@@ -309,6 +309,63 @@ def test_gapunet_unet_prints_no_grid_into_its_output():
     assert spectral_peaks(out).tolist() == []
 
 
+class _Conv(torch.nn.Module):
+    """A one-layer "decoder": the back-projected measurement through a circular 3 x 3
+    convolution (shift-equivariant), optionally times the pixel grid (-1)^x (not)."""
+
+    def __init__(self, grid: bool):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular")
+        self.grid = grid
+
+    def forward(self, y, C, return_all=False):
+        x = self.conv((y[:, None] * C).reshape(-1, 1, *y.shape[-2:])).reshape(C.shape)
+        if self.grid:
+            x = x * (1 + 0.1 * (-1.0) ** torch.arange(C.shape[-1], dtype=x.dtype))
+        return (x, []) if return_all else x
+
+
+@pytest.mark.parametrize("shift", [(0, 1), (1, 0), (1, 1)])
+def test_the_equivariance_loss_sees_a_pixel_grid_and_nothing_else(shift):
+    from emtcs.train import _loss, shift_penalty
+
+    torch.manual_seed(0)
+    y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
+    batch = {"y": y, "C": C, "x": torch.rand(2, 4, 32, 32)}
+    plain, gridded = _Conv(grid=False), _Conv(grid=True)
+    gridded.conv.load_state_dict(plain.conv.state_dict())
+    assert shift_penalty(plain, batch, plain(y, C), shift).item() < 1e-12
+    # (-1)^x changes sign under a move along x only
+    assert (shift_penalty(gridded, batch, gridded(y, C), shift).item() > 1e-4) == (shift[1] == 1)
+    with_penalty = _loss(gridded, batch, equivariance=10.0, shift=(0, 1))
+    assert with_penalty.item() > _loss(gridded, batch).item() > 0
+    with_penalty.backward()
+    assert gridded.conv.weight.grad is not None
+
+
+def test_training_with_the_equivariance_loss(tmp_path):
+    from emtcs.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        arch="gapunet",
+        net={"stages": 2, "width": 4, "gap_iterations": 5},
+        B=[4],
+        steps=3,
+        patch=24,
+        batch=2,
+        scenes=1,
+        scene_frames=8,
+        scene_size=32,
+        val_every=3,
+        val_samples=2,
+        equivariance=5.0,
+    )
+    summary = train(cfg, tmp_path / "eq", device="cpu")
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "eq.log.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert summary["train_config"]["equivariance"] == 5.0
+
+
 def test_temporal_mixing_lets_frames_see_each_other():
     """Without it the U-Net treats each frame alone; with it a change in the first frame
     reaches the last one through the coarse scales."""

@@ -554,6 +554,14 @@ def simulate(
     help="Probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs).",
 )
 @click.option(
+    "--equivariance",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Weight of a loss on how the output changes when the measurement moves by one pixel "
+    "(against a network's own pixel grid showing in its frames).",
+)
+@click.option(
     "--task",
     type=click.Choice(["reconstruct", "denoise"]),
     default="reconstruct",
@@ -605,6 +613,7 @@ def train(
     flicker: float,
     cuts: float,
     jpeg: float,
+    equivariance: float,
     task: str,
     val_every: int,
     init: Path | None,
@@ -668,6 +677,7 @@ def train(
         flicker=flicker,
         cuts=cuts,
         jpeg=jpeg,
+        equivariance=equivariance,
         task=task,
         val_every=val_every,
         init=str(init) if init else None,

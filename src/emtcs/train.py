@@ -95,6 +95,10 @@ class TrainConfig:
     noise_error: float = 0.25
     #: minutes between checkpoints (besides one at every validation)
     checkpoint_minutes: float = 10.0
+    #: weight of a loss on how the output changes when the measurement moves by one pixel:
+    #: networks on a pixel-unshuffled input are not shift-equivariant by construction and
+    #: can imprint their own 2 x 2 grid on the frames (``benchmarks/grid_alias.py``)
+    equivariance: float = 0.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -334,7 +338,19 @@ def lr_factor(step: int, total: int, warmup: float = 0.03, floor: float = 0.05) 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor], task: str = "reconstruct") -> torch.Tensor:
+#: The one-pixel moves of the equivariance loss, one drawn per step.
+SHIFTS = ((0, 1), (1, 0), (1, 1))
+#: Pixels along each border left out of it: the move wraps the measurement around there.
+SHIFT_MARGIN = 8
+
+
+def _loss(
+    net: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    task: str = "reconstruct",
+    equivariance: float = 0.0,
+    shift: tuple[int, int] = SHIFTS[0],
+) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         return F.mse_loss(net.denoise(batch["noisy"], batch["epu"]).float(), batch["x"])  # type: ignore[operator]
     final, extra = run_net(net, batch, return_all=True)
@@ -342,7 +358,24 @@ def _loss(net: torch.nn.Module, batch: dict[str, torch.Tensor], task: str = "rec
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
         loss = loss + 0.5 * sum(F.mse_loss(o.float(), batch["x"]) for o in inter) / len(inter)
+    if equivariance > 0:
+        loss = loss + equivariance * shift_penalty(net, batch, final, shift)
     return loss
+
+
+def shift_penalty(
+    net: torch.nn.Module, batch: dict[str, torch.Tensor], out: torch.Tensor, shift: tuple[int, int]
+) -> torch.Tensor:
+    """Mean squared difference between ``out`` and the network's output for the measurement
+    moved by ``shift`` pixels and moved back, away from the borders.  The moved decode runs
+    without gradients (one more forward pass per step, no backward pass): the penalty pulls
+    ``out`` towards it, and the moves drawn at random make that symmetric."""
+    dims = (-2, -1)
+    moved = {**batch, "y": torch.roll(batch["y"], shift, dims), "C": torch.roll(batch["C"], shift, dims)}
+    with torch.no_grad():
+        back = torch.roll(run_net(net, moved), (-shift[0], -shift[1]), dims)
+    m = SHIFT_MARGIN
+    return F.mse_loss(out[..., m:-m, m:-m].float(), back[..., m:-m, m:-m].float())
 
 
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
@@ -528,7 +561,8 @@ def train(
             clips = np.stack([pool.clip(rng, B, cfg.patch) for _ in range(cfg.batch)])
             batch = {k: v.to(dev) for k, v in make_batch(clips, rng, cfg).items()}
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(net, batch, cfg.task)
+                shift = SHIFTS[int(rng.integers(len(SHIFTS)))] if cfg.equivariance > 0 else SHIFTS[0]
+                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
