@@ -353,27 +353,42 @@ def _loss(
 ) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         return F.mse_loss(net.denoise(batch["noisy"], batch["epu"]).float(), batch["x"])  # type: ignore[operator]
-    final, extra = run_net(net, batch, return_all=True)
+    # a network with a fixed start (GapUNet's GAP-TV) computes it once for both decodes
+    start = net.start(batch["y"], batch["C"], batch["epu"]) if equivariance > 0 and hasattr(net, "start") else None
+    if start is not None:
+        final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], return_all=True)
+    else:
+        final, extra = run_net(net, batch, return_all=True)
     loss = F.mse_loss(final.float(), batch["x"])
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
         loss = loss + 0.5 * sum(F.mse_loss(o.float(), batch["x"]) for o in inter) / len(inter)
     if equivariance > 0:
-        loss = loss + equivariance * shift_penalty(net, batch, final, shift)
+        loss = loss + equivariance * shift_penalty(net, batch, final, shift, start)
     return loss
 
 
 def shift_penalty(
-    net: torch.nn.Module, batch: dict[str, torch.Tensor], out: torch.Tensor, shift: tuple[int, int]
+    net: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    out: torch.Tensor,
+    shift: tuple[int, int],
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared difference between ``out`` and the network's output for the measurement
     moved by ``shift`` pixels and moved back, away from the borders.  The moved decode runs
     without gradients (one more forward pass per step, no backward pass): the penalty pulls
-    ``out`` towards it, and the moves drawn at random make that symmetric."""
+    ``out`` towards it, and the moves drawn at random make that symmetric.  Given the
+    parameter-free ``start`` of ``out``'s decode, the moved decode refines that start, moved,
+    instead of computing its own: only the learned part has to move with the data."""
     dims = (-2, -1)
-    moved = {**batch, "y": torch.roll(batch["y"], shift, dims), "C": torch.roll(batch["C"], shift, dims)}
+    y, C = torch.roll(batch["y"], shift, dims), torch.roll(batch["C"], shift, dims)
     with torch.no_grad():
-        back = torch.roll(run_net(net, moved), (-shift[0], -shift[1]), dims)
+        if start is not None:
+            moved = net.refine(y, C, torch.roll(start, shift, dims), batch["epu"])
+        else:
+            moved = run_net(net, {**batch, "y": y, "C": C})
+    back = torch.roll(moved, (-shift[0], -shift[1]), dims)
     m = SHIFT_MARGIN
     return F.mse_loss(out[..., m:-m, m:-m].float(), back[..., m:-m, m:-m].float())
 
