@@ -89,7 +89,10 @@ def _string(v: Any) -> str | None:
     try:
         if isinstance(v, bytes):
             return v.decode("utf-8")
-        return v if isinstance(v, str) and v.encode("utf-8") else None
+        if isinstance(v, str):
+            v.encode("utf-8")  # raises on lone surrogates; an empty string is still a string
+            return v
+        return None
     except UnicodeError:
         return None
 
