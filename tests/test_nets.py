@@ -27,6 +27,8 @@ TINY = {
     "gapunet": {"arch": "gapunet", "stages": 2, "width": 4, "gap_iterations": 5},
     "gapunet-temporal": {"arch": "gapunet", "stages": 2, "width": 4, "gap_iterations": 5, "temporal": True},
 }
+#: The smallest training run the loop accepts: one scene, one clip per step, one validation sample.
+TINY_RUN = {"B": [3], "patch": 16, "batch": 1, "scenes": 1, "scene_frames": 6, "scene_size": 32, "val_samples": 1}
 
 
 def test_torch_forward_model_matches_numpy():
@@ -119,7 +121,7 @@ def test_init_starts_from_given_weights(tmp_path):
     start = build(TINY["tcsdl"])
     init = tmp_path / "start.safetensors"
     zoo.save_weights(init, start.state_dict(), TINY["tcsdl"])
-    common = {"B": [3], "patch": 16, "batch": 1, "scenes": 1, "scene_frames": 6, "scene_size": 32, "val_samples": 1}
+    common = TINY_RUN
     # lr 0: the weights written after training are exactly the ones it started from
     cfg = TrainConfig(arch="tcsdl", net={"width": 8}, steps=1, lr=0.0, init=str(init), **common)
     summary = train(cfg, tmp_path / "tuned", device="cpu")
@@ -269,18 +271,7 @@ def test_scene_files_feed_training_clips_at_random_zoom(tmp_path):
 def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
     from emtcs.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        arch="gapunet",
-        net={"stages": 1, "width": 4, "gap_iterations": 2},
-        B=[3],
-        steps=1000,
-        patch=16,
-        batch=1,
-        scenes=1,
-        scene_frames=6,
-        scene_size=32,
-        val_samples=1,
-    )
+    cfg = TrainConfig(arch="gapunet", net={"stages": 1, "width": 4, "gap_iterations": 2}, steps=1000, **TINY_RUN)
     summary = train(cfg, tmp_path / "short", device="cpu", threads=1, max_minutes=0.0)
     assert summary["steps"] == 1 and summary["cpu_hours"] > 0
     assert (tmp_path / "short.safetensors").exists() and (tmp_path / "short.ckpt").exists()
@@ -346,20 +337,9 @@ def test_the_equivariance_loss_sees_a_pixel_grid_and_nothing_else(shift):
 def test_training_with_the_equivariance_loss(tmp_path):
     from emtcs.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        arch="gapunet",
-        net={"stages": 2, "width": 4, "gap_iterations": 5},
-        B=[4],
-        steps=3,
-        patch=24,
-        batch=2,
-        scenes=1,
-        scene_frames=8,
-        scene_size=32,
-        val_every=3,
-        val_samples=2,
-        equivariance=5.0,
-    )
+    # clips larger than the penalty's two 8-pixel margins
+    run = {**TINY_RUN, "patch": 24, "val_every": 3}
+    cfg = TrainConfig(arch="gapunet", net=TINY["gapunet"], steps=3, equivariance=5.0, **run)
     summary = train(cfg, tmp_path / "eq", device="cpu")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "eq.log.jsonl").read_text().splitlines()]
     assert len(losses) == 3 and all(np.isfinite(losses))
@@ -398,7 +378,7 @@ def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
         torch.nn.init.normal_(p, std=0.05)
     init = tmp_path / "plain.safetensors"
     zoo.save_weights(init, plain.state_dict(), TINY["gapunet"])
-    common = {"B": [4], "patch": 16, "batch": 1, "scenes": 1, "scene_frames": 6, "scene_size": 32, "val_samples": 1}
+    common = {**TINY_RUN, "B": [4]}
     net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapunet", net=net, steps=1, lr=0.0, init=str(init), **common)
     train(cfg, tmp_path / "grown", device="cpu")
