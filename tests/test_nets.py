@@ -281,6 +281,14 @@ def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
         train(cfg, tmp_path / "short", device="cpu", max_minutes=0.0)
 
 
+def test_clips_larger_than_the_simulated_scenes_are_simulated_larger(tmp_path):
+    from emtcs.train import TrainConfig, train
+
+    cfg = TrainConfig(arch="tcsdl", net={"width": 4}, steps=2, **{**TINY_RUN, "patch": 48})
+    summary = train(cfg, tmp_path / "large", device="cpu", threads=1)
+    assert summary["steps"] == 2
+
+
 def test_gapunet_unet_prints_no_grid_into_its_output():
     # a stride-2 transposed convolution once printed a 4-pixel grid (spectral peaks at 1/4
     # cycles per pixel that the truth lacked); bilinear upsampling must not

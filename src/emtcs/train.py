@@ -73,6 +73,7 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     scenes: int = 48
     scene_frames: int = 64
+    #: side of the simulated scenes (at least the patch)
     scene_size: int = 128
     val_every: int = 250
     val_samples: int = 24
@@ -127,11 +128,12 @@ class ClipPool:
             from .simulate import MovieSimulator, SimulationConfig
 
             rng = np.random.default_rng(seed_offset)
+            size = max(cfg.scene_size, cfg.patch)  # a clip is cut from one scene
             for i in range(scenes):
                 sim = MovieSimulator(
                     SimulationConfig(
                         n_frames=cfg.scene_frames,
-                        shape=(cfg.scene_size, cfg.scene_size),
+                        shape=(size, size),
                         dose=1.0,
                         seed=int(seed_offset + i),
                         drift_speed=float(rng.uniform(0.05, 0.6)),
