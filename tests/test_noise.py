@@ -148,6 +148,22 @@ def test_content_that_leaks_into_the_differences_is_caught_by_the_calmest_pixels
     assert both.line is not None and both.line[0] == both.model.gain
 
 
+def test_a_gain_above_the_noise_within_frames_is_refused():
+    """Liquid-cell moving at 1000 e/px: what the differences leave of the moving particles put
+    the gain 19 % high, past the calm check; the noise within frames (a Laplacian, which the
+    smooth content hardly raises) measures it within 1 %, and the model is refused with a
+    measured sigma to quantise at."""
+    frames = _grid_movie("liquid-cell", 71, gain=0.5, offset=1000.0, read_noise=5.0, dose=1000.0)
+    fit = estimate_noise(frames, saturation=65535)
+    assert fit.model is None and "noise within frames" in fit.reason
+    assert fit.line is not None and fit.line[0] > 1.1 * 0.5
+    assert fit.sigma is not None
+    # the same detector, still: both measures agree and the model stands
+    still = _grid_movie("liquid-cell", 70, gain=0.5, offset=1000.0, read_noise=5.0, dose=1000.0, moving=False)
+    kept = estimate_noise(still, saturation=65535)
+    assert kept.model is not None and kept.model.gain == pytest.approx(0.5, rel=0.1)
+
+
 @pytest.mark.parametrize("gain", [2.0, 20.0])
 def test_read_noise_clipped_at_zero_is_refused_and_counted_zeros_are_not(gain):
     """At 1 e/px, counted zeros (no read noise) are measured; read noise clipped at zero (a

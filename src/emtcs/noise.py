@@ -17,7 +17,9 @@ the line where read noise dominates).  Pixels whose difference is far beyond the
 (a particle appearing, an atom hopping) are dropped and the line refitted; so are pixels
 whose instrument lies near a saturation ceiling.  The line is checked against a fit of the
 calmest quarter of the pixels (where the content slopes and changes least), which replaces
-it where what the differences leave of the content biases it.  Three or two
+it where what the differences leave of the content biases it, and against a line measured
+within frames (a Laplacian's, which texture biases but motion does not): a gain more than
+10 % above that one, where it is clean, is refused.  Three or two
 frames use the second or first difference.  Before that, what a scanned image adds line
 by line (each line's own gain and sideways jitter, to higher order where the lines are seen
 to matter) is fitted out of the differences row by row, and what is left of fast-moving
@@ -97,6 +99,9 @@ MAX_LINE_SHARE = 0.5
 SCANNED_SHARE = 0.03
 #: Side of the blocks in which what is left of moving content is fitted out of the differences.
 BLOCK = 8
+#: The line's gain is refused when it exceeds by more than this share the gain of a line
+#: measured within frames (:func:`_within_frames`), where that line is itself clean.
+WITHIN_TOLERANCE = 0.1
 #: The fit is refused when the gain's relative standard error exceeds this...
 MAX_GAIN_ERROR = 0.05
 #: ...or when the bins' median relative deviation from the line exceeds this.
@@ -255,6 +260,17 @@ def estimate_noise(
             fit.means,
             fit.variances,
         )
+    below = None if saturation is None else saturation - CEILING_SIGMAS * math.sqrt(fit.model.variance(saturation))
+    within = _within_frames(stack, below)
+    if within is not None and fit.model.gain > (1 + WITHIN_TOLERANCE) * within:
+        return _refused(
+            f"the frame differences give {fit.model.gain:.4g} levels/e, the noise within frames "
+            f"{within:.4g}: what the differences leave of the content (motion, scan artefacts) biases them",
+            fit.means,
+            fit.variances,
+            sigma=sigma(),
+            line=fit.line,
+        )
     return fit
 
 
@@ -311,6 +327,57 @@ def _unless_content_leaks(
         reason=f"content change biases the noise's line ({fit.line[0]:.4g} levels/e from all pixels, "
         f"{gain:.4g} from the calmest), and the calmest pixels alone do not measure it: {quiet.reason}",
     )
+
+
+def _within_frames(stack: np.ndarray, below: float | None) -> float | None:
+    """The gain of the noise line measured within frames, where that line is clean; else None.
+    Pixels whose neighbourhood's level (the instrument's) reaches ``below``, near a saturation
+    ceiling, are left out.
+
+    A 3 x 3 Laplacian of one frame leaves 36 times the noise variance plus what the
+    content's texture adds, whatever the content does between frames.  Its square is
+    averaged in bins of an instrument (the pixel's mean over the other half of the frames;
+    each half is measured against the other) against the level its noise comes from (the
+    mean of its nine pixels weighted by the kernel's squares).  Where the content is smooth
+    at the pixel scale the bins lie on the noise line; texture bends the line, and then
+    nothing is claimed."""
+    half = len(stack) // 2
+    first, second = stack[:half], stack[half : 2 * half]
+    h, w = stack.shape[1] - 2, stack.shape[2] - 2
+    level, square, instrument = [], [], []
+    for part, other in ((first, second), (second, first)):
+        # the Laplacian [1, -2, 1] x [1, -2, 1] is separable; the level's weights (its squares
+        # over their sum, 36) too, [1, 4, 1] x [1, 4, 1] / 36, and linear: on the mean frame
+        lap = part[:, :, :-2] + part[:, :, 2:]
+        lap -= 2.0 * part[:, :, 1:-1]
+        lap = lap[:, :-2] + lap[:, 2:] - 2.0 * lap[:, 1:-1]
+        mean = part.mean(axis=0)
+        mix = mean[:, :-2] + mean[:, 2:] + 4.0 * mean[:, 1:-1]
+        mix = (mix[:-2] + mix[2:] + 4.0 * mix[1:-1]) / 36.0
+        z = other.mean(axis=0)
+        ok = np.ones((h, w), dtype=bool)
+        if below is not None:  # by the instrument, as in the fit (see _below_ceiling)
+            for i in range(3):
+                for j in range(3):
+                    ok &= z[i : i + h, j : j + w] < below
+        level.append(mix[ok])
+        square.append(np.einsum("kij,kij->ij", lap, lap)[ok] / (36.0 * len(part)))
+        instrument.append(z[1:-1, 1:-1][ok])
+    m, v, z = (np.concatenate(a) for a in (level, square, instrument))
+    if m.size < 100 * BINS:
+        return None
+    # bins of about equal size from a sample's quantiles: a sixteenth of the sorting
+    label = np.searchsorted(np.quantile(z[::16], np.linspace(0, 1, BINS + 1)[1:-1]), z, side="right")
+    count = np.bincount(label, minlength=BINS)
+    filled = count > 0
+    if filled.sum() < BINS // 2:
+        return None
+    bm = np.bincount(label, weights=m, minlength=BINS)[filled] / count[filled]
+    bv = np.bincount(label, weights=v, minlength=BINS)[filled] / count[filled]
+    gain, c, err = _line(bm, bv, count[filled])
+    misfit = float(np.median(np.abs(bv - (gain * bm + c)) / np.maximum(np.abs(gain * bm + c), 1e-12)))
+    clean = gain > 0 and err / gain <= MAX_GAIN_ERROR and misfit <= MAX_MISFIT
+    return float(gain) if clean else None
 
 
 def _clipped_read_noise(stack: np.ndarray, gain: float) -> bool:
