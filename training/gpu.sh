@@ -28,8 +28,11 @@ for f in "${EMTCS_SHARED:-../shared/data}/abtem-hrtem/hrtem_scenes_0-31.h5" scra
   if [ -e "$f" ]; then val=(--val-scene-file "$f"); break; fi
 done
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
-"$PY" -m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy -B 6,10,20 --steps 100000 --patch 96 --batch 32 \
-  --lr 5e-4 --scenes 48 --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
+# the CPU campaign's current recipe (phase 13: 128 x 128 clips, the equivariance loss), at a
+# GPU's batch; the cosine schedule is planned over 3,000 steps so that it anneals within the
+# lease (--minutes stops it earlier on a slower device)
+"$PY" -m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy -B 6,10,20 --steps 3000 --patch 128 --batch 16 \
+  --lr 2e-4 --equivariance 10 --scenes 48 --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
   "${scenes[@]}" "${val[@]}" "${init[@]}" --quiet --force -o "$OUT/gapunet-gpu" 2>&1 | tee "$OUT/train.out"
 "$PY" - "$OUT" <<'PY'
 import json, sys, time
