@@ -143,7 +143,7 @@ SUMMARY = (
 )
 
 
-def _best(rows: list[dict[str, Any]], title: str) -> dict[str, Any] | None:
+def best_row(rows: list[dict[str, Any]], title: str) -> dict[str, Any] | None:
     """The row titled ``title``; for "JPEG", the better of 8- and 12-bit JPEG."""
     if title.startswith("JPEG") and not title.startswith("JPEG XL"):
         suffix = title[len("JPEG") :]
@@ -160,7 +160,7 @@ def summary(results: list[dict[str, Any]]) -> str:
     for res in results:
         cells = []
         for _, title in SUMMARY:
-            r = _best(res["rows"], title)
+            r = best_row(res["rows"], title)
             cells.append("–" if r is None else f"{float(r['psnr']):.2f}")
         auto = next(
             (

@@ -1,0 +1,151 @@
+"""Read validation-suite JSON files (``benchmarks/validation.py --json``) for the docs and for
+deciding whether new weights ship.
+
+    # does a candidate pass the shipping rule (models/gapunet-w24s2.md)?  per-row changes
+    # of GapUNet and `auto` (select), their means over the rows both files have, invented peaks
+    python benchmarks/suite_report.py compare docs/figures/validation.json candidate.json
+
+    # the table of docs/benchmarks.md (best emtcs decoder or plain codec of each row in bold)
+    python benchmarks/suite_report.py table docs/figures/validation.json
+
+    # the table of the model card (GapUNet beside its rivals, B = 10 / 20 on one line)
+    python benchmarks/suite_report.py card docs/figures/validation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from validation import SUMMARY, best_row
+
+#: The rows of a new decoder's weights that the shipping rule reads.
+LEARNED = ("emtcs / gapunet", "emtcs / select")
+#: Columns of the docs table that can be the row's best (the "+ NLM" columns cannot).
+PLAIN = ("GAP-TV", "TCS-DL", "GapUNet", "select", "JPEG", "JPEG XL")
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return json.loads(Path(path).read_text())["results"]
+
+
+def _psnr(res: dict[str, Any], title: str) -> float | None:
+    row = best_row(res["rows"], title)
+    return None if row is None else float(row["psnr"])
+
+
+def _peaks(res: dict[str, Any], title: str) -> int | None:
+    row = best_row(res["rows"], title)
+    return None if row is None else int(row["invented_peaks"])
+
+
+def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+    """Per movie and B, the learned rows' PSNR and invented peaks before and after; then the
+    mean change and the peaks summed over the rows both runs have."""
+    before = {(r["movie"], r["B"]): r for r in old}
+    lines = []
+    for title in LEARNED:
+        changes, peaks_old, peaks_new = [], 0, 0
+        for res in new:
+            prev = before.get((res["movie"], res["B"]))
+            a, b = (None, None) if prev is None else (_psnr(prev, title), _psnr(res, title))
+            if a is None or b is None:
+                continue
+            pa, pb = _peaks(prev, title), _peaks(res, title)
+            changes.append(b - a)
+            peaks_old, peaks_new = peaks_old + pa, peaks_new + pb
+            lines.append(
+                f"{res['movie'][:44]:44s} B={res['B']:<3d}{title:17s}{a:7.2f} -> {b:6.2f} ({b - a:+.2f})  "
+                f"invented peaks {pa} -> {pb}"
+            )
+        if changes:
+            lines.append(
+                f"{title}: mean {sum(changes) / len(changes):+.3f} dB over {len(changes)} rows, "
+                f"worst {min(changes):+.2f} dB; invented peaks {peaks_old} -> {peaks_new}"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _short(movie: str, card: bool) -> str:
+    seed = re.match(r"HRTEM sim \(abTEM seed (\d+)\), (.*)", movie)
+    if seed:
+        return f"abTEM seed {seed[1]}, {seed[2]}" if card else f"HRTEM sim, seed {seed[1]}, {seed[2]}"
+    if "README demo" in movie:
+        demo = "README demo (`emtcs simulate`), 100 e/px"
+        return demo if card else f"HRTEM sim, {demo}"
+    short = movie.replace("in-situ TEM, nanoporous gold (real)", "nanoporous gold (real)")
+    return short.replace("liquid-cell TEM (real)", "liquid-cell (real)") if card else short
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """docs/benchmarks.md's table: bytes, the main rows' PSNR, JPEG XL's best within the budget."""
+    names = [name for name, _ in SUMMARY]
+    head = "| movie | B | bytes | " + " | ".join(n.replace("select", "auto (select)") for n in names)
+    lines = [head + " | JPEG XL, best ≤ bytes |", "|" + "---|" * (len(names) + 4)]
+    for res in results:
+        values = {name: _psnr(res, title) for name, title in SUMMARY}
+        candidates = {n: v for n, v in values.items() if n in PLAIN and v is not None}
+        # `select` wins a tie with the decoder it chose
+        best = max(candidates, key=lambda n: (candidates[n], n == "select"), default=None)
+        cells = []
+        for name in names:
+            v = values[name]
+            text = "–" if v is None else f"{v:.2f}"
+            cells.append(f"**{text}**" if name == best else text)
+        within = (res.get("jpegxl_within_budget") or {}).get("best")
+        cells.append("–" if within is None else f"{within['psnr']:.2f} ({within['share']:g}×)")
+        lines.append(f"| {_short(res['movie'], False)} | {res['B']} | {res['budget']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def card(results: list[dict[str, Any]]) -> str:
+    """The model card's table: one line per movie, its group sizes side by side."""
+    columns = (
+        ("GapUNet", ("emtcs / gapunet",)),
+        ("`auto` (select)", ("emtcs / select",)),
+        ("GAP-TV", ("emtcs / gaptv",)),
+        ("TCS-DL (guarded)", ("emtcs / tcsdl",)),
+        ("best of JPEG, JPEG XL", ("JPEG", "JPEG XL")),
+        ("best plain codec + NLM", ("JPEG + nlm", "JPEG XL + nlm")),
+    )
+    movies: dict[str, list[dict[str, Any]]] = {}
+    for res in results:
+        movies.setdefault(_short(res["movie"], True), []).append(res)
+    head = "| movie | B | " + " | ".join(name for name, _ in columns) + " | invented peaks GapUNet, auto |"
+    lines = [head, "|" + "---|" * (len(columns) + 3)]
+
+    def best(res: dict[str, Any], titles: tuple[str, ...]) -> str:
+        found = [v for v in (_psnr(res, t) for t in titles) if v is not None]
+        return f"{max(found):.2f}" if found else "–"
+
+    def peaks(res: dict[str, Any]) -> str:
+        return ", ".join("–" if p is None else str(p) for p in (_peaks(res, t) for t in LEARNED))
+
+    for name, group in movies.items():
+        cells = [" / ".join(best(res, titles) for res in group) for _, titles in columns]
+        sizes = " / ".join(str(res["B"]) for res in group)
+        lines.append(f"| {name} | {sizes} | " + " | ".join(cells) + f" | {' / '.join(peaks(r) for r in group)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    cmp = sub.add_parser("compare", help="the learned rows of two runs, row by row")
+    cmp.add_argument("old", type=Path)
+    cmp.add_argument("new", type=Path)
+    for name in ("table", "card"):
+        sub.add_parser(name, help=f"the {name} of docs").add_argument("json", type=Path)
+    a = ap.parse_args()
+    if a.what == "compare":
+        print(compare(load(a.old), load(a.new)))
+    else:
+        print((table if a.what == "table" else card)(load(a.json)))
+
+
+if __name__ == "__main__":
+    main()
