@@ -122,6 +122,12 @@ def test_pixels_near_a_saturation_ceiling_are_left_out_by_their_level():
     fit = estimate_noise(frames, saturation=65535)
     assert fit.model is not None, fit.reason
     assert fit.model.gain == pytest.approx(2.0, rel=0.1)
+    # and the check within frames: its first version, which left pixels out by their own
+    # readings, gave 18.3 levels/e here (the differences 20.4) and refused the model
+    frames = _grid_movie("bright-field", 157, gain=20.0, offset=0.0, read_noise=2.0, dose=100.0)
+    fit = estimate_noise(frames, saturation=65535)
+    assert fit.model is not None, fit.reason
+    assert fit.model.gain == pytest.approx(20.0, rel=0.1)
 
 
 def test_a_scanned_image_has_its_line_jitter_fitted_to_higher_order():
