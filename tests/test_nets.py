@@ -281,11 +281,12 @@ def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
         train(cfg, tmp_path / "short", device="cpu", max_minutes=0.0)
 
 
-def test_clips_larger_than_the_simulated_scenes_are_simulated_larger(tmp_path):
-    from emtcs.train import TrainConfig, train
+def test_simulated_scenes_leave_room_to_place_the_clips(tmp_path):
+    from emtcs.train import ClipPool, TrainConfig, train
 
     cfg = TrainConfig(arch="tcsdl", net={"width": 4}, steps=2, **{**TINY_RUN, "patch": 48})
-    summary = train(cfg, tmp_path / "large", device="cpu", threads=1)
+    assert {m.shape[1:] for m in ClipPool(cfg, seed_offset=0, scenes=1).movies} == {(96, 96)}
+    summary = train(cfg, tmp_path / "large", device="cpu", threads=1)  # clips larger than scene_size
     assert summary["steps"] == 2
 
 

@@ -73,7 +73,7 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     scenes: int = 48
     scene_frames: int = 64
-    #: side of the simulated scenes (at least the patch)
+    #: side of the simulated scenes (at least twice the patch)
     scene_size: int = 128
     val_every: int = 250
     val_samples: int = 24
@@ -128,7 +128,9 @@ class ClipPool:
             from .simulate import MovieSimulator, SimulationConfig
 
             rng = np.random.default_rng(seed_offset)
-            size = max(cfg.scene_size, cfg.patch)  # a clip is cut from one scene
+            # clips are cut from one scene: at twice the patch there is room to place them
+            # (a scene of the patch's size would give the same whole scene every time)
+            size = max(cfg.scene_size, 2 * cfg.patch)
             for i in range(scenes):
                 sim = MovieSimulator(
                     SimulationConfig(
