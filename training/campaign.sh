@@ -17,7 +17,8 @@
 # starts from the shipped weights (width 24; other widths start from scratch).
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
-# $EMTCS_RUN.* when that is set).
+# $EMTCS_RUN.* when that is set).  `python training/candidate.py RUN` then measures a run's
+# weights against the shipped ones (the model card's rule).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-20000}

@@ -1,0 +1,80 @@
+"""Turn a training run's weights into a candidate for shipping and measure it the way the
+model card's rule asks (models/gapunet-w24s2.md: better on average over the validation
+suite's rows, no row much worse).
+
+    python training/candidate.py runs/gapunet-p160              # its best validation checkpoint
+    python training/candidate.py runs/gapunet-p160 --last       # where it stopped (RUN.ckpt)
+    python training/candidate.py runs/gapunet-p160 --write-only # only the weights file
+
+Writes ``scratch/candidates/RUN_NAME-stepN/gapunet-w24s2.safetensors`` (the run's network with
+the shipped file's decode settings, e.g. its projection bound ``kappa``), then, in that
+folder: ``grid-alias.json`` (``benchmarks/grid_alias.py``: the network's own pixel grid in
+a lattice) and ``validation.json`` (``benchmarks/validation.py --decoders gapunet,auto``, the
+default coding), and prints ``benchmarks/suite_report.py compare`` against the shipped
+weights' suite run (``docs/figures/validation.json``).  About 15 minutes of one core with
+``../shared``; shipping then reruns both suite runs whole (see the model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from emtcs import zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "gapunet-w24s2.safetensors"
+
+
+def write_candidate(run: Path, last: bool) -> Path:
+    """The run's best (or last) weights as a models folder of their own; returns the folder."""
+    info, best = zoo.load_weights(run.with_suffix(".safetensors"))
+    state, steps = best, int(info["training"]["steps"])
+    if last:
+        checkpoint = torch.load(run.with_suffix(".ckpt"), map_location="cpu", weights_only=True)
+        state, steps = checkpoint["model"], int(checkpoint["step"])
+    shipped, _ = zoo.load_weights(SHIPPED)
+    if info["config"]["arch"] != shipped["config"]["arch"]:
+        raise SystemExit(f"{run}: a {info['config']['arch']} run, not {shipped['config']['arch']}")
+    config = dict(info["config"])
+    if "kappa" in shipped["config"]:  # the network is the run's, its projection bound the shipped one's
+        config["kappa"] = shipped["config"]["kappa"]
+    folder = ROOT / "scratch" / "candidates" / f"{run.name}-step{steps}"
+    folder.mkdir(parents=True, exist_ok=True)
+    training = {**info["training"], "steps": steps}
+    zoo.save_weights(folder / SHIPPED.name, state, config, serves=info["serves"], training=training)
+    return folder
+
+
+def measure(folder: Path) -> None:
+    """Grid alias, the suite's learned rows, and the comparison with the shipped weights."""
+    env = {**os.environ, "EMTCS_MODELS": str(folder), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    bench, shipped_suite = ROOT / "benchmarks", ROOT / "docs" / "figures" / "validation.json"
+    steps = [
+        [bench / "grid_alias.py", "--decoders", "gapunet", "--json", folder / "grid-alias.json"],
+        [bench / "validation.py", "--decoders", "gapunet,auto", "--json", folder / "validation.json"],
+        [bench / "suite_report.py", "compare", shipped_suite, folder / "validation.json"],
+    ]
+    for args in steps:
+        subprocess.run([sys.executable, *map(str, args)], env=env, cwd=ROOT, check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="the run's stem (RUN.safetensors, RUN.ckpt)")
+    ap.add_argument("--last", action="store_true", help="the checkpoint where the run stopped, not its best")
+    ap.add_argument("--write-only", action="store_true", help="write the weights, measure nothing")
+    a = ap.parse_args()
+    folder = write_candidate(a.run, a.last)
+    print(f"candidate: {folder}", flush=True)
+    if not a.write_only:
+        measure(folder)
+
+
+if __name__ == "__main__":
+    main()
