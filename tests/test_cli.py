@@ -144,6 +144,11 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--guard", "-1"), "--guard must be a ratio >= 0")
     _assert_one_line_error(_cli("decompress", src), "not a .tcs file")
     assert not (tmp_path / "o.png").exists()
+    _assert_one_line_error(_cli("compress", src, "-B", "x"), "'x' is not a valid integer")
+    _assert_one_line_error(_cli("train"), "Missing option '-o'")
+    for option, value in (("--patch", "0"), ("--steps", "0"), ("--cuts", "1.5"), ("--lr", "-1")):
+        _assert_one_line_error(_cli("train", option, value, "-o", tmp_path / "run"), f"Invalid value for '{option}'")
+    assert not list(tmp_path.glob("run*"))
 
 
 def test_rgb_and_4d_inputs_are_refused(tmp_path):

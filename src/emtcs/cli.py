@@ -35,7 +35,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 class _Group(click.Group):
-    """Turns library errors, Ctrl-C and SIGTERM into one line and an exit status."""
+    """Turns bad options, library errors, Ctrl-C and SIGTERM into one line and an exit status."""
 
     def invoke(self, ctx: click.Context) -> Any:
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -43,6 +43,8 @@ class _Group(click.Group):
         signal.signal(signal.SIGINT, _raise_interrupt)
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a bad option value, as one line too
+            _fail(exc.format_message(), exc.exit_code)
         except EmtcsError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
@@ -518,10 +520,14 @@ def simulate(
     show_default=True,
     help="Imaging modes of the simulated movies, comma-separated (hrtem, bright-field, liquid-cell, stem).",
 )
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
-@click.option("--width", type=int, help="Channels of the network  [default: 32; gapunet: 24]")
-@click.option("--stages", type=int, help="gapnet, gapunet: number of unfolded stages  [default: 5; gapunet: 2]")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--patch", type=click.IntRange(min=16), default=64, show_default=True, help="Training crop size in pixels."
+)
+@click.option("--width", type=click.IntRange(min=1), help="Channels of the network  [default: 32; gapunet: 24]")
+@click.option(
+    "--stages", type=click.IntRange(min=1), help="gapnet, gapunet: number of unfolded stages  [default: 5; gapunet: 2]"
+)
 @click.option(
     "--temporal",
     is_flag=True,
@@ -534,17 +540,31 @@ def simulate(
     show_default=True,
     help="gapunet: start from the GAP-TV that stops accelerating at the measured noise.",
 )
-@click.option("--batch", type=int, default=4, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--scenes", type=int, default=48, show_default=True, help="Simulated scenes in the training pool.")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0), default=1e-3, show_default=True)
 @click.option(
-    "--motion", type=float, default=0.4, show_default=True, help="Drift of --data crops, pixels per frame (std)."
+    "--scenes", type=click.IntRange(min=0), default=48, show_default=True, help="Simulated scenes in the training pool."
 )
 @click.option(
-    "--flicker", type=float, default=0.0, show_default=True, help="Per-frame intensity changes (std of log gain)."
+    "--motion",
+    type=click.FloatRange(min=0),
+    default=0.4,
+    show_default=True,
+    help="Drift of --data crops, pixels per frame (std).",
 )
 @click.option(
-    "--cuts", type=float, default=0.0, show_default=True, help="Probability that a clip cuts to another scene."
+    "--flicker",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Per-frame intensity changes (std of log gain).",
+)
+@click.option(
+    "--cuts",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Probability that a clip cuts to another scene.",
 )
 @click.option(
     "--jpeg",
@@ -568,20 +588,22 @@ def simulate(
     show_default=True,
     help="denoise: pretrain the network's denoiser on noisy frames (gapunet), then --init a reconstruct run.",
 )
-@click.option("--val-every", type=int, default=250, show_default=True)
+@click.option("--val-every", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option(
     "--init",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Weights (.safetensors) to start from (fine-tuning); architecture and width must match.",
 )
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
-@click.option("--threads", type=int, help="CPU threads for training (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for training (default: all cores).")
 @click.option(
     "--bf16/--no-bf16",
     default=None,
     help="bfloat16 autocast (default: on CUDA only; measure on your CPU before turning it on).",
 )
-@click.option("--minutes", type=float, help="Stop after this many minutes of training (validates and saves).")
+@click.option(
+    "--minutes", type=click.FloatRange(min=0), help="Stop after this many minutes of training (validates and saves)."
+)
 @device_option("Where to train (auto: CUDA when PyTorch sees a GPU).")
 @click.option(
     "-o",
