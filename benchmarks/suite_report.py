@@ -10,6 +10,9 @@ deciding whether new weights ship.
 
     # the table of the model card (GapUNet beside its rivals, B = 10 / 20 on one line)
     python benchmarks/suite_report.py card docs/figures/validation.json
+
+``benchmarks/validation.py --table`` writes ``table`` and ``markdown`` (every row of every
+movie) to ``docs/figures/validation.md``.
 """
 
 from __future__ import annotations
@@ -20,12 +23,54 @@ import re
 from pathlib import Path
 from typing import Any
 
-from validation import SUMMARY, best_row
-
 #: The rows of a new decoder's weights that the shipping rule reads.
 LEARNED = ("emtcs / gapunet", "emtcs / select")
 #: Columns of the docs table that can be the row's best (the "+ NLM" columns cannot).
 PLAIN = ("GAP-TV", "TCS-DL", "GapUNet", "select", "JPEG", "JPEG XL")
+#: The docs table's columns: (heading, the suite row it shows).
+SUMMARY = (
+    ("GAP-TV", "emtcs / gaptv"),
+    ("TCS-DL", "emtcs / tcsdl"),
+    ("GapUNet", "emtcs / gapunet"),
+    ("select", "emtcs / select"),
+    ("JPEG", "JPEG"),
+    ("JPEG + NLM", "JPEG + nlm"),
+    ("JPEG XL", "JPEG XL"),
+    ("JPEG XL + NLM", "JPEG XL + nlm"),
+)
+
+
+def best_row(rows: list[dict[str, Any]], title: str) -> dict[str, Any] | None:
+    """The row titled ``title``; for "JPEG", the better of 8- and 12-bit JPEG."""
+    if title.startswith("JPEG") and not title.startswith("JPEG XL"):
+        suffix = title[len("JPEG") :]
+        found = [r for r in rows if r["row"] in (f"JPEG (8-bit){suffix}", f"JPEG (12-bit){suffix}")]
+    else:
+        found = [r for r in rows if r["row"] == title]
+    return max(found, key=lambda r: float(r["psnr"]), default=None)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One table per movie and B."""
+    lines = []
+    for res in results:
+        lines += [
+            f"### {res['movie']}, B = {res['B']}",
+            "",
+            f"Reference: {res['reference']}.  Every codec at the bytes of the `.tcs` file ({res['budget']:,} bytes).",
+            "",
+            "| row | PSNR (dB) | SSIM | FRC (px) | invented peaks |",
+            "|---|---|---|---|---|",
+        ]
+        for r in res["rows"]:
+            psnr = "inf" if r["psnr"] in ("inf", float("inf")) else f"{float(r['psnr']):.2f}"
+            lines.append(f"| {r['row']} | {psnr} | {r['ssim']:.3f} | {r['frc_px']:.1f} | {r['invented_peaks']} |")
+        within = res.get("jpegxl_within_budget")
+        if within and within["points"]:
+            points = ", ".join(f"{p['share']:g}× {p['psnr']:.2f} dB" for p in within["points"])
+            lines += ["", f"JPEG XL at shares of the budget: {points}."]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def load(path: Path) -> list[dict[str, Any]]:

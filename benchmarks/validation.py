@@ -46,6 +46,7 @@ from emtcs.bench.plot import frame_grid
 from emtcs.bench.run import BenchConfig, environment, load_movie, run_bench
 from emtcs.decoders import available_decoders, is_learned
 from emtcs.simulate import simulate
+from suite_report import markdown, table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCENES = (3, 17)
@@ -129,74 +130,6 @@ def table_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-SUMMARY = (
-    ("GAP-TV", "emtcs / gaptv"),
-    ("TCS-DL", "emtcs / tcsdl"),
-    ("GapUNet", "emtcs / gapunet"),
-    ("select", "emtcs / select"),
-    ("JPEG", "JPEG"),
-    ("JPEG + NLM", "JPEG + nlm"),
-    ("JPEG XL", "JPEG XL"),
-    ("JPEG XL + NLM", "JPEG XL + nlm"),
-)
-
-
-def best_row(rows: list[dict[str, Any]], title: str) -> dict[str, Any] | None:
-    """The row titled ``title``; for "JPEG", the better of 8- and 12-bit JPEG."""
-    if title.startswith("JPEG") and not title.startswith("JPEG XL"):
-        suffix = title[len("JPEG") :]
-        found = [r for r in rows if r["row"] in (f"JPEG (8-bit){suffix}", f"JPEG (12-bit){suffix}")]
-    else:
-        found = [r for r in rows if r["row"] == title]
-    return max(found, key=lambda r: float(r["psnr"]), default=None)
-
-
-def summary(results: list[dict[str, Any]]) -> str:
-    """PSNR of the main rows for every movie and B, and what `auto` was (its row's note)."""
-    head = "| movie | B | " + " | ".join(name for name, _ in SUMMARY) + " | JPEG XL, best ≤ bytes | auto is |"
-    lines = [head, "|" + "---|" * (len(SUMMARY) + 4)]
-    for res in results:
-        cells = []
-        for _, title in SUMMARY:
-            r = best_row(res["rows"], title)
-            cells.append("–" if r is None else f"{float(r['psnr']):.2f}")
-        auto = next(
-            (
-                r["row"].removeprefix("emtcs / ")
-                for r in res["rows"]
-                if "also auto" in (r["note"] or "") or (r["note"] or "").startswith("auto ->")
-            ),
-            "?",
-        )
-        within = (res.get("jpegxl_within_budget") or {}).get("best")
-        cells.append("–" if within is None else f"{within['psnr']:.2f} ({within['share']:g}×)")
-        lines.append(f"| {res['movie']} | {res['B']} | " + " | ".join(cells) + f" | {auto} |")
-    return "\n".join(lines)
-
-
-def markdown(results: list[dict[str, Any]]) -> str:
-    """One table per movie and B."""
-    lines = []
-    for res in results:
-        lines += [
-            f"### {res['movie']}, B = {res['B']}",
-            "",
-            f"Reference: {res['reference']}.  Every codec at the bytes of the `.tcs` file ({res['budget']:,} bytes).",
-            "",
-            "| row | PSNR (dB) | SSIM | FRC (px) | invented peaks |",
-            "|---|---|---|---|---|",
-        ]
-        for r in res["rows"]:
-            psnr = "inf" if r["psnr"] in ("inf", float("inf")) else f"{float(r['psnr']):.2f}"
-            lines.append(f"| {r['row']} | {psnr} | {r['ssim']:.3f} | {r['frc_px']:.1f} | {r['invented_peaks']} |")
-        within = res.get("jpegxl_within_budget")
-        if within and within["points"]:
-            points = ", ".join(f"{p['share']:g}× {p['psnr']:.2f} dB" for p in within["points"])
-            lines += ["", f"JPEG XL at shares of the budget: {points}."]
-        lines.append("")
-    return "\n".join(lines)
 
 
 #: Shares of the budget at which JPEG XL is also run for :func:`best_within`.
@@ -330,7 +263,7 @@ def main() -> None:
             if a.json:  # after every movie, so a long run interrupted keeps what it measured
                 a.json.write_text(json.dumps(doc, indent=1, default=str))
     if a.table:
-        a.table.write_text(summary(results) + "\n\n" + markdown(results))
+        a.table.write_text(table(results) + "\n\n" + markdown(results))
     if a.figure:
         frame_grid(figure, a.figure, force=True)
 
