@@ -253,6 +253,7 @@ def _global_heaps_parse(data: bytes) -> bool:
 #: taller than a 256-row chunk.
 BASES = {
     "u16": ((7, 9, 11), np.uint16, 3, 0.0),
+    "u16-heap": ((7, 9, 11), np.uint16, 3, 0.0),  # strings variable-length, as before December 2026
     "u8-quantised": ((5, 270, 6), np.uint8, 2, 1.0),
     "f32": ((6, 10, 8), np.float32, 3, 0.0),
     "i16": ((4, 5, 7), np.int16, 2, 0.0),
@@ -284,6 +285,8 @@ class Base:
         tifffile.imwrite(self.movie, frames, photometric="minisblack", metadata={"axes": "TYX"})
         self.path = folder / f"{name}.tcs"
         emtcs.compress(self.movie, self.path, B=B, seed=1234, quantise=quantise, gain=1.0)
+        if name.endswith("-heap"):
+            _variable_length_strings(self.path)
         self.data = self.path.read_bytes()
         self.spec = spec_header(self.path)
         assert self.spec is not None, f"{name}: emtcs wrote a file the specification rejects"
@@ -299,6 +302,17 @@ class Base:
             emtcs.decompress(self.path, out, decoder="gaptv")
             self._cli = tifffile.imread(out)
         return self._cli
+
+
+def _variable_length_strings(path: Path) -> None:
+    """Rewrite a file's string attributes as variable-length strings (formats/tcs.md §1), whose
+    bytes HDF5 keeps in a global heap."""
+    with h5py.File(path, "r+") as f:
+        for name in list(f.attrs):
+            value = f.attrs[name]
+            if isinstance(value, bytes):
+                del f.attrs[name]
+                f.attrs[name] = value.decode("utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -556,7 +570,7 @@ def test_damaged_files_are_refused_or_decode_identically(bases, data):
 
 def test_known_damage_is_refused_with_one_line(bases, tmp_path):
     """Hand-picked damage that emtcs used to turn into tracebacks, wrong frames or a hang."""
-    u16 = bases["u16"]
+    u16, heap = bases["u16"], bases["u16-heap"]
     cases = [
         [("setattr", "/", "metadata", "[]")],
         [("setattr", "/", "metadata", '{"pixel_size": [0, 0], "pixel_unit": "nm"}')],
@@ -576,14 +590,14 @@ def test_known_damage_is_refused_with_one_line(bases, tmp_path):
         [("setattr", "/", "software", np.bytes_(b"\x80"))],  # `emtcs info` failed to print it
         [("setattr", "/", "metadata", '{"title": "\\ud800"}')],
     ]
-    # a 1-byte change in the size of a string in the global heap: for some of them HDF5
-    # looped forever reading the attribute
-    for offset in _global_heap_objects(u16.data):
-        cases.append([("flip", offset + 9, 1)])
+    # a 1-byte change in the size of a string in the global heap (of an older file): for
+    # some of them HDF5 looped forever reading the attribute
+    cases = [(u16, edits) for edits in cases]
+    cases += [(heap, [("flip", offset + 9, 1)]) for offset in _global_heap_objects(heap.data)]
     assert len(cases) > 20
-    for edits in cases:
+    for base, edits in cases:
         with scratch() as folder:
-            assert check_damaged(u16, edits, folder).startswith("refused"), edits
+            assert check_damaged(base, edits, folder).startswith("refused"), edits
             info = CliRunner().invoke(main, ["info", str(folder / "damaged.tcs")])
             assert info.exit_code == 1 and isinstance(info.exception, SystemExit), (edits, info.exception)
             assert info.output.startswith("emtcs: error: ") and info.output.count("\n") == 1, info.output
@@ -609,7 +623,11 @@ def test_strings_like_a_heap_signature_are_no_damage(tmp_path):
     movie = tmp_path / "GCOL\x01GCOL.tif"
     tifffile.imwrite(movie, random_movie((4, 6, 5), np.uint8, 3), photometric="minisblack", metadata={"axes": "TYX"})
     emtcs.compress(movie, tmp_path / "m.tcs", B=2)
-    with emtcs.open(tmp_path / "m.tcs") as r:
+    with emtcs.open(tmp_path / "m.tcs") as r:  # the name in the root's header
+        assert r.header.source_name == movie.name
+        r.measurement(1)
+    _variable_length_strings(tmp_path / "m.tcs")
+    with emtcs.open(tmp_path / "m.tcs") as r:  # the name in a global heap
         assert r.header.source_name == movie.name
         r.measurement(1)
 

@@ -49,11 +49,11 @@ def test_stored_values_follow_the_spec(tmp_path, counts_movie, step, gain):
     m = masks(9, 5, frames.shape[1:])
     with h5py.File(out, "r") as f:
         a = f.attrs
-        assert list(a["format_version"]) == [4, 0] and a["measurement_prediction"] == "rows-v1"
-        assert a["measurement_coding"] == "anscombe-v1"
+        assert list(a["format_version"]) == [4, 0] and a["measurement_prediction"] == b"rows-v1"
+        assert a["measurement_coding"] == b"anscombe-v1"  # fixed-length UTF-8 strings (tcs.md §1)
         assert a["quant_step"] == step and a["quant_gain"] == gain
         stored = f["measurements"][:]
-        assert np.dtype(a["measurement_dtype"]) == stored.dtype == np.uint16  # q of 5 * 65535 fits
+        assert np.dtype(a["measurement_dtype"].decode()) == stored.dtype == np.uint16  # q of 5 * 65535 fits
     for g, start in enumerate(range(0, 12, 5)):
         group = m[: len(frames[start : start + 5])]
         y = encode(frames[start : start + 5], group)

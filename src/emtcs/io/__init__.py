@@ -93,7 +93,7 @@ def _hdf5_format(path: Path) -> str:
 
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") == "emtcs.tcs":
+            if f.attrs.get("format") in ("emtcs.tcs", b"emtcs.tcs"):  # variable- or fixed-length (tcs.md §1)
                 raise InputError(f"{path} is a .tcs file already (emtcs decompress reads it)")
             if "Version" in f and isinstance(f["Version"], h5py.Dataset):
                 try:
