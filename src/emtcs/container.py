@@ -304,7 +304,9 @@ class TcsWriter:
             _set_text(f.attrs, "measurement_prediction", hd.measurement_prediction)
         if hd.cuts is not None:
             f.attrs["cuts"] = np.array(hd.cuts, dtype=np.int64)
-        f.attrs["complete"] = True  # the file is renamed into place only after close()
+        # before group_starts: an attribute added after the last dataset took another 2 KB of
+        # header (measured); safe, as the file is renamed into place only after close()
+        f.attrs["complete"] = True
         if version[0] >= 3:
             f.create_dataset(_STARTS, data=np.array(hd.starts, dtype=np.int64))
         return hd
@@ -470,7 +472,7 @@ class TcsReader:
     def _check_storage(self) -> None:
         """Check what HDF5 reads without a checksum in a file written as emtcs writes it
         (``libver`` 1.8: version-1 B-tree chunk index; in files from before December 2026 a
-        global heap holds the string attributes)
+        global heap holds the string attributes).
 
         * The chunk index must list every chunk of the measurements exactly once, filtered
           data at disjoint places inside the file; a damaged index could otherwise hand
