@@ -85,6 +85,9 @@ def test_save_load_gives_identical_output(tmp_path):
 
 
 def test_tiny_model_trains_and_loss_falls(tmp_path):
+    from dataclasses import replace
+
+    from emtcs.errors import InputError
     from emtcs.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -111,6 +114,10 @@ def test_tiny_model_trains_and_loss_falls(tmp_path):
     cfg.steps = 44
     again = train(cfg, tmp_path / "tiny", resume=tmp_path / "tiny.ckpt", device="cpu", force=True)
     assert again["steps"] == 44
+    with pytest.raises(InputError, match="same --val-doses"):  # another validation: another best
+        train(
+            replace(cfg, val_doses=[20.0]), tmp_path / "tiny", resume=tmp_path / "tiny.ckpt", device="cpu", force=True
+        )
 
 
 def test_init_starts_from_given_weights(tmp_path):
@@ -467,6 +474,18 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     clips = np.stack([pool.clip(rng, 4, 16) for _ in range(3)])
     batch = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}))
     assert batch["noisy"].shape == (3, 4, 16, 16) and torch.isfinite(batch["y"]).all()
+
+
+def test_validation_at_fixed_doses():
+    """--val-doses: each dose with every B in turn, the clips otherwise the same draw."""
+    from emtcs.train import TrainConfig, validation_set
+
+    cfg = TrainConfig(B=[4, 6], patch=16, scenes=1, scene_frames=8, scene_size=32, val_doses=[20.0, 200.0])
+    val = validation_set(cfg, 6)
+    assert [float(s["dose"][0]) for s in val] == pytest.approx([20, 20, 200, 200, 20, 20])
+    assert [s["C"].shape[1] for s in val] == [4, 6, 4, 6, 4, 6]
+    drawn = validation_set(TrainConfig(**{**cfg.__dict__, "val_doses": []}), 6)
+    assert len({round(float(s["dose"][0]), 3) for s in drawn}) == 6  # log-uniform over 1-1,000
 
 
 def test_moving_crops_stay_positive_over_long_clips():

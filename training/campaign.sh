@@ -16,6 +16,9 @@
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
 # starts from the shipped weights (width 24; other widths start from scratch).
 #
+# Validation clips are at the suite's doses, 20 and 200 e/px (since session 15; a run started
+# before validated at drawn doses: resume it with EMTCS_VAL_DOSES= training/campaign.sh ...).
+#
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
 # $EMTCS_RUN.* when that is set).  `python training/candidate.py RUN` then measures a run's
 # weights against the shipped ones (the model card's rule).
@@ -48,6 +51,6 @@ fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
-  --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 \
+  --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses "${EMTCS_VAL_DOSES-20,200}" \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
   "${resume[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

@@ -32,7 +32,7 @@ done
 # GPU's batch; the cosine schedule is planned over 3,000 steps so that it anneals within the
 # lease (--minutes stops it earlier on a slower device)
 "$PY" -m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy -B 6,10,20 --steps 3000 --patch 128 --batch 16 \
-  --lr 2e-4 --equivariance 10 --scenes 48 --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 200 --device cuda --bf16 --minutes "$MINUTES" \
+  --lr 2e-4 --equivariance 10 --scenes 48 --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 200 --val-doses 20,200 --device cuda --bf16 --minutes "$MINUTES" \
   "${scenes[@]}" "${val[@]}" "${init[@]}" --quiet --force -o "$OUT/gapunet-gpu" 2>&1 | tee "$OUT/train.out"
 "$PY" - "$OUT" <<'PY'
 import json, sys, time

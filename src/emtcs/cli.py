@@ -7,6 +7,7 @@ line on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -590,6 +591,12 @@ def simulate(
 )
 @click.option("--val-every", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option(
+    "--val-doses",
+    default="",
+    help="Doses (e/px, comma-separated) the validation clips take in turn, e.g. 20,200 as the validation "
+    "suite; default: drawn like the training's, log-uniform over 1-1,000.",
+)
+@click.option(
     "--init",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Weights (.safetensors) to start from (fine-tuning); architecture and width must match.",
@@ -638,6 +645,7 @@ def train(
     equivariance: float,
     task: str,
     val_every: int,
+    val_doses: str,
     init: Path | None,
     resume: Path | None,
     threads: int | None,
@@ -667,6 +675,12 @@ def train(
         raise InputError(f"-B takes comma-separated integers, got {B!r}") from None
     if min(Bs) < 2:
         raise InputError("B must be at least 2")
+    try:
+        doses = [float(d) for d in val_doses.split(",") if d.strip()]
+    except ValueError:
+        raise InputError(f"--val-doses takes comma-separated numbers, got {val_doses!r}") from None
+    if any(not (math.isfinite(d) and d > 0) for d in doses):
+        raise InputError(f"--val-doses must be positive doses in e/px, got {val_doses!r}")
     from .simulate import MODES
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
@@ -702,6 +716,7 @@ def train(
         equivariance=equivariance,
         task=task,
         val_every=val_every,
+        val_doses=doses,
         init=str(init) if init else None,
     )
     console = stderr_console()
