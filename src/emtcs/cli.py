@@ -20,7 +20,7 @@ import click
 
 from . import codec
 from ._version import __version__
-from .cli_options import device_option, quantise_options, quantise_settings
+from .cli_options import device_option, numbers, quantise_options, quantise_settings
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
@@ -675,12 +675,10 @@ def train(
         raise InputError(f"-B takes comma-separated integers, got {B!r}") from None
     if min(Bs) < 2:
         raise InputError("B must be at least 2")
-    try:
-        doses = [float(d) for d in val_doses.split(",") if d.strip()]
-    except ValueError:
-        raise InputError(f"--val-doses takes comma-separated numbers, got {val_doses!r}") from None
+    meaning = "positive doses in e/px, comma-separated"
+    doses = numbers(val_doses, "--val-doses", meaning) if val_doses.strip() else []
     if any(not (math.isfinite(d) and d > 0) for d in doses):
-        raise InputError(f"--val-doses must be positive doses in e/px, got {val_doses!r}")
+        raise InputError(f"--val-doses must be {meaning} (got {val_doses!r})")
     from .simulate import MODES
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]

@@ -61,11 +61,11 @@ def quantise_steps(quantise: str | None, exact: bool, gain: str) -> tuple[tuple[
     """Like :func:`quantise_settings`, for a comma-separated list of steps (``emtcs bench``)."""
     from .errors import InputError
 
-    if exact and quantise is not None and any(float(v) for v in _numbers(quantise)):
+    if exact and quantise is not None and any(float(v) for v in numbers(quantise)):
         raise InputError("--exact and --quantise contradict each other: give one")
     steps: tuple[float | None, ...] = (0.0,) if exact else (None,)
     if quantise is not None and not exact:
-        steps = tuple(_numbers(quantise))
+        steps = tuple(numbers(quantise))
     if gain.strip().lower() == "auto":
         return steps, None
     try:
@@ -74,13 +74,15 @@ def quantise_steps(quantise: str | None, exact: bool, gain: str) -> tuple[tuple[
         raise InputError(f"--gain must be auto or a number of pixel values per electron (got {gain!r})") from None
 
 
-def _numbers(text: str) -> list[float]:
+def numbers(text: str, option: str = "--quantise", meaning: str = "a number of noise sigmas") -> list[float]:
+    """The comma-separated numbers of an option's value; a one-line error naming the option
+    when one is not a number or there are none."""
     from .errors import InputError
 
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise InputError(f"--quantise must be a number of noise sigmas (got {text!r})") from None
+        raise InputError(f"{option} must be {meaning} (got {text!r})") from None
     if not values:
-        raise InputError("--quantise needs a value")
+        raise InputError(f"{option} needs a value")
     return values
