@@ -488,6 +488,18 @@ def test_validation_at_fixed_doses():
     assert len({round(float(s["dose"][0]), 3) for s in drawn}) == 6  # log-uniform over 1-1,000
 
 
+def test_validation_psnr_at_each_fixed_dose():
+    """With fixed doses the baseline's PSNR at each dose is reported, and their mean is the mean."""
+    from emtcs.train import TrainConfig, evaluate, validation_set
+
+    cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=8, scene_size=32, val_doses=[2.0, 500.0])
+    scores = evaluate(None, validation_set(cfg, 4), by_dose=True)
+    assert set(scores) == {"psnr", "ssim", "psnr_2", "psnr_500"}
+    assert scores["psnr_500"] > scores["psnr_2"]  # GAP-TV at 250x the electrons
+    assert (scores["psnr_2"] + scores["psnr_500"]) / 2 == pytest.approx(scores["psnr"])
+    assert set(evaluate(None, validation_set(cfg, 4))) == {"psnr", "ssim"}
+
+
 def test_moving_crops_stay_positive_over_long_clips():
     """A real frame moved synthetically over 30 frames with a 6-sigma intensity drift: the
     clean clip stays positive (a linear drift once made it negative and stopped training)."""

@@ -423,13 +423,19 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
 
 
 def evaluate(
-    net: torch.nn.Module | None, samples: list[dict[str, torch.Tensor]], task: str = "reconstruct"
+    net: torch.nn.Module | None,
+    samples: list[dict[str, torch.Tensor]],
+    task: str = "reconstruct",
+    *,
+    by_dose: bool = False,
 ) -> dict[str, float]:
     """Mean PSNR/SSIM against the clean frames (data range: each clip's clean range) of the
     reconstructions, or with ``task="denoise"`` of the denoised noisy frames.
 
     With ``net=None`` it evaluates the baseline the model card compares with: GAP-TV, or
-    the noisy frames themselves.
+    the noisy frames themselves.  With ``by_dose`` (samples at a few fixed doses,
+    ``--val-doses``) the mean PSNR at each dose is added as ``psnr_DOSE``: a loss at one
+    dose that a gain at another hides in the mean shows there.
     """
     ps, ss = [], []
     for s in samples:
@@ -442,7 +448,12 @@ def evaluate(
         rng = float(x.max() - x.min())
         ps.append(psnr(x, out, data_range=rng))
         ss.append(np.mean([ssim(a, b, data_range=rng) for a, b in zip(x, out)]))
-    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
+    scores = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
+    if by_dose:
+        doses = [float(s["dose"][0]) for s in samples]
+        for dose in sorted(set(doses)):
+            scores[f"psnr_{dose:g}"] = float(np.mean([p for p, d in zip(ps, doses) if d == dose]))
+    return scores
 
 
 def train(
@@ -521,7 +532,7 @@ def train(
     )
     pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)
     val = validation_set(cfg, cfg.val_samples)
-    baseline = evaluate(None, val, cfg.task)
+    baseline = evaluate(None, val, cfg.task, by_dose=bool(cfg.val_doses))
     baseline_name = "noisy frames" if cfg.task == "denoise" else "GAP-TV"
     say(f"{baseline_name} on the validation set: {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}")
     rng = np.random.default_rng([cfg.seed, step])
@@ -555,6 +566,9 @@ def train(
                 "baseline": baseline_name,
                 "samples": len(val),
                 "reference": "clean (noise-free) frames",
+                "psnr_by_dose": {  # e/px: (this network, baseline)
+                    k.removeprefix("psnr_"): (top.get(f"val_{k}"), v) for k, v in baseline.items() if k.startswith("psnr_")
+                },
             },
         }
 
@@ -604,7 +618,7 @@ def train(
             out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
             if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
                 net.eval()
-                scores = evaluate(net.cpu() if dev.type != "cpu" else net, val, cfg.task)
+                scores = evaluate(net.cpu() if dev.type != "cpu" else net, val, cfg.task, by_dose=bool(cfg.val_doses))
                 rec.update({f"val_{k}": v for k, v in scores.items()})
                 net.to(dev)
                 rec["elapsed_s"] = time.perf_counter() - t_start
