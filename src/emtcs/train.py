@@ -567,7 +567,9 @@ def train(
                 "samples": len(val),
                 "reference": "clean (noise-free) frames",
                 "psnr_by_dose": {  # e/px: (this network, baseline)
-                    k.removeprefix("psnr_"): (top.get(f"val_{k}"), v) for k, v in baseline.items() if k.startswith("psnr_")
+                    k.removeprefix("psnr_"): (top.get(f"val_{k}"), v)
+                    for k, v in baseline.items()
+                    if k.startswith("psnr_")
                 },
             },
         }
