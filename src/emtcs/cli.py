@@ -24,6 +24,7 @@ from .cli_options import device_option, numbers, quantise_options, quantise_sett
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
+from .finish import FINISHES
 from .progress import progress_bar, stderr_console
 
 EXIT_ERROR = 1
@@ -288,6 +289,13 @@ def _noise_line(info: dict[str, Any]) -> str:
     "(it failed on data unlike its training data); 0 turns the guard off.",
 )
 @click.option(
+    "--finish",
+    type=click.Choice(FINISHES),
+    default="nlm",
+    show_default=True,
+    help="Finish decoded tiles with non-local means at the strength of their remaining noise, or not (none).",
+)
+@click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
@@ -305,6 +313,7 @@ def decompress(
     overlap: int,
     batch: int,
     guard: float,
+    finish: str,
     reference: Path | None,
     report: Path | None,
     workers: int | None,
@@ -339,6 +348,7 @@ def decompress(
             overlap=overlap,
             batch=batch,
             guard=guard,
+            finish=finish,
             progress=advance,
             log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),

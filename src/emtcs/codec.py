@@ -25,6 +25,7 @@ from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import DecodeSettings, decode_here, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
+from .finish import finisher
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
@@ -383,6 +384,7 @@ def decompress(
     overlap: int = OVERLAP,
     batch: int = 8,
     guard: float = GUARD_RATIO,
+    finish: str = "nlm",
     decoder_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     on_group: Callable[[int, float], None] | None = None,
@@ -398,7 +400,9 @@ def decompress(
     weights serve the file's B, else GAP-TV (the report carries a notice).  Learned
     decoders are guarded: tiles where their residual exceeds ``guard`` times the shot
     noise are decoded with GAP-TV (0 turns the guard off; see :func:`emtcs.decoding.decode_group`).
-    ``progress`` is called with frames done (fractions while a group is in progress);
+    ``finish`` ("nlm" or "none") finishes the decoded tiles with non-local means at the
+    strength of their own remaining noise (:mod:`emtcs.finish`); frames stored alone are
+    copied as they are.  ``progress`` is called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
     (a local cluster of that many processes) or ``scheduler`` (the address of a running
@@ -413,6 +417,7 @@ def decompress(
         guard=guard,
         device=device,
         options=tuple((decoder_options or {}).items()),
+        finish=finish,
     )
     check_writable(dst)
     check_output(dst, force=force)
@@ -422,7 +427,7 @@ def decompress(
         if workers is None and scheduler is None:
             dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
             pieces = decode_here(reader, sel, dec, settings)
-            config = reported_config(dec, settings.guard)
+            config = reported_config(dec, settings)
         else:
             from .distributed import decode_on_cluster
 
@@ -477,6 +482,7 @@ def reconstruct(
     scale: float | None = None,
     guard: float = GUARD_RATIO,
     gain: float | None = None,
+    finish: str = "nlm",
     **options: Any,
 ) -> np.ndarray:
     """Frames (B, H, W) float32 from one (H, W) measurement and its (B, H, W) masks.
@@ -486,13 +492,13 @@ def reconstruct(
     the intensity normalisation (by default estimated from the measurement).  A learned
     decoder is guarded as in :func:`emtcs.decoding.decode_group`, for a measurement of ``gain`` units
     per electron (the decoders' noise level; unknown by default, when the guard assumes 1 and
-    GAP-TV accelerates throughout).
+    GAP-TV accelerates throughout), and finished as there (``finish``).
     """
     y = np.asarray(measurement)
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
-    settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard)  # validates them
+    settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard, finish=finish)  # validates them
     if gain is not None and not (np.isfinite(gain) and gain > 0):
         raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
     dec, _ = decoder_for(method, masks.shape[0], **options)
@@ -516,6 +522,7 @@ def reconstruct(
         batch=settings.batch,
         scale=scale,
         gain=gain or 1.0,
+        finish=finisher(settings.finish, settings.device),
     )
     return out
 

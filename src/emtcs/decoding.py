@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .container import TcsHeader, TcsReader
-from .decoders import Decoder, decoder_for_group
+from .decoders import Decoder, Unmasked, decoder_for_group
 from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
 from .decoders.select import SelectingDecoder
 from .errors import InputError
+from .finish import FINISHES, finisher
 from .tiling import OVERLAP, TILE, decode_bands, intensity_scale
 
 __all__ = [
@@ -57,6 +58,8 @@ class DecodeSettings:
     """Device of learned decoders: auto, cpu or cuda."""
     options: tuple[tuple[str, Any], ...] = ()
     """Keyword options of the decoder as (name, value) pairs, kept sorted by name."""
+    finish: str = "nlm"
+    """How decoded tiles are finished (:mod:`emtcs.finish`): nlm or none."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.guard) and self.guard >= 0):
@@ -67,6 +70,8 @@ class DecodeSettings:
             raise InputError(f"overlap {self.overlap} must be in [0, tile={self.tile})")
         if self.batch < 1:
             raise InputError(f"--batch must be at least 1 tile (got {self.batch})")
+        if self.finish not in FINISHES:
+            raise InputError(f"--finish must be one of {', '.join(FINISHES)} (got {self.finish!r})")
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
 
     @property
@@ -104,7 +109,7 @@ class GroupBand(NamedTuple):
 
 def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
     """The groups holding the frames ``sel``, decoded in this process band by band."""
-    hd, config = reader.header, reported_config(dec, settings.guard)
+    hd, config = reader.header, reported_config(dec, settings)
     for g, keep, t_out in wanted_frames(hd, sel):
         for band in decode_group(reader, g, dec, settings, keep=keep):
             last = band.rows.stop == hd.frame_shape[0]
@@ -160,9 +165,10 @@ def holdout_scores(dec: Decoder) -> tuple[float, int]:
     return dec.holdout if isinstance(dec, SelectingDecoder) else (0.0, 0)
 
 
-def reported_config(dec: Decoder, guard: float) -> dict[str, Any]:
-    """The decoder's config for reports, with the guard's threshold and fallback when it is guarded."""
-    return guarded(dec, guard).get_config()
+def reported_config(dec: Decoder, settings: DecodeSettings) -> dict[str, Any]:
+    """The decoder's config for reports, with the guard's threshold and fallback when it is
+    guarded, and the finishing."""
+    return {**guarded(dec, settings.guard).get_config(), "finish": settings.finish}
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
@@ -201,6 +207,7 @@ def decode_group(
     y = reader.measurement(g)
     gain, measured = noise_gain(reader, g, y)
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
+    finish = None if isinstance(dec, Unmasked) else finisher(settings.finish, settings.device)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard, noise_measured=measured)
     seen, scored, mixed = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
@@ -214,6 +221,7 @@ def decode_group(
         bands=bands,
         scale=scale,
         gain=gain,
+        finish=finish,
     ):
         now, total, mixed_now = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
         fallback = (now[0] - seen[0], now[1] - seen[1])

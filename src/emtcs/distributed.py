@@ -104,7 +104,7 @@ def decode_task(task: DecodeTask) -> dict[str, Any]:
         "fallback": tuple(fallback),
         "holdout": tuple(holdout),
         "blended": blended,
-        "decoder": reported_config(dec, task.settings.guard),
+        "decoder": reported_config(dec, task.settings),
     }
 
 

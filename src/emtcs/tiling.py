@@ -94,6 +94,7 @@ def decode_bands(
     scale: float | None = None,
     gain: float | None = None,
     bands: range | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[tuple[slice, np.ndarray, float, float]]:
     """Reconstruct the frames of one measurement ``y`` (H, W), one band of tile rows at a time.
 
@@ -105,7 +106,9 @@ def decode_bands(
     dropped), so a band's frames are bit-identical whichever range it is decoded in.
     ``scale`` defaults to :func:`intensity_scale` of the whole ``y``.  ``gain`` (units
     of ``y`` per electron) gives the decoder the noise level, ``scale / gain`` electrons
-    per normalised unit; None leaves it unknown.
+    per normalised unit; None leaves it unknown.  ``finish`` (:func:`emtcs.finish.finisher`)
+    takes each batch of decoded tiles before they are stitched; the residual is that of
+    the finished frames.
     """
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
@@ -138,6 +141,8 @@ def decode_bands(
             ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float32) / scale
             mtiles = np.stack([masks.window(rows, slice(x0, x0 + tw)) for x0 in chunk]).astype(np.float32)
             frames = decoder.decode(ytiles, mtiles, epu)
+            if finish is not None:
+                frames = finish(frames)
             for x0, f in zip(chunk, frames):
                 w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
                 acc[:, :, x0 : x0 + tw] += f * w2
@@ -175,18 +180,20 @@ def reconstruct_group(
     batch: int = 8,
     scale: float | None = None,
     gain: float | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> float:
     """Reconstruct the frames of one measurement ``y`` (H, W), tile by tile.
 
     ``emit(rows, frames)`` receives finished rows as a (nb, len(rows), W) float32 block
     in the units of ``y``, top to bottom.  ``progress`` gets the fraction of the group
-    done since its last call; ``gain`` as in :func:`decode_bands`.  Returns the relative measurement residual
-    ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched result (0 for a zero ``y``).
+    done since its last call; ``gain`` and ``finish`` as in :func:`decode_bands`.  Returns
+    the relative measurement residual ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched
+    result (0 for a zero ``y``).
     """
     terms = []
     for rows, block, num, den in decode_bands(
-        y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale, gain=gain
+        y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale, gain=gain, finish=finish
     ):
         emit(rows, block)
         terms.append((num, den))

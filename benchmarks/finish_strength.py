@@ -1,0 +1,100 @@
+"""Calibrate the finishing (:mod:`emtcs.finish`): does non-local means at ``h`` = s noise
+sigmas (each frame's own, estimated from it) improve decoded tiles, and at which s?
+
+The cases are ``benchmarks/select_margin.py``'s, apart from the validation suite:
+abTEM scenes the weights were not trained on (``--scenes``, e.g. seeds 1800-1815), the
+movie simulator's four imaging modes at 5-1000 e/px in uint16 and uint8, and movies
+unlike the training data (two optical video-SCI scenes, a HAADF tilt series, a
+simulated focal series), 128 x 128 tiles at B = 10 and 20.  Each is decoded once by
+``select`` (what ``auto`` runs) and once by the noise-aware GAP-TV, then finished at
+every strength of :data:`STRENGTHS` (0: not finished).  Reported per decoder and group of
+cases: the mean PSNR at each strength, its gain over no finishing, the worst tile's gain
+and how many tiles lose more than 0.1 dB.
+
+    python benchmarks/finish_strength.py --scenes scratch/abtem/calib_1800.h5 --json finish.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emtcs.decoders import for_noise, get_decoder
+from emtcs.finish import finisher
+from emtcs.metrics import psnr
+from emtcs.sensing import encode, masks
+from select_margin import SIZE, abtem_cases, simulator_cases, unseen_cases
+
+STRENGTHS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5)
+
+
+def summary(rows: list[dict], decoder: str) -> list[dict]:
+    """Per strength: mean PSNR, mean and worst gain over no finishing, tiles losing > 0.1 dB."""
+    out = []
+    for s in STRENGTHS:
+        gain = [r[decoder][str(s)] - r[decoder]["0.0"] for r in rows]
+        out.append(
+            {
+                "strength": s,
+                "mean_psnr": float(np.mean([r[decoder][str(s)] for r in rows])),
+                "mean_gain": float(np.mean(gain)),
+                "worst_gain": float(min(gain)),
+                "losses_over_0.1dB": int(sum(g < -0.1 for g in gain)),
+            }
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenes", type=Path, help="abTEM scenes not trained on (HDF5)")
+    ap.add_argument("--n-scenes", type=int, default=16)
+    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    rng = np.random.default_rng(0)
+    cases = list(simulator_cases(rng))
+    if a.scenes:
+        cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
+    cases += list(unseen_cases(a.shared))
+    finishes = {s: finisher("nlm", "cpu", strength=s) for s in STRENGTHS if s}
+    rows = []
+    for B in (10, 20):
+        decoders = {"select": get_decoder("select", B=B, device="cpu"), "gaptv": get_decoder("gaptv")}
+        C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
+        for name, noisy, clean, gain in cases:
+            if len(noisy) < B:
+                continue
+            x, ref = noisy[:B], clean[:B]
+            y = encode(x, C).astype(np.float32)
+            scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
+            data_range = float(ref.max() - ref.min()) or 1.0
+            row = {"case": name, "B": B}
+            for key, dec in decoders.items():
+                dec = for_noise(dec, measured=gain is not None)
+                tile = dec.decode((y / scale)[None], C[None], scale / (gain or 1.0))
+                row[key] = {"0.0": psnr(ref, tile[0] * scale, data_range=data_range)}
+                for s, finish in finishes.items():
+                    row[key][str(s)] = psnr(ref, finish(tile)[0] * scale, data_range=data_range)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    unseen = {name for name, *_ in unseen_cases(a.shared)}
+    groups = {
+        "all": rows,
+        "training_like": [r for r in rows if r["case"] not in unseen],
+        "unseen": [r for r in rows if r["case"] in unseen],
+    }
+    result = {
+        f"{dec}_{group}": summary(part, dec) for dec in ("select", "gaptv") for group, part in groups.items() if part
+    }
+    for key, table in result.items():
+        print(key, json.dumps(table))
+    if a.json:
+        a.json.write_text(json.dumps({"strengths": STRENGTHS, "rows": rows, **result}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Finishing decoded tiles with non-local means (emtcs.finish)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+torch = pytest.importorskip("torch")
+
+import emtcs  # noqa: E402
+from emtcs.decoding import DecodeSettings  # noqa: E402
+from emtcs.errors import InputError  # noqa: E402
+from emtcs.finish import PATCH, SEARCH, finisher, noise_sigma, nonlocal_means  # noqa: E402
+from emtcs.metrics import psnr  # noqa: E402
+
+
+def _by_definition(frame: np.ndarray, sigma: float, h: float) -> np.ndarray:
+    """Non-local means as the module docstring defines it, pixel by pixel."""
+    c, P = PATCH // 2, PATCH
+    pad = 2 * SEARCH + c
+    xp = np.pad(frame.astype(np.float64), pad, mode="reflect")
+    out = np.empty(frame.shape)
+    for i in range(frame.shape[0]):
+        for j in range(frame.shape[1]):
+            pi, pj = i + pad, j + pad
+            patch = xp[pi - c : pi + c + 1, pj - c : pj + c + 1]
+            num = den = 0.0
+            for dy in range(-SEARCH, SEARCH + 1):
+                for dx in range(-SEARCH, SEARCH + 1):
+                    other = xp[pi + dy - c : pi + dy + c + 1, pj + dx - c : pj + dx + c + 1]
+                    d2 = float(np.sum((patch - other) ** 2))
+                    w = np.exp(-max(d2 - 2 * sigma**2 * P**2, 0.0) / (h**2 * P**2))
+                    num += w * xp[pi + dy, pj + dx]
+                    den += w
+            out[i, j] = num / den
+    return out
+
+
+def test_nonlocal_means_follows_its_definition():
+    rng = np.random.default_rng(0)
+    frames = rng.random((2, 13, 17)).astype(np.float32)
+    sigma, h = np.array([0.1, 0.3], np.float32), np.array([0.2, 0.25], np.float32)
+    got = nonlocal_means(torch.from_numpy(frames), torch.from_numpy(sigma), torch.from_numpy(h)).numpy()
+    for k in range(2):
+        np.testing.assert_allclose(got[k], _by_definition(frames[k], float(sigma[k]), float(h[k])), atol=2e-5)
+
+
+def test_noise_sigma_of_white_noise_on_smooth_content():
+    rng = np.random.default_rng(1)
+    ramp = np.add.outer(np.linspace(0, 5, 128), np.linspace(0, 3, 128))
+    frames = np.stack([ramp + rng.normal(0, s, ramp.shape) for s in (0.05, 0.2)]).astype(np.float32)
+    np.testing.assert_allclose(noise_sigma(torch.from_numpy(frames)).numpy(), [0.05, 0.2], rtol=0.05)
+
+
+def test_finishing_removes_noise_and_leaves_flat_tiles_alone():
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:64, :64]
+    clean = (1 + 0.5 * np.sin(xx / 3.0) * np.cos(yy / 4.0)).astype(np.float32)
+    tiles = np.stack([np.stack([clean + rng.normal(0, 0.1, clean.shape) for _ in range(3)])]).astype(np.float32)
+    finish = finisher("nlm", "cpu")
+    out = finish(tiles)
+    assert out.shape == tiles.shape and out.dtype == np.float32
+    assert psnr(clean, out[0, 0], data_range=1.0) > psnr(clean, tiles[0, 0], data_range=1.0) + 3
+    flat = np.full((1, 2, 32, 32), 0.7, np.float32)
+    np.testing.assert_array_equal(finish(flat), flat)
+    assert finisher("none") is None
+    with pytest.raises(ValueError, match="unknown finishing"):
+        finisher("bm3d")
+    with pytest.raises(InputError, match="--finish"):
+        DecodeSettings(finish="bm3d")
+
+
+def test_decompress_finishes_unless_told_not_to(tmp_path):
+    from conftest import drifting_movie
+
+    tifffile.imwrite(tmp_path / "m.tif", drifting_movie(n=8, shape=(48, 40), seed=3))
+    emtcs.compress(tmp_path / "m.tif", B=4)
+    plain = emtcs.decompress(tmp_path / "m.tcs", tmp_path / "plain.tif", decoder="gaptv", finish="none")
+    done = emtcs.decompress(tmp_path / "m.tcs", tmp_path / "done.tif", decoder="gaptv")
+    assert plain.decoder["finish"] == "none" and done.decoder["finish"] == "nlm"
+    a, b = (tifffile.imread(tmp_path / f"{n}.tif").astype(np.float64) for n in ("plain", "done"))
+    assert not np.array_equal(a, b)
+    assert np.abs(a - b).mean() < 0.2 * a.std()  # a light touch, not another movie
+    json.dumps(done.decoder)  # reported as it is
