@@ -74,6 +74,8 @@ class BenchConfig:
     gain: float | None = None
     offset: float | None = None
     device: str = "auto"
+    #: How emtcs finishes decoded tiles (:mod:`emtcs.finish`): nlm or none.
+    finish: str = "nlm"
     #: Options per requested decoder name, e.g. ``{"gaptv": {"iterations": 5}}``.
     decoder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Follows every competing codec in its "+ denoiser" row (and the raw frames in a baseline row).
@@ -444,7 +446,13 @@ class _Bench:
             out = tmp / f"out-B{B}-{dec.name}.tif"
             t0 = time.perf_counter()
             report = emtcs_codec.decompress(
-                tcs, out, decoder=dec.name, device=self.config.device, force=True, decoder_options=options
+                tcs,
+                out,
+                decoder=dec.name,
+                device=self.config.device,
+                force=True,
+                decoder_options=options,
+                finish=self.config.finish,
             )
             decode_s = time.perf_counter() - t0
             with open_movie(out) as movie:
@@ -464,7 +472,7 @@ class _Bench:
                 test=restored,
                 encode_s=encode_s,
                 decode_s=decode_s,
-                decoder=dec.get_config(),
+                decoder=report.decoder,
                 **point,
             )
             self._step(f"B={B}: emtcs {dec.name}")
