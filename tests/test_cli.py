@@ -142,6 +142,7 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--decoder", "nope"), "unknown decoder")
     _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--overlap", "256"), "must be in [0, tile=256)")
     _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--guard", "-1"), "--guard must be a ratio >= 0")
+    _assert_one_line_error(_cli("decompress", tmp_path / "m.tcs", "--finish", "bm3d"), "Invalid value for '--finish'")
     _assert_one_line_error(_cli("decompress", src), "not a .tcs file")
     assert not (tmp_path / "o.png").exists()
     _assert_one_line_error(_cli("compress", src, "-B", "x"), "'x' is not a valid integer")
