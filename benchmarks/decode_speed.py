@@ -2,9 +2,10 @@
 
 For each decoder and B, compresses one group of a simulated 1024 x 1024 movie and
 decodes it with ``emtcs.decompress`` under cProfile, splitting the wall time into the
-decoder itself, mask generation, stitching/residual (tiling), and file I/O.
+decoder itself, mask generation, finishing (:mod:`emtcs.finish`), stitching/residual
+(tiling), and file I/O.
 
-Usage: python benchmarks/decode_speed.py [--decoders gaptv,gapnet,tcsdl] [-B 10,20,30] [--size 1024]
+Usage: python benchmarks/decode_speed.py [--decoders gaptv,gapnet,tcsdl] [-B 10,20,30] [--size 1024] [--finish nlm]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from emtcs.codec import write_simulation
 BUCKETS = {
     "decoder": [("decoders/gaptv.py", "decode"), ("decoders/learned.py", "decode"), ("decoders/select.py", "decode")],
     "masks": [("emtcs/sensing.py", "masks_at")],
+    "finishing": [("emtcs/finish.py", "finish")],
 }
 
 
@@ -33,7 +35,7 @@ def _cumulative(stats: pstats.Stats, file_suffix: str, func: str) -> float:
     return sum(v[3] for (f, _, fn), v in stats.stats.items() if f.endswith(file_suffix) and fn == func)
 
 
-def measure(decoder: str, B: int, size: int, workdir: Path) -> dict:
+def measure(decoder: str, B: int, size: int, workdir: Path, finish: str = "nlm") -> dict:
     movie, tcs, out = workdir / f"m{B}.tif", workdir / f"m{B}.tcs", workdir / f"o{B}.tif"
     if not tcs.exists():
         write_simulation(movie, n_frames=B, shape=(size, size), dose=100.0, seed=1, force=True)
@@ -41,13 +43,13 @@ def measure(decoder: str, B: int, size: int, workdir: Path) -> dict:
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    emtcs.decompress(tcs, out, decoder=decoder, force=True)
+    emtcs.decompress(tcs, out, decoder=decoder, force=True, finish=finish)
     prof.disable()
     wall = time.perf_counter() - t0
     stats = pstats.Stats(prof)
     parts = {name: sum(_cumulative(stats, f, fn) for f, fn in keys) for name, keys in BUCKETS.items()}
     parts["stitching, residual, I/O"] = wall - sum(parts.values())
-    return {"decoder": decoder, "B": B, "size": size, "wall_s": wall, "parts_s": parts}
+    return {"decoder": decoder, "B": B, "size": size, "finish": finish, "wall_s": wall, "parts_s": parts}
 
 
 def main() -> None:
@@ -55,13 +57,14 @@ def main() -> None:
     ap.add_argument("--decoders", default="gaptv,gapnet,tcsdl")
     ap.add_argument("-B", default="10,20,30")
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--finish", default="nlm", help="finishing of the decoded tiles: nlm (default) or none")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for B in (int(b) for b in args.B.split(",")):
             for dec in args.decoders.split(","):
-                r = measure(dec, B, args.size, Path(tmp))
+                r = measure(dec, B, args.size, Path(tmp), args.finish)
                 results.append(r)
                 parts = ", ".join(f"{k} {v:.1f} s" for k, v in r["parts_s"].items())
                 print(f"{dec:7s} B={B:2d} {args.size}x{args.size}: {r['wall_s']:.1f} s per group ({parts})", flush=True)
