@@ -73,15 +73,20 @@ def test_finishing_removes_noise_and_leaves_flat_tiles_alone():
         DecodeSettings(finish="bm3d")
 
 
-def test_decompress_finishes_unless_told_not_to(tmp_path):
+def test_decompress_finishes_learned_decoders_unless_told_not_to(tmp_path):
     from conftest import drifting_movie
 
-    tifffile.imwrite(tmp_path / "m.tif", drifting_movie(n=8, shape=(48, 40), seed=3))
-    emtcs.compress(tmp_path / "m.tif", B=4)
-    plain = emtcs.decompress(tmp_path / "m.tcs", tmp_path / "plain.tif", decoder="gaptv", finish="none")
-    done = emtcs.decompress(tmp_path / "m.tcs", tmp_path / "done.tif", decoder="gaptv")
-    assert plain.decoder["finish"] == "none" and done.decoder["finish"] == "nlm"
-    a, b = (tifffile.imread(tmp_path / f"{n}.tif").astype(np.float64) for n in ("plain", "done"))
-    assert not np.array_equal(a, b)
-    assert np.abs(a - b).mean() < 0.2 * a.std()  # a light touch, not another movie
-    json.dumps(done.decoder)  # reported as it is
+    tifffile.imwrite(tmp_path / "m.tif", drifting_movie(n=12, shape=(48, 40), seed=3))
+    emtcs.compress(tmp_path / "m.tif", B=6)
+    out = {}
+    for decoder in ("gapunet", "gaptv"):
+        for finish in ("none", "nlm"):
+            name = f"{decoder}-{finish}"
+            report = emtcs.decompress(tmp_path / "m.tcs", tmp_path / f"{name}.tif", decoder=decoder, finish=finish)
+            assert report.decoder["finish"] == finish
+            json.dumps(report.decoder)  # reported as it is
+            out[name] = tifffile.imread(tmp_path / f"{name}.tif").astype(np.float64)
+    plain, done = out["gapunet-none"], out["gapunet-nlm"]
+    assert not np.array_equal(plain, done)
+    assert np.abs(plain - done).mean() < 0.2 * plain.std()  # a light touch, not another movie
+    np.testing.assert_array_equal(out["gaptv-none"], out["gaptv-nlm"])  # GAP-TV's frames are left alone

@@ -21,6 +21,7 @@ from .container import TcsHeader, TcsReader, TcsWriter
 from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
+from .decoders.learned import LearnedDecoder
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import DecodeSettings, decode_here, reported_config
 from .encoder import GroupEncoder, ValueMap
@@ -400,9 +401,10 @@ def decompress(
     weights serve the file's B, else GAP-TV (the report carries a notice).  Learned
     decoders are guarded: tiles where their residual exceeds ``guard`` times the shot
     noise are decoded with GAP-TV (0 turns the guard off; see :func:`emtcs.decoding.decode_group`).
-    ``finish`` ("nlm" or "none") finishes the decoded tiles with non-local means at the
-    strength of their own remaining noise (:mod:`emtcs.finish`); frames stored alone are
-    copied as they are.  ``progress`` is called with frames done (fractions while a group is in progress);
+    ``finish`` ("nlm" or "none") finishes the tiles a learned decoder returns with
+    non-local means at the strength of their own remaining noise (:mod:`emtcs.finish`);
+    GAP-TV's frames and frames stored alone are left as they are.  ``progress`` is
+    called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
     (a local cluster of that many processes) or ``scheduler`` (the address of a running
@@ -503,6 +505,7 @@ def reconstruct(
         raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
     dec, _ = decoder_for(method, masks.shape[0], **options)
     dec = for_noise(dec, measured=gain is not None)
+    finish = finisher(settings.finish, settings.device) if isinstance(dec, LearnedDecoder) else None
     source = ArrayMasks(masks)
     if scale is None:
         scale = intensity_scale(y, source)
@@ -522,7 +525,7 @@ def reconstruct(
         batch=settings.batch,
         scale=scale,
         gain=gain or 1.0,
-        finish=finisher(settings.finish, settings.device),
+        finish=finish,
     )
     return out
 

@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .container import TcsHeader, TcsReader
-from .decoders import Decoder, Unmasked, decoder_for_group
+from .decoders import Decoder, decoder_for_group
 from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
+from .decoders.learned import LearnedDecoder
 from .decoders.select import SelectingDecoder
 from .errors import InputError
 from .finish import FINISHES, finisher
@@ -194,10 +195,12 @@ def decode_group(
     group over its rows, in the source dtype, the band's residual terms and what the
     guard did.  ``bands`` limits decoding to a range of tile-row bands
     (:func:`emtcs.tiling.decode_bands`).  A group whose length the decoder's weights do
-    not serve (a short group) is decoded with GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
-    (:class:`emtcs.decoders.guard.GuardedDecoder`, ``settings.guard`` > 0): tiles where
-    its residual exceeds ``guard`` times the shot noise (at the file's gain, else 1
-    level per electron) are decoded with GAP-TV.
+    not serve (a short group) is decoded with GAP-TV, a frame stored alone is copied.  A
+    learned decoder is guarded (:class:`emtcs.decoders.guard.GuardedDecoder`,
+    ``settings.guard`` > 0): tiles where its residual exceeds ``guard`` times the shot
+    noise (at the file's gain, else 1 level per electron) are decoded with GAP-TV.  The
+    tiles a learned decoder returns (those the guard replaced too) are finished as
+    ``settings.finish`` says (:mod:`emtcs.finish`); GAP-TV's and copied frames are not.
     """
     hd = reader.header
     nb = len(hd.group_frames(g))
@@ -207,7 +210,7 @@ def decode_group(
     y = reader.measurement(g)
     gain, measured = noise_gain(reader, g, y)
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
-    finish = None if isinstance(dec, Unmasked) else finisher(settings.finish, settings.device)
+    finish = finisher(settings.finish, settings.device) if isinstance(dec, LearnedDecoder) else None
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard, noise_measured=measured)
     seen, scored, mixed = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
