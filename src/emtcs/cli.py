@@ -293,7 +293,8 @@ def _noise_line(info: dict[str, Any]) -> str:
     type=click.Choice(FINISHES),
     default="nlm",
     show_default=True,
-    help="Finish decoded tiles with non-local means at the strength of their remaining noise, or not (none).",
+    help="Finish the tiles a learned decoder returns with non-local means at the strength of their "
+    "remaining noise, or not (none).",
 )
 @click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
