@@ -27,10 +27,12 @@ from emtcs.nets import build
 from emtcs.train import TrainConfig, evaluate, validation_set
 
 
-def compare(cfg: TrainConfig) -> dict[str, float]:
-    """Validation PSNR of GAP-TV and of each shipped network on the run's validation samples."""
+def compare(cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    """Validation scores of GAP-TV and of each shipped network on the run's validation samples
+    (with fixed doses, the PSNR at each as ``psnr_DOSE``)."""
     val = validation_set(cfg, cfg.val_samples)
-    scores = {"GAP-TV": evaluate(None, val)["psnr"]}
+    by_dose = bool(cfg.val_doses)
+    scores = {"GAP-TV": evaluate(None, val, by_dose=by_dose)}
     for arch in ("tcsdl", "gapnet", "gapunet"):
         path = zoo.find_weights(arch)
         if path is None:
@@ -38,8 +40,15 @@ def compare(cfg: TrainConfig) -> dict[str, float]:
         info, state = zoo.load_weights(path)
         net = build(info["config"])
         net.load_state_dict(state)
-        scores[f"shipped {path.stem}"] = evaluate(net.eval(), val)["psnr"]
+        scores[f"shipped {path.stem}"] = evaluate(net.eval(), val, by_dose=by_dose)
     return scores
+
+
+def _per_dose(scores: dict[str, float], prefix: str = "") -> str:
+    """``" (20 e/px: a, 200 e/px: b)"`` from the ``psnr_DOSE`` keys, or nothing."""
+    key = prefix + "psnr_"
+    parts = [f"{k.removeprefix(key)} e/px: {v:.2f}" for k, v in scores.items() if k.startswith(key)]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def main() -> None:
@@ -69,10 +78,13 @@ def main() -> None:
     print("| phase | step | CPU-hours | validation PSNR (dB) | SSIM |")
     print("|---|---|---|---|---|")
     for h in history:
-        print(f"| {h['phase']} | {h['step']} | {h['cpu_hours']:.2f} | {h['val_psnr']:.2f} | {h['val_ssim']:.3f} |")
+        print(
+            f"| {h['phase']} | {h['step']} | {h['cpu_hours']:.2f} | {h['val_psnr']:.2f}{_per_dose(h, 'val_')} "
+            f"| {h['val_ssim']:.3f} |"
+        )
     print()
     for name, v in others.items():
-        print(f"- {name}: {v:.2f} dB on the same samples")
+        print(f"- {name}: {v['psnr']:.2f} dB{_per_dose(v)} on the same samples")
     if a.figure:
         import matplotlib
 
@@ -90,7 +102,7 @@ def main() -> None:
         for x in starts[1:]:
             ax.axvline(x, color="0.6", lw=0.8)
         for (name, v), (color, ls) in zip(others.items(), (("k", "--"), ("C3", ":"), ("C4", ":"), ("C5", "-."))):
-            ax.axhline(v, color=color, ls=ls, lw=1, label=f"{name} (final clips)")
+            ax.axhline(v["psnr"], color=color, ls=ls, lw=1, label=f"{name} (final clips)")
         ax.set_xlabel("training, CPU-hours (one core)")
         ax.set_ylabel("validation PSNR (dB)")
         source = "abTEM scenes (seeds 0-31)" if cfg.val_scene_files else "simulated scenes"
