@@ -1,9 +1,10 @@
-"""Calibrate the finishing (:mod:`emtcs.finish`): does non-local means at ``h`` = s noise
-sigmas (each frame's own, estimated from it) improve decoded tiles, and at which s?
+"""Calibrate the finishing (:mod:`emtcs.finish`): does non-local means at s times each
+frame's own estimated noise sigma improve decoded tiles, and at which s?
 
 The cases are ``benchmarks/select_margin.py``'s, apart from the validation suite:
 abTEM scenes the weights were not trained on (``--scenes``, e.g. seeds 1800-1815), the
-movie simulator's four imaging modes at 5-1000 e/px in uint16 and uint8, and movies
+movie simulator's four imaging modes at 5-1000 e/px in uint16 and uint8, the same as a
+CMOS camera records them (gain 4 levels per electron, offset 200, read noise 3 e), and movies
 unlike the training data (two optical video-SCI scenes, a HAADF tilt series, a
 simulated focal series), 128 x 128 tiles at B = 10 and 20.  Each is decoded once by
 ``select`` (what ``auto`` runs) and once by the noise-aware GAP-TV, then finished at
@@ -26,9 +27,32 @@ from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
 from emtcs.metrics import psnr
 from emtcs.sensing import encode, masks
-from select_margin import SIZE, abtem_cases, simulator_cases, unseen_cases
+from emtcs.simulate import MovieSimulator, SimulationConfig
+from select_margin import DOSES, MODES, SIZE, abtem_cases, simulator_cases, unseen_cases
 
-STRENGTHS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5)
+STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def cmos_cases(rng: np.random.Generator):
+    """The simulator's modes and doses as a CMOS camera records them, offset removed."""
+    k = 0
+    for mode in MODES:
+        for dose in DOSES:
+            k += 1
+            cfg = SimulationConfig(
+                n_frames=20,
+                shape=(SIZE, SIZE),
+                dose=dose,
+                mode=mode,
+                gain=4.0,
+                offset=200.0,
+                read_noise=3.0,
+                seed=900 + k,
+            )
+            sim = MovieSimulator(cfg)
+            noisy = np.stack([sim.noisy_frame(t) for t in range(20)]).astype(np.float32) - sim.offset
+            clean = np.stack([sim.clean_frame(t) for t in range(20)]).astype(np.float32) - sim.offset
+            yield f"{mode} CMOS, {dose:g} e/px", noisy, clean, sim.gain
 
 
 def summary(rows: list[dict], decoder: str) -> list[dict]:
@@ -56,7 +80,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
-    cases = list(simulator_cases(rng))
+    cases = list(simulator_cases(rng)) + list(cmos_cases(rng))
     if a.scenes:
         cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
     cases += list(unseen_cases(a.shared))

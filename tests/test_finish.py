@@ -63,7 +63,10 @@ def test_finishing_removes_noise_and_leaves_flat_tiles_alone():
     finish = finisher("nlm", "cpu")
     out = finish(tiles)
     assert out.shape == tiles.shape and out.dtype == np.float32
-    assert psnr(clean, out[0, 0], data_range=1.0) > psnr(clean, tiles[0, 0], data_range=1.0) + 3
+    before = psnr(clean, tiles[0, 0], data_range=1.0)
+    assert psnr(clean, out[0, 0], data_range=1.0) > before  # the default is a light touch
+    full = finisher("nlm", "cpu", strength=1.0)(tiles)  # told the noise as estimated: it removes most of it
+    assert psnr(clean, full[0, 0], data_range=1.0) > before + 3
     flat = np.full((1, 2, 32, 32), 0.7, np.float32)
     np.testing.assert_array_equal(finish(flat), flat)
     assert finisher("none") is None

@@ -4,9 +4,11 @@ The decoders leave fine-grained error in their frames: shot noise they did not r
 and texture of the masks.  Non-local means averages each pixel with the pixels whose
 neighbourhoods look alike, which removes that error where the movie repeats itself
 (lattices, amorphous texture, flat regions) and leaves edges and unique features alone.
-Its strength follows each frame: ``h`` is :data:`STRENGTH` times the frame's noise
-sigma, estimated from the frame itself (:func:`noise_sigma`), so a frame the decoder
-has already cleaned is barely touched and no noise model is needed.
+Its strength follows each frame: the filter's noise level ``sigma`` is :data:`STRENGTH`
+times the frame's noise sigma as estimated from the frame itself (:func:`noise_sigma`;
+fine lattice fringes count in that estimate too, hence the factor), and ``h`` is
+:data:`H_RATIO` times ``sigma``, so a frame the decoder has already cleaned is barely
+touched and no noise model is needed.
 ``benchmarks/finish_strength.py`` chose the strength on scenes apart from the
 validation suite (docs/decoders.md).
 
@@ -25,12 +27,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FINISHES", "PATCH", "SEARCH", "STRENGTH", "finisher", "noise_sigma", "nonlocal_means"]
+__all__ = ["FINISHES", "H_RATIO", "PATCH", "SEARCH", "STRENGTH", "finisher", "noise_sigma", "nonlocal_means"]
 
 #: Finishing methods: ``nlm`` (the default) or ``none``.
 FINISHES = ("nlm", "none")
-#: ``h`` in units of the frame's estimated noise sigma.
-STRENGTH = 0.8
+#: The filter's ``sigma`` in units of the frame's estimated noise sigma.
+STRENGTH = 0.5
+#: ``h`` in units of the filter's ``sigma``.
+H_RATIO = 0.8
 #: Patch side and search radius in pixels.
 PATCH = 5
 SEARCH = 4
@@ -101,7 +105,8 @@ def finisher(
     method: str, device: str = "auto", strength: float = STRENGTH
 ) -> Callable[[np.ndarray], np.ndarray] | None:
     """The finishing of (n, B, h, w) float32 tiles by ``method`` (:data:`FINISHES`) on ``device``
-    (auto: CUDA where PyTorch sees it), ``h`` = ``strength`` noise sigmas; None for ``none``."""
+    (auto: CUDA where PyTorch sees it), at ``strength`` times each frame's estimated noise
+    sigma; None for ``none``."""
     if method == "none":
         return None
     if method != "nlm":
@@ -117,9 +122,9 @@ def finisher(
         n, B, h, w = x.shape
         x = x.reshape(n * B, h, w)
         with torch.inference_mode():
-            sigma = noise_sigma(x)
+            sigma = strength * noise_sigma(x)
             flat = sigma <= 0  # nothing to remove: the frame stays as it is
-            out = nonlocal_means(x, sigma, torch.where(flat, 1.0, strength * sigma))
+            out = nonlocal_means(x, sigma, torch.where(flat, 1.0, H_RATIO * sigma))
             out[flat] = x[flat]
         return out.reshape(n, B, h, w).cpu().numpy()
 
