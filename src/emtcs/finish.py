@@ -1,6 +1,6 @@
 """Finishing decoded tiles: non-local means at the strength of each frame's remaining noise.
 
-The decoders leave fine-grained error in their frames: shot noise they did not remove
+The learned decoders leave fine-grained error in their frames: shot noise they did not remove
 and texture of the masks.  Non-local means averages each pixel with the pixels whose
 neighbourhoods look alike, which removes that error where the movie repeats itself
 (lattices, amorphous texture, flat regions) and leaves edges and unique features alone.
