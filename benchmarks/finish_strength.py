@@ -28,7 +28,7 @@ from emtcs.finish import finisher
 from emtcs.metrics import psnr
 from emtcs.sensing import encode, masks
 from emtcs.simulate import MovieSimulator, SimulationConfig
-from select_margin import DOSES, MODES, SIZE, abtem_cases, simulator_cases, unseen_cases
+from select_margin import DOSES, MODES, SIZE, add_case_options, calibration_cases, unseen_cases
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -74,16 +74,11 @@ def summary(rows: list[dict], decoder: str) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenes", type=Path, help="abTEM scenes not trained on (HDF5)")
-    ap.add_argument("--n-scenes", type=int, default=16)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    add_case_options(ap)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
-    cases = list(simulator_cases(rng)) + list(cmos_cases(rng))
-    if a.scenes:
-        cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
-    cases += list(unseen_cases(a.shared))
+    cases = calibration_cases(a, rng, cmos_cases(rng))
     finishes = {s: finisher("nlm", "cpu", strength=s) for s in STRENGTHS if s}
     rows = []
     for B in (10, 20):

@@ -24,7 +24,7 @@ import numpy as np
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.metrics import psnr
 from emtcs.sensing import encode, masks
-from select_margin import SIZE, abtem_cases, simulator_cases, unseen_cases
+from select_margin import SIZE, add_case_options, calibration_cases, unseen_cases
 
 KAPPAS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1e6)
 
@@ -33,16 +33,10 @@ def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenes", type=Path, help="abTEM scenes the weights did not train on (HDF5)")
-    ap.add_argument("--n-scenes", type=int, default=16)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    add_case_options(ap)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    cases = list(simulator_cases(rng))
-    if a.scenes:
-        cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
-    cases += list(unseen_cases(a.shared))
+    cases = calibration_cases(a, np.random.default_rng(0))
     unseen = {name for name, *_ in unseen_cases(a.shared)}
     rows = []
     stash: dict[str, tuple] = {}

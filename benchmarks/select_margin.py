@@ -95,6 +95,24 @@ def unseen_cases(shared: Path):
             yield Path(rel).stem, frames.astype(np.float32), frames.astype(np.float32), None
 
 
+def add_case_options(ap: argparse.ArgumentParser) -> None:
+    """The options that pick the calibration cases (shared by the calibration scripts)."""
+    ap.add_argument("--scenes", type=Path, help="abTEM scenes the weights did not train on (HDF5)")
+    ap.add_argument("--n-scenes", type=int, default=16)
+    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def calibration_cases(a: argparse.Namespace, rng: np.random.Generator, *more) -> list:
+    """The simulator's cases, then ``more`` (iterables of cases), the abTEM scenes of
+    ``--scenes`` and the movies unlike the training data."""
+    cases = list(simulator_cases(rng))
+    for extra in more:
+        cases += list(extra)
+    if a.scenes:
+        cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
+    return cases + list(unseen_cases(a.shared))
+
+
 def margins(rows: list[dict]) -> list[dict]:
     """For every margin tau: mean PSNR of choosing GapUNet where its score is at most tau times
     GAP-TV's, the worst loss against GAP-TV and the tiles losing more than 0.2 dB."""
@@ -144,17 +162,12 @@ def blends(rows: list[dict]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenes", type=Path, help="abTEM training scenes (HDF5)")
-    ap.add_argument("--n-scenes", type=int, default=16)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    add_case_options(ap)
     ap.add_argument("--unseen-only", action="store_true", help="only the movies unlike the training data")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
-    cases = [] if a.unseen_only else list(simulator_cases(rng))
-    if a.scenes and not a.unseen_only:
-        cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
-    cases += list(unseen_cases(a.shared))
+    cases = list(unseen_cases(a.shared)) if a.unseen_only else calibration_cases(a, rng)
     rows = []
     for B in (10, 20):
         sel = get_decoder("select", B=B, device="cpu")

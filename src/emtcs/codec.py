@@ -21,12 +21,10 @@ from .container import TcsHeader, TcsReader, TcsWriter
 from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
-from .decoders.learned import LearnedDecoder
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
-from .decoding import DecodeSettings, decode_here, reported_config
+from .decoding import DecodeSettings, decode_here, finishing, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import InputError
-from .finish import finisher
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
@@ -505,7 +503,7 @@ def reconstruct(
         raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
     dec, _ = decoder_for(method, masks.shape[0], **options)
     dec = for_noise(dec, measured=gain is not None)
-    finish = finisher(settings.finish, settings.device) if isinstance(dec, LearnedDecoder) else None
+    finish = finishing(dec, settings)
     source = ArrayMasks(masks)
     if scale is None:
         scale = intensity_scale(y, source)

@@ -9,7 +9,7 @@ to the same frames wherever it runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ __all__ = [
     "GroupBand",
     "decode_group",
     "decode_here",
+    "finishing",
     "gap_tv_tiles",
     "holdout_scores",
     "noise_gain",
@@ -166,10 +167,17 @@ def holdout_scores(dec: Decoder) -> tuple[float, int]:
     return dec.holdout if isinstance(dec, SelectingDecoder) else (0.0, 0)
 
 
+def finishing(dec: Decoder, settings: DecodeSettings) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How the tiles ``dec`` returns are finished: as ``settings.finish`` says for a learned
+    decoder; GAP-TV's and copied frames are left as they are (None)."""
+    return finisher(settings.finish, settings.device) if isinstance(dec, LearnedDecoder) else None
+
+
 def reported_config(dec: Decoder, settings: DecodeSettings) -> dict[str, Any]:
     """The decoder's config for reports, with the guard's threshold and fallback when it is
-    guarded, and the finishing."""
-    return {**guarded(dec, settings.guard).get_config(), "finish": settings.finish}
+    guarded, and the finishing where the decoder's tiles are finished."""
+    config = guarded(dec, settings.guard).get_config()
+    return {**config, "finish": settings.finish} if isinstance(dec, LearnedDecoder) else config
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
@@ -210,7 +218,7 @@ def decode_group(
     y = reader.measurement(g)
     gain, measured = noise_gain(reader, g, y)
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
-    finish = finisher(settings.finish, settings.device) if isinstance(dec, LearnedDecoder) else None
+    finish = finishing(dec, settings)
     scale = intensity_scale(y, masks)
     dec = guarded(dec, settings.guard, noise_measured=measured)
     seen, scored, mixed = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
