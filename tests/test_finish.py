@@ -93,3 +93,44 @@ def test_decompress_finishes_learned_decoders_unless_told_not_to(tmp_path):
     assert not np.array_equal(plain, done)
     assert np.abs(plain - done).mean() < 0.2 * plain.std()  # a light touch, not another movie
     np.testing.assert_array_equal(out["gaptv-none"], out["gaptv-nlm"])  # GAP-TV's frames are left alone
+
+
+def test_strengths_share_their_patch_distances():
+    rng = np.random.default_rng(3)
+    frames = torch.from_numpy(rng.random((2, 20, 24)).astype(np.float32))
+    sigma = torch.tensor([[0.05, 0.1], [0.2, 0.3]])
+    both = nonlocal_means(frames, sigma, 0.8 * sigma)
+    for k in range(2):
+        np.testing.assert_allclose(both[k].numpy(), nonlocal_means(frames, sigma[k], 0.8 * sigma[k]).numpy(), atol=1e-6)
+
+
+def test_measurement_guided_strength_keeps_the_residual_at_the_noise():
+    from emtcs.decoders.guard import noise_ratio
+    from emtcs.finish import LADDER, SLACK
+
+    rng = np.random.default_rng(4)
+    B, n = 6, 64
+    yy, xx = np.mgrid[:n, :n]
+    smooth = 1 + 0.3 * np.cos(2 * np.pi * xx / 17) * np.cos(2 * np.pi * yy / 23)
+    lattice = 1 + 0.3 * np.cos(2 * np.pi * xx / 3.1) * np.cos(2 * np.pi * yy / 3.4)
+    C = (rng.random((2, B, n, n)) < 0.5).astype(np.float32)
+    epu = 10.0  # electrons per unit
+    # tile 0: a decoder that kept the shot noise in its frames, which the measurement
+    # allows to be removed; tile 1: clean fine fringes the measurement knows to the
+    # electron, told so by a tiny noise, so any blur of them leaves the data
+    noisy = rng.poisson(np.broadcast_to(smooth, (B, n, n)) * epu) / epu
+    tiles = np.stack([noisy, np.broadcast_to(lattice, (B, n, n))]).astype(np.float32)
+    y = np.einsum("nbhw,nbhw->nhw", C, tiles)
+    epus = (epu, 1e6)
+    fixed = {s: finisher("nlm", "cpu", strength=s) for s in LADDER}
+    finish = finisher("nlm", "cpu")
+    chosen = []
+    for t in range(2):
+        one, yt, Ct = tiles[t : t + 1], y[t : t + 1], C[t : t + 1]
+        ratio = {s: float(noise_ratio(yt, Ct, fixed[s](one), epus[t])[0]) for s in LADDER}
+        allowed = max(1.0, float(noise_ratio(yt, Ct, one, epus[t])[0]) + SLACK)
+        expect = max([s for s in LADDER if ratio[s] <= allowed], default=LADDER[0])
+        np.testing.assert_allclose(finish(one, yt, Ct, epus[t]), fixed[expect](one), atol=1e-6)
+        chosen.append(expect)
+    assert chosen[0] > LADDER[0] and chosen[1] == LADDER[0]
+    np.testing.assert_allclose(finish(tiles), fixed[0.5](tiles), atol=1e-6)  # no measurement: the fixed strength

@@ -115,3 +115,35 @@ def test_reconstruct_refuses_bad_settings(kwargs, message):
 
     with pytest.raises(InputError, match=message):
         emtcs.reconstruct(np.ones((16, 16)), np.ones((4, 16, 16)), **kwargs)
+
+
+def test_a_pedestal_is_taken_off_for_the_decoder_and_put_back():
+    from emtcs.decoders import get_decoder
+    from emtcs.tiling import decode_bands
+
+    frames, m, y = _group((40, 56))
+    C = ArrayMasks(m)
+    pedestal = 37.5
+    lifted = y + pedestal * m.sum(axis=0)
+
+    def decoded(meas, **kw):
+        bands = decode_bands(meas, C, get_decoder("gaptv"), tile=32, overlap=8, gain=2.0, **kw)
+        return np.concatenate([block for _, block, _, _ in bands], axis=1)
+
+    np.testing.assert_allclose(decoded(lifted, pedestal=pedestal), decoded(y) + pedestal, rtol=1e-5, atol=1e-3)
+    assert not np.allclose(decoded(lifted), decoded(y) + pedestal, atol=1e-2)  # without it the decoder sees other data
+
+
+def test_noise_pedestal_folds_the_read_noise_into_the_offset():
+    from types import SimpleNamespace
+
+    from emtcs.decoding import noise_pedestal
+    from emtcs.noise import NoiseModel
+
+    def header(noise, max_level=1000):
+        return SimpleNamespace(noise=noise, value_scale=2.0, value_offset=100.0, max_level=max_level)
+
+    # in levels: gain 2, offset (200 - 100) / 2 = 50; less gain x read noise² = 2 x 9
+    assert noise_pedestal(header(NoiseModel(4.0, 200.0, 3.0))) == pytest.approx(50.0 - 18.0)
+    assert noise_pedestal(header(None)) == 0.0
+    assert noise_pedestal(header(NoiseModel(4.0, 1e9), max_level=255)) == 0.0  # a model far from these data

@@ -503,7 +503,7 @@ def reconstruct(
         raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
     dec, _ = decoder_for(method, masks.shape[0], **options)
     dec = for_noise(dec, measured=gain is not None)
-    finish = finishing(dec, settings)
+    finish = finishing(dec, settings, noise_measured=gain is not None)
     source = ArrayMasks(masks)
     if scale is None:
         scale = intensity_scale(y, source)

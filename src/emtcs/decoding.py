@@ -21,7 +21,7 @@ from .decoders.guard import GUARD_RATIO, GuardedDecoder, guarded
 from .decoders.learned import LearnedDecoder
 from .decoders.select import SelectingDecoder
 from .errors import InputError
-from .finish import FINISHES, finisher
+from .finish import FINISHES, STRENGTH, finisher
 from .tiling import OVERLAP, TILE, decode_bands, intensity_scale
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "gap_tv_tiles",
     "holdout_scores",
     "noise_gain",
+    "noise_pedestal",
     "reported_config",
     "wanted_frames",
 ]
@@ -150,6 +151,20 @@ def noise_gain(reader: TcsReader, g: int, y: np.ndarray) -> tuple[float, bool]:
     return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
 
 
+def noise_pedestal(hd: TcsHeader) -> float:
+    """The level (of the stored measurements) each frame holds at zero electrons, with the
+    read noise folded in: the detector's offset less gain x read noise², so that the noise
+    variance of a frame reading ``x`` is gain x (x - pedestal) (formats/tcs.md §4); 0
+    without a noise model, or where the model puts it further from the stored levels than
+    their own range (a model that does not describe these data).  The decoders are trained
+    on counts, which have none."""
+    if hd.noise is None:
+        return 0.0
+    m = hd.noise.in_levels(hd.value_scale, hd.value_offset)
+    pedestal = m.offset - m.gain * m.read_noise**2
+    return pedestal if abs(pedestal) <= hd.max_level else 0.0
+
+
 def blended_tiles(dec: Decoder) -> int:
     """Tiles ``select`` has blended with GAP-TV so far (its hold-out scores too close to
     choose); 0 for other decoders."""
@@ -167,10 +182,14 @@ def holdout_scores(dec: Decoder) -> tuple[float, int]:
     return dec.holdout if isinstance(dec, SelectingDecoder) else (0.0, 0)
 
 
-def finishing(dec: Decoder, settings: DecodeSettings) -> Callable[[np.ndarray], np.ndarray] | None:
+def finishing(dec: Decoder, settings: DecodeSettings, *, noise_measured: bool) -> Callable[..., np.ndarray] | None:
     """How the tiles ``dec`` returns are finished: as ``settings.finish`` says for a learned
-    decoder; GAP-TV's and copied frames are left as they are (None)."""
-    return finisher(settings.finish, settings.device) if isinstance(dec, LearnedDecoder) else None
+    decoder, at the strength the measurement allows where the noise was measured or given
+    (else the fixed :data:`emtcs.finish.STRENGTH`); GAP-TV's and copied frames are left as
+    they are (None)."""
+    if not isinstance(dec, LearnedDecoder):
+        return None
+    return finisher(settings.finish, settings.device, strength=None if noise_measured else STRENGTH)
 
 
 def reported_config(dec: Decoder, settings: DecodeSettings) -> dict[str, Any]:
@@ -218,8 +237,9 @@ def decode_group(
     y = reader.measurement(g)
     gain, measured = noise_gain(reader, g, y)
     dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
-    finish = finishing(dec, settings)
-    scale = intensity_scale(y, masks)
+    finish = finishing(dec, settings, noise_measured=measured)
+    pedestal = noise_pedestal(hd)
+    scale = intensity_scale(y, masks, pedestal=pedestal)
     dec = guarded(dec, settings.guard, noise_measured=measured)
     seen, scored, mixed = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
     for rows, block, num, den in decode_bands(
@@ -232,6 +252,7 @@ def decode_group(
         bands=bands,
         scale=scale,
         gain=gain,
+        pedestal=pedestal,
         finish=finish,
     ):
         now, total, mixed_now = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)

@@ -4,13 +4,20 @@ The learned decoders leave fine-grained error in their frames: shot noise they d
 and texture of the masks.  Non-local means averages each pixel with the pixels whose
 neighbourhoods look alike, which removes that error where the movie repeats itself
 (lattices, amorphous texture, flat regions) and leaves edges and unique features alone.
-Its strength follows each frame: the filter's noise level ``sigma`` is :data:`STRENGTH`
+Its strength follows each frame: the filter's noise level ``sigma`` is a strength ``s``
 times the frame's noise sigma as estimated from the frame itself (:func:`noise_sigma`;
-fine lattice fringes count in that estimate too, hence the factor), and ``h`` is
-:data:`H_RATIO` times ``sigma``, so a frame the decoder has already cleaned is barely
-touched and no noise model is needed.
-``benchmarks/finish_strength.py`` chose the strength on scenes apart from the
-validation suite (docs/decoders.md).
+fine lattice fringes count in that estimate too), and ``h`` is :data:`H_RATIO` times
+``sigma``, so a frame the decoder has already cleaned is barely touched.
+
+The strength is chosen per tile by the measurement (a discrepancy principle): of the
+strengths in :data:`LADDER`, the strongest whose finished frames still explain the
+measurement to within its shot noise, ``noise_ratio(finished) <= max(1, noise_ratio(decoded)
++ SLACK)`` (the guard's ratio, :func:`emtcs.decoders.guard.noise_ratio`), else the
+weakest.  Removing noise the decoder left raises the residual towards the shot noise;
+removing structure the measurement recorded raises it beyond.  Without the tile's
+measurement and noise level the strength is :data:`STRENGTH`.
+``benchmarks/finish_strength.py`` measured the rule and the ladder on scenes apart from
+the validation suite (docs/decoders.md).
 
 The filter, with patch radius ``p`` (:data:`PATCH` = 2p + 1) and search radius
 :data:`SEARCH`: for each pixel ``i`` and each offset ``o`` within the search window,
@@ -27,12 +34,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FINISHES", "H_RATIO", "PATCH", "SEARCH", "STRENGTH", "finisher", "noise_sigma", "nonlocal_means"]
+__all__ = [
+    "FINISHES",
+    "H_RATIO",
+    "LADDER",
+    "PATCH",
+    "SEARCH",
+    "SLACK",
+    "STRENGTH",
+    "finisher",
+    "noise_sigma",
+    "nonlocal_means",
+]
 
 #: Finishing methods: ``nlm`` (the default) or ``none``.
 FINISHES = ("nlm", "none")
-#: The filter's ``sigma`` in units of the frame's estimated noise sigma.
+#: The filter's ``sigma`` in units of the frame's estimated noise sigma, where the noise
+#: level is unknown.
 STRENGTH = 0.5
+#: Strengths the measurement-guided finishing chooses from, weakest first.
+LADDER = (0.5, 0.75, 1.0, 1.25, 1.5)
+#: How far the residual may rise above the unfinished tile's, in units of the shot noise.
+SLACK = 0.1
 #: ``h`` in units of the filter's ``sigma``.
 H_RATIO = 0.8
 #: Patch side and search radius in pixels.
@@ -64,7 +87,9 @@ def _box(a: Any, k: int) -> Any:
 
 
 def nonlocal_means(frames: Any, sigma: Any, h: Any, patch: int = PATCH, search: int = SEARCH) -> Any:
-    """Non-local means (module docstring) of (n, H, W) torch frames, ``sigma`` and ``h`` per frame.
+    """Non-local means (module docstring) of (n, H, W) torch frames, ``sigma`` and ``h`` per
+    frame, (n,), or per strength and frame, (k, n), giving (k, n, H, W): the strengths share
+    the patch distances, the costly part.
 
     Offsets ``o`` and ``-o`` share their patch distances (shifted by ``o``), so each pair is
     computed once, on a grid extended by ``search`` pixels.
@@ -73,40 +98,57 @@ def nonlocal_means(frames: Any, sigma: Any, h: Any, patch: int = PATCH, search: 
     import torch.nn.functional as F
 
     n, H, W = frames.shape
+    single = sigma.dim() == 1
+    sigma, h = sigma.reshape(-1, n, 1, 1), h.reshape(-1, n, 1, 1)
+    k = sigma.shape[0]
     c = patch // 2
     pad = 2 * search + c
     if min(H, W) <= pad:  # reflection needs the frame wider than the padding
-        return frames
+        out = frames.expand(k, n, H, W).clone()
+        return out[0] if single else out
     xp = F.pad(frames[:, None], (pad, pad, pad, pad), mode="reflect")[:, 0]
     grid = (H + 2 * search + 2 * c, W + 2 * search + 2 * c)  # patch support of the extended grid
     start = pad - search - c
     core = xp[:, start : start + grid[0], start : start + grid[1]]
-    acc = frames.clone()  # the pixel itself, with weight 1
-    wsum = torch.ones_like(frames)
-    floor = (2 * sigma**2 * patch**2).reshape(n, 1, 1)
-    scale = (-1.0 / (h**2 * patch**2)).reshape(n, 1, 1)
+    acc = frames.expand(k, n, H, W).clone()  # the pixel itself, with weight 1
+    wsum = torch.ones_like(acc)
+    floor = 2 * sigma**2 * patch**2
+    scale = -1.0 / (h**2 * patch**2)
     for dy in range(search + 1):
         for dx in range(-search, search + 1):
             if dy == 0 and dx <= 0:
                 continue
             moved = xp[:, start + dy : start + dy + grid[0], start + dx : start + dx + grid[1]]
             d = core - moved
-            w = _box(d.mul_(d), patch).sub_(floor).clamp_(min=0).mul_(scale).exp_()
-            ahead = w[:, search : search + H, search : search + W]  # pair (i, i + o)
-            behind = w[:, search - dy : search - dy + H, search - dx : search - dx + W]  # pair (i - o, i)
+            w = (_box(d.mul_(d), patch) - floor).clamp_(min=0).mul_(scale).exp_()
+            ahead = w[..., search : search + H, search : search + W]  # pair (i, i + o)
+            behind = w[..., search - dy : search - dy + H, search - dx : search - dx + W]  # pair (i - o, i)
             acc.addcmul_(ahead, xp[:, pad + dy : pad + dy + H, pad + dx : pad + dx + W])
             acc.addcmul_(behind, xp[:, pad - dy : pad - dy + H, pad - dx : pad - dx + W])
             wsum += ahead
             wsum += behind
-    return acc / wsum
+    out = acc / wsum
+    return out[0] if single else out
 
 
-def finisher(
-    method: str, device: str = "auto", strength: float = STRENGTH
-) -> Callable[[np.ndarray], np.ndarray] | None:
+def _noise_ratio(y: Any, masks: Any, frames: Any, electrons_per_unit: float) -> Any:
+    """Per tile, RMS measurement residual over RMS shot noise (as
+    :func:`emtcs.decoders.guard.noise_ratio`), for (..., n, B, h, w) torch frames."""
+    residual = y - (masks * frames).sum(-3)
+    noise_var = y.clamp(min=0).mean((-2, -1)) / electrons_per_unit
+    return (residual.square().mean((-2, -1)) / noise_var.clamp(min=1e-30)).sqrt()
+
+
+def finisher(method: str, device: str = "auto", strength: float | None = None) -> Callable[..., np.ndarray] | None:
     """The finishing of (n, B, h, w) float32 tiles by ``method`` (:data:`FINISHES`) on ``device``
-    (auto: CUDA where PyTorch sees it), at ``strength`` times each frame's estimated noise
-    sigma; None for ``none``."""
+    (auto: CUDA where PyTorch sees it); None for ``none``.
+
+    The returned ``finish(tiles, y=None, masks=None, electrons_per_unit=None)`` filters at
+    ``strength`` times each frame's estimated noise sigma when ``strength`` is given; else,
+    told the tiles' measurements (n, h, w), masks (n, B, h, w) and electrons per unit, it
+    takes per tile the strongest of :data:`LADDER` whose measurement residual stays at the
+    noise (module docstring), and :data:`STRENGTH` without them.
+    """
     if method == "none":
         return None
     if method != "nlm":
@@ -117,15 +159,32 @@ def finisher(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
 
-    def finish(tiles: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(dev)
+    def tensor(a: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
+
+    def finish(
+        tiles: np.ndarray,
+        y: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+        electrons_per_unit: float | None = None,
+    ) -> np.ndarray:
+        x = tensor(tiles)
         n, B, h, w = x.shape
-        x = x.reshape(n * B, h, w)
+        frames = x.reshape(n * B, h, w)
+        adaptive = strength is None and y is not None and masks is not None and electrons_per_unit
+        ladder = torch.tensor(LADDER if adaptive else [STRENGTH if strength is None else strength], device=dev)
         with torch.inference_mode():
-            sigma = strength * noise_sigma(x)
+            sigma = ladder[:, None] * noise_sigma(frames)  # (k, n * B)
             flat = sigma <= 0  # nothing to remove: the frame stays as it is
-            out = nonlocal_means(x, sigma, torch.where(flat, 1.0, H_RATIO * sigma))
-            out[flat] = x[flat]
-        return out.reshape(n, B, h, w).cpu().numpy()
+            out = nonlocal_means(frames, sigma, torch.where(flat, 1.0, H_RATIO * sigma))
+            out = torch.where(flat[..., None, None], frames, out).reshape(len(ladder), n, B, h, w)
+            if not adaptive:
+                return out[0].cpu().numpy()
+            yt, mt = tensor(y), tensor(masks)
+            allowed = (_noise_ratio(yt, mt, x, electrons_per_unit) + SLACK).clamp(min=1.0)
+            ok = _noise_ratio(yt, mt, out, electrons_per_unit) <= allowed  # (k, n)
+            steps = torch.arange(len(ladder), device=dev)[:, None]
+            pick = torch.where(ok, steps, 0).amax(0)  # strongest allowed, else the weakest
+            return out[pick, torch.arange(n, device=dev)].cpu().numpy()
 
     return finish

@@ -67,18 +67,18 @@ def blend_window(size: int, overlap: int, left: bool, right: bool) -> np.ndarray
     return w
 
 
-def intensity_scale(y: np.ndarray, masks: MaskSource, max_samples: int = 1 << 18) -> float:
+def intensity_scale(y: np.ndarray, masks: MaskSource, max_samples: int = 1 << 18, pedestal: float = 0.0) -> float:
     """Per-group scale that maps frame intensities to about [0, 1] for the decoders.
 
     The 99.9th percentile of Y / sum_b C_b (the normalised measurement of Equation 2,
-    an estimate of the frames' mean) over a regular subsample of at most ``max_samples``
-    pixels; 1.0 for an all-zero measurement.
+    an estimate of the frames' mean) less ``pedestal`` over a regular subsample of at most
+    ``max_samples`` pixels; 1.0 where that is not positive.
     """
     H, W = y.shape
     step = max(1, int(np.ceil(np.sqrt(H * W / max_samples))))
     rows, cols = slice(0, H, step), slice(0, W, step)
     csum = masks.window(rows, cols).sum(axis=0, dtype=np.float32)
-    ybar = y[rows, cols].astype(np.float32) / np.maximum(csum, 1.0)
+    ybar = y[rows, cols].astype(np.float32) / np.maximum(csum, 1.0) - np.float32(pedestal)
     scale = float(np.percentile(ybar, 99.9))
     return scale if scale > 0 and np.isfinite(scale) else 1.0
 
@@ -93,8 +93,9 @@ def decode_bands(
     batch: int = 8,
     scale: float | None = None,
     gain: float | None = None,
+    pedestal: float = 0.0,
     bands: range | None = None,
-    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+    finish: Callable[..., np.ndarray] | None = None,
 ) -> Iterator[tuple[slice, np.ndarray, float, float]]:
     """Reconstruct the frames of one measurement ``y`` (H, W), one band of tile rows at a time.
 
@@ -106,7 +107,10 @@ def decode_bands(
     dropped), so a band's frames are bit-identical whichever range it is decoded in.
     ``scale`` defaults to :func:`intensity_scale` of the whole ``y``.  ``gain`` (units
     of ``y`` per electron) gives the decoder the noise level, ``scale / gain`` electrons
-    per normalised unit; None leaves it unknown.  ``finish`` (:func:`emtcs.finish.finisher`)
+    per normalised unit; None leaves it unknown.  ``pedestal`` is the level every frame
+    holds at zero electrons (:func:`emtcs.decoding.noise_pedestal`): it is taken off the
+    measurement before decoding, so that the decoders see counts whose shot noise ``gain``
+    describes, and put back on the frames.  ``finish`` (:func:`emtcs.finish.finisher`)
     takes each batch of decoded tiles before they are stitched; the residual is that of
     the finished frames.
     """
@@ -115,7 +119,7 @@ def decode_bands(
     H, W = y.shape
     nb = masks.nb
     if scale is None:
-        scale = intensity_scale(y, masks)
+        scale = intensity_scale(y, masks, pedestal=pedestal)
     epu = scale / gain if gain else None
     ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
     th, tw = min(tile, H), min(tile, W)
@@ -138,11 +142,14 @@ def decode_bands(
         rows = slice(y0, y0 + th)
         for j in range(0, len(xs), batch):
             chunk = xs[j : j + batch]
-            ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float32) / scale
             mtiles = np.stack([masks.window(rows, slice(x0, x0 + tw)) for x0 in chunk]).astype(np.float32)
+            ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float64)
+            if pedestal:
+                ytiles -= pedestal * mtiles.sum(axis=1, dtype=np.float64)
+            ytiles = (ytiles / scale).astype(np.float32)
             frames = decoder.decode(ytiles, mtiles, epu)
             if finish is not None:
-                frames = finish(frames)
+                frames = finish(frames, ytiles, mtiles, epu)
             for x0, f in zip(chunk, frames):
                 w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
                 acc[:, :, x0 : x0 + tw] += f * w2
@@ -151,6 +158,8 @@ def decode_bands(
             continue
         done = (ys[i + 1] if i + 1 < len(ys) else H) - y0
         block = acc[:, :done] / wsum[:done] * np.float32(scale)
+        if pedestal:
+            block = (block + pedestal).astype(np.float32)
         out_rows = slice(y0, y0 + done)
         yr = y[out_rows].astype(np.float64)
         model = np.zeros(yr.shape, dtype=np.float64)
@@ -180,7 +189,7 @@ def reconstruct_group(
     batch: int = 8,
     scale: float | None = None,
     gain: float | None = None,
-    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+    finish: Callable[..., np.ndarray] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> float:
     """Reconstruct the frames of one measurement ``y`` (H, W), tile by tile.
