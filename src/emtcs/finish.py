@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .decoders.guard import noise_ratio
+
 __all__ = [
     "FINISHES",
     "H_RATIO",
@@ -131,14 +133,6 @@ def nonlocal_means(frames: Any, sigma: Any, h: Any, patch: int = PATCH, search: 
     return out[0] if single else out
 
 
-def _noise_ratio(y: Any, masks: Any, frames: Any, electrons_per_unit: float) -> Any:
-    """Per tile, RMS measurement residual over RMS shot noise (as
-    :func:`emtcs.decoders.guard.noise_ratio`), for (..., n, B, h, w) torch frames."""
-    residual = y - (masks * frames).sum(-3)
-    noise_var = y.clamp(min=0).mean((-2, -1)) / electrons_per_unit
-    return (residual.square().mean((-2, -1)) / noise_var.clamp(min=1e-30)).sqrt()
-
-
 def finisher(method: str, device: str = "auto", strength: float | None = None) -> Callable[..., np.ndarray] | None:
     """The finishing of (n, B, h, w) float32 tiles by ``method`` (:data:`FINISHES`) on ``device``
     (auto: CUDA where PyTorch sees it); None for ``none``.
@@ -159,32 +153,28 @@ def finisher(method: str, device: str = "auto", strength: float | None = None) -
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
 
-    def tensor(a: np.ndarray) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
-
     def finish(
         tiles: np.ndarray,
         y: np.ndarray | None = None,
         masks: np.ndarray | None = None,
         electrons_per_unit: float | None = None,
     ) -> np.ndarray:
-        x = tensor(tiles)
+        x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(dev)
         n, B, h, w = x.shape
         frames = x.reshape(n * B, h, w)
-        adaptive = strength is None and y is not None and masks is not None and electrons_per_unit
+        adaptive = strength is None and y is not None and masks is not None and bool(electrons_per_unit)
         ladder = torch.tensor(LADDER if adaptive else [STRENGTH if strength is None else strength], device=dev)
         with torch.inference_mode():
             sigma = ladder[:, None] * noise_sigma(frames)  # (k, n * B)
             flat = sigma <= 0  # nothing to remove: the frame stays as it is
             out = nonlocal_means(frames, sigma, torch.where(flat, 1.0, H_RATIO * sigma))
             out = torch.where(flat[..., None, None], frames, out).reshape(len(ladder), n, B, h, w)
-            if not adaptive:
-                return out[0].cpu().numpy()
-            yt, mt = tensor(y), tensor(masks)
-            allowed = (_noise_ratio(yt, mt, x, electrons_per_unit) + SLACK).clamp(min=1.0)
-            ok = _noise_ratio(yt, mt, out, electrons_per_unit) <= allowed  # (k, n)
-            steps = torch.arange(len(ladder), device=dev)[:, None]
-            pick = torch.where(ok, steps, 0).amax(0)  # strongest allowed, else the weakest
-            return out[pick, torch.arange(n, device=dev)].cpu().numpy()
+        done = out.cpu().numpy()
+        if not adaptive:
+            return done[0]
+        allowed = np.maximum(noise_ratio(y, masks, tiles, electrons_per_unit) + SLACK, 1.0)
+        ok = np.stack([noise_ratio(y, masks, f, electrons_per_unit) <= allowed for f in done])  # (k, n)
+        pick = np.where(ok, np.arange(len(ladder))[:, None], 0).max(axis=0)  # strongest allowed, else the weakest
+        return done[pick, np.arange(n)]
 
     return finish
