@@ -294,7 +294,7 @@ def _noise_line(info: dict[str, Any]) -> str:
     default="nlm",
     show_default=True,
     help="Finish the tiles a learned decoder returns with non-local means at the strength of their "
-    "remaining noise, or not (none).",
+    "remaining noise, as strong as the measurement allows where the noise is known, or not (none).",
 )
 @click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
