@@ -104,6 +104,16 @@ def test_strengths_share_their_patch_distances():
         np.testing.assert_allclose(both[k].numpy(), nonlocal_means(frames, sigma[k], 0.8 * sigma[k]).numpy(), atol=1e-6)
 
 
+def test_frames_in_pieces_give_the_same_result(monkeypatch):
+    import emtcs.finish
+
+    frames = torch.from_numpy(np.random.default_rng(5).random((5, 20, 24)).astype(np.float32))
+    sigma = torch.tensor([[0.05, 0.1, 0.2, 0.0, 0.3], [0.2, 0.3, 0.1, 0.1, 0.0]])
+    whole = nonlocal_means(frames, sigma, 0.8 * sigma + 0.01)
+    monkeypatch.setattr(emtcs.finish, "_CPU_PIECE", 1)  # one frame per piece
+    torch.testing.assert_close(nonlocal_means(frames, sigma, 0.8 * sigma + 0.01), whole, rtol=0, atol=0)
+
+
 def test_measurement_guided_strength_keeps_the_residual_at_the_noise():
     from emtcs.decoders.guard import noise_ratio
     from emtcs.finish import LADDER, SLACK

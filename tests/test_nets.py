@@ -223,6 +223,15 @@ def test_untrained_gapunet_is_gaptv_then_the_measurement_projection():
     np.testing.assert_allclose(out, ref, atol=1e-4)
 
 
+def test_tv_denoising_in_pieces_gives_the_same_result(monkeypatch):
+    from emtcs.nets import gapunet
+
+    x = torch.from_numpy(np.random.default_rng(6).random((3, 5, 18, 22)).astype(np.float32))
+    whole = gapunet.tv_denoise(x, 0.3, 5)
+    monkeypatch.setattr(gapunet, "CPU_PIECE", 2 * 18 * 22)  # two frames per piece, the last one alone
+    torch.testing.assert_close(gapunet.tv_denoise(x, 0.3, 5), whole, rtol=0, atol=0)
+
+
 def test_gapunet_projection_bounds_the_residual_by_the_shot_noise():
     from emtcs.nets.gapunet import GapUNet
 

@@ -36,14 +36,35 @@ from .sensing_torch import mask_sum
 __all__ = ["GapUNet", "UNet", "gap_tv", "tv_denoise"]
 
 
+#: Elements per piece when TV-denoising on the CPU: the dozen passes of an iteration over
+#: pieces of about 1 MB per buffer, which stay in cache, ran 2.2-2.4 times faster than over
+#: a whole batch (256 x 256 and 48 x 48 frames, one core of an AMD EPYC); the frames are
+#: independent, so the result is the same.
+CPU_PIECE = 1 << 18
+
+
 @torch.no_grad()
 def tv_denoise(x: torch.Tensor, weight: float, iterations: int) -> torch.Tensor:
     """Chambolle's isotropic TV denoising of every frame of ``x`` (..., h, w), fixed iterations.
 
     The dual iteration of :func:`emtcs.decoders.gaptv.tv_denoise` without its early stop.
-    It works in place in buffers of its own (the GAP-TV start is a fixed function: no
-    gradients flow through it): about 2.5 times faster than a fresh tensor for every step.
+    On the CPU, a few frames at a time (:data:`CPU_PIECE`).
     """
+    h, w = x.shape[-2:]
+    if x.device.type != "cpu" or x.numel() <= CPU_PIECE:
+        return _tv_denoise(x, weight, iterations)
+    frames = x.reshape(-1, h, w)
+    step = max(1, CPU_PIECE // (h * w))
+    out = torch.empty_like(frames)
+    for i in range(0, len(frames), step):
+        out[i : i + step] = _tv_denoise(frames[i : i + step], weight, iterations)
+    return out.reshape(x.shape)
+
+
+def _tv_denoise(x: torch.Tensor, weight: float, iterations: int) -> torch.Tensor:
+    """:func:`tv_denoise` in one piece.  It works in place in buffers of its own (the GAP-TV
+    start is a fixed function: no gradients flow through it): about 2.5 times faster than a
+    fresh tensor for every step."""
     tau = 0.25
     p0, p1 = torch.zeros_like(x), torch.zeros_like(x)
     # forward differences; the last row of g0 and the last column of g1 stay zero
