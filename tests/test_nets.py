@@ -162,6 +162,21 @@ def test_learned_decoder_tiling_equivalence(tmp_path):
     assert psnr(whole, tiled, data_range=float(whole.max() - whole.min())) > 35
 
 
+@pytest.mark.parametrize("name", ["gapunet", "tcsdl"])
+def test_cpu_decoders_run_a_batch_tile_by_tile_as_the_network_would_at_once(name):
+    dec = emtcs.decoders.get_decoder(name, B=10)
+    rng = np.random.default_rng(1)
+    C = np.stack([masks(s, 10, (40, 48)) for s in range(3)]).astype(np.float32)
+    y = np.einsum("nbhw,nbhw->nhw", C, rng.random((3, 10, 40, 48)).astype(np.float32))
+    got = dec.decode(y, C, electrons_per_unit=30.0)
+    with torch.inference_mode():
+        yt, ct = torch.from_numpy(y), torch.from_numpy(C)
+        epu = torch.full((3,), 30.0) if getattr(dec.net, "noise_aware", False) else None
+        at_once = (dec.net(yt, ct) if epu is None else dec.net(yt, ct, epu=epu)).numpy()
+    np.testing.assert_allclose(got, at_once, atol=1e-5)
+    assert not np.allclose(got[0], got[1], atol=1e-3)  # the tiles are told apart
+
+
 @pytest.mark.parametrize("name", ["gapnet", "tcsdl"])
 def test_shipped_weights_beat_gaptv_on_a_simulated_movie(name, tmp_path):
     for B in (10, 20, 30):

@@ -1,12 +1,13 @@
 """Learned decoders: a network from :mod:`emtcs.nets` with weights from the zoo.
 
-Tiles arrive in batches; the network runs on CUDA when present (with bf16 autocast),
-else on the CPU with all its cores.
+Tiles arrive in batches; the network runs on CUDA when present (a batch at a time, with
+bf16 autocast), else on the CPU with all its cores, one tile at a time.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -91,14 +92,24 @@ class LearnedDecoder(Decoder):
             return self._run(yt, ct, kwargs.get("epu")).float().cpu().numpy()
 
     def _run(self, y: Any, C: Any, epu: Any) -> Any:
-        """The network's output for torch tiles (bf16 autocast on a GPU)."""
+        """The network's output for torch tiles."""
+        return self._per_device(lambda y, C, epu: self.net(y, C) if epu is None else self.net(y, C, epu=epu), y, C, epu)
+
+    def _per_device(self, fn: Callable[..., Any], *tiles: Any) -> Any:
+        """``fn`` of torch tensors whose first axis is the tile (None passes as is): on a GPU
+        on the whole batch with bf16 autocast; on the CPU one tile at a time, where the
+        convolutions' working set then stays in cache (GapUNet's stages 1.9x, TCS-DL 1.2x
+        faster than four 256 x 256 tiles at once, one core of an AMD EPYC; the frames
+        differ by float32 rounding)."""
         import torch
 
-        kwargs = {} if epu is None else {"epu": epu}
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.net(y, C, **kwargs)
-        return self.net(y, C, **kwargs)
+                return fn(*tiles)
+        n = len(tiles[0])
+        if n <= 1:
+            return fn(*tiles)
+        return torch.cat([fn(*(t if t is None else t[i : i + 1] for t in tiles)) for i in range(n)])
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "weights": self.weights, "device": str(self.device)}
@@ -136,10 +147,5 @@ class GapUNetDecoder(LearnedDecoder):
         return self.refine(y, C, start, epu)
 
     def refine(self, y: Any, C: Any, start: Any, epu: Any) -> Any:
-        """The network's stages from ``start`` (bf16 autocast on a GPU)."""
-        import torch
-
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.net.refine(y, C, start, epu)
-        return self.net.refine(y, C, start, epu)
+        """The network's stages from ``start``."""
+        return self._per_device(self.net.refine, y, C, start, epu)
