@@ -41,10 +41,11 @@ def _by_definition(frame: np.ndarray, sigma: float, h: float) -> np.ndarray:
 
 def test_nonlocal_means_follows_its_definition():
     rng = np.random.default_rng(0)
-    frames = rng.random((2, 13, 17)).astype(np.float32)
-    sigma, h = np.array([0.1, 0.3], np.float32), np.array([0.2, 0.25], np.float32)
+    frames = rng.random((3, 13, 17)).astype(np.float32)
+    # the third frame's weights are mostly far below exp(-80)
+    sigma, h = np.array([0.1, 0.3, 0.001], np.float32), np.array([0.2, 0.25, 0.002], np.float32)
     got = nonlocal_means(torch.from_numpy(frames), torch.from_numpy(sigma), torch.from_numpy(h)).numpy()
-    for k in range(2):
+    for k in range(3):
         np.testing.assert_allclose(got[k], _by_definition(frames[k], float(sigma[k]), float(h[k])), atol=2e-5)
 
 
