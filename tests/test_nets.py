@@ -177,6 +177,25 @@ def test_cpu_decoders_run_a_batch_tile_by_tile_as_the_network_would_at_once(name
     assert not np.allclose(got[0], got[1], atol=1e-3)  # the tiles are told apart
 
 
+def test_gapunet_averages_its_mirror_images():
+    from emtcs.errors import DecoderError
+
+    rng = np.random.default_rng(2)
+    C = np.stack([masks(s, 10, (40, 48)) for s in range(2)]).astype(np.float32)
+    y = np.einsum("nbhw,nbhw->nhw", C, rng.random((2, 10, 40, 48)).astype(np.float32))
+    two = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=2)
+    got = two.decode(y, C, electrons_per_unit=30.0)
+    with torch.inference_mode():  # the stages on the tile and on its left-right mirror, from one GAP-TV start
+        yt, ct, epu = torch.from_numpy(y), torch.from_numpy(C), torch.full((2,), 30.0)
+        start = two.net.start(yt, ct)
+        plain = two.net.refine(yt, ct, start, epu).numpy()
+        flipped = two.net.refine(yt.flip(-1), ct.flip(-1), start.flip(-1), epu).flip(-1).numpy()
+    np.testing.assert_allclose(got, (plain + flipped) / 2, atol=1e-5)
+    assert np.abs(flipped - plain).max() > 1e-3  # the network is not already symmetric
+    with pytest.raises(DecoderError, match="mirrors"):
+        emtcs.decoders.get_decoder("gapunet", B=10, mirrors=3)
+
+
 @pytest.mark.parametrize("name", ["gapnet", "tcsdl"])
 def test_shipped_weights_beat_gaptv_on_a_simulated_movie(name, tmp_path):
     for B in (10, 20, 30):

@@ -17,7 +17,10 @@ from ..errors import DecoderError
 from ..optional import require
 from .base import Decoder, register
 
-__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "missing_for_networks"]
+__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "MIRRORS", "missing_for_networks"]
+
+#: GapUNet's default number of mirror images averaged (:class:`GapUNetDecoder`).
+MIRRORS = 1
 
 
 def _cpu_threads() -> int:
@@ -131,12 +134,29 @@ class GapNetDecoder(LearnedDecoder):
     arch = "gapnet"
 
 
+#: Flips of a tile whose decodes GapUNet averages, in order: none, left-right, up-down, both.
+_MIRRORS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
 @register
 class GapUNetDecoder(LearnedDecoder):
-    """GAP-TV followed by unfolded stages with a noise-aware spatio-temporal U-Net."""
+    """GAP-TV followed by unfolded stages with a noise-aware spatio-temporal U-Net.
+
+    ``mirrors`` (1, 2 or 4): the stages run on the tile and on its first ``mirrors - 1``
+    mirror images (left-right, up-down, both), and the frames are the mean of the
+    decodes flipped back.  The network's errors differ between mirror images more than its
+    signal does, so the mean is closer to the truth; each decode keeps the residual within
+    the projection's bound pixel by pixel, so their mean does too.
+    """
 
     name = "gapunet"
     arch = "gapunet"
+
+    def __init__(self, *, mirrors: int = MIRRORS, **kwargs: Any):
+        if mirrors not in (1, 2, 4):
+            raise DecoderError(f"mirrors must be 1, 2 or 4 (got {mirrors!r})")
+        super().__init__(**kwargs)
+        self.mirrors = mirrors
 
     def start(self, y: Any, C: Any, epu: Any) -> Any:
         """The network's GAP-TV start, told the noise only where it was measured."""
@@ -146,6 +166,14 @@ class GapUNetDecoder(LearnedDecoder):
         start = self.start(y, C, epu)
         return self.refine(y, C, start, epu)
 
-    def refine(self, y: Any, C: Any, start: Any, epu: Any) -> Any:
-        """The network's stages from ``start``."""
-        return self._per_device(self.net.refine, y, C, start, epu)
+    def refine(self, y: Any, C: Any, start: Any, epu: Any, mirrors: int | None = None) -> Any:
+        """The network's stages from ``start``, averaged over ``mirrors`` mirror images of
+        the tiles (default: the decoder's)."""
+        out = self._per_device(self.net.refine, y, C, start, epu)
+        flips = _MIRRORS[1 : mirrors or self.mirrors]
+        for dims in flips:
+            out += self._per_device(self.net.refine, y.flip(dims), C.flip(dims), start.flip(dims), epu).flip(dims)
+        return out / (1 + len(flips))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mirrors": self.mirrors}
