@@ -1,0 +1,97 @@
+"""Does averaging GapUNet's decodes of a tile's mirror images pay, and what does it cost?
+
+The cases are ``benchmarks/finish_strength.py``'s, apart from the validation suite (abTEM
+scenes the weights were not trained on with ``--scenes``, the simulator's modes in uint16,
+uint8 and as a CMOS camera records them, movies unlike the training data), 128 x 128 tiles
+at B = 10 and 20.  Each is decoded by GapUNet with ``mirrors`` = 1, 2 and 4
+(:class:`emtcs.decoders.learned.GapUNetDecoder`), unfinished and with the finishing the
+decoders ship with (:mod:`emtcs.finish`, guided where the noise is known).  Reported per
+group of cases: the mean PSNR gain over one decode and the worst case's, and the decode
+time relative to one decode.
+
+    python benchmarks/mirrors.py --scenes scratch/abtem/calib_1800.h5 --json mirrors.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emtcs.decoders import for_noise, get_decoder
+from emtcs.finish import finisher
+from emtcs.metrics import psnr
+from emtcs.sensing import encode, masks
+from finish_strength import cmos_cases
+from select_margin import SIZE, add_case_options, calibration_cases, unseen_cases
+
+MIRRORS = (1, 2, 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_case_options(ap)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    rng = np.random.default_rng(0)
+    cases = calibration_cases(a, rng, cmos_cases(rng))
+    finish = finisher("nlm", "cpu")
+    rows, seconds = [], dict.fromkeys(MIRRORS, 0.0)
+    for B in (10, 20):
+        decoders = {m: get_decoder("gapunet", B=B, device="cpu", mirrors=m) for m in MIRRORS}
+        C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
+        for name, noisy, clean, gain in cases:
+            if len(noisy) < B:
+                continue
+            x, ref = noisy[:B], clean[:B]
+            y = encode(x, C).astype(np.float32)
+            scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
+            data_range = float(ref.max() - ref.min()) or 1.0
+            told = ((y / scale)[None], C[None], scale / gain) if gain is not None else ()
+            row = {"case": name, "B": B}
+            for m, dec in decoders.items():
+                dec = for_noise(dec, measured=gain is not None)
+                t = time.perf_counter()
+                tile = dec.decode((y / scale)[None], C[None], scale / (gain or 1.0))
+                seconds[m] += time.perf_counter() - t
+                row[f"{m}"] = psnr(ref, tile[0] * scale, data_range=data_range)
+                row[f"{m} finished"] = psnr(ref, finish(tile, *told)[0] * scale, data_range=data_range)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    unseen = {name for name, *_ in unseen_cases(a.shared)}
+    groups = {
+        "abTEM": [r for r in rows if r["case"].startswith("abTEM")],
+        "simulator": [r for r in rows if r["case"] not in unseen and not r["case"].startswith("abTEM")],
+        "unseen": [r for r in rows if r["case"] in unseen],
+    }
+    summary = []
+    for B in (10, 20):
+        for group, part in groups.items():
+            part = [r for r in part if r["B"] == B]
+            for m in MIRRORS[1:]:
+                for kind in ("", " finished"):
+                    gain = np.array([r[f"{m}{kind}"] - r[f"1{kind}"] for r in part])
+                    if len(gain):
+                        summary.append(
+                            {
+                                "B": B,
+                                "group": group,
+                                "mirrors": m,
+                                "finished": bool(kind),
+                                "cases": len(part),
+                                "mean_gain_db": float(gain.mean()),
+                                "worst_gain_db": float(gain.min()),
+                            }
+                        )
+                        print(json.dumps(summary[-1]))
+    cost = {m: seconds[m] / seconds[1] for m in MIRRORS}
+    print("decode time relative to one decode:", cost)
+    if a.json:
+        a.json.write_text(json.dumps({"rows": rows, "summary": summary, "relative_time": cost}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
