@@ -134,6 +134,24 @@ def test_a_pedestal_is_taken_off_for_the_decoder_and_put_back():
     assert not np.allclose(decoded(lifted), decoded(y) + pedestal, atol=1e-2)  # without it the decoder sees other data
 
 
+def test_reconstruct_takes_the_detectors_offset_and_read_noise_off_for_the_decoder():
+    from emtcs.errors import InputError
+
+    frames, m, y = _group((40, 56))
+    gain, offset, read_noise = 2.0, 50.0, 3.0
+    pedestal = offset - gain * read_noise**2
+    lifted = y + pedestal * m.sum(axis=0)
+    plain = emtcs.reconstruct(y, m, "gaptv", tile=32, overlap=8, gain=gain)
+    told = emtcs.reconstruct(lifted, m, "gaptv", tile=32, overlap=8, gain=gain, offset=offset, read_noise=read_noise)
+    np.testing.assert_allclose(told, plain + pedestal, rtol=1e-5, atol=1e-3)
+    untold = emtcs.reconstruct(lifted, m, "gaptv", tile=32, overlap=8, gain=gain)
+    assert not np.allclose(untold, plain + pedestal, atol=1e-2)
+    with pytest.raises(InputError, match="give gain"):
+        emtcs.reconstruct(y, m, "gaptv", offset=offset)
+    with pytest.raises(InputError, match="read noise"):
+        emtcs.reconstruct(y, m, "gaptv", gain=gain, read_noise=-1.0)
+
+
 def test_noise_pedestal_folds_the_read_noise_into_the_offset():
     from types import SimpleNamespace
 

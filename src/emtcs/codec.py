@@ -482,6 +482,8 @@ def reconstruct(
     scale: float | None = None,
     guard: float = GUARD_RATIO,
     gain: float | None = None,
+    offset: float = 0.0,
+    read_noise: float = 0.0,
     finish: str = "nlm",
     **options: Any,
 ) -> np.ndarray:
@@ -490,23 +492,27 @@ def reconstruct(
     Any frame size, through the same tiling and stitching as :func:`decompress`;
     ``options`` go to the decoder (e.g. ``iterations=40`` for GAP-TV).  ``scale`` fixes
     the intensity normalisation (by default estimated from the measurement).  A learned
-    decoder is guarded as in :func:`emtcs.decoding.decode_group`, for a measurement of ``gain`` units
+    decoder is guarded as in :func:`emtcs.decoding.decode_group`, for frames of ``gain`` units
     per electron (the decoders' noise level; unknown by default, when the guard assumes 1 and
-    GAP-TV accelerates throughout), and finished as there (``finish``).
+    GAP-TV accelerates throughout), and finished as there (``finish``).  ``offset`` (units
+    at zero electrons) and ``read_noise`` (electrons) complete the detector's noise model
+    with ``gain``: the decoders then see counts, as :func:`decompress` does for a file with a
+    noise model (:attr:`emtcs.noise.NoiseModel.pedestal`).
     """
     y = np.asarray(measurement)
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
     settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard, finish=finish)  # validates them
-    if gain is not None and not (np.isfinite(gain) and gain > 0):
-        raise InputError(f"gain must be a positive number of levels per electron (got {gain})")
+    if gain is None and (offset or read_noise):
+        raise InputError("offset and read_noise describe the noise with a gain: give gain too")
+    pedestal = 0.0 if gain is None else NoiseModel(gain, offset, read_noise).pedestal  # validates them
     dec, _ = decoder_for(method, masks.shape[0], **options)
     dec = for_noise(dec, measured=gain is not None)
     finish = finishing(dec, settings, noise_measured=gain is not None)
     source = ArrayMasks(masks)
     if scale is None:
-        scale = intensity_scale(y, source)
+        scale = intensity_scale(y, source, pedestal=pedestal)
     dec = guarded(dec, settings.guard, noise_measured=gain is not None)
     out = np.empty(masks.shape, dtype=np.float32)
 
@@ -524,6 +530,7 @@ def reconstruct(
         scale=scale,
         gain=gain or 1.0,
         finish=finish,
+        pedestal=pedestal,
     )
     return out
 

@@ -160,8 +160,7 @@ def noise_pedestal(hd: TcsHeader) -> float:
     on counts, which have none."""
     if hd.noise is None:
         return 0.0
-    m = hd.noise.in_levels(hd.value_scale, hd.value_offset)
-    pedestal = m.offset - m.gain * m.read_noise**2
+    pedestal = hd.noise.in_levels(hd.value_scale, hd.value_offset).pedestal
     return pedestal if abs(pedestal) <= hd.max_level else 0.0
 
 

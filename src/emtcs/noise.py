@@ -130,6 +130,13 @@ class NoiseModel:
         """Noise variance (levels²) of a reading whose expected value is ``level``."""
         return np.maximum(self.gain * (np.asarray(level) - self.offset), 0.0) + (self.gain * self.read_noise) ** 2
 
+    @property
+    def pedestal(self) -> float:
+        """The level at which :meth:`variance` = gain x (level - pedestal) would vanish: the
+        offset less gain x read noise², the read noise folded into the shot noise (the
+        decoders are trained on counts, which have neither)."""
+        return self.offset - self.gain * self.read_noise**2
+
     def in_levels(self, scale: float, value_offset: float) -> NoiseModel:
         """The model for levels ``(value - value_offset) / scale`` (the encoder's, formats/tcs.md §4)."""
         return replace(self, gain=self.gain / scale, offset=(self.offset - value_offset) / scale)

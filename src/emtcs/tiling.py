@@ -190,19 +190,30 @@ def reconstruct_group(
     scale: float | None = None,
     gain: float | None = None,
     finish: Callable[..., np.ndarray] | None = None,
+    pedestal: float = 0.0,
     progress: Callable[[float], None] | None = None,
 ) -> float:
     """Reconstruct the frames of one measurement ``y`` (H, W), tile by tile.
 
     ``emit(rows, frames)`` receives finished rows as a (nb, len(rows), W) float32 block
     in the units of ``y``, top to bottom.  ``progress`` gets the fraction of the group
-    done since its last call; ``gain`` and ``finish`` as in :func:`decode_bands`.  Returns
+    done since its last call; ``gain``, ``finish`` and ``pedestal`` as in
+    :func:`decode_bands`.  Returns
     the relative measurement residual ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched
     result (0 for a zero ``y``).
     """
     terms = []
     for rows, block, num, den in decode_bands(
-        y, masks, decoder, tile=tile, overlap=overlap, batch=batch, scale=scale, gain=gain, finish=finish
+        y,
+        masks,
+        decoder,
+        tile=tile,
+        overlap=overlap,
+        batch=batch,
+        scale=scale,
+        gain=gain,
+        finish=finish,
+        pedestal=pedestal,
     ):
         emit(rows, block)
         terms.append((num, den))
