@@ -198,9 +198,8 @@ def reconstruct_group(
     ``emit(rows, frames)`` receives finished rows as a (nb, len(rows), W) float32 block
     in the units of ``y``, top to bottom.  ``progress`` gets the fraction of the group
     done since its last call; ``gain``, ``finish`` and ``pedestal`` as in
-    :func:`decode_bands`.  Returns
-    the relative measurement residual ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched
-    result (0 for a zero ``y``).
+    :func:`decode_bands`.  Returns the relative measurement residual
+    ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched result (0 for a zero ``y``).
     """
     terms = []
     for rows, block, num, den in decode_bands(

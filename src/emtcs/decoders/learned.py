@@ -135,7 +135,7 @@ class GapNetDecoder(LearnedDecoder):
 
 
 #: Flips of a tile whose decodes GapUNet averages, in order: none, left-right, up-down, both.
-_MIRRORS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
 @register
@@ -170,7 +170,7 @@ class GapUNetDecoder(LearnedDecoder):
         """The network's stages from ``start``, averaged over ``mirrors`` mirror images of
         the tiles (default: the decoder's)."""
         out = self._per_device(self.net.refine, y, C, start, epu)
-        flips = _MIRRORS[1 : mirrors or self.mirrors]
+        flips = _FLIPS[1 : mirrors or self.mirrors]
         for dims in flips:
             out += self._per_device(self.net.refine, y.flip(dims), C.flip(dims), start.flip(dims), epu).flip(dims)
         return out / (1 + len(flips))
