@@ -8,6 +8,10 @@ lacks.  This measures that copy's amplitude relative to the reflection itself on
 README's demo movie (``emtcs simulate``'s defaults, first group of B frames) for each
 learned decoder, for the decoder run again on the input shifted by one pixel (the copy
 changes sign if the pixel grid makes it) and for the mean of the two, beside the truth.
+``--mirrors 2,4`` adds GapUNet averaged over that many mirror images
+(:class:`emtcs.decoders.learned.GapUNetDecoder`): on a frame of even width a left-right
+flip turns (-1)^x into -(-1)^x, so a grid pattern printed alike on the tile and on its
+mirror image would cancel in their mean; how much does?
 
     python benchmarks/grid_alias.py --json grid-alias.json
 """
@@ -50,6 +54,7 @@ def aliases(frames: np.ndarray, k: tuple[int, int]) -> dict[str, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--decoders", default="gapunet,gapnet,tcsdl")
+    ap.add_argument("--mirrors", default="", help="GapUNet's mirror counts to add, e.g. 2,4")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     noisy, clean = simulate()
@@ -69,8 +74,10 @@ def main() -> None:
         "truth": {ax: float(np.median(np.abs(v))) for ax, v in truth_alias.items()},
         "decoders": {},
     }
-    for name in a.decoders.split(","):
-        dec = get_decoder(name, B=B, device="cpu")
+    runs = [(name, {}) for name in a.decoders.split(",")]
+    runs += [(f"gapunet, mirrors {m}", {"mirrors": int(m)}) for m in a.mirrors.split(",") if m]
+    for name, options in runs:
+        dec = get_decoder(name.split(",")[0], B=B, device="cpu", **options)
         outs = []
         for shift in (0, 1):  # the input moved right by one pixel, the output moved back
             ys, Cs = np.roll(y, shift, axis=-1), np.roll(C, shift, axis=-1)
