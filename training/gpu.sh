@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for a lent GPU (H100/H200): at most ~8 minutes.  Continues the GapUNet campaign from
 # the best weights committed in models/ (when there are some) with bf16 autocast and large batches,
-# then times decoding of one 4096 x 4096 x 20 group.  Needs a python with CUDA torch, numpy, scipy,
+# then times decoding of one 4096 x 4096 x 20 group (the new weights, select and TCS-DL).  Needs a python with CUDA torch, numpy, scipy,
 # h5py, tifffile, click, rich, scikit-image and safetensors (the device image has them); emtcs runs
 # from src/ without installing.
 #
@@ -44,11 +44,16 @@ out = sys.argv[1]
 weights = f"{out}/gapunet-gpu.safetensors"
 C = masks(0, 20, (4096, 4096))
 y = emtcs.encode(np.random.default_rng(0).poisson(50, (20, 4096, 4096)).astype(np.uint16), C).astype(np.float32)
-res = {"gpu": torch.cuda.get_device_name(0)}
-for tile, batch in ((256, 32), (512, 8)):
-    emtcs.reconstruct(y[:512, :512], C[:, :512, :512], "gapunet", weights=weights, device="cuda", tile=tile, batch=batch)
+res = {"gpu": torch.cuda.get_device_name(0), "group": "4096 x 4096 x 20, 50 e/px, gain 1"}
+# the new weights, what `auto` runs (select, shipped weights) and TCS-DL, for the 2x budget's ratio
+runs = [("gapunet", {"weights": weights}, 256, 32), ("gapunet", {"weights": weights}, 512, 8),
+        ("select", {}, 256, 32), ("tcsdl", {}, 256, 32)]
+for name, opts, tile, batch in runs:
+    kw = dict(device="cuda", tile=tile, batch=batch, gain=1.0, **opts)
+    emtcs.reconstruct(y[:512, :512], C[:, :512, :512], name, **kw)  # warm-up
     torch.cuda.synchronize(); t = time.perf_counter()
-    emtcs.reconstruct(y, C, "gapunet", weights=weights, device="cuda", tile=tile, batch=batch)
-    torch.cuda.synchronize(); res[f"tile{tile}_batch{batch}_s"] = time.perf_counter() - t
-print(res); json.dump(res, open(f"{out}/decode-4k.json", "w"), indent=1)
+    emtcs.reconstruct(y, C, name, **kw)
+    torch.cuda.synchronize(); res[f"{name}_tile{tile}_batch{batch}_s"] = time.perf_counter() - t
+    print(res, flush=True)
+json.dump(res, open(f"{out}/decode-4k.json", "w"), indent=1)
 PY
