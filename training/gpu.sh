@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One command for a lent GPU (H100/H200): at most ~8 minutes.  Continues the GapUNet campaign from
 # the best weights committed in models/ (when there are some) with bf16 autocast and large batches,
-# then times decoding of one 4096 x 4096 x 20 group (the new weights, select and TCS-DL).  Needs a python with CUDA torch, numpy, scipy,
-# h5py, tifffile, click, rich, scikit-image and safetensors (the device image has them); emtcs runs
-# from src/ without installing.
+# then times decoding of one 4096 x 4096 x 20 group (the new weights, select and TCS-DL).  Needs a
+# python with CUDA torch, numpy, scipy, h5py, tifffile, click, rich, scikit-image and safetensors
+# (the device image has them); emtcs runs from src/ without installing.
 #
 #   training/gpu.sh OUT_DIR [MINUTES]
 #
