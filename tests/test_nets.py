@@ -164,7 +164,7 @@ def test_learned_decoder_tiling_equivalence(tmp_path):
 
 @pytest.mark.parametrize("name", ["gapunet", "tcsdl"])
 def test_cpu_decoders_run_a_batch_tile_by_tile_as_the_network_would_at_once(name):
-    dec = emtcs.decoders.get_decoder(name, B=10)
+    dec = emtcs.decoders.get_decoder(name, B=10, **({"mirrors": 1} if name == "gapunet" else {}))
     rng = np.random.default_rng(1)
     C = np.stack([masks(s, 10, (40, 48)) for s in range(3)]).astype(np.float32)
     y = np.einsum("nbhw,nbhw->nhw", C, rng.random((3, 10, 40, 48)).astype(np.float32))

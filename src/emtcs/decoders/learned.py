@@ -20,7 +20,7 @@ from .base import Decoder, register
 __all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "MIRRORS", "missing_for_networks"]
 
 #: GapUNet's default number of mirror images averaged (:class:`GapUNetDecoder`).
-MIRRORS = 1
+MIRRORS = 2
 
 
 def _cpu_threads() -> int:
