@@ -26,10 +26,8 @@ import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
-from emtcs.metrics import psnr
-from emtcs.sensing import encode, masks
 from emtcs.simulate import MovieSimulator, SimulationConfig
-from select_margin import DOSES, MODES, SIZE, add_case_options, calibration_cases, unseen_cases
+from select_margin import DOSES, MODES, SIZE, add_case_options, calibration_cases, coded_groups, unseen_cases
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 SETTINGS = (*(str(s) for s in STRENGTHS), "guided")
@@ -86,23 +84,15 @@ def main() -> None:
     rows = []
     for B in (10, 20):
         decoders = {"select": get_decoder("select", B=B, device="cpu"), "gaptv": get_decoder("gaptv")}
-        C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
-        for name, noisy, clean, gain in cases:
-            if len(noisy) < B:
-                continue
-            x, ref = noisy[:B], clean[:B]
-            y = encode(x, C).astype(np.float32)
-            scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
-            data_range = float(ref.max() - ref.min()) or 1.0
-            row = {"case": name, "B": B}
+        for g in coded_groups(cases, B):
+            row = {"case": g.name, "B": B}
             for key, dec in decoders.items():
-                dec = for_noise(dec, measured=gain is not None)
-                tile = dec.decode((y / scale)[None], C[None], scale / (gain or 1.0))
-                row[key] = {"0.0": psnr(ref, tile[0] * scale, data_range=data_range)}
+                dec = for_noise(dec, measured=g.gain is not None)
+                tile = dec.decode(g.y, g.C, g.electrons_per_unit)
+                row[key] = {"0.0": g.psnr(tile)}
                 for s, finish in finishes.items():
-                    row[key][str(s)] = psnr(ref, finish(tile)[0] * scale, data_range=data_range)
-                told = ((y / scale)[None], C[None], scale / gain) if gain is not None else ()
-                row[key]["guided"] = psnr(ref, guided(tile, *told)[0] * scale, data_range=data_range)
+                    row[key][str(s)] = g.psnr(finish(tile))
+                row[key]["guided"] = g.psnr(guided(tile, *g.told))
             rows.append(row)
             print(json.dumps(row), flush=True)
     unseen = {name for name, *_ in unseen_cases(a.shared)}

@@ -23,10 +23,8 @@ import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
-from emtcs.metrics import psnr
-from emtcs.sensing import encode, masks
 from finish_strength import cmos_cases
-from select_margin import SIZE, add_case_options, calibration_cases, unseen_cases
+from select_margin import add_case_options, calibration_cases, coded_groups, unseen_cases
 
 MIRRORS = (1, 2, 4)
 
@@ -42,23 +40,15 @@ def main() -> None:
     rows, seconds = [], dict.fromkeys(MIRRORS, 0.0)
     for B in (10, 20):
         decoders = {m: get_decoder("gapunet", B=B, device="cpu", mirrors=m) for m in MIRRORS}
-        C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
-        for name, noisy, clean, gain in cases:
-            if len(noisy) < B:
-                continue
-            x, ref = noisy[:B], clean[:B]
-            y = encode(x, C).astype(np.float32)
-            scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
-            data_range = float(ref.max() - ref.min()) or 1.0
-            told = ((y / scale)[None], C[None], scale / gain) if gain is not None else ()
-            row = {"case": name, "B": B}
+        for g in coded_groups(cases, B):
+            row = {"case": g.name, "B": B}
             for m, dec in decoders.items():
-                dec = for_noise(dec, measured=gain is not None)
+                dec = for_noise(dec, measured=g.gain is not None)
                 t = time.perf_counter()
-                tile = dec.decode((y / scale)[None], C[None], scale / (gain or 1.0))
+                tile = dec.decode(g.y, g.C, g.electrons_per_unit)
                 seconds[m] += time.perf_counter() - t
-                row[f"{m}"] = psnr(ref, tile[0] * scale, data_range=data_range)
-                row[f"{m} finished"] = psnr(ref, finish(tile, *told)[0] * scale, data_range=data_range)
+                row[f"{m}"] = g.psnr(tile)
+                row[f"{m} finished"] = g.psnr(finish(tile, *g.told))
             rows.append(row)
             print(json.dumps(row), flush=True)
     unseen = {name for name, *_ in unseen_cases(a.shared)}

@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,45 @@ def calibration_cases(a: argparse.Namespace, rng: np.random.Generator, *more) ->
     if a.scenes:
         cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
     return cases + list(unseen_cases(a.shared))
+
+
+@dataclass
+class Group:
+    """One case's first B frames coded as the decoders get them: ``y`` (1, h, w) and masks
+    ``C`` (1, B, h, w), the measurement divided by ``scale``; ``ref`` the frames' reference."""
+
+    name: str
+    y: np.ndarray
+    C: np.ndarray
+    scale: float
+    ref: np.ndarray
+    data_range: float
+    gain: float | None
+
+    @property
+    def electrons_per_unit(self) -> float:
+        return self.scale / (self.gain or 1.0)
+
+    @property
+    def told(self) -> tuple:
+        """The finishing's measurement arguments where the noise is known, else none."""
+        return (self.y, self.C, self.electrons_per_unit) if self.gain is not None else ()
+
+    def psnr(self, tile: np.ndarray) -> float:
+        """PSNR of a decoded (1, B, h, w) tile, in the scale of ``ref``."""
+        return psnr(self.ref, tile[0] * self.scale, data_range=self.data_range)
+
+
+def coded_groups(cases: list, B: int) -> Iterator[Group]:
+    """The cases with at least B frames, coded with the seeded masks of B."""
+    C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
+    for name, noisy, clean, gain in cases:
+        if len(noisy) < B:
+            continue
+        y = encode(noisy[:B], C).astype(np.float32)
+        scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
+        ref = clean[:B]
+        yield Group(name, (y / scale)[None], C[None], scale, ref, float(ref.max() - ref.min()) or 1.0, gain)
 
 
 def margins(rows: list[dict]) -> list[dict]:
