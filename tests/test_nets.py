@@ -196,6 +196,18 @@ def test_gapunet_averages_its_mirror_images():
         emtcs.decoders.get_decoder("gapunet", B=10, mirrors=3)
 
 
+def test_auto_passes_options_only_to_the_decoder_that_takes_them():
+    from emtcs.decoders import decoder_for
+    from emtcs.errors import DecoderError
+
+    dec, notice = decoder_for("auto", 10, mirrors=4)  # select serves B = 10 and averages mirror images
+    assert dec.mirrors == 4 and notice is None
+    dec, notice = decoder_for("auto", 40, mirrors=4)  # no weights serve B = 40: GAP-TV, which has none
+    assert dec.name == "gaptv" and "'mirrors'" in notice and "ignored" in notice
+    with pytest.raises(DecoderError, match="mirors"):  # a typo is an error, not a silent default
+        decoder_for("auto", 10, mirors=4)
+
+
 @pytest.mark.parametrize("name", ["gapnet", "tcsdl"])
 def test_shipped_weights_beat_gaptv_on_a_simulated_movie(name, tmp_path):
     for B in (10, 20, 30):

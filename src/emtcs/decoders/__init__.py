@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 from ..errors import DecoderError
@@ -58,11 +59,38 @@ def is_learned(name: str) -> bool:
 def decoder_for(name: str, B: int, *, device: str = "auto", **options: Any) -> tuple[Decoder, str | None]:
     """The decoder to use for groups of ``B`` frames, and a one-line notice if ``auto`` fell back
     (see :func:`resolve_decoder`).  ``device`` applies to learned decoders; GAP-TV runs on the CPU.
+
+    With ``auto``, options go to the decoder it chooses where that one takes them (e.g.
+    ``mirrors`` to ``select``, not to GAP-TV), the others are named in the notice; an option
+    none of auto's decoders takes is a :class:`DecoderError`.
     """
+    asked = name
     name, notice = resolve_decoder(name, B, device=device)
+    if asked == "auto":
+        unknown = set(options) - set().union(*(_keywords(decoder_class(n)) for n in (*AUTO_ORDER, "gaptv")))
+        if unknown:
+            raise DecoderError(f"no decoder auto chooses takes the option(s) {', '.join(map(repr, sorted(unknown)))}")
+        ignored = sorted(set(options) - _keywords(decoder_class(name)))
+        if ignored:
+            options = {k: v for k, v in options.items() if k not in ignored}
+            note = f"{name} takes no option {', '.join(map(repr, ignored))}: ignored"
+            notice = f"{notice}; {note}" if notice else note
     if is_learned(name):
         return get_decoder(name, B=B, device=device, **options), notice
     return get_decoder(name, **options), notice
+
+
+def _keywords(cls: type) -> set[str]:
+    """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up its bases."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def decoder_for_group(dec: Decoder, nb: int, *, unmasked: bool = False, noise_measured: bool = True) -> Decoder:
