@@ -17,24 +17,27 @@ from emtcs.finish import PATCH, SEARCH, finisher, noise_sigma, nonlocal_means  #
 from emtcs.metrics import psnr  # noqa: E402
 
 
-def _by_definition(frame: np.ndarray, sigma: float, h: float) -> np.ndarray:
-    """Non-local means as the module docstring defines it, pixel by pixel."""
+def _by_definition(frames: np.ndarray, t: int, sigma: float, h: float, temporal: int = 0, reach: int = 0) -> np.ndarray:
+    """Non-local means of frame ``t`` as the module docstring defines it, pixel by pixel: its own
+    frame searched SEARCH pixels around, the ``temporal`` frames either side ``reach`` pixels."""
     c, P = PATCH // 2, PATCH
-    pad = 2 * SEARCH + c
-    xp = np.pad(frame.astype(np.float64), pad, mode="reflect")
-    out = np.empty(frame.shape)
-    for i in range(frame.shape[0]):
-        for j in range(frame.shape[1]):
+    pad = 2 * max(SEARCH, reach) + c
+    xp = np.pad(frames.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    out = np.empty(frames.shape[1:])
+    near = [(0, SEARCH)] + [(dt, reach) for dt in range(-temporal, temporal + 1) if dt and 0 <= t + dt < len(frames)]
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
             pi, pj = i + pad, j + pad
-            patch = xp[pi - c : pi + c + 1, pj - c : pj + c + 1]
+            patch = xp[t, pi - c : pi + c + 1, pj - c : pj + c + 1]
             num = den = 0.0
-            for dy in range(-SEARCH, SEARCH + 1):
-                for dx in range(-SEARCH, SEARCH + 1):
-                    other = xp[pi + dy - c : pi + dy + c + 1, pj + dx - c : pj + dx + c + 1]
-                    d2 = float(np.sum((patch - other) ** 2))
-                    w = np.exp(-max(d2 - 2 * sigma**2 * P**2, 0.0) / (h**2 * P**2))
-                    num += w * xp[pi + dy, pj + dx]
-                    den += w
+            for dt, r in near:
+                for dy in range(-r, r + 1):
+                    for dx in range(-r, r + 1):
+                        other = xp[t + dt, pi + dy - c : pi + dy + c + 1, pj + dx - c : pj + dx + c + 1]
+                        d2 = float(np.sum((patch - other) ** 2))
+                        w = np.exp(-max(d2 - 2 * sigma**2 * P**2, 0.0) / (h**2 * P**2))
+                        num += w * xp[t + dt, pi + dy, pj + dx]
+                        den += w
             out[i, j] = num / den
     return out
 
@@ -46,7 +49,23 @@ def test_nonlocal_means_follows_its_definition():
     sigma, h = np.array([0.1, 0.3, 0.001], np.float32), np.array([0.2, 0.25, 0.002], np.float32)
     got = nonlocal_means(torch.from_numpy(frames), torch.from_numpy(sigma), torch.from_numpy(h)).numpy()
     for k in range(3):
-        np.testing.assert_allclose(got[k], _by_definition(frames[k], float(sigma[k]), float(h[k])), atol=2e-5)
+        np.testing.assert_allclose(got[k], _by_definition(frames, k, float(sigma[k]), float(h[k])), atol=2e-5)
+
+
+def test_nonlocal_means_searches_the_neighbouring_frames_of_each_group():
+    rng = np.random.default_rng(6)
+    frames = rng.random((5, 11, 13)).astype(np.float32)  # two groups: frames 0-2 and 3-4
+    sigma, h = np.full(5, 0.2, np.float32), np.array([0.3, 0.25, 0.35, 0.3, 0.2], np.float32)
+    got = nonlocal_means(
+        torch.from_numpy(frames), torch.from_numpy(sigma), torch.from_numpy(h), group=3, temporal=2, temporal_search=1
+    ).numpy()
+    for t in range(5):
+        first = 0 if t < 3 else 3
+        run = frames[first : first + 3]  # only the frames of its own group
+        want = _by_definition(run, t - first, float(sigma[t]), float(h[t]), temporal=2, reach=1)
+        np.testing.assert_allclose(got[t], want, atol=2e-5)
+    alone = nonlocal_means(torch.from_numpy(frames), torch.from_numpy(sigma), torch.from_numpy(h)).numpy()
+    assert np.abs(got - alone).max() > 1e-3  # the neighbours count
 
 
 def test_noise_sigma_of_white_noise_on_smooth_content():
@@ -111,8 +130,11 @@ def test_frames_in_pieces_give_the_same_result(monkeypatch):
     frames = torch.from_numpy(np.random.default_rng(5).random((5, 20, 24)).astype(np.float32))
     sigma = torch.tensor([[0.05, 0.1, 0.2, 0.0, 0.3], [0.2, 0.3, 0.1, 0.1, 0.0]])
     whole = nonlocal_means(frames, sigma, 0.8 * sigma + 0.01)
+    around = nonlocal_means(frames, sigma, 0.8 * sigma + 0.01, group=3, temporal=2)
     monkeypatch.setattr(emtcs.finish, "_CPU_PIECE", 1)  # one frame per piece
     torch.testing.assert_close(nonlocal_means(frames, sigma, 0.8 * sigma + 0.01), whole, rtol=0, atol=0)
+    # the pairs of neighbouring frames add up in another order
+    torch.testing.assert_close(nonlocal_means(frames, sigma, 0.8 * sigma + 0.01, group=3, temporal=2), around)
 
 
 def test_measurement_guided_strength_keeps_the_residual_at_the_noise():
@@ -141,7 +163,8 @@ def test_measurement_guided_strength_keeps_the_residual_at_the_noise():
         ratio = {s: float(noise_ratio(yt, Ct, fixed[s](one), epus[t])[0]) for s in LADDER}
         allowed = max(1.0, float(noise_ratio(yt, Ct, one, epus[t])[0]) + SLACK)
         expect = max([s for s in LADDER if ratio[s] <= allowed], default=LADDER[0])
-        np.testing.assert_allclose(finish(one, yt, Ct, epus[t]), fixed[expect](one), atol=1e-6)
+        # (to float32 rounding: the ladder's frames go in other pieces, its neighbours' pairs add up in another order)
+        np.testing.assert_allclose(finish(one, yt, Ct, epus[t]), fixed[expect](one), atol=1e-5)
         chosen.append(expect)
     assert chosen[0] > LADDER[0] and chosen[1] == LADDER[0]
-    np.testing.assert_allclose(finish(tiles), fixed[0.5](tiles), atol=1e-6)  # no measurement: the fixed strength
+    np.testing.assert_allclose(finish(tiles), fixed[0.5](tiles), atol=1e-5)  # no measurement: the fixed strength

@@ -23,8 +23,12 @@ The filter, with patch radius ``p`` (:data:`PATCH` = 2p + 1) and search radius
 :data:`SEARCH`: for each pixel ``i`` and each offset ``o`` within the search window,
 ``d²(i, o)`` is the sum over the patch of squared differences between the patches at
 ``i`` and ``i + o``; the weight is ``exp(-max(d² - 2 sigma² P², 0) / (h² P²))`` with
-``P`` = :data:`PATCH`; the pixel becomes the weighted mean of ``x[i + o]``.  Frames are
-padded by reflection.  It runs in PyTorch on the decoders' device.
+``P`` = :data:`PATCH`; the pixel becomes the weighted mean of ``x[i + o]``.  The search
+also covers the :data:`TEMPORAL` frames before and after the pixel's frame in its tile's
+group, at offsets up to :data:`TEMPORAL_SEARCH` pixels, with the same weights (the pixel's
+frame's ``sigma`` and ``h``): a movie repeats itself from frame to frame more than within
+one, and the decoders' errors change from frame to frame (``benchmarks/finish_temporal.py``).
+Frames are padded by reflection.  It runs in PyTorch on the decoders' device.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ __all__ = [
     "SEARCH",
     "SLACK",
     "STRENGTH",
+    "TEMPORAL",
+    "TEMPORAL_SEARCH",
     "finisher",
     "noise_sigma",
     "nonlocal_means",
@@ -63,6 +69,10 @@ H_RATIO = 0.8
 #: Patch side and search radius in pixels.
 PATCH = 5
 SEARCH = 4
+#: Frames before and after each frame of a tile's group that its pixels are also compared
+#: with, and the search radius there (content moves little from one frame to the next).
+TEMPORAL = 2
+TEMPORAL_SEARCH = 1
 _MAD_TO_SIGMA = 0.6745  # median |N(0, 1)|
 
 
@@ -88,24 +98,62 @@ def _box(a: Any, k: int) -> Any:
     return c[..., k:, :] - c[..., :-k, :]
 
 
-def nonlocal_means(frames: Any, sigma: Any, h: Any, patch: int = PATCH, search: int = SEARCH) -> Any:
+def nonlocal_means(
+    frames: Any,
+    sigma: Any,
+    h: Any,
+    patch: int = PATCH,
+    search: int = SEARCH,
+    *,
+    group: int = 1,
+    temporal: int = 0,
+    temporal_search: int = TEMPORAL_SEARCH,
+) -> Any:
     """Non-local means (module docstring) of (n, H, W) torch frames, ``sigma`` and ``h`` per
     frame, (n,), or per strength and frame, (k, n), giving (k, n, H, W): the strengths share
     the patch distances, the costly part.
 
+    The frames come in runs of ``group`` consecutive frames (a tile's group); with
+    ``temporal`` = R > 0 each pixel is also compared with the patches of the R frames before
+    and after it in its run, at offsets up to ``temporal_search`` pixels.
+
     On the CPU the frames go a few at a time (:data:`_CPU_PIECE`): the same result, faster.
     """
     import torch
+    import torch.nn.functional as F
 
     n, H, W = frames.shape
     single = sigma.dim() == 1
     sigma, h = sigma.reshape(-1, n), h.reshape(-1, n)
-    step = max(1, _CPU_PIECE // (len(sigma) * H * W)) if frames.device.type == "cpu" else n
-    pieces = [
-        _nonlocal_means(frames[i : i + step], sigma[:, i : i + step], h[:, i : i + step], patch, search)
-        for i in range(0, n, step)
-    ]
-    out = torch.cat(pieces, dim=1)
+    k = len(sigma)
+    c = patch // 2
+    reach = max(search, temporal_search if temporal else 0)
+    pad = 2 * reach + c
+    if min(H, W) <= pad:  # reflection needs the frame wider than the padding
+        out = frames.expand(k, n, H, W).clone()
+    else:
+        xp = F.pad(frames[:, None], (pad, pad, pad, pad), mode="reflect")[:, 0]
+        acc = frames.expand(k, n, H, W).clone()  # the pixel itself, with weight 1
+        wsum = torch.ones_like(acc)
+        floor = (2 * sigma**2 * patch**2).reshape(k, n, 1, 1)
+        scale = (-1.0 / (h**2 * patch**2)).reshape(k, n, 1, 1)
+        pairs = _Pairs(xp, acc, wsum, floor, scale, (H, W), patch, pad)
+        step = max(1, _CPU_PIECE // (k * H * W)) if frames.device.type == "cpu" else n
+        for i in range(0, n, step):
+            piece = slice(i, min(i + step, n))
+            for dy in range(search + 1):
+                for dx in range(-search, search + 1):
+                    if dy > 0 or dx > 0:  # o and -o share their patch distances
+                        pairs.add(piece, 0, dy, dx, search)
+            for dt in range(1, temporal + 1):  # frame t with t + dt of its run, both ways
+                for first in range(piece.start - piece.start % group, piece.stop, group):
+                    ts = slice(max(first, piece.start), min(first + group - dt, n - dt, piece.stop))
+                    if ts.stop <= ts.start:
+                        continue
+                    for dy in range(-temporal_search, temporal_search + 1):
+                        for dx in range(-temporal_search, temporal_search + 1):
+                            pairs.add(ts, dt, dy, dx, temporal_search)
+        out = acc / wsum
     return out[0] if single else out
 
 
@@ -115,50 +163,51 @@ def nonlocal_means(frames: Any, sigma: Any, h: Any, patch: int = PATCH, search: 
 _CPU_PIECE = 1 << 16
 
 
-def _nonlocal_means(frames: Any, sigma: Any, h: Any, patch: int, search: int) -> Any:
-    """:func:`nonlocal_means` of (n, H, W) frames in one piece, ``sigma`` and ``h`` (k, n),
-    giving (k, n, H, W).
+class _Pairs:
+    """Adds the weighted pixels of patch pairs to :func:`nonlocal_means`' sums ``acc`` and
+    ``wsum`` (k, n, H, W): pixel i of frame t with pixel i + o of frame t + dt, and (the same
+    patch distance) pixel j of frame t + dt with j - o of frame t, each weighted with its own
+    frame's ``floor`` and ``scale`` (k, n, 1, 1).  ``xp`` are the frames padded by ``pad``."""
 
-    Offsets ``o`` and ``-o`` share their patch distances (shifted by ``o``), so each pair is
-    computed once, on a grid extended by ``search`` pixels.
-    """
-    import torch
-    import torch.nn.functional as F
+    def __init__(self, xp: Any, acc: Any, wsum: Any, floor: Any, scale: Any, shape: tuple, patch: int, pad: int):
+        self.xp, self.acc, self.wsum, self.floor, self.scale = xp, acc, wsum, floor, scale
+        self.H, self.W = shape
+        self.patch, self.pad = patch, pad
 
-    n, H, W = frames.shape
-    sigma, h = sigma.reshape(-1, n, 1, 1), h.reshape(-1, n, 1, 1)
-    k = sigma.shape[0]
-    c = patch // 2
-    pad = 2 * search + c
-    if min(H, W) <= pad:  # reflection needs the frame wider than the padding
-        return frames.expand(k, n, H, W).clone()
-    xp = F.pad(frames[:, None], (pad, pad, pad, pad), mode="reflect")[:, 0]
-    grid = (H + 2 * search + 2 * c, W + 2 * search + 2 * c)  # patch support of the extended grid
-    start = pad - search - c
-    core = xp[:, start : start + grid[0], start : start + grid[1]]
-    acc = frames.expand(k, n, H, W).clone()  # the pixel itself, with weight 1
-    wsum = torch.ones_like(acc)
-    floor = 2 * sigma**2 * patch**2
-    scale = -1.0 / (h**2 * patch**2)
-    for dy in range(search + 1):
-        for dx in range(-search, search + 1):
-            if dy == 0 and dx <= 0:
-                continue
-            moved = xp[:, start + dy : start + dy + grid[0], start + dx : start + dx + grid[1]]
-            d = core - moved
-            # exp of a large negative argument takes a slow path on the CPU (10x); below
-            # exp(-80) ~ 2e-35 a weight is lost in float32 sums that hold the pixel's own 1
-            w = (_box(d.mul_(d), patch) - floor).clamp_(min=0).mul_(scale).clamp_(min=-80.0).exp_()
-            ahead = w[..., search : search + H, search : search + W]  # pair (i, i + o)
-            behind = w[..., search - dy : search - dy + H, search - dx : search - dx + W]  # pair (i - o, i)
-            acc.addcmul_(ahead, xp[:, pad + dy : pad + dy + H, pad + dx : pad + dx + W])
-            acc.addcmul_(behind, xp[:, pad - dy : pad - dy + H, pad - dx : pad - dx + W])
-            wsum += ahead
-            wsum += behind
-    return acc / wsum
+    def add(self, frames: slice, dt: int, dy: int, dx: int, reach: int) -> None:
+        """Pairs of the frames t in ``frames`` with t + ``dt`` at offset (``dy``, ``dx``); the
+        distances are computed on a grid extended by ``reach`` >= |dy|, |dx| pixels, which
+        the pairs seen from the other frame need."""
+        H, W, pad, c = self.H, self.W, self.pad, self.patch // 2
+        other = slice(frames.start + dt, frames.stop + dt)
+        start = pad - reach - c
+        rows, cols = H + 2 * reach + 2 * c, W + 2 * reach + 2 * c  # patch support of the extended grid
+        core = self.xp[frames, start : start + rows, start : start + cols]
+        moved = self.xp[other, start + dy : start + dy + rows, start + dx : start + dx + cols]
+        d = core - moved
+        dist = _box(d.mul_(d), self.patch)
+        w = None
+        # the pair (i, i + o) seen from i in ``frames``, then from j = i + o in ``other``
+        for mine, theirs, sy, sx, top, left in (
+            (frames, other, dy, dx, reach, reach),
+            (other, frames, -dy, -dx, reach - dy, reach - dx),
+        ):
+            if w is None or dt:  # within one frame both sides have its parameters
+                # exp of a large negative argument takes a slow path on the CPU (10x); below
+                # exp(-80) ~ 2e-35 a weight is lost in float32 sums that hold the pixel's own 1
+                w = (dist - self.floor[:, mine]).clamp_(min=0).mul_(self.scale[:, mine]).clamp_(min=-80.0).exp_()
+            side = w[..., top : top + H, left : left + W]
+            self.acc[:, mine].addcmul_(side, self.xp[theirs, pad + sy : pad + sy + H, pad + sx : pad + sx + W])
+            self.wsum[:, mine] += side
 
 
-def finisher(method: str, device: str = "auto", strength: float | None = None) -> Callable[..., np.ndarray] | None:
+def finisher(
+    method: str,
+    device: str = "auto",
+    strength: float | None = None,
+    temporal: int = TEMPORAL,
+    temporal_search: int = TEMPORAL_SEARCH,
+) -> Callable[..., np.ndarray] | None:
     """The finishing of (n, B, h, w) float32 tiles by ``method`` (:data:`FINISHES`) on ``device``
     (auto: CUDA where PyTorch sees it); None for ``none``.
 
@@ -166,7 +215,9 @@ def finisher(method: str, device: str = "auto", strength: float | None = None) -
     ``strength`` times each frame's estimated noise sigma when ``strength`` is given; else,
     told the tiles' measurements (n, h, w), masks (n, B, h, w) and electrons per unit, it
     takes per tile the strongest of :data:`LADDER` whose measurement residual stays at the
-    noise (module docstring), and :data:`STRENGTH` without them.
+    noise (module docstring), and :data:`STRENGTH` without them.  ``temporal`` frames on
+    either side of each frame in its group are searched too, ``temporal_search`` pixels
+    around it (0 frames: each frame alone).
     """
     if method == "none":
         return None
@@ -192,7 +243,14 @@ def finisher(method: str, device: str = "auto", strength: float | None = None) -
         with torch.inference_mode():
             sigma = ladder[:, None] * noise_sigma(frames)  # (k, n * B)
             flat = sigma <= 0  # nothing to remove: the frame stays as it is
-            out = nonlocal_means(frames, sigma, torch.where(flat, 1.0, H_RATIO * sigma))
+            out = nonlocal_means(
+                frames,
+                sigma,
+                torch.where(flat, 1.0, H_RATIO * sigma),
+                group=B,
+                temporal=temporal,
+                temporal_search=temporal_search,
+            )
             out = torch.where(flat[..., None, None], frames, out).reshape(len(ladder), n, B, h, w)
         done = out.cpu().numpy()
         if not adaptive:
