@@ -39,7 +39,7 @@ def main() -> None:
     finish = finisher("nlm", "cpu")
     rows, seconds = [], dict.fromkeys(MIRRORS, 0.0)
     for B in (10, 20):
-        decoders = {m: get_decoder("gapunet", B=B, device="cpu", mirrors=m) for m in MIRRORS}
+        decoders = {m: get_decoder("gapunet", B=B, device="cpu", mirrors=m, shift=False) for m in MIRRORS}
         for g in coded_groups(cases, B):
             row = {"case": g.name, "B": B}
             for m, dec in decoders.items():

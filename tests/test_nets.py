@@ -164,7 +164,7 @@ def test_learned_decoder_tiling_equivalence(tmp_path):
 
 @pytest.mark.parametrize("name", ["gapunet", "tcsdl"])
 def test_cpu_decoders_run_a_batch_tile_by_tile_as_the_network_would_at_once(name):
-    dec = emtcs.decoders.get_decoder(name, B=10, **({"mirrors": 1} if name == "gapunet" else {}))
+    dec = emtcs.decoders.get_decoder(name, B=10, **({"mirrors": 1, "shift": False} if name == "gapunet" else {}))
     rng = np.random.default_rng(1)
     C = np.stack([masks(s, 10, (40, 48)) for s in range(3)]).astype(np.float32)
     y = np.einsum("nbhw,nbhw->nhw", C, rng.random((3, 10, 40, 48)).astype(np.float32))
@@ -183,7 +183,7 @@ def test_gapunet_averages_its_mirror_images():
     rng = np.random.default_rng(2)
     C = np.stack([masks(s, 10, (40, 48)) for s in range(2)]).astype(np.float32)
     y = np.einsum("nbhw,nbhw->nhw", C, rng.random((2, 10, 40, 48)).astype(np.float32))
-    two = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=2)
+    two = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=2, shift=False)
     got = two.decode(y, C, electrons_per_unit=30.0)
     with torch.inference_mode():  # the stages on the tile and on its left-right mirror, from one GAP-TV start
         yt, ct, epu = torch.from_numpy(y), torch.from_numpy(C), torch.full((2,), 30.0)
@@ -573,3 +573,26 @@ def test_moving_crops_stay_positive_over_long_clips():
 
     image = np.ones((128, 128), dtype=np.float32)
     assert _moving_crop(image, SixSigma(), 30, 32).min() > 0
+
+
+def test_gapunet_shift_averages_the_decode_on_the_grid_one_pixel_over():
+    import torch.nn.functional as F
+
+    from emtcs.errors import DecoderError
+
+    rng = np.random.default_rng(3)
+    C = np.stack([masks(s, 10, (40, 48)) for s in range(2)]).astype(np.float32)
+    y = np.einsum("nbhw,nbhw->nhw", C, rng.random((2, 10, 40, 48)).astype(np.float32))
+    dec = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=1, shift=True)
+    got = dec.decode(y, C, electrons_per_unit=30.0)
+    with torch.inference_mode():  # the stages on the tile and on it widened by a reflected column each side
+        yt, ct, epu = torch.from_numpy(y), torch.from_numpy(C), torch.full((2,), 30.0)
+        start = dec.net.start(yt, ct)
+        plain = dec.net.refine(yt, ct, start, epu).numpy()
+        wide = [F.pad(t, (1, 1, 0, 0), mode="reflect") for t in (yt, ct, start)]
+        moved = dec.net.refine(*wide, epu)[..., 1:-1].numpy()
+    np.testing.assert_allclose(got, (plain + moved) / 2, atol=1e-5)
+    assert np.abs(moved - plain).max() > 1e-3  # the grid moved: another decode
+    assert dec.get_config()["shift"] is True
+    with pytest.raises(DecoderError, match="shift"):
+        emtcs.decoders.get_decoder("gapunet", B=10, shift="yes")

@@ -73,7 +73,9 @@ def test_select_keeps_blends_or_replaces_gapunet_s_frames_tile_by_tile(monkeypat
         # the quality figure scores the blend of the hold-out decodes, not GapUNet's alone
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
         y_seen, C_seen = withhold(y, C, hold)
-        net_h = get_decoder("gapunet", B=B, device="cpu", mirrors=1).decode(y_seen, C_seen, scale)  # as select judges
+        net_h = get_decoder("gapunet", B=B, device="cpu", mirrors=1, shift=False).decode(
+            y_seen, C_seen, scale
+        )  # as select judges
         tv_h = get_decoder("gaptv").decode(y_seen, C_seen, scale)
         mixed = BLEND_WEIGHT * net_h + (1 - BLEND_WEIGHT) * tv_h
         assert sel.holdout[1] == 2

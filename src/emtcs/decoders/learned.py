@@ -17,10 +17,20 @@ from ..errors import DecoderError
 from ..optional import require
 from .base import Decoder, register
 
-__all__ = ["LearnedDecoder", "TcsdlDecoder", "GapNetDecoder", "GapUNetDecoder", "MIRRORS", "missing_for_networks"]
+__all__ = [
+    "LearnedDecoder",
+    "TcsdlDecoder",
+    "GapNetDecoder",
+    "GapUNetDecoder",
+    "MIRRORS",
+    "SHIFT",
+    "missing_for_networks",
+]
 
-#: GapUNet's default number of mirror images averaged (:class:`GapUNetDecoder`).
+#: GapUNet's default number of mirror images averaged (:class:`GapUNetDecoder`)...
 MIRRORS = 2
+#: ...and whether the decode on its pixel grid moved by one pixel is averaged in too.
+SHIFT = True
 
 
 def _cpu_threads() -> int:
@@ -147,16 +157,25 @@ class GapUNetDecoder(LearnedDecoder):
     decodes flipped back.  The network's errors differ between mirror images more than its
     signal does, so the mean is closer to the truth; each decode keeps the residual within
     the projection's bound pixel by pixel, so their mean does too.
+
+    ``shift``: one more decode, of the tile widened by one reflected column on each side,
+    so that the network's 2 x 2 pixel grid falls one pixel over, cropped back and averaged
+    in.  The grid's faint copy of a lattice half the sampling rate away changes sign with
+    it and cancels (docs/decoders.md, "Mirror images"): for lattice images whose spectra
+    will be read, at the cost of one more run of the stages (the default since session 19).
     """
 
     name = "gapunet"
     arch = "gapunet"
 
-    def __init__(self, *, mirrors: int = MIRRORS, **kwargs: Any):
+    def __init__(self, *, mirrors: int = MIRRORS, shift: bool = SHIFT, **kwargs: Any):
         if mirrors not in (1, 2, 4):
             raise DecoderError(f"mirrors must be 1, 2 or 4 (got {mirrors!r})")
+        if not isinstance(shift, bool):
+            raise DecoderError(f"shift must be True or False (got {shift!r})")
         super().__init__(**kwargs)
         self.mirrors = mirrors
+        self.shift = shift
 
     def start(self, y: Any, C: Any, epu: Any) -> Any:
         """The network's GAP-TV start, told the noise only where it was measured."""
@@ -166,14 +185,24 @@ class GapUNetDecoder(LearnedDecoder):
         start = self.start(y, C, epu)
         return self.refine(y, C, start, epu)
 
-    def refine(self, y: Any, C: Any, start: Any, epu: Any, mirrors: int | None = None) -> Any:
-        """The network's stages from ``start``, averaged over ``mirrors`` mirror images of
-        the tiles (default: the decoder's)."""
+    def refine(self, y: Any, C: Any, start: Any, epu: Any, single: bool = False) -> Any:
+        """The network's stages from ``start``, averaged over the decoder's mirror images of
+        the tiles and, with ``shift``, the decode on the grid one pixel over; with ``single``
+        the stages once, on the tiles as they are."""
+        import torch.nn.functional as F
+
         out = self._per_device(self.net.refine, y, C, start, epu)
-        flips = _FLIPS[1 : mirrors or self.mirrors]
+        if single:
+            return out
+        flips = _FLIPS[1 : self.mirrors]
         for dims in flips:
             out += self._per_device(self.net.refine, y.flip(dims), C.flip(dims), start.flip(dims), epu).flip(dims)
-        return out / (1 + len(flips))
+        views = 1 + len(flips)
+        if self.shift:
+            wide = [F.pad(t, (1, 1, 0, 0), mode="reflect") for t in (y, C, start)]
+            out += self._per_device(self.net.refine, *wide, epu)[..., 1:-1]
+            views += 1
+        return out / views
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mirrors": self.mirrors}
+        return {**super().get_config(), "mirrors": self.mirrors, "shift": self.shift}

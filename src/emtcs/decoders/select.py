@@ -26,7 +26,7 @@ decodes and the tile's own cost two GapUNet decodes and one noise-aware GAP-TV: 
 tile's own noise-aware GAP-TV runs only where the tile falls back to it or blends.  Both scores
 share one noise normalisation, so the choice does not depend on the noise model.  The
 hold-out decode is GapUNet's on the tile alone; the frames kept average its mirror images
-as the decoder's ``mirrors`` says (:class:`emtcs.decoders.learned.GapUNetDecoder`).
+as the decoder's ``mirrors`` and ``shift`` say (:class:`emtcs.decoders.learned.GapUNetDecoder`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class SelectingDecoder(GapUNetDecoder):
         use_tv = blend = np.zeros(len(y), dtype=bool)
         if hold.any():
             y_seen, masks_seen = withhold(y, masks, hold)
-            net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit, mirrors=1)
+            net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit, single=True)
             # the shared normalisation cancels in the comparison: any positive value will do
             epu = 1.0 if electrons_per_unit is None else electrons_per_unit
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
@@ -103,11 +103,12 @@ class SelectingDecoder(GapUNetDecoder):
         masks: np.ndarray,
         electrons_per_unit: float | None,
         tv_for: np.ndarray | None = None,
-        mirrors: int | None = None,
+        single: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(GapUNet frames, GAP-TV frames) of a batch of tiles; GAP-TV's only for the tiles
-        in ``tv_for`` (all when None); GapUNet's from ``mirrors`` mirror images (default:
-        the decoder's).  GAP-TV's are the network's start, or, for a network
+        in ``tv_for`` (all when None); GapUNet's averaged over the decoder's views
+        (:meth:`GapUNetDecoder.refine`), or with ``single`` one decode.  GAP-TV's are the
+        network's start, or, for a network
         that starts from the accelerated GAP-TV (the shipped weights), the noise-aware
         GAP-TV of :mod:`emtcs.decoders.gaptv` where the noise was measured: the better of
         the two classical decoders is the one to fall back to."""
@@ -125,7 +126,7 @@ class SelectingDecoder(GapUNetDecoder):
             if electrons_per_unit is not None:
                 epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
             start = self.start(yt, ct, epu)
-            out = self.refine(yt, ct, start, epu, mirrors)
+            out = self.refine(yt, ct, start, epu, single)
             tv = start[which]
             if not net.discrepancy and self.noise_measured and epu is not None and len(tv):
                 yt, ct = yt[which], ct[which]
