@@ -158,11 +158,12 @@ class GapUNetDecoder(LearnedDecoder):
     signal does, so the mean is closer to the truth; each decode keeps the residual within
     the projection's bound pixel by pixel, so their mean does too.
 
-    ``shift``: one more decode, of the tile widened by one reflected column on each side,
-    so that the network's 2 x 2 pixel grid falls one pixel over, cropped back and averaged
-    in.  The grid's faint copy of a lattice half the sampling rate away changes sign with
-    it and cancels (docs/decoders.md, "Mirror images"): for lattice images whose spectra
-    will be read, at the cost of one more run of the stages (the default since session 19).
+    ``shift`` (default :data:`SHIFT`): one more decode, of the tile widened by one reflected
+    column on each side (measurement, masks and start alike), so that the network's 2 x 2
+    pixel grid falls one pixel over, cropped back and averaged in.  The grid's faint copy
+    of a lattice half the sampling rate away changes sign with it and cancels, so it does
+    not show as a reflection the specimen lacks (docs/decoders.md, "The pixel grid one
+    pixel over"); it costs one more run of the stages.
     """
 
     name = "gapunet"
