@@ -22,9 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
-from emtcs.metrics import psnr
-from emtcs.sensing import encode, masks
-from select_margin import SIZE, add_case_options, calibration_cases, unseen_cases
+from select_margin import add_case_options, calibration_cases, coded_groups, unseen_cases
 
 KAPPAS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1e6)
 
@@ -46,26 +44,18 @@ def main() -> None:
         return x
 
     for B in (10, 20):
-        base = get_decoder("gapunet", B=B, device="cpu")
+        # one decode: the stash keeps the projection's inputs of the last run of the stages
+        base = get_decoder("gapunet", B=B, device="cpu", mirrors=1, shift=False)
         net = base.net
         project = net.project
         net.project = keep
-        C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
-        for name, noisy, clean, gain in cases:
-            if len(noisy) < B:
-                continue
-            dec = for_noise(base, measured=gain is not None)
-            x, ref = noisy[:B], clean[:B]
-            y = encode(x, C).astype(np.float32)
-            scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
-            dec.decode((y / scale)[None], C[None], scale / (gain or 1.0))
-            rng_ = float(ref.max() - ref.min()) or 1.0
-            row = {"case": name, "B": B, "psnr": {}}
+        for g in coded_groups(cases, B):
+            for_noise(base, measured=g.gain is not None).decode(g.y, g.C, g.electrons_per_unit)
+            row = {"case": g.name, "B": B, "psnr": {}}
             with torch.no_grad():
                 for kappa in KAPPAS:
                     net.kappa = kappa
-                    out = project(*stash["args"])[0].float().cpu().numpy() * scale
-                    row["psnr"][str(kappa)] = psnr(ref, out, data_range=rng_)
+                    row["psnr"][str(kappa)] = g.psnr(project(*stash["args"]).float().cpu().numpy())
             rows.append(row)
             print(json.dumps(row), flush=True)
 

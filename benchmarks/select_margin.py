@@ -212,26 +212,18 @@ def main() -> None:
     rows = []
     for B in (10, 20):
         sel = get_decoder("select", B=B, device="cpu")
-        C = masks(B, B, (SIZE, SIZE)).astype(np.float32)
-        for name, noisy, clean, gain in cases:
-            if len(noisy) < B:
-                continue
-            dec = for_noise(sel, measured=gain is not None)
-            gain = gain or 1.0
-            x, ref = noisy[:B], clean[:B]
-            y = encode(x, C).astype(np.float32)
-            scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)) or 1.0
-            net, tv = (f[0] * scale for f in dec._both((y / scale)[None], C[None], scale / gain))
-            dec.decode((y / scale)[None], C[None], scale / gain)  # for its scores
-            rng_ = float(ref.max() - ref.min()) or 1.0
+        for g in coded_groups(cases, B):
+            dec = for_noise(sel, measured=g.gain is not None)
+            net, tv = dec._both(g.y, g.C, g.electrons_per_unit)
+            dec.decode(g.y, g.C, g.electrons_per_unit)  # for its scores
             row = {
-                "case": name,
+                "case": g.name,
                 "B": B,
                 "score_net": float(dec.scores[0, 0]),
                 "score_tv": float(dec.scores[0, 1]),
-                "psnr_net": psnr(ref, net, data_range=rng_),
-                "psnr_tv": psnr(ref, tv, data_range=rng_),
-                "psnr_blend": {str(w): psnr(ref, w * net + (1 - w) * tv, data_range=rng_) for w in WEIGHTS},
+                "psnr_net": g.psnr(net),
+                "psnr_tv": g.psnr(tv),
+                "psnr_blend": {str(w): g.psnr(w * net + (1 - w) * tv) for w in WEIGHTS},
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
