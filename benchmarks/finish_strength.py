@@ -27,7 +27,7 @@ import numpy as np
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
 from emtcs.simulate import MovieSimulator, SimulationConfig
-from select_margin import DOSES, MODES, SIZE, add_case_options, calibration_cases, coded_groups, unseen_cases
+from select_margin import DOSES, MODES, SIZE, add_case_options, calibration_cases, coded_groups, split_unseen
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 SETTINGS = (*(str(s) for s in STRENGTHS), "guided")
@@ -95,12 +95,7 @@ def main() -> None:
                 row[key]["guided"] = g.psnr(guided(tile, *g.told))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    unseen = {name for name, *_ in unseen_cases(a.shared)}
-    groups = {
-        "all": rows,
-        "training_like": [r for r in rows if r["case"] not in unseen],
-        "unseen": [r for r in rows if r["case"] in unseen],
-    }
+    groups = split_unseen(rows, a.shared)
     result = {
         f"{dec}_{group}": summary(part, dec) for dec in ("select", "gaptv") for group, part in groups.items() if part
     }

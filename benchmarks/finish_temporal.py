@@ -24,7 +24,7 @@ import numpy as np
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
 from finish_strength import cmos_cases
-from select_margin import add_case_options, calibration_cases, coded_groups, unseen_cases
+from select_margin import add_case_options, calibration_cases, coded_groups, split_unseen
 
 #: (frames either side R, search radius S there); (0, 0) is each frame alone.
 SETTINGS = ((0, 0), (1, 2), (2, 1), (2, 2), (3, 2))
@@ -69,12 +69,7 @@ def main() -> None:
                 row[f"R{r}S{s}"] = g.psnr(done)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    unseen = {name for name, *_ in unseen_cases(a.shared)}
-    groups = {
-        "all": rows,
-        "training_like": [r for r in rows if r["case"] not in unseen],
-        "unseen": [r for r in rows if r["case"] in unseen],
-    }
+    groups = split_unseen(rows, a.shared)
     result = {group: summary(part) for group, part in groups.items() if part}
     for key, table in result.items():
         print(key, json.dumps(table))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
-from select_margin import add_case_options, calibration_cases, coded_groups, unseen_cases
+from select_margin import add_case_options, calibration_cases, coded_groups, split_unseen
 
 KAPPAS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1e6)
 
@@ -35,7 +35,6 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     cases = calibration_cases(a, np.random.default_rng(0))
-    unseen = {name for name, *_ in unseen_cases(a.shared)}
     rows = []
     stash: dict[str, tuple] = {}
 
@@ -64,12 +63,14 @@ def main() -> None:
 
     doc = {
         "kappas": [str(k) for k in KAPPAS],
-        "mean_psnr": summary(rows),
-        "mean_psnr_training_like": summary([r for r in rows if r["case"] not in unseen]),
-        "mean_psnr_unseen": summary([r for r in rows if r["case"] in unseen]),
+        **{
+            f"mean_psnr{'' if group == 'all' else '_' + group}": summary(part)
+            for group, part in split_unseen(rows, a.shared).items()
+            if part
+        },
         "rows": rows,
     }
-    for key in ("mean_psnr", "mean_psnr_training_like", "mean_psnr_unseen"):
+    for key in (k for k in doc if k.startswith("mean_psnr")):
         print(key, json.dumps(doc[key]))
     if a.json:
         a.json.write_text(json.dumps(doc, indent=1))

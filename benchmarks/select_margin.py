@@ -115,6 +115,17 @@ def calibration_cases(a: argparse.Namespace, rng: np.random.Generator, *more) ->
     return cases + list(unseen_cases(a.shared))
 
 
+def split_unseen(rows: list[dict], shared: Path) -> dict[str, list[dict]]:
+    """The rows of all cases, of the training-like ones and of the movies unlike the
+    training data (:func:`unseen_cases`), by their ``"case"`` name."""
+    unseen = {name for name, *_ in unseen_cases(shared)}
+    return {
+        "all": rows,
+        "training_like": [r for r in rows if r["case"] not in unseen],
+        "unseen": [r for r in rows if r["case"] in unseen],
+    }
+
+
 @dataclass
 class Group:
     """One case's first B frames coded as the decoders get them: ``y`` (1, h, w) and masks
@@ -227,14 +238,12 @@ def main() -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    unseen = {name for name, *_ in unseen_cases(a.shared)}
+    parts = split_unseen(rows, a.shared)
     summary = {
-        "margins": margins(rows),
-        "margins_training_like": margins([r for r in rows if r["case"] not in unseen]),
-        "margins_unseen": margins([r for r in rows if r["case"] in unseen]),
-        "blends": blends(rows),
-        "blends_training_like": blends([r for r in rows if r["case"] not in unseen]),
-        "blends_unseen": blends([r for r in rows if r["case"] in unseen]),
+        f"{name}{'' if group == 'all' else '_' + group}": table(part)
+        for name, table in (("margins", margins), ("blends", blends))
+        for group, part in parts.items()
+        if part
     }
     for key, table in summary.items():
         print(key, json.dumps(table))

@@ -165,9 +165,7 @@ def test_learned_decoder_tiling_equivalence(tmp_path):
 @pytest.mark.parametrize("name", ["gapunet", "tcsdl"])
 def test_cpu_decoders_run_a_batch_tile_by_tile_as_the_network_would_at_once(name):
     dec = emtcs.decoders.get_decoder(name, B=10, **({"mirrors": 1, "shift": False} if name == "gapunet" else {}))
-    rng = np.random.default_rng(1)
-    C = np.stack([masks(s, 10, (40, 48)) for s in range(3)]).astype(np.float32)
-    y = np.einsum("nbhw,nbhw->nhw", C, rng.random((3, 10, 40, 48)).astype(np.float32))
+    y, C = _coded_tiles(3, seed=1)
     got = dec.decode(y, C, electrons_per_unit=30.0)
     with torch.inference_mode():
         yt, ct = torch.from_numpy(y), torch.from_numpy(C)
@@ -177,23 +175,56 @@ def test_cpu_decoders_run_a_batch_tile_by_tile_as_the_network_would_at_once(name
     assert not np.allclose(got[0], got[1], atol=1e-3)  # the tiles are told apart
 
 
+def _coded_tiles(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(y, C) of ``n`` random 40 x 48 tiles of 10 frames, each coded with masks of its own seed."""
+    C = np.stack([masks(s, 10, (40, 48)) for s in range(n)]).astype(np.float32)
+    x = np.random.default_rng(seed).random((n, 10, 40, 48)).astype(np.float32)
+    return np.einsum("nbhw,nbhw->nhw", C, x), C
+
+
+def _stages(dec, y: np.ndarray, C: np.ndarray, view):
+    """GapUNet's stages run once on ``view`` of the tiles (and their GAP-TV start), mapped back."""
+    with torch.inference_mode():
+        yt, ct, epu = torch.from_numpy(y), torch.from_numpy(C), torch.full((len(y),), 30.0)
+        start = dec.net.start(yt, ct)
+        there, back = view
+        return back(dec.net.refine(*(there(t) for t in (yt, ct, start)), epu)).numpy()
+
+
+_SAME = (lambda t: t, lambda t: t)
+
+
 def test_gapunet_averages_its_mirror_images():
     from emtcs.errors import DecoderError
 
-    rng = np.random.default_rng(2)
-    C = np.stack([masks(s, 10, (40, 48)) for s in range(2)]).astype(np.float32)
-    y = np.einsum("nbhw,nbhw->nhw", C, rng.random((2, 10, 40, 48)).astype(np.float32))
+    y, C = _coded_tiles(2, seed=2)
     two = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=2, shift=False)
     got = two.decode(y, C, electrons_per_unit=30.0)
-    with torch.inference_mode():  # the stages on the tile and on its left-right mirror, from one GAP-TV start
-        yt, ct, epu = torch.from_numpy(y), torch.from_numpy(C), torch.full((2,), 30.0)
-        start = two.net.start(yt, ct)
-        plain = two.net.refine(yt, ct, start, epu).numpy()
-        flipped = two.net.refine(yt.flip(-1), ct.flip(-1), start.flip(-1), epu).flip(-1).numpy()
+    # the stages on the tile and on its left-right mirror, from one GAP-TV start
+    plain = _stages(two, y, C, _SAME)
+    flipped = _stages(two, y, C, (lambda t: t.flip(-1), lambda t: t.flip(-1)))
     np.testing.assert_allclose(got, (plain + flipped) / 2, atol=1e-5)
     assert np.abs(flipped - plain).max() > 1e-3  # the network is not already symmetric
     with pytest.raises(DecoderError, match="mirrors"):
         emtcs.decoders.get_decoder("gapunet", B=10, mirrors=3)
+
+
+def test_gapunet_shift_averages_the_decode_on_the_grid_one_pixel_over():
+    import torch.nn.functional as F
+
+    from emtcs.errors import DecoderError
+
+    y, C = _coded_tiles(2, seed=3)
+    dec = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=1, shift=True)
+    got = dec.decode(y, C, electrons_per_unit=30.0)
+    # the stages on the tile and on it widened by a reflected column each side, cropped back
+    plain = _stages(dec, y, C, _SAME)
+    moved = _stages(dec, y, C, (lambda t: F.pad(t, (1, 1, 0, 0), mode="reflect"), lambda t: t[..., 1:-1]))
+    np.testing.assert_allclose(got, (plain + moved) / 2, atol=1e-5)
+    assert np.abs(moved - plain).max() > 1e-3  # the grid moved: another decode
+    assert dec.get_config()["shift"] is True
+    with pytest.raises(DecoderError, match="shift"):
+        emtcs.decoders.get_decoder("gapunet", B=10, shift="yes")
 
 
 def test_auto_passes_options_only_to_the_decoder_that_takes_them():
@@ -573,26 +604,3 @@ def test_moving_crops_stay_positive_over_long_clips():
 
     image = np.ones((128, 128), dtype=np.float32)
     assert _moving_crop(image, SixSigma(), 30, 32).min() > 0
-
-
-def test_gapunet_shift_averages_the_decode_on_the_grid_one_pixel_over():
-    import torch.nn.functional as F
-
-    from emtcs.errors import DecoderError
-
-    rng = np.random.default_rng(3)
-    C = np.stack([masks(s, 10, (40, 48)) for s in range(2)]).astype(np.float32)
-    y = np.einsum("nbhw,nbhw->nhw", C, rng.random((2, 10, 40, 48)).astype(np.float32))
-    dec = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=1, shift=True)
-    got = dec.decode(y, C, electrons_per_unit=30.0)
-    with torch.inference_mode():  # the stages on the tile and on it widened by a reflected column each side
-        yt, ct, epu = torch.from_numpy(y), torch.from_numpy(C), torch.full((2,), 30.0)
-        start = dec.net.start(yt, ct)
-        plain = dec.net.refine(yt, ct, start, epu).numpy()
-        wide = [F.pad(t, (1, 1, 0, 0), mode="reflect") for t in (yt, ct, start)]
-        moved = dec.net.refine(*wide, epu)[..., 1:-1].numpy()
-    np.testing.assert_allclose(got, (plain + moved) / 2, atol=1e-5)
-    assert np.abs(moved - plain).max() > 1e-3  # the grid moved: another decode
-    assert dec.get_config()["shift"] is True
-    with pytest.raises(DecoderError, match="shift"):
-        emtcs.decoders.get_decoder("gapunet", B=10, shift="yes")
