@@ -120,6 +120,37 @@ def test_tiny_model_trains_and_loss_falls(tmp_path):
         )
 
 
+def test_ema_saves_the_moving_average_of_the_weights(tmp_path):
+    from dataclasses import replace
+
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    torch.manual_seed(123)
+    start = build(TINY["tcsdl"])
+    init = tmp_path / "start.safetensors"
+    zoo.save_weights(init, start.state_dict(), TINY["tcsdl"])
+    # one step with decay 0.5: the saved weights are halfway between the start and the step's
+    cfg = TrainConfig(arch="tcsdl", net={"width": 8}, steps=1, lr=1e-2, init=str(init), ema=0.5, **TINY_RUN)
+    train(cfg, tmp_path / "avg", device="cpu")
+    _, saved = zoo.load_weights(tmp_path / "avg.safetensors")
+    ckpt = torch.load(tmp_path / "avg.ckpt", weights_only=True)
+    moved = False
+    for k, w0 in start.state_dict().items():
+        w1 = ckpt["model"][k]
+        torch.testing.assert_close(saved[k], (w0 + w1) / 2 if w0.is_floating_point() else w1)
+        torch.testing.assert_close(ckpt["ema"][k], saved[k])
+        moved |= not torch.equal(w0, w1)
+    assert moved  # the step changed the weights, so the average differs from both
+    # resuming continues the average from the checkpoint's
+    train(replace(cfg, steps=2, init=None), tmp_path / "avg", resume=tmp_path / "avg.ckpt", device="cpu", force=True)
+    again = torch.load(tmp_path / "avg.ckpt", weights_only=True)
+    k = next(k for k, v in saved.items() if v.is_floating_point())
+    torch.testing.assert_close(again["ema"][k], (ckpt["ema"][k] + again["model"][k]) / 2)
+    with pytest.raises(InputError, match="decay in"):
+        train(replace(cfg, ema=1.0), tmp_path / "bad", device="cpu")
+
+
 def test_init_starts_from_given_weights(tmp_path):
     from emtcs.errors import InputError
     from emtcs.train import TrainConfig, train

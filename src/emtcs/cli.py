@@ -594,6 +594,13 @@ def simulate(
     "(against a network's own pixel grid showing in its frames).",
 )
 @click.option(
+    "--ema",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Decay of a moving average of the weights, validated and saved instead of them (e.g. 0.999; 0: off).",
+)
+@click.option(
     "--task",
     type=click.Choice(["reconstruct", "denoise"]),
     default="reconstruct",
@@ -654,6 +661,7 @@ def train(
     cuts: float,
     jpeg: float,
     equivariance: float,
+    ema: float,
     task: str,
     val_every: int,
     val_doses: str,
@@ -723,6 +731,7 @@ def train(
         cuts=cuts,
         jpeg=jpeg,
         equivariance=equivariance,
+        ema=ema,
         task=task,
         val_every=val_every,
         val_doses=doses,

@@ -104,6 +104,11 @@ class TrainConfig:
     #: networks on a pixel-unshuffled input are not shift-equivariant by construction and
     #: can imprint their own 2 x 2 grid on the frames (``benchmarks/grid_alias.py``)
     equivariance: float = 0.0
+    #: decay of an exponential moving average of the weights, which is what is validated
+    #: and saved (0: the weights themselves).  Where the validation wanders by more than a
+    #: step moves it (the campaign's plateau), the average of the recent weights is a
+    #: better decoder than any one of them.
+    ema: float = 0.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -500,7 +505,10 @@ def train(
         raise InputError(f"--task denoise pretrains a network's denoiser; {cfg.arch} has none (gapunet has)")
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
+    if not 0 <= cfg.ema < 1:
+        raise InputError(f"the weights' moving average needs a decay in [0, 1), got {cfg.ema}")
     step, elapsed, cpu_s, history = 0, 0.0, 0.0, []
+    averaged: dict[str, torch.Tensor] | None = None
     if resume:
         state = torch.load(resume, map_location=dev, weights_only=True)
         saved = TrainConfig(**json.loads(state["config"]))
@@ -516,6 +524,7 @@ def train(
         step, elapsed = int(state["step"]), float(state["elapsed"])
         cpu_s = float(state.get("cpu_s", elapsed))
         history = json.loads(state["history"])
+        averaged = state.get("ema")
     elif cfg.init:
         info, weights = zoo.load_weights(cfg.init)
         shape = {k: v for k, v in cfg.net_config.items() if k in _SHAPE_KEYS}
@@ -525,6 +534,8 @@ def train(
         optional = tuple(getattr(net, "optional_parts", ()))
         if unexpected or any(not k.startswith(optional) for k in missing):
             raise InputError(f"{cfg.init} does not fit a {cfg.net_config} network")
+    if cfg.ema > 0 and averaged is None:  # a new run, or one that ran without the average
+        averaged = {k: v.detach().clone() for k, v in net.state_dict().items()}
     say = log or (lambda msg: None)
     say(
         f"building training pool ({cfg.scenes if cfg.simulate else 0} simulated scenes, "
@@ -574,12 +585,20 @@ def train(
             },
         }
 
-    def save_weights() -> None:
+    def validated() -> torch.nn.Module:
+        """The weights that are validated and saved: the moving average where there is one."""
+        if averaged is None:
+            return net
+        shadow = build(cfg.net_config)
+        shadow.load_state_dict(averaged)
+        return shadow.to(dev)
+
+    def save_weights(weights: dict[str, torch.Tensor]) -> None:
         with atomic_output(weights_path, force=True) as tmp:
             # the networks do not depend on B; they serve the range of B they were trained on
             zoo.save_weights(
                 tmp,
-                net.state_dict(),
+                weights,
                 cfg.net_config,
                 serves=list(range(min(cfg.B), max(cfg.B) + 1)),
                 training=summary(),
@@ -596,6 +615,8 @@ def train(
             "config": json.dumps(asdict(cfg)),
             "history": json.dumps(history),
         }
+        if averaged is not None:
+            state["ema"] = averaged
         with atomic_output(ckpt_path, force=True) as tmp:
             torch.save(state, tmp)
 
@@ -615,20 +636,27 @@ def train(
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
+            if averaged is not None:
+                with torch.no_grad():
+                    for k, v in net.state_dict().items():
+                        if v.is_floating_point():
+                            averaged[k].lerp_(v, 1 - cfg.ema)
+                        else:
+                            averaged[k].copy_(v)
             step += 1
             rec: dict[str, float] = {"step": step, "loss": float(loss.detach()), "B": B, "lr": sched.get_last_lr()[0]}
             out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
             if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
-                net.eval()
-                scores = evaluate(net.cpu() if dev.type != "cpu" else net, val, cfg.task, by_dose=bool(cfg.val_doses))
+                judged = validated().eval()
+                scores = evaluate(judged.cpu(), val, cfg.task, by_dose=bool(cfg.val_doses))
                 rec.update({f"val_{k}": v for k, v in scores.items()})
-                net.to(dev)
+                judged.to(dev)
                 rec["elapsed_s"] = time.perf_counter() - t_start
                 rec["cpu_hours"] = (time.process_time() - cpu_start) / 3600
                 history.append(rec)
                 if rec["val_psnr"] > best:
                     best = rec["val_psnr"]
-                    save_weights()
+                    save_weights(judged.state_dict())
                 checkpoint()
                 last_ckpt = time.perf_counter()
             elif time.perf_counter() - last_ckpt > 60 * cfg.checkpoint_minutes:
@@ -642,5 +670,5 @@ def train(
                 say(f"stopped after {max_minutes:g} minutes, at step {step}")
                 break
     if not weights_path.exists():
-        save_weights()
+        save_weights(validated().state_dict())
     return summary()
