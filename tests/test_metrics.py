@@ -48,3 +48,17 @@ def test_spectral_peaks_find_a_lattice_and_an_invented_one():
     assert invented_peaks(hexagonal, noisy) == 0
     # stripes share the x-period peak with the lattice, and add one at a 9 px period in y
     assert invented_peaks(hexagonal, stripes) == 1
+
+
+def test_a_weak_reflection_of_the_reference_made_stronger_is_not_invented():
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[0:192, 0:192]
+    texture = gaussian_filter(np.random.default_rng(5).standard_normal((192, 192)), 1.0)
+    weak = texture + 0.03 * np.cos(2 * np.pi * yy / 8)  # about 13x its surroundings: under the 30x bar
+    assert not any((p == (24, 0)).all() for p in spectral_peaks(weak))
+    lifted = texture + 0.1 * np.cos(2 * np.pi * yy / 8)  # the same reflection, as a denoiser shows it
+    assert any((p == (24, 0)).all() for p in spectral_peaks(lifted))
+    assert invented_peaks(weak, lifted) == 0
+    # a period the reference does not hold at all still counts
+    assert invented_peaks(weak, texture + 0.1 * np.cos(2 * np.pi * xx / 7)) == 1

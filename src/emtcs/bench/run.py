@@ -28,7 +28,7 @@ from .._version import __version__
 from ..decoders import decoder_for
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
-from ..metrics import frc_resolution, psnr, spectral_peaks, ssim, unmatched_peaks
+from ..metrics import PEAK_PRESENT, frc_resolution, psnr, spectral_peaks, ssim, unmatched_peaks
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
 from .denoise import Denoiser, NLMeans, Wavelet
@@ -105,8 +105,9 @@ class _Reference:
 
     @cached_property
     def peaks(self) -> list[np.ndarray]:
-        """Each frame's spectral peaks, found once for every row scored against it."""
-        return [spectral_peaks(f) for f in self.frames]
+        """Each frame's spectral peaks at the reference's bar (:data:`emtcs.metrics.PEAK_PRESENT`),
+        found once for every row scored against it."""
+        return [spectral_peaks(f, PEAK_PRESENT) for f in self.frames]
 
 
 def simulated_movie(
