@@ -28,7 +28,7 @@ from .._version import __version__
 from ..decoders import decoder_for
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
-from ..metrics import PEAK_PRESENT, frc_resolution, psnr, spectral_peaks, ssim, unmatched_peaks
+from ..metrics import frc_resolution, peak_contrast, psnr, spectral_peaks, ssim, unsupported_peaks
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
 from .denoise import Denoiser, NLMeans, Wavelet
@@ -105,9 +105,9 @@ class _Reference:
 
     @cached_property
     def peaks(self) -> list[np.ndarray]:
-        """Each frame's spectral peaks at the reference's bar (:data:`emtcs.metrics.PEAK_PRESENT`),
-        found once for every row scored against it."""
-        return [spectral_peaks(f, PEAK_PRESENT) for f in self.frames]
+        """Each frame's :func:`emtcs.metrics.peak_contrast`, found once for every row scored
+        against it."""
+        return [peak_contrast(f).astype(np.float32) for f in self.frames]
 
 
 def simulated_movie(
@@ -194,7 +194,7 @@ def _fidelity(ref: _Reference, test: np.ndarray) -> dict[str, float | None]:
         "psnr_min": float(min(per_frame)),
         "ssim": None if all(math.isnan(v) for v in s) else float(np.nanmean(s)),
         "frc_px": float(np.mean([frc_resolution(r, t) for r, t in zip(reference, test)])),
-        "invented_peaks": int(sum(unmatched_peaks(spectral_peaks(t), k) for t, k in zip(test, ref.peaks))),
+        "invented_peaks": int(sum(unsupported_peaks(spectral_peaks(t), k) for t, k in zip(test, ref.peaks))),
     }
 
 
