@@ -14,7 +14,7 @@ of the ``.tcs`` file (the bench's rule), with JPEG + NL-means beside every numbe
   the reference is the clean truth.  It needs nothing from ``shared``.
 
 Columns: PSNR, SSIM, FRC resolution (pixels at the 0.5 threshold; smaller is better) and
-spectral peaks the reference lacks (all frames; :func:`emtcs.metrics.spectral_peaks`).
+spectral peaks the reference lacks (all frames; :func:`emtcs.metrics.invented_peaks`).
 Beside them, JPEG XL's best PSNR at any size up to the budget (:func:`best_within`): on
 noisy movies a frame codec scores higher with fewer bytes, which "the same bytes" hides.
 ``--figure`` draws, per movie at the first B, the middle frame of the reference, the raw

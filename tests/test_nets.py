@@ -248,12 +248,22 @@ def test_gapunet_shift_averages_the_decode_on_the_grid_one_pixel_over():
     y, C = _coded_tiles(2, seed=3)
     dec = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=1, shift=True)
     got = dec.decode(y, C, electrons_per_unit=30.0)
-    # the stages on the tile and on it widened by a reflected column each side, cropped back
+    # half the tile's decode; a quarter each the decodes of it widened by a reflected column
+    # each side, as it is and mirrored up-down, cropped back
     plain = _stages(dec, y, C, _SAME)
-    moved = _stages(dec, y, C, (lambda t: F.pad(t, (1, 1, 0, 0), mode="reflect"), lambda t: t[..., 1:-1]))
-    np.testing.assert_allclose(got, (plain + moved) / 2, atol=1e-5)
+    wide = lambda t: F.pad(t, (1, 1, 0, 0), mode="reflect")  # noqa: E731
+    moved = _stages(dec, y, C, (wide, lambda t: t[..., 1:-1]))
+    moved_ud = _stages(dec, y, C, (lambda t: wide(t).flip(-2), lambda t: t.flip(-2)[..., 1:-1]))
+    np.testing.assert_allclose(got, plain / 2 + (moved + moved_ud) / 4, atol=1e-5)
     assert np.abs(moved - plain).max() > 1e-3  # the grid moved: another decode
+    assert np.abs(moved_ud - moved).max() > 1e-3  # and its mirror image another still
     assert dec.get_config()["shift"] is True
+    # with two mirror images of the tile, those share the tile's half
+    two = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=2, shift=True)
+    flipped = _stages(dec, y, C, (lambda t: t.flip(-1), lambda t: t.flip(-1)))
+    np.testing.assert_allclose(
+        two.decode(y, C, electrons_per_unit=30.0), (plain + flipped) / 4 + (moved + moved_ud) / 4, atol=1e-5
+    )
     with pytest.raises(DecoderError, match="shift"):
         emtcs.decoders.get_decoder("gapunet", B=10, shift="yes")
 

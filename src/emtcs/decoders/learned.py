@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -24,12 +24,14 @@ __all__ = [
     "GapUNetDecoder",
     "MIRRORS",
     "SHIFT",
+    "View",
+    "views",
     "missing_for_networks",
 ]
 
-#: GapUNet's default number of mirror images averaged (:class:`GapUNetDecoder`)...
-MIRRORS = 2
-#: ...and whether the decode on its pixel grid moved by one pixel is averaged in too.
+#: GapUNet's default number of mirror images of the tile averaged (:class:`GapUNetDecoder`)...
+MIRRORS = 1
+#: ...and whether the decodes on its pixel grid moved by one pixel take half the weight.
 SHIFT = True
 
 
@@ -148,22 +150,44 @@ class GapNetDecoder(LearnedDecoder):
 _FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
+class View(NamedTuple):
+    """One decode GapUNet averages: of the tile on the grid one pixel over (``shifted``),
+    mirrored along ``flip`` (tensor dims), with this ``weight`` in the mean."""
+
+    shifted: bool
+    flip: tuple[int, ...]
+    weight: float
+
+
+def views(mirrors: int, shift: bool) -> tuple[View, ...]:
+    """The decodes :class:`GapUNetDecoder` averages: the tile and its first ``mirrors - 1``
+    mirror images, equally; with ``shift`` these take half the weight, and the tile one
+    pixel over, as it is and mirrored up-down (which keeps its columns' parity), a quarter
+    each, so the two parities of the network's grid weigh the same."""
+    own = tuple(View(False, dims, 1 / mirrors) for dims in _FLIPS[:mirrors])
+    if not shift:
+        return own
+    return (*(v._replace(weight=v.weight / 2) for v in own), View(True, (), 0.25), View(True, (-2,), 0.25))
+
+
 @register
 class GapUNetDecoder(LearnedDecoder):
     """GAP-TV followed by unfolded stages with a noise-aware spatio-temporal U-Net.
 
+    The frames are a weighted mean of several decodes (:func:`views`, :attr:`views`).
     ``mirrors`` (1, 2 or 4): the stages run on the tile and on its first ``mirrors - 1``
-    mirror images (left-right, up-down, both), and the frames are the mean of the
-    decodes flipped back.  The network's errors differ between mirror images more than its
-    signal does, so the mean is closer to the truth; each decode keeps the residual within
-    the projection's bound pixel by pixel, so their mean does too.
+    mirror images (left-right, up-down, both), flipped back.  The network's errors differ
+    between mirror images more than its signal does, so the mean is closer to the truth;
+    each decode keeps the residual within the projection's bound pixel by pixel, so their
+    mean does too.
 
-    ``shift`` (default :data:`SHIFT`): one more decode, of the tile widened by one reflected
-    column on each side (measurement, masks and start alike), so that the network's 2 x 2
-    pixel grid falls one pixel over, cropped back and averaged in.  The grid's faint copy
-    of a lattice half the sampling rate away changes sign with it and cancels, so it does
-    not show as a reflection the specimen lacks (docs/decoders.md, "The pixel grid one
-    pixel over"); it costs one more run of the stages.
+    ``shift`` (default :data:`SHIFT`): two more decodes, of the tile widened by one
+    reflected column on each side (measurement, masks and start alike), so that the
+    network's 2 x 2 pixel grid falls one pixel over, as it is and mirrored up-down, cropped
+    back; they take half the weight.  The grid's faint copy of a lattice half the sampling
+    rate away changes sign with the grid, so with both grids weighing the same it cancels
+    and does not show as a reflection the specimen lacks (docs/decoders.md, "The pixel
+    grid one pixel over").
     """
 
     name = "gapunet"
@@ -177,6 +201,8 @@ class GapUNetDecoder(LearnedDecoder):
         super().__init__(**kwargs)
         self.mirrors = mirrors
         self.shift = shift
+        #: the decodes averaged (benchmarks may set other views to compare)
+        self.views = views(mirrors, shift)
 
     def start(self, y: Any, C: Any, epu: Any) -> Any:
         """The network's GAP-TV start, told the noise only where it was measured."""
@@ -187,23 +213,26 @@ class GapUNetDecoder(LearnedDecoder):
         return self.refine(y, C, start, epu)
 
     def refine(self, y: Any, C: Any, start: Any, epu: Any, single: bool = False) -> Any:
-        """The network's stages from ``start``, averaged over the decoder's mirror images of
-        the tiles and, with ``shift``, the decode on the grid one pixel over; with ``single``
-        the stages once, on the tiles as they are."""
+        """The network's stages from ``start``, averaged over the decoder's :attr:`views`;
+        with ``single`` the stages once, on the tiles as they are."""
         import torch.nn.functional as F
 
-        out = self._per_device(self.net.refine, y, C, start, epu)
         if single:
-            return out
-        flips = _FLIPS[1 : self.mirrors]
-        for dims in flips:
-            out += self._per_device(self.net.refine, y.flip(dims), C.flip(dims), start.flip(dims), epu).flip(dims)
-        views = 1 + len(flips)
-        if self.shift:
-            wide = [F.pad(t, (1, 1, 0, 0), mode="reflect") for t in (y, C, start)]
-            out += self._per_device(self.net.refine, *wide, epu)[..., 1:-1]
-            views += 1
-        return out / views
+            return self._per_device(self.net.refine, y, C, start, epu)
+        out = None
+        for view in self.views:
+            tensors = (y, C, start)
+            if view.shifted:  # one reflected column each side: the grid falls one pixel over
+                tensors = tuple(F.pad(t, (1, 1, 0, 0), mode="reflect") for t in tensors)
+            if view.flip:
+                tensors = tuple(t.flip(view.flip) for t in tensors)
+            decoded = self._per_device(self.net.refine, *tensors, epu)
+            if view.flip:
+                decoded = decoded.flip(view.flip)
+            if view.shifted:
+                decoded = decoded[..., 1:-1]
+            out = decoded * view.weight if out is None else out.add_(decoded, alpha=view.weight)
+        return out
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mirrors": self.mirrors, "shift": self.shift}
