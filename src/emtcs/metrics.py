@@ -27,10 +27,11 @@ PEAK_FACTOR = 30.0
 PEAK_MIN_FREQ = 0.03
 #: A peak of a decoded frame is matched by a reference peak within this many frequency bins.
 PEAK_TOLERANCE = 2.0
-#: The reference holds a peak where its power is a local maximum this many times its
-#: surroundings: a weaker bar than :data:`PEAK_FACTOR` (hysteresis), so that a weak
-#: reflection of the truth that a denoiser lifts over 30 (it lowers the noise around it)
-#: is not counted as invented.  In white noise a bin passes 10 with probability ~1e-3.
+#: The reference holds a peak where a bin near it has this many times its surroundings'
+#: power (:func:`unsupported_peaks`): a weaker bar than :data:`PEAK_FACTOR` (hysteresis),
+#: so that a weak reflection of the truth that a denoiser lifts over 30 (it lowers the
+#: noise around it) is not counted as invented.  In white noise a bin passes 10 with
+#: probability ~1e-3.
 PEAK_PRESENT = 10.0
 
 
@@ -111,17 +112,20 @@ def peak_contrast(frame: np.ndarray) -> np.ndarray:
     """A 2-D frame's power spectrum over its local background, bin by bin, centred (the
     zero frequency at (h // 2, w // 2)): after mean removal and a Hann taper, each bin's
     power over the median of the 9 x 9 bins around it (0 where there is no power)."""
-    from scipy.ndimage import median_filter
-
-    power = _power(frame)
-    background = median_filter(power, size=9, mode="wrap")
-    return np.where(power > 0, power / np.maximum(background, 1e-6 * power.max(initial=0) or 1.0), 0.0)
+    return _contrast(_power(frame))
 
 
 def _power(frame: np.ndarray) -> np.ndarray:
     a = np.asarray(frame, dtype=np.float64)
     h, w = a.shape
     return np.abs(np.fft.fftshift(np.fft.fft2((a - a.mean()) * np.outer(np.hanning(h), np.hanning(w))))) ** 2
+
+
+def _contrast(power: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import median_filter
+
+    background = median_filter(power, size=9, mode="wrap")
+    return np.where(power > 0, power / np.maximum(background, 1e-6 * power.max(initial=0) or 1.0), 0.0)
 
 
 def spectral_peaks(frame: np.ndarray, factor: float = PEAK_FACTOR) -> np.ndarray:
@@ -143,7 +147,7 @@ def spectral_peaks(frame: np.ndarray, factor: float = PEAK_FACTOR) -> np.ndarray
     freq = np.sqrt((ky / h) ** 2 + (kx / w) ** 2)
     half = (ky > 0) | ((ky == 0) & (kx > 0))
     peak = (
-        (peak_contrast(frame) >= factor)
+        (_contrast(power) >= factor)
         & (power == maximum_filter(power, size=5, mode="wrap"))
         & (freq >= PEAK_MIN_FREQ)
         & (freq <= 0.5)

@@ -524,7 +524,7 @@ def train(
         step, elapsed = int(state["step"]), float(state["elapsed"])
         cpu_s = float(state.get("cpu_s", elapsed))
         history = json.loads(state["history"])
-        averaged = state.get("ema")
+        averaged = state.get("ema") if cfg.ema > 0 else None
     elif cfg.init:
         info, weights = zoo.load_weights(cfg.init)
         shape = {k: v for k, v in cfg.net_config.items() if k in _SHAPE_KEYS}
