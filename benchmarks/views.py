@@ -9,8 +9,8 @@ Compared here, at the same cost where possible:
 * ``default``: the view set the decoder ships with (session 20: the tile a half, the tile
   one pixel over and its up-down mirror image a quarter each, so that both parities of
   the grid weigh the same);
-* ``mirrors 2, shift``: the tile and its left-right mirror a quarter each, the two views
-  one pixel over a quarter each (one decode more).
+* ``mirrors 2, shift``: the tile and its left-right mirror image, and the same two one
+  pixel over, a quarter each (one decode more).
 
 Measured (1) on the README demo's first group of B = 10 (``emtcs simulate``'s defaults,
 as ``benchmarks/grid_alias.py``): the copy of the lattice's strongest reflection half the

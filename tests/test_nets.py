@@ -258,11 +258,12 @@ def test_gapunet_shift_averages_the_decode_on_the_grid_one_pixel_over():
     assert np.abs(moved - plain).max() > 1e-3  # the grid moved: another decode
     assert np.abs(moved_ud - moved).max() > 1e-3  # and its mirror image another still
     assert dec.get_config()["shift"] is True
-    # with two mirror images of the tile, those share the tile's half
+    # with two mirror images of the tile: those, and the same two one pixel over
     two = emtcs.decoders.get_decoder("gapunet", B=10, mirrors=2, shift=True)
     flipped = _stages(dec, y, C, (lambda t: t.flip(-1), lambda t: t.flip(-1)))
+    moved_lr = _stages(dec, y, C, (lambda t: wide(t).flip(-1), lambda t: t.flip(-1)[..., 1:-1]))
     np.testing.assert_allclose(
-        two.decode(y, C, electrons_per_unit=30.0), (plain + flipped) / 4 + (moved + moved_ud) / 4, atol=1e-5
+        two.decode(y, C, electrons_per_unit=30.0), (plain + flipped + moved + moved_lr) / 4, atol=1e-5
     )
     with pytest.raises(DecoderError, match="shift"):
         emtcs.decoders.get_decoder("gapunet", B=10, shift="yes")

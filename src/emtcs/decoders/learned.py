@@ -161,13 +161,18 @@ class View(NamedTuple):
 
 def views(mirrors: int, shift: bool) -> tuple[View, ...]:
     """The decodes :class:`GapUNetDecoder` averages: the tile and its first ``mirrors - 1``
-    mirror images, equally; with ``shift`` these take half the weight, and the tile one
-    pixel over, as it is and mirrored up-down (which keeps its columns' parity), a quarter
-    each, so the two parities of the network's grid weigh the same."""
-    own = tuple(View(False, dims, 1 / mirrors) for dims in _FLIPS[:mirrors])
+    mirror images, equally.  With ``shift`` these take half the weight and the same views
+    of the tile one pixel over the other half, so the two parities of the network's grid
+    weigh the same; a lone tile's half one pixel over is two decodes, as it is and mirrored
+    up-down (which keeps the columns' parity), so that it too averages two opinions."""
+    own = _FLIPS[:mirrors]
     if not shift:
-        return own
-    return (*(v._replace(weight=v.weight / 2) for v in own), View(True, (), 0.25), View(True, (-2,), 0.25))
+        return tuple(View(False, dims, 1 / mirrors) for dims in own)
+    over = own if mirrors > 1 else ((), (-2,))
+    return (
+        *(View(False, dims, 0.5 / len(own)) for dims in own),
+        *(View(True, dims, 0.5 / len(over)) for dims in over),
+    )
 
 
 @register
@@ -181,10 +186,10 @@ class GapUNetDecoder(LearnedDecoder):
     each decode keeps the residual within the projection's bound pixel by pixel, so their
     mean does too.
 
-    ``shift`` (default :data:`SHIFT`): two more decodes, of the tile widened by one
-    reflected column on each side (measurement, masks and start alike), so that the
-    network's 2 x 2 pixel grid falls one pixel over, as it is and mirrored up-down, cropped
-    back; they take half the weight.  The grid's faint copy of a lattice half the sampling
+    ``shift`` (default :data:`SHIFT`): as many decodes again (two for a lone tile), of the
+    tile widened by one reflected column on each side (measurement, masks and start
+    alike), so that the network's 2 x 2 pixel grid falls one pixel over, cropped back;
+    they take half the weight.  The grid's faint copy of a lattice half the sampling
     rate away changes sign with the grid, so with both grids weighing the same it cancels
     and does not show as a reflection the specimen lacks (docs/decoders.md, "The pixel
     grid one pixel over").
