@@ -25,8 +25,9 @@ GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so the ho
 decodes and the tile's own cost two GapUNet decodes and one noise-aware GAP-TV: the
 tile's own noise-aware GAP-TV runs only where the tile falls back to it or blends.  Both scores
 share one noise normalisation, so the choice does not depend on the noise model.  The
-hold-out decode is GapUNet's on the tile alone; the frames kept average its mirror images
-as the decoder's ``mirrors`` and ``shift`` say (:class:`emtcs.decoders.learned.GapUNetDecoder`).
+hold-out decode is GapUNet's on the tile alone; the frames kept average its views (the
+tile, its mirror images, the grid one pixel over) as the decoder's ``mirrors`` and
+``shift`` say (:func:`emtcs.decoders.learned.views`).
 """
 
 from __future__ import annotations
