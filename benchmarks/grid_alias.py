@@ -53,6 +53,19 @@ def aliases(frames: np.ndarray, k: tuple[int, int]) -> dict[str, np.ndarray]:
     return {axis: np.array(v) for axis, v in out.items()}
 
 
+def demo_group(B: int = B) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, tuple[int, int]]:
+    """The README demo's first group of ``B`` frames as a decoder gets it: (clean truth,
+    measurement, masks, intensity scale, the truth's strongest reflection k in FFT bins)."""
+    noisy, clean = simulate()
+    x, truth = noisy[:B].astype(np.float32), clean[:B]
+    h, w = truth.shape[1:]
+    power = sum(np.abs(spectrum(f)) for f in truth)
+    k = max({tuple(p) for f in truth for p in spectral_peaks(f)}, key=lambda p: power[p[0] + h // 2, p[1] + w // 2])
+    C = masks(0, B, x.shape[1:]).astype(np.float32)
+    y = encode(x, C).astype(np.float32)
+    return truth, y, C, float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9)), k
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--decoders", default="gapunet,gapnet,tcsdl")
@@ -60,15 +73,7 @@ def main() -> None:
     ap.add_argument("--shift", action="store_true", help="add GapUNet as it ships (shift=True)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    noisy, clean = simulate()
-    x, truth = noisy[:B].astype(np.float32), clean[:B]
-    # the reflection: the truth's strongest spectral peak over the group
-    h, w = truth.shape[1:]
-    power = sum(np.abs(spectrum(f)) for f in truth)
-    k = max({tuple(p) for f in truth for p in spectral_peaks(f)}, key=lambda p: power[p[0] + h // 2, p[1] + w // 2])
-    C = masks(0, B, x.shape[1:]).astype(np.float32)
-    y = encode(x, C).astype(np.float32)
-    scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9))
+    truth, y, C, scale, k = demo_group()
     truth_alias = aliases(truth, k)
     result = {
         "movie": "emtcs simulate defaults (README demo), first group",

@@ -34,11 +34,9 @@ import numpy as np
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.decoders.learned import View, views
 from emtcs.finish import finisher
-from emtcs.metrics import psnr, spectral_peaks
-from emtcs.sensing import encode, masks
-from emtcs.simulate import simulate
+from emtcs.metrics import psnr
 from finish_strength import cmos_cases
-from grid_alias import aliases, spectrum
+from grid_alias import aliases, demo_group
 from select_margin import add_case_options, calibration_cases, coded_groups, split_unseen
 
 VIEW_SETS: dict[str, tuple[View, ...]] = {
@@ -50,14 +48,7 @@ VIEW_SETS: dict[str, tuple[View, ...]] = {
 
 def demo_alias(B: int = 10) -> dict[str, dict[str, float]]:
     """Per view set: the grid's copy along x and y (median over frames) and PSNR on the demo."""
-    noisy, clean = simulate()
-    x, truth = noisy[:B].astype(np.float32), clean[:B]
-    h, w = truth.shape[1:]
-    power = sum(np.abs(spectrum(f)) for f in truth)
-    k = max({tuple(p) for f in truth for p in spectral_peaks(f)}, key=lambda p: power[p[0] + h // 2, p[1] + w // 2])
-    C = masks(0, B, x.shape[1:]).astype(np.float32)
-    y = encode(x, C).astype(np.float32)
-    scale = float(np.percentile(y / np.maximum(C.sum(0), 1), 99.9))
+    truth, y, C, scale, k = demo_group(B)
     rng = float(truth.max() - truth.min())
     out = {"truth": {ax: float(np.median(np.abs(v))) for ax, v in aliases(truth, k).items()}}
     dec = get_decoder("gapunet", B=B, device="cpu")
