@@ -18,41 +18,16 @@ over no finishing, the worst tile's gain and how many tiles lose more than 0.1 d
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
-from emtcs.simulate import MovieSimulator, SimulationConfig
-from select_margin import DOSES, MODES, SIZE, add_case_options, calibration_cases, coded_groups, split_unseen
+from select_margin import calibration_groups, calibration_parser, split_unseen
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 SETTINGS = (*(str(s) for s in STRENGTHS), "guided")
-
-
-def cmos_cases(rng: np.random.Generator):
-    """The simulator's modes and doses as a CMOS camera records them, offset removed."""
-    k = 0
-    for mode in MODES:
-        for dose in DOSES:
-            k += 1
-            cfg = SimulationConfig(
-                n_frames=20,
-                shape=(SIZE, SIZE),
-                dose=dose,
-                mode=mode,
-                gain=4.0,
-                offset=200.0,
-                read_noise=3.0,
-                seed=900 + k,
-            )
-            sim = MovieSimulator(cfg)
-            noisy = np.stack([sim.noisy_frame(t) for t in range(20)]).astype(np.float32) - sim.offset
-            clean = np.stack([sim.clean_frame(t) for t in range(20)]).astype(np.float32) - sim.offset
-            yield f"{mode} CMOS, {dose:g} e/px", noisy, clean, sim.gain
 
 
 def summary(rows: list[dict], decoder: str) -> list[dict]:
@@ -73,18 +48,13 @@ def summary(rows: list[dict], decoder: str) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_case_options(ap)
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    cases = calibration_cases(a, rng, cmos_cases(rng))
+    a = calibration_parser(__doc__).parse_args()
     finishes = {s: finisher("nlm", "cpu", strength=s) for s in STRENGTHS if s}
     guided = finisher("nlm", "cpu")
     rows = []
-    for B in (10, 20):
+    for B, groups in calibration_groups(a):
         decoders = {"select": get_decoder("select", B=B, device="cpu"), "gaptv": get_decoder("gaptv")}
-        for g in coded_groups(cases, B):
+        for g in groups:
             row = {"case": g.name, "B": B}
             for key, dec in decoders.items():
                 dec = for_noise(dec, measured=g.gain is not None)

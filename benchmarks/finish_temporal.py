@@ -14,17 +14,14 @@ than 0.1 dB, and the finishing's CPU time relative to R = 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
-from finish_strength import cmos_cases
-from select_margin import add_case_options, calibration_cases, coded_groups, split_unseen
+from select_margin import calibration_groups, calibration_parser, split_unseen
 
 #: (frames either side R, search radius S there); (0, 0) is each frame alone.
 SETTINGS = ((0, 0), (1, 2), (2, 1), (2, 2), (3, 2))
@@ -49,16 +46,11 @@ def summary(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_case_options(ap)
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    cases = calibration_cases(a, rng, cmos_cases(rng))
+    a = calibration_parser(__doc__).parse_args()
     rows = []
-    for B in (10, 20):
+    for B, groups in calibration_groups(a):
         select = get_decoder("select", B=B, device="cpu")
-        for g in coded_groups(cases, B):
+        for g in groups:
             tile = for_noise(select, measured=g.gain is not None).decode(g.y, g.C, g.electrons_per_unit)
             row = {"case": g.name, "B": B, "unfinished": g.psnr(tile)}
             for r, s in SETTINGS:

@@ -14,33 +14,25 @@ time relative to one decode.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.finish import finisher
-from finish_strength import cmos_cases
-from select_margin import add_case_options, calibration_cases, coded_groups, unseen_cases
+from select_margin import GROUP_SIZES, calibration_groups, calibration_parser, unseen_cases
 
 MIRRORS = (1, 2, 4)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_case_options(ap)
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    cases = calibration_cases(a, rng, cmos_cases(rng))
+    a = calibration_parser(__doc__).parse_args()
     finish = finisher("nlm", "cpu")
     rows, seconds = [], dict.fromkeys(MIRRORS, 0.0)
-    for B in (10, 20):
+    for B, groups in calibration_groups(a):
         decoders = {m: get_decoder("gapunet", B=B, device="cpu", mirrors=m, shift=False) for m in MIRRORS}
-        for g in coded_groups(cases, B):
+        for g in groups:
             row = {"case": g.name, "B": B}
             for m, dec in decoders.items():
                 dec = for_noise(dec, measured=g.gain is not None)
@@ -58,7 +50,7 @@ def main() -> None:
         "unseen": [r for r in rows if r["case"] in unseen],
     }
     summary = []
-    for B in (10, 20):
+    for B in GROUP_SIZES:
         for group, part in groups.items():
             part = [r for r in part if r["B"] == B]
             for m in MIRRORS[1:]:

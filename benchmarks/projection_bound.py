@@ -15,14 +15,12 @@ before the projection.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
-from select_margin import add_case_options, calibration_cases, coded_groups, split_unseen
+from select_margin import calibration_groups, calibration_parser, split_unseen
 
 KAPPAS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1e6)
 
@@ -30,11 +28,7 @@ KAPPAS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1e6)
 def main() -> None:
     import torch
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_case_options(ap)
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
-    cases = calibration_cases(a, np.random.default_rng(0))
+    a = calibration_parser(__doc__).parse_args()
     rows = []
     stash: dict[str, tuple] = {}
 
@@ -42,13 +36,13 @@ def main() -> None:
         stash["args"] = (x, y, C, csum, epu)
         return x
 
-    for B in (10, 20):
+    for B, groups in calibration_groups(a, cmos=False):
         # one decode: the stash keeps the projection's inputs of the last run of the stages
         base = get_decoder("gapunet", B=B, device="cpu", mirrors=1, shift=False)
         net = base.net
         project = net.project
         net.project = keep
-        for g in coded_groups(cases, B):
+        for g in groups:
             for_noise(base, measured=g.gain is not None).decode(g.y, g.C, g.electrons_per_unit)
             row = {"case": g.name, "B": B, "psnr": {}}
             with torch.no_grad():

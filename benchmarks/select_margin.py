@@ -44,6 +44,8 @@ from emtcs.simulate import MovieSimulator, SimulationConfig
 SIZE = 128
 DOSES = (5.0, 20.0, 200.0, 1000.0)
 MODES = ("hrtem", "bright-field", "liquid-cell", "stem")
+#: The group sizes every calibration script measures.
+GROUP_SIZES = (10, 20)
 TAUS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 2.0)
 #: GapUNet's weights in a blend, and the lower bounds of the score ratio blended
 WEIGHTS = (0.5, 0.75)
@@ -75,6 +77,29 @@ def simulator_cases(rng: np.random.Generator):
                 yield f"{mode} {dtype}, {dose:g} e/px", noisy, clean, sim.gain
 
 
+def cmos_cases(rng: np.random.Generator):
+    """The simulator's modes and doses as a CMOS camera records them (gain 4 levels per
+    electron, offset 200, read noise 3 e), offset removed."""
+    k = 0
+    for mode in MODES:
+        for dose in DOSES:
+            k += 1
+            cfg = SimulationConfig(
+                n_frames=20,
+                shape=(SIZE, SIZE),
+                dose=dose,
+                mode=mode,
+                gain=4.0,
+                offset=200.0,
+                read_noise=3.0,
+                seed=900 + k,
+            )
+            sim = MovieSimulator(cfg)
+            noisy = np.stack([sim.noisy_frame(t) for t in range(20)]).astype(np.float32) - sim.offset
+            clean = np.stack([sim.clean_frame(t) for t in range(20)]).astype(np.float32) - sim.offset
+            yield f"{mode} CMOS, {dose:g} e/px", noisy, clean, sim.gain
+
+
 def unseen_cases(shared: Path):
     """Movies unlike the training data (see the module docstring), as (name, frames, reference,
     gain None: not measured)."""
@@ -97,19 +122,22 @@ def unseen_cases(shared: Path):
             yield Path(rel).stem, frames.astype(np.float32), frames.astype(np.float32), None
 
 
-def add_case_options(ap: argparse.ArgumentParser) -> None:
-    """The options that pick the calibration cases (shared by the calibration scripts)."""
+def calibration_parser(description: str) -> argparse.ArgumentParser:
+    """The calibration scripts' command line: the options that pick the cases, and ``--json``."""
+    ap = argparse.ArgumentParser(description=description.split("\n")[0])
     ap.add_argument("--scenes", type=Path, help="abTEM scenes the weights did not train on (HDF5)")
     ap.add_argument("--n-scenes", type=int, default=16)
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--json", type=Path, help="write the rows and the summary here")
+    return ap
 
 
-def calibration_cases(a: argparse.Namespace, rng: np.random.Generator, *more) -> list:
-    """The simulator's cases, then ``more`` (iterables of cases), the abTEM scenes of
-    ``--scenes`` and the movies unlike the training data."""
+def calibration_cases(a: argparse.Namespace, rng: np.random.Generator, *, cmos: bool = False) -> list:
+    """The simulator's cases, the CMOS ones with ``cmos``, the abTEM scenes of ``--scenes``
+    and the movies unlike the training data."""
     cases = list(simulator_cases(rng))
-    for extra in more:
-        cases += list(extra)
+    if cmos:
+        cases += list(cmos_cases(rng))
     if a.scenes:
         cases += list(abtem_cases(a.scenes, a.n_scenes, rng))
     return cases + list(unseen_cases(a.shared))
@@ -165,6 +193,13 @@ def coded_groups(cases: list, B: int) -> Iterator[Group]:
         yield Group(name, (y / scale)[None], C[None], scale, ref, float(ref.max() - ref.min()) or 1.0, gain)
 
 
+def calibration_groups(a: argparse.Namespace, *, cmos: bool = True) -> Iterator[tuple[int, Iterator[Group]]]:
+    """For B = 10 and then 20: B and the calibration cases coded at B (made once, seeded)."""
+    cases = calibration_cases(a, np.random.default_rng(0), cmos=cmos)
+    for B in GROUP_SIZES:
+        yield B, coded_groups(cases, B)
+
+
 def margins(rows: list[dict]) -> list[dict]:
     """For every margin tau: mean PSNR of choosing GapUNet where its score is at most tau times
     GAP-TV's, the worst loss against GAP-TV and the tiles losing more than 0.2 dB."""
@@ -213,15 +248,12 @@ def blends(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_case_options(ap)
+    ap = calibration_parser(__doc__)
     ap.add_argument("--unseen-only", action="store_true", help="only the movies unlike the training data")
-    ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    cases = list(unseen_cases(a.shared)) if a.unseen_only else calibration_cases(a, rng)
+    cases = list(unseen_cases(a.shared)) if a.unseen_only else calibration_cases(a, np.random.default_rng(0))
     rows = []
-    for B in (10, 20):
+    for B in GROUP_SIZES:
         sel = get_decoder("select", B=B, device="cpu")
         for g in coded_groups(cases, B):
             dec = for_noise(sel, measured=g.gain is not None)

@@ -24,10 +24,8 @@ finished: mean PSNR change against session 19's views, the worst tile's, and the
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -35,9 +33,8 @@ from emtcs.decoders import for_noise, get_decoder
 from emtcs.decoders.learned import View, views
 from emtcs.finish import finisher
 from emtcs.metrics import psnr
-from finish_strength import cmos_cases
 from grid_alias import aliases, demo_group
-from select_margin import add_case_options, calibration_cases, coded_groups, split_unseen
+from select_margin import calibration_groups, calibration_parser, split_unseen
 
 VIEW_SETS: dict[str, tuple[View, ...]] = {
     "session 19": (View(False, (), 1 / 3), View(False, (-1,), 1 / 3), View(True, (), 1 / 3)),
@@ -66,18 +63,13 @@ def demo_alias(B: int = 10) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_case_options(ap)
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
+    a = calibration_parser(__doc__).parse_args()
     result = {"view_sets": {n: [v._asdict() for v in vs] for n, vs in VIEW_SETS.items()}, "demo": demo_alias()}
-    rng = np.random.default_rng(0)
-    cases = calibration_cases(a, rng, cmos_cases(rng))
     finish = finisher("nlm", "cpu")
     rows, seconds = [], dict.fromkeys(VIEW_SETS, 0.0)
-    for B in (10, 20):
+    for B, groups in calibration_groups(a):
         dec = get_decoder("select", B=B, device="cpu")
-        for g in coded_groups(cases, B):
+        for g in groups:
             row = {"case": g.name, "B": B}
             used = for_noise(dec, measured=g.gain is not None)
             for name, view_set in VIEW_SETS.items():
