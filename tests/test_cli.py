@@ -154,6 +154,43 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     assert not list(tmp_path.glob("run*"))
 
 
+def test_outputs_never_replace_inputs_or_each_other(tmp_path, movie_file):
+    """No output lands on an input or on another output, even with --force; outputs and
+    references are checked before any decoding, so a refusal leaves nothing behind."""
+    src, _ = movie_file(n=6, shape=(16, 16))
+    original = src.read_bytes()
+    _assert_one_line_error(_cli("compress", src, "-B", "3", "-o", src, "--force"), "a .tcs file")
+    _assert_one_line_error(_cli("compress", src, "-B", "3", "-o", tmp_path / "m.png"), "a .tcs file")
+    tcs = tmp_path / "movie.tcs"
+    assert _cli("compress", src, "-B", "3", "-o", tcs, "-q").returncode == 0
+    assert _cli("decompress", tcs, "--decoder", "gaptv", "-q").returncode == 0
+    assert (tmp_path / "movie-restored.tif").exists() and src.read_bytes() == original  # the default output
+    out = tmp_path / "o.tif"
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", out), "name the same file")
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", tcs, "--force"), "is also the input")
+    (tmp_path / "keep.json").write_text("{}")
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", tmp_path / "keep.json"), "exists")
+    assert (tmp_path / "keep.json").read_text() == "{}"
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", tmp_path / "no" / "r.json"), "folder")
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--reference", tmp_path / "none.tif"), "no such file")
+    small, _ = movie_file(n=6, shape=(8, 8), name="small.tif")
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--reference", small), "cannot be compared")
+    assert not out.exists() and not _leftovers(tmp_path)
+    _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--scheduler", "bogus"), "bad Dask scheduler address")
+    _assert_one_line_error(_cli("info", tmp_path), "not a file")
+    clean = tmp_path / "s.tif"
+    _assert_one_line_error(
+        _cli("simulate", clean, "--clean", clean, "--frames", "2", "--size", "16", "16"), "cannot both be written"
+    )
+    _assert_one_line_error(_cli("bench", src, "-B", "3", "--codecs", "jpeg", "--json", src, "--force"), "input")
+    _assert_one_line_error(_cli("bench", src, "-B", "3", "--decoder", "nope"), "unknown decoder")
+    _assert_one_line_error(_cli("bench", src, "-B", "3", "--plot", tmp_path / "p.jpg"), "PNG")
+    too_long = _cli("bench", src, "-B", "30", "--decoder", "gaptv", "--codecs", "jpeg")
+    _assert_one_line_error(too_long, "nothing to compare")
+    _assert_one_line_error(_cli("train", "-o", tmp_path / "no" / "run"), "output folder")
+    assert src.read_bytes() == original and not clean.exists()
+
+
 def test_rgb_and_4d_inputs_are_refused(tmp_path):
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((4, 16, 16, 3), np.uint8), photometric="rgb")
@@ -220,7 +257,7 @@ def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     assert proc.poll() is None, "compress finished before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert proc.returncode == 128 + sig and "interrupted" in err and "Traceback" not in err, err
     assert not out.exists() and _leftovers(tmp_path) == []
 
 

@@ -14,25 +14,39 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputError, OutputExistsError
 
-__all__ = ["atomic_output", "check_output"]
+__all__ = ["atomic_output", "check_output", "same_file"]
 
 
-def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Refuse an existing output unless ``force``; refuse a missing parent folder."""
+def check_output(
+    path: str | os.PathLike[str], *, force: bool = False, inputs: Iterable[str | os.PathLike[str]] = ()
+) -> Path:
+    """Refuse an output that is a folder or one of ``inputs`` (even with ``force``), an
+    existing output unless ``force``, and a missing parent folder."""
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
     if path.is_dir():
         raise OutputError(f"{path} is a directory")
+    for src in inputs:
+        if same_file(path, src):
+            raise OutputError(f"{path} is also the input: choose another output")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist")
     return path
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (existing or not)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
 
 
 @contextmanager
@@ -45,11 +59,15 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Itera
         yield tmp
         os.replace(tmp, path)
     except OSError as exc:
+        created = tmp.exists()
         _remove(tmp)
         if exc.errno == errno.ENOSPC or "errno = 28" in str(exc) or "No space left" in str(exc):
             raise OutputError(f"disk full while writing {path}") from None
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        if not created and exc.filename in (None, str(tmp)):  # the output could not be created
+            # (HDF5's own message names the temporary file, with its flags: cut to the cause)
+            raise OutputError(f"cannot write {path}: {(exc.strerror or str(exc)).split(' (')[0]}") from None
         raise
     except BaseException:
         _remove(tmp)

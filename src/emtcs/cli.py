@@ -10,6 +10,7 @@ import json
 import math
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,10 @@ from .finish import FINISHES
 from .progress import progress_bar, stderr_console
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGTERM during training, after a checkpoint was written (which is kept)."""
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -50,7 +54,9 @@ class _Group(click.Group):
         except EmtcsError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
-            _fail("interrupted; no output written", EXIT_INTERRUPTED)
+            _fail("interrupted; no output written", 128 + _signal_number)
+        except TrainingInterrupted as exc:
+            _fail(str(exc), 128 + _signal_number)
         except MemoryError:
             _fail("out of memory")
         except OSError as exc:
@@ -59,14 +65,17 @@ class _Group(click.Group):
 
 
 _interrupted = False
+#: The signal that interrupted the command: it exits with 128 + its number (130 for Ctrl-C,
+#: 143 for SIGTERM), as shells report it.
+_signal_number = int(signal.SIGINT)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     # An exception raised inside a __del__ or a weakref callback is printed with a
     # traceback and dropped: there, only set the flag, which the next progress tick
     # turns into the interrupt, so an interrupt is never lost nor printed twice.
-    global _interrupted
-    _interrupted = True
+    global _interrupted, _signal_number
+    _interrupted, _signal_number = True, signum
     if frame is not None and (frame.f_code.co_name == "__del__" or frame.f_code.co_filename.endswith("weakref.py")):
         return
     raise KeyboardInterrupt
@@ -266,13 +275,14 @@ def _noise_line(info: dict[str, Any]) -> str:
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Output movie, .tif or .mrc (emtcs[formats]) [default: INPUT with .tif].",
+    help="Output movie, .tif or .mrc (emtcs[formats]) [default: INPUT-restored.tif].",
 )
 @click.option(
     "--decoder",
     default="auto",
     show_default=True,
-    help="auto (best learned decoder with weights for B, else GAP-TV), gaptv, gapnet, tcsdl.",
+    help="auto (the best learned decoder with weights for B, else GAP-TV), gaptv, select (GapUNet or "
+    "GAP-TV tile by tile, what auto picks when GapUNet's weights serve B), gapunet, tcsdl, gapnet.",
 )
 @click.option("--frames", "frames", default=None, help="Decode only frames A:B (0-based, B excluded), e.g. 0:100.")
 @device_option("Where learned decoders run (GAP-TV always runs on the CPU).")
@@ -333,11 +343,20 @@ def decompress(
       emtcs decompress movie.tcs -o restored.tif --frames 0:100
       emtcs decompress movie.tcs -o restored.mrc --scheduler tcp://head:8786
     """
-    output = output or input.with_suffix(".tif")
+    from .atomic import atomic_output, check_output, same_file
+
+    output = output or input.with_name(f"{input.stem}-restored.tif")
     with TcsReader(input) as r:
-        total = len(codec._frame_range(frames, r.header.n_frames))
+        selected = codec._frame_range(frames, r.header.n_frames)
+        frame_shape = r.header.frame_shape
+    if reference:  # checked before the decode, not after it
+        _check_reference(reference, frame_shape, selected)
+    if report:
+        if same_file(report, output):
+            raise click.UsageError("--report and --output name the same file")
+        check_output(report, force=force, inputs=(input,))
     console = stderr_console()
-    with _progress("decompress", total, quiet=quiet) as advance:
+    with _progress("decompress", len(selected), quiet=quiet) as advance:
         result = codec.decompress(
             input,
             output,
@@ -371,7 +390,8 @@ def decompress(
                 f"(median over groups; worst {scores[bad]:.2f}x, group {bad}; about 1 at best)"
             )
     if report:
-        report.write_text(json.dumps(result.to_json(), indent=2))
+        with atomic_output(report, force=force) as tmp:
+            tmp.write_text(json.dumps(result.to_json(), indent=2))
     if reference:
         q = _quality(reference, output, result.frames)
         click.echo(
@@ -380,14 +400,25 @@ def decompress(
         )
 
 
-def _quality(reference: Path, output: Path, frames: range) -> dict[str, float]:
+def _check_reference(reference: Path, frame_shape: tuple[int, int], frames: range) -> None:
+    """Refuse a --reference movie that cannot be read or does not hold the decoded frames."""
     from .errors import InputError
+    from .io import open_movie
+
+    with open_movie(reference) as ref:
+        if ref.frame_shape != tuple(frame_shape) or ref.n_frames < frames.stop:
+            h, w = ref.frame_shape
+            raise InputError(
+                f"{reference}: {ref.n_frames} frames of {h}x{w} cannot be compared with the decoded "
+                f"frames {frames.start}:{frames.stop} of {frame_shape[0]}x{frame_shape[1]}"
+            )
+
+
+def _quality(reference: Path, output: Path, frames: range) -> dict[str, float]:
     from .io import open_movie
     from .metrics import movie_quality
 
     with open_movie(reference) as ref, open_movie(output) as out:
-        if ref.frame_shape != out.frame_shape or ref.n_frames < frames.stop:
-            raise InputError(f"{reference}: shape {ref.n_frames}x{ref.frame_shape} does not match the decoded movie")
         lo, hi = ref.value_range()
         pairs = ((ref.read_frame(t), out.read_frame(k)) for k, t in enumerate(frames))
         return movie_quality(pairs, data_range=(hi - lo) or 1.0)
@@ -451,7 +482,13 @@ def info(input: Path, as_json: bool) -> None:
 @click.option("--size", nargs=2, type=int, default=(256, 256), show_default=True, metavar="H W", help="Frame size.")
 @click.option("--dose", type=float, default=100.0, show_default=True, help="Mean electrons per pixel per frame.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Scene and noise seed.")
-@click.option("--dtype", type=click.Choice(["uint8", "uint16"]), default="uint16", show_default=True)
+@click.option(
+    "--dtype",
+    type=click.Choice(["uint8", "uint16"]),
+    default="uint16",
+    show_default=True,
+    help="Sample type of the noisy movie.",
+)
 @click.option("--clean", type=click.Path(path_type=Path), help="Also write the noise-free movie (float32) here.")
 @click.option(
     "--mode",
@@ -532,7 +569,13 @@ def simulate(
     show_default=True,
     help="Imaging modes of the simulated movies, comma-separated (hrtem, bright-field, liquid-cell, stem).",
 )
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Optimiser steps (the cosine schedule's length).",
+)
 @click.option(
     "--patch", type=click.IntRange(min=16), default=64, show_default=True, help="Training crop size in pixels."
 )
@@ -552,8 +595,8 @@ def simulate(
     show_default=True,
     help="gapunet: start from the GAP-TV that stops accelerating at the measured noise.",
 )
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0), default=1e-3, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Clips per step.")
+@click.option("--lr", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Peak learning rate (Adam).")
 @click.option(
     "--scenes", type=click.IntRange(min=0), default=48, show_default=True, help="Simulated scenes in the training pool."
 )
@@ -607,7 +650,13 @@ def simulate(
     show_default=True,
     help="denoise: pretrain the network's denoiser on noisy frames (gapunet), then --init a reconstruct run.",
 )
-@click.option("--val-every", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option(
+    "--val-every",
+    type=click.IntRange(min=1),
+    default=250,
+    show_default=True,
+    help="Validate every N steps, keeping the best weights (checkpoints also every ~10 minutes).",
+)
 @click.option(
     "--val-doses",
     default="",
@@ -746,18 +795,28 @@ def train(
                 status += f"  val {rec['val_psnr']:.2f} dB"
             advance(1, status=status)
 
-        summary = run_training(
-            cfg,
-            output,
-            resume=resume,
-            device=device,
-            threads=threads,
-            bf16=bf16,
-            max_minutes=minutes,
-            force=force,
-            on_step=on_step,
-            log=lambda msg: console.print(msg) if not quiet else None,
-        )
+        started = time.time()
+        try:
+            summary = run_training(
+                cfg,
+                output,
+                resume=resume,
+                device=device,
+                threads=threads,
+                bf16=bf16,
+                max_minutes=minutes,
+                force=force,
+                on_step=on_step,
+                log=lambda msg: console.print(msg) if not quiet else None,
+            )
+        except KeyboardInterrupt:
+            ckpt = output.with_suffix(".ckpt")
+            if ckpt.exists() and ckpt.stat().st_mtime >= started:
+                raise TrainingInterrupted(
+                    f"interrupted; {ckpt} and {output.with_suffix('.safetensors')} hold the run as of its last "
+                    f"checkpoint: continue it with --resume {ckpt}"
+                ) from None
+            raise
     v = summary["validation"]
     click.echo(
         f"{output}.safetensors: {summary['parameters']} parameters, {summary['steps']} steps, "

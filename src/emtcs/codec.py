@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output, check_output
+from .atomic import atomic_output, check_output, same_file
 from .container import TcsHeader, TcsReader, TcsWriter
 from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
@@ -24,7 +24,7 @@ from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import DecodeSettings, decode_here, finishing, reported_config
 from .encoder import GroupEncoder, ValueMap
-from .errors import InputError
+from .errors import EmtcsError, InputError
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
@@ -104,7 +104,7 @@ def compress(
         raise InputError(f"seed must be in 0..4294967295 (got {seed})")
     _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
-    check_output(dst, force=force)
+    _check_tcs_output(dst, src, force)
     with open_movie(src) as movie:
         n = movie.n_frames
         if B > n:
@@ -159,10 +159,16 @@ def compress(
     return info
 
 
+def _check_tcs_output(dst: Path, src: str | os.PathLike[str], force: bool) -> None:
+    """Refuse an output not named .tcs, the input itself, or (without ``force``) an existing file."""
+    if dst.suffix.lower() != ".tcs" and not dst.is_dir():
+        raise InputError(f"cannot write {dst.name}: a compressed movie is a .tcs file (name it {dst.stem}.tcs)")
+    check_output(dst, force=force, inputs=(src,))
+
+
 def _check_coding_options(quantise: float | None, gain: float | None, offset: float | None) -> None:
     """Raise on a bad ``quantise``, ``gain`` or ``offset`` before any work is done."""
-    if gain is not None:
-        NoiseModel(gain, 0.0 if offset is None else offset)
+    NoiseModel(1.0 if gain is None else gain, 0.0 if offset is None else offset)
     if quantise:
         MeasurementCoding.anscombe(quantise, 1.0 if gain is None else gain)
 
@@ -259,7 +265,7 @@ def compress_many(
         if key in seen:
             raise InputError(f"{seen[key]} and {src} would both be compressed into {dst}")
         seen[key] = src
-        check_output(dst, force=force)
+        _check_tcs_output(dst, src, force)
     _check_coding_options(quantise, gain, offset)
     options: dict[str, Any] = {
         "seed": seed,
@@ -270,7 +276,15 @@ def compress_many(
         "force": force,
     }
     if workers is None and scheduler is None:
-        return [compress(src, dst, B, progress=progress, **options) for src, dst in pairs]
+        infos: list[dict[str, Any]] = []
+        for src, dst in pairs:
+            try:
+                infos.append(compress(src, dst, B, progress=progress, **options))
+            except EmtcsError as exc:
+                done = f" ({', '.join(str(i['path']) for i in infos)} written before it)" if infos else ""
+                named = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
+                raise type(exc)(named + done) from None
+        return infos
     from .distributed import map_in_order
 
     job = partial(compress, B=B, **options)
@@ -420,7 +434,7 @@ def decompress(
         finish=finish,
     )
     check_writable(dst)
-    check_output(dst, force=force)
+    check_output(dst, force=force, inputs=(src,))
     with TcsReader(src) as reader:
         hd = reader.header
         sel = _frame_range(frames, hd.n_frames)
@@ -562,6 +576,8 @@ def write_simulation(
             progress(n_written - done)
         done = n_written
 
+    if clean_path is not None and same_file(clean_path, output):
+        raise InputError(f"the noisy and the clean movie cannot both be written to {output}")
     clean_ctx = atomic_output(clean_path, force=force) if clean_path is not None else nullcontext(None)
     check_output(output, force=force)
     with atomic_output(output, force=force) as tmp, clean_ctx as clean_tmp:

@@ -349,8 +349,10 @@ class TcsReader:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        if not self.path.is_file():
+        if not self.path.exists():
             raise InputError(f"{self.path}: no such file")
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: not a file (a .tcs file is expected)")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:

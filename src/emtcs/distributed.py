@@ -274,6 +274,8 @@ def cluster_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+        except ValueError as exc:  # dask's parsing of the address
+            raise InputError(f"bad Dask scheduler address {scheduler!r} ({exc}; e.g. tcp://host:8786)") from None
         with client:
             try:
                 client.wait_for_workers(1, timeout=WORKER_TIMEOUT)

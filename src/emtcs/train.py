@@ -488,6 +488,8 @@ def train(
     weights_path, ckpt_path, log_path = (out.with_suffix(s) for s in (".safetensors", ".ckpt", ".log.jsonl"))
     if resume and cfg.init:
         raise InputError("give --init (start a new run from weights) or --resume (continue a run), not both")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder {out.parent} does not exist")
     if weights_path.exists() and not (force or resume):
         raise InputError(f"{weights_path} exists; use --force to overwrite it or --resume to continue its run")
     if cfg.task not in ("reconstruct", "denoise"):

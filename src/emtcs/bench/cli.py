@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
-from ..atomic import check_output
+from ..atomic import check_output, same_file
 from ..cli_options import device_option, quantise_options, quantise_steps
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
+from .codecs import codec_names
 
 __all__ = ["bench"]
 
@@ -36,6 +38,15 @@ def _crop(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def _check_decoders(names: tuple[str, ...]) -> None:
+    from ..decoders import available_decoders
+
+    known = ("auto", *available_decoders())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown decoder {unknown[0]!r}; available: {', '.join(known)}")
+
+
 def _per_input(path: Path, source: str, several: bool) -> Path:
     return path.with_name(f"{path.stem}-{Path(source).stem}{path.suffix}") if several else path
 
@@ -48,7 +59,7 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
     "decoders",
     default="auto",
     show_default=True,
-    help="emtcs decoders, comma-separated: auto, gaptv, gapnet, tcsdl.",
+    help="emtcs decoders, comma-separated: auto (what decompress picks), gaptv, select, gapunet, tcsdl, gapnet.",
 )
 @click.option(
     "--codecs",
@@ -155,9 +166,18 @@ def bench(
         raise InputError("--dose sets the simulated movie's dose (> 0); it needs no INPUT")
     if clean is not None and len(inputs) != 1:
         raise InputError("--clean is the truth of one INPUT: give exactly one")
-    for out in (json_out, plot_out):
-        if out is not None:
-            check_output(out, force=force)
+    _check_decoders(config.decoders)
+    codec_names(config.codecs, np.dtype(np.uint16))  # an unknown codec fails here, before any work
+    if plot_out is not None and plot_out.suffix.lower() != ".png":
+        raise InputError(f"--plot draws a PNG: name it {plot_out.stem}.png")
+    outputs = [] if json_out is None else [json_out]
+    if plot_out is not None:
+        outputs += [_per_input(plot_out, Path(src).stem, len(inputs) > 1) for src in inputs or ("",)]
+    read = [*inputs, *([clean] if clean is not None else [])]
+    for i, out in enumerate(outputs):
+        if any(same_file(out, other) for other in outputs[:i]):
+            raise InputError(f"--json and --plot name the same file, {out}")
+        check_output(out, force=force, inputs=read)
     runs = []
     for source in inputs or (None,):
         if source is None:
@@ -168,6 +188,14 @@ def bench(
         with progress_bar("bench", count_steps(config, frames.dtype), quiet=quiet, unit="steps") as advance:
             result = run_bench(frames, truth, config=config, source=info, progress=advance)
         run = report.jsonable(result.to_json())
+        emtcs_rows = [row for row in run["rows"] if row["codec"] == "emtcs"]
+        if not any(row["status"] == "ok" for row in emtcs_rows):
+            raise InputError(
+                f"{info['name']}: every -B ({', '.join(map(str, config.B))}) is larger than the movie "
+                f"({len(frames)} frame{'s' if len(frames) != 1 else ''}): nothing to compare"
+                if min(config.B) > len(frames)
+                else f"{info['name']}: emtcs did not run ({'; '.join(str(r.get('note')) for r in emtcs_rows)})"
+            )
         report.print_report(run)
         if plot_out is not None:
             from .plot import plot
