@@ -57,6 +57,8 @@ def test_movies_the_model_does_not_fit_are_refused_with_a_reason():
     assert "correlated" in estimate_noise(blurred).reason
     assert "two consecutive frames" in estimate_noise(frames[:1]).reason
     assert "do not change" in estimate_noise([np.full((64, 64), 7.0)] * 4).reason
+    small = [f[:40, :40] for f in frames[:4]]  # one window of 38 x 38 pixels: too few to measure
+    assert estimate_noise(small).model is None and "too few pixels" in estimate_noise(small).reason
     # read noise of 5 electrons at 1 e/px: the shot noise is hidden
     dark, _ = _frames(gain=2.0, offset=100.0, read_noise=5.0, dose=1.0, moving=False)
     assert estimate_noise(dark, saturation=65535).model is None

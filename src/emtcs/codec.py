@@ -230,7 +230,10 @@ def _noise_model(
     if gain is not None:
         return NoiseModel(gain, 0.0 if offset is None else offset), "", None
     known = None if offset is None else (offset - vmap.offset) / vmap.scale
-    fit = estimate_noise(levels, offset=known, saturation=vmap.max_level)
+    # unsigned sources saturate at their dtype's top; float and signed ones are mapped onto
+    # levels by their own range, whose top is the movie's maximum, not a ceiling
+    ceiling = vmap.max_level if vmap.source_dtype.kind == "u" else None
+    fit = estimate_noise(levels, offset=known, saturation=ceiling)
     if fit.model is None:
         sigma = fit.sigma if fit.sigma is not None and fit.sigma >= MIN_SIGMA else None
         return None, fit.reason, sigma

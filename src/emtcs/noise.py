@@ -225,7 +225,10 @@ def estimate_noise(
         unrest.append(u)
     m, d2, z, u = (np.concatenate(a) for a in (level, square, instrument, unrest))
     if m.size < 100 * BINS:
-        return _refused("too few unsaturated pixels to measure the noise")
+        return _refused(
+            f"too few pixels to measure the noise ({m.size:,} usable in the frames it looks at, saturated "
+            f"ones left out; {100 * BINS:,} needed): larger frames or a larger -B give more"
+        )
     if not d2.any():
         return _refused("the frames do not change: no noise to measure")
     corr = float(np.median(correlation))
