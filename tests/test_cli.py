@@ -165,6 +165,8 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, movie_file):
     assert _cli("compress", src, "-B", "3", "-o", tcs, "-q").returncode == 0
     assert _cli("decompress", tcs, "--decoder", "gaptv", "-q").returncode == 0
     assert (tmp_path / "movie-restored.tif").exists() and src.read_bytes() == original  # the default output
+    past = _cli("decompress", tcs, "-o", tmp_path / "past.tif", "--frames", "2:100", "--decoder", "gaptv", "-q")
+    assert past.returncode == 0 and "the file has 6 frames: decoding 2:6" in past.stderr, past.stderr
     out = tmp_path / "o.tif"
     _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", out), "name the same file")
     _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", tcs, "--force"), "is also the input")
