@@ -120,9 +120,9 @@ class NoiseModel:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.gain) and self.gain > 0):
-            raise InputError(f"detector gain must be a positive number of levels per electron (got {self.gain})")
+            raise InputError(f"detector gain must be a positive number (per electron; got {self.gain})")
         if not math.isfinite(self.offset):
-            raise InputError(f"detector offset must be a finite number of levels (got {self.offset})")
+            raise InputError(f"detector offset must be a finite number (got {self.offset})")
         if not (math.isfinite(self.read_noise) and self.read_noise >= 0):
             raise InputError(f"read noise must be a number of electrons >= 0 (got {self.read_noise})")
 
