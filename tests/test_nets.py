@@ -600,8 +600,9 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     assert out.shape == clean.shape and 0 < err[1] < err[0] < 0.2  # quality 50 loses more than 90
     cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=6, scene_size=32, val_samples=2)
     plain = validation_set(cfg, 2)
-    for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}), 2)):
-        torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
+    for degraded in ({"jpeg": 1.0}, {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}):
+        for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, **degraded}), 2)):
+            torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
     pool = ClipPool(cfg, seed_offset=5, scenes=1)
     clips = np.stack([pool.clip(rng, 4, 16) for _ in range(3)])
     batch = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}))

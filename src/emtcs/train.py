@@ -407,13 +407,20 @@ def shift_penalty(
     return F.mse_loss(out[..., m:-m, m:-m].float(), back[..., m:-m, m:-m].float())
 
 
+#: The validation clips' own scene cuts, flicker and drift, whatever training uses (the
+#: campaign's settings since its phase 15, ``training/campaign.sh``), so that runs trained
+#: with other degradations are scored on the same clips.
+VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4}
+
+
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
-    """Held-apart samples: scenes and noise from seeds the training pool never uses."""
+    """Held-apart samples: scenes and noise from seeds the training pool never uses, with
+    the degradations of :data:`VALIDATION_CLIPS`."""
     if cfg.val_scene_files:
-        vcfg = TrainConfig(**{**asdict(cfg), "simulate": False, "data": []})
+        vcfg = TrainConfig(**{**asdict(cfg), "simulate": False, "data": [], **VALIDATION_CLIPS})
         pool = ClipPool(vcfg, seed_offset=0, scenes=0, scene_files=cfg.val_scene_files)
     else:
-        vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4)})
+        vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4), **VALIDATION_CLIPS})
         pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
     fixed = replace(cfg, jpeg=0.0)  # the same samples whatever the training degradations
