@@ -349,9 +349,6 @@ def decompress(
     with TcsReader(input) as r:
         selected = codec._frame_range(frames, r.header.n_frames)
         frame_shape = r.header.frame_shape
-    stop = (frames or "").split(":")[-1].strip()
-    if stop.isdigit() and int(stop) > selected.stop:
-        stderr_console().print(f"note: the file has {selected.stop} frames: decoding {selected.start}:{selected.stop}")
     if reference:  # checked before the decode, not after it
         _check_reference(reference, frame_shape, selected)
     if report:

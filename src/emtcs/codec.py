@@ -362,7 +362,9 @@ class DecompressReport:
         }
 
 
-def _frame_range(spec: str | tuple[int, int] | range | None, n: int) -> range:
+def _frame_range(spec: str | tuple[int, int] | range | None, n: int, log: Callable[[str], None] | None = None) -> range:
+    """The frames ``spec`` ("A:B", (A, B) or a range; negative counts from the end) selects of
+    ``n``; a stop past the last frame is cut there, with a note to ``log``."""
     if spec is None:
         return range(n)
     if isinstance(spec, range):
@@ -382,6 +384,8 @@ def _frame_range(spec: str | tuple[int, int] | range | None, n: int) -> range:
         a += n
     if b < 0:
         b += n
+    if b > n and log is not None:
+        log(f"the file has {n} frames: decoding {max(a, 0)}:{n}")
     a, b = max(a, 0), min(b, n)
     if a >= b:
         raise InputError(f"frame range {spec} selects no frames of the {n} in the file")
@@ -440,7 +444,7 @@ def decompress(
     check_output(dst, force=force, inputs=(src,))
     with TcsReader(src) as reader:
         hd = reader.header
-        sel = _frame_range(frames, hd.n_frames)
+        sel = _frame_range(frames, hd.n_frames, log)
         if workers is None and scheduler is None:
             dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
             pieces = decode_here(reader, sel, dec, settings)
