@@ -545,6 +545,44 @@ def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
         train(back, tmp_path / "back", device="cpu")
 
 
+def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path):
+    """--init at a larger width: the old channels keep their weights and the new ones start
+    with no effect, so the wider network computes what the narrower one did; then a training
+    step uses the new channels.  A narrower width than the weights' is refused."""
+    from dataclasses import replace
+
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    torch.manual_seed(6)
+    small = build(TINY["gapunet-temporal"])
+    for p in small.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    init = tmp_path / "w4.safetensors"
+    zoo.save_weights(init, small.state_dict(), TINY["gapunet-temporal"])
+    common = {**TINY_RUN, "B": [4]}
+    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
+    cfg = TrainConfig(arch="gapunet", net={**net, "width": 6}, steps=1, lr=0.0, init=str(init), **common)
+    train(cfg, tmp_path / "w6", device="cpu")
+    info, weights = zoo.load_weights(tmp_path / "w6.safetensors")
+    assert info["config"]["width"] == 6
+    wide = build(info["config"])
+    wide.load_state_dict(weights)
+    y = torch.rand(2, 16, 16) * 2
+    C = (torch.rand(2, 4, 16, 16) > 0.5).float()
+    epu = torch.tensor([10.0, 300.0])
+    with torch.inference_mode():
+        torch.testing.assert_close(wide(y, C, epu), small(y, C, epu), rtol=1e-5, atol=1e-6)
+    # the new channels are not dead: one step with a learning rate moves their weights into the old ones
+    train(replace(cfg, lr=1e-2), tmp_path / "w6-trained", device="cpu")
+    _, trained = zoo.load_weights(tmp_path / "w6-trained.safetensors")
+    assert trained["unet.dec1.0.weight"][:4, 4:6].abs().sum() > 0
+    assert weights["unet.dec1.0.weight"][:4, 4:6].abs().sum() == 0
+    narrower = replace(cfg, net={**net, "width": 2})
+    with pytest.raises(InputError, match=r"network, not \{.*'width': 2,"):
+        train(narrower, tmp_path / "w2", device="cpu")
+
+
 def test_weights_that_do_not_fit_the_network_give_a_one_line_error(tmp_path):
     from emtcs.errors import DecoderError
 

@@ -11,6 +11,9 @@
 #
 # The network is the shipped one's (temporal mixing, accelerated GAP-TV start; phase 9).
 #   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
+#   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
+#                                               # a wider network that starts with the shipped one's output
+#                                               # (its new channels start with no effect; phase 21)
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which

@@ -413,6 +413,47 @@ def shift_penalty(
 VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4}
 
 
+def _embedding(old: int, new: int, groups: int) -> torch.Tensor:
+    """Where ``old`` channels sit among ``new``: each of ``groups`` equal blocks keeps its
+    old channels first."""
+    if old % groups or new % groups:
+        raise InputError(f"cannot widen {old} channels in {groups} blocks to {new}")
+    return torch.cat([g * (new // groups) + torch.arange(old // groups) for g in range(groups)])
+
+
+def widened(weights: dict[str, torch.Tensor], net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a narrower network of ``net``'s architecture, embedded in its wider shapes
+    so that it computes the same output (for ``--init`` at a larger width).
+
+    Old channels keep their weights; new channels keep ``net``'s initialisation but their
+    weights into old channels are zero, so they change nothing until training makes use of
+    them: the wider network starts where the narrower one ended, with room to grow.
+    The network names the weights whose inputs are two feature maps side by side
+    (``concatenated_inputs``: a U-Net's skip connections)."""
+    halves = set(getattr(net, "concatenated_inputs", ()))
+    out = {}
+    for name, new in net.state_dict().items():
+        old = weights.get(name)
+        if old is None or old.shape == new.shape:
+            if old is not None:
+                out[name] = old
+            continue
+        if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+            raise InputError(f"{name}: weights of shape {tuple(old.shape)} do not fit {tuple(new.shape)}")
+        if old.shape[2:] != new.shape[2:]:
+            raise InputError(f"{name}: kernel {tuple(old.shape[2:])} differs from {tuple(new.shape[2:])}")
+        t = new.detach().clone()
+        rows = _embedding(old.shape[0], new.shape[0], 1)
+        if old.dim() == 1:
+            t[rows] = old.to(t.dtype)
+        else:
+            cols = _embedding(old.shape[1], new.shape[1], 2 if name in halves else 1)
+            t[rows] = 0  # new inputs into old outputs
+            t[rows[:, None], cols[None, :]] = old.to(t.dtype)
+        out[name] = t
+    return out
+
+
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
     """Held-apart samples: scenes and noise from seeds the training pool never uses, with
     the degradations of :data:`VALIDATION_CLIPS`."""
@@ -537,8 +578,12 @@ def train(
     elif cfg.init:
         info, weights = zoo.load_weights(cfg.init)
         shape = {k: v for k, v in cfg.net_config.items() if k in _SHAPE_KEYS}
-        if {k: v for k, v in info["config"].items() if k in _SHAPE_KEYS} != shape:
-            raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
+        given = {k: v for k, v in info["config"].items() if k in _SHAPE_KEYS}
+        if given != shape:
+            narrower = given.get("width", 0) < shape.get("width", 0) and hasattr(net, "concatenated_inputs")
+            if not narrower or {**given, "width": shape["width"]} != shape:
+                raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
+            weights = widened(weights, net)
         missing, unexpected = net.load_state_dict(weights, strict=False)
         optional = tuple(getattr(net, "optional_parts", ()))
         if unexpected or any(not k.startswith(optional) for k in missing):

@@ -199,6 +199,9 @@ class GapUNet(nn.Module):
     noise_aware = True
     #: parameters that weights to start from (``--init``) may lack: they start with no effect
     optional_parts = ("unet.mix2.", "unet.mix3.")
+    #: weights whose input channels are two equal-width feature maps side by side (the
+    #: U-Net's skip connections), for starting a wider network from narrower weights
+    concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
     _CHANNELS = 8  # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage
 
     def __init__(
