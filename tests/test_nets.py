@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -82,6 +84,17 @@ def test_save_load_gives_identical_output(tmp_path):
     with torch.inference_mode():
         ref = net(torch.from_numpy(y), torch.from_numpy(C)).numpy()
     np.testing.assert_array_equal(dec.decode(y, C), ref)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+def test_weights_files_get_the_permissions_of_any_new_file(tmp_path):
+    """Like every other output (the umask decides), not owner-only as safetensors' own writer makes them."""
+    umask = os.umask(0o022)
+    try:
+        zoo.save_weights(tmp_path / "w.safetensors", build(TINY["gapnet"]).state_dict(), TINY["gapnet"])
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "w.safetensors").st_mode) == 0o644
 
 
 def test_tiny_model_trains_and_loss_falls(tmp_path):

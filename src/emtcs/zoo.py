@@ -74,11 +74,13 @@ def save_weights(
     **provenance: Any,
 ) -> None:
     """Write a state dict and its config as safetensors."""
-    save_file = require("safetensors.torch", purpose="writing weights files").save_file
+    to_bytes = require("safetensors.torch", purpose="writing weights files").save
 
     meta = {"emtcs_config": json.dumps(config), "emtcs_serves": json.dumps(serves)}
     meta.update({f"emtcs_{k}": json.dumps(v) for k, v in provenance.items()})
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path), metadata=meta)
+    data = to_bytes({k: v.detach().cpu().contiguous() for k, v in state.items()}, metadata=meta)
+    # written here rather than by safetensors' save_file, which makes files only their owner can read
+    Path(path).write_bytes(data)
 
 
 def load_weights(path: str | os.PathLike[str]) -> tuple[WeightsInfo, dict[str, Any]]:
