@@ -197,7 +197,8 @@ def compress(
     if not quiet:
         for info in infos:
             stderr_console().print(
-                f"{info['path']}: {info['n_frames']} frames {info['frame_shape'][0]}x{info['frame_shape'][1]} "
+                f"{info['path']}: {_count(info['n_frames'], 'frame')} "
+                f"{info['frame_shape'][0]}x{info['frame_shape'][1]} "
                 f"{info['source_dtype']}, B={info['B']}, {_size(info['file_bytes'])} "
                 f"(ratio {info['compression_ratio']:.1f}, {info['bits_per_pixel']:.3f} bits/pixel"
                 + (f"; measurements {info['coding']})" if info["coding"] != "exact" else ")")
@@ -218,7 +219,7 @@ def compress(
 def _groups_line(info: dict[str, Any]) -> str:
     """The group layout of a .tcs info in words."""
     B, lengths = info["B"], [g["length"] for g in info["groups"]]
-    text = f"{len(lengths)} measurements of B={B} frames"
+    text = f"{_count(len(lengths), 'measurement')} of B={B} frames"
     short = sum(1 for n in lengths if n < B)
     if short:
         alone = lengths.count(1)
@@ -258,7 +259,7 @@ def _noise_line(info: dict[str, Any]) -> str:
     if noise:
         how = "measured" if noise["estimated"] else "given"
         return (
-            f"gain {noise['gain']:.4g} values/e, offset {noise['offset']:.4g}, "
+            f"gain {noise['gain']:.4g} levels/e, offset {noise['offset']:.4g}, "
             f"read noise {noise['read_noise']:.3g} e ({how})"
         )
     if info.get("noise_note"):
@@ -379,7 +380,7 @@ def decompress(
     worst = max(res, key=res.get)
     if not quiet:
         console.print(
-            f"{output}: {len(result.frames)} frames, decoder {result.decoder['name']}; measurement residual "
+            f"{output}: {_count(len(result.frames), 'frame')}, decoder {result.decoder['name']}; measurement residual "
             f"median {sorted(res.values())[len(res) // 2]:.4f}, max {res[worst]:.4f} (group {worst})"
         )
         scores = result.holdout_scores()
@@ -396,7 +397,7 @@ def decompress(
         q = _quality(reference, output, result.frames)
         click.echo(
             f"quality vs {reference.name}: PSNR {q['psnr']:.2f} dB (worst frame {q['psnr_min']:.2f}), "
-            f"SSIM {q['ssim']:.4f} over {q['frames']} frames"
+            f"SSIM {q['ssim']:.4f} over {_count(q['frames'], 'frame')}"
         )
 
 
@@ -409,7 +410,7 @@ def _check_reference(reference: Path, frame_shape: tuple[int, int], frames: rang
         if ref.frame_shape != tuple(frame_shape) or ref.n_frames < frames.stop:
             h, w = ref.frame_shape
             raise InputError(
-                f"{reference}: {ref.n_frames} frames of {h}x{w} cannot be compared with the decoded "
+                f"{reference}: {_count(ref.n_frames, 'frame')} of {h}x{w} cannot be compared with the decoded "
                 f"frames {frames.start}:{frames.stop} of {frame_shape[0]}x{frame_shape[1]}"
             )
 
@@ -446,7 +447,8 @@ def info(input: Path, as_json: bool) -> None:
         ("format", f"{d['format']} {d['format_version']}, written by {d['software']} on {d['created']}"),
         (
             "source",
-            f"{d['source_name']}: {d['n_frames']} frames of {h}x{w} {d['source_dtype']} ({_size(d['raw_bytes'])})",
+            f"{d['source_name']}: {_count(d['n_frames'], 'frame')} of {h}x{w} {d['source_dtype']} "
+            f"({_size(d['raw_bytes'])})",
         ),
         ("groups", _groups_line(d)),
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
@@ -823,6 +825,10 @@ def train(
         f"{output}.safetensors: {summary['parameters']} parameters, {summary['steps']} steps, "
         f"{summary['wall_s'] / 60:.1f} min; validation {v['psnr']:.2f} dB ({v['baseline']} {v['gaptv_psnr']:.2f} dB)"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _size(n: int) -> str:

@@ -385,7 +385,7 @@ def _frame_range(spec: str | tuple[int, int] | range | None, n: int, log: Callab
     if b < 0:
         b += n
     if b > n and log is not None:
-        log(f"the file has {n} frames: decoding {max(a, 0)}:{n}")
+        log(f"the file has {n} frame{'' if n == 1 else 's'}: decoding {max(a, 0)}:{n}")
     a, b = max(a, 0), min(b, n)
     if a >= b:
         raise InputError(f"frame range {spec} selects no frames of the {n} in the file")
