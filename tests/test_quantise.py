@@ -175,6 +175,19 @@ def test_generalised_anscombe_test_vectors():
         assert coding.decode(np.array([q], dtype=np.uint64), kk)[0] == np.float32(estimate)
 
 
+VECTORS_V3 = VECTORS.with_name("quant-vectors-v3.json")
+
+
+def test_gaussian_coding_test_vectors():
+    data = json.loads(VECTORS_V3.read_text())
+    assert data["coding"] == "gaussian-v1" and len(data["vectors"]) >= 100
+    for y, k, step, sigma, q, estimate in data["vectors"]:
+        coding = MeasurementCoding.gaussian(step, sigma)
+        kk = np.array([k], dtype=np.uint8)
+        assert int(coding.encode(np.array([y], dtype=np.uint64), kk)[0]) == q
+        assert coding.decode(np.array([q], dtype=np.uint64), kk)[0] == np.float32(estimate)
+
+
 def test_offset_and_read_noise_are_stored_and_decode_within_half_a_step(tmp_path):
     """A CMOS-like movie (offset 100, read noise 2 e, 3 levels per electron): anscombe-v2,
     k frames summed per pixel from the masks, the last group short."""
