@@ -527,18 +527,33 @@ def test_temporal_mixing_lets_frames_see_each_other():
         assert (float(change[5]) > 0) == temporal
 
 
+def _random_weights(path, config: dict, seed: int) -> torch.nn.Module:
+    """A network of ``config`` with every weight random (its zero-started layers too), saved to ``path``."""
+    torch.manual_seed(seed)
+    net = build(config)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    zoo.save_weights(path, net.state_dict(), config)
+    return net
+
+
+def _assert_same_output(a: torch.nn.Module, b: torch.nn.Module, **tolerance: float) -> None:
+    """Two GapUNets decode the same groups (B = 4, two noise levels) to the same frames."""
+    y = torch.rand(2, 16, 16) * 2
+    C = (torch.rand(2, 4, 16, 16) > 0.5).float()
+    epu = torch.tensor([10.0, 300.0])
+    with torch.inference_mode():
+        torch.testing.assert_close(a(y, C, epu), b(y, C, epu), **tolerance)
+
+
 def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
     """--init from weights that lack the temporal mixing: it starts with no effect, so the
     grown network computes exactly what the weights did; weights with other parts are refused."""
     from emtcs.errors import InputError
     from emtcs.train import TrainConfig, train
 
-    torch.manual_seed(5)
-    plain = build(TINY["gapunet"])
-    for p in plain.parameters():
-        torch.nn.init.normal_(p, std=0.05)
     init = tmp_path / "plain.safetensors"
-    zoo.save_weights(init, plain.state_dict(), TINY["gapunet"])
+    plain = _random_weights(init, TINY["gapunet"], seed=5)
     common = {**TINY_RUN, "B": [4]}
     net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapunet", net=net, steps=1, lr=0.0, init=str(init), **common)
@@ -546,11 +561,7 @@ def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
     info, weights = zoo.load_weights(tmp_path / "grown.safetensors")
     grown = build(info["config"])
     grown.load_state_dict(weights)
-    y = torch.rand(2, 16, 16) * 2
-    C = (torch.rand(2, 4, 16, 16) > 0.5).float()
-    epu = torch.tensor([10.0, 300.0])
-    with torch.inference_mode():
-        torch.testing.assert_close(grown(y, C, epu), plain(y, C, epu), rtol=0, atol=0)
+    _assert_same_output(grown, plain, rtol=0, atol=0)
     # the other way round: weights with parts the network lacks do not fit
     plain_net = {k: v for k, v in TINY["gapunet"].items() if k != "arch"}
     back = TrainConfig(arch="gapunet", net=plain_net, steps=1, init=str(tmp_path / "grown.safetensors"), **common)
@@ -567,12 +578,8 @@ def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path
     from emtcs.errors import InputError
     from emtcs.train import TrainConfig, train
 
-    torch.manual_seed(6)
-    small = build(TINY["gapunet-temporal"])
-    for p in small.parameters():
-        torch.nn.init.normal_(p, std=0.05)
     init = tmp_path / "w4.safetensors"
-    zoo.save_weights(init, small.state_dict(), TINY["gapunet-temporal"])
+    small = _random_weights(init, TINY["gapunet-temporal"], seed=6)
     common = {**TINY_RUN, "B": [4]}
     net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapunet", net={**net, "width": 6}, steps=1, lr=0.0, init=str(init), **common)
@@ -581,11 +588,7 @@ def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path
     assert info["config"]["width"] == 6
     wide = build(info["config"])
     wide.load_state_dict(weights)
-    y = torch.rand(2, 16, 16) * 2
-    C = (torch.rand(2, 4, 16, 16) > 0.5).float()
-    epu = torch.tensor([10.0, 300.0])
-    with torch.inference_mode():
-        torch.testing.assert_close(wide(y, C, epu), small(y, C, epu), rtol=1e-5, atol=1e-6)
+    _assert_same_output(wide, small, rtol=1e-5, atol=1e-6)
     # the new channels are not dead: one step with a learning rate moves their weights into the old ones
     train(replace(cfg, lr=1e-2), tmp_path / "w6-trained", device="cpu")
     _, trained = zoo.load_weights(tmp_path / "w6-trained.safetensors")
