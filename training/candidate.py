@@ -6,8 +6,9 @@ suite's rows, no row much worse).
     python training/candidate.py runs/gapunet-p160 --last       # where it stopped (RUN.ckpt)
     python training/candidate.py runs/gapunet-p160 --write-only # only the weights file
 
-Writes ``scratch/candidates/RUN_NAME-stepN/gapunet-w24s2.safetensors`` (the run's network with
-the shipped file's decode settings, e.g. its projection bound ``kappa``), then, in that
+Writes ``scratch/candidates/RUN_NAME-stepN/gapunet-wWsS.safetensors`` (the run's network, of
+width W and S stages, with the shipped file's decode settings, e.g. its projection bound
+``kappa``), then, in that
 folder: ``grid-alias.json`` (``benchmarks/grid_alias.py``: the network's own pixel grid in
 a lattice) and the validation suite's whole default run (``benchmarks/validation.py``:
 ``validation.json``, ``validation.md``, ``validation.png``, every row, so that a candidate
@@ -49,7 +50,8 @@ def write_candidate(run: Path, last: bool) -> Path:
     folder = ROOT / "scratch" / "candidates" / f"{run.name}-step{steps}"
     folder.mkdir(parents=True, exist_ok=True)
     training = {**info["training"], "steps": steps}
-    zoo.save_weights(folder / SHIPPED.name, state, config, serves=info["serves"], training=training)
+    name = f"{config['arch']}-w{config['width']}s{config['stages']}.safetensors"  # as models/ names them
+    zoo.save_weights(folder / name, state, config, serves=info["serves"], training=training)
     return folder
 
 
