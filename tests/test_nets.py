@@ -597,6 +597,9 @@ def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path
     narrower = replace(cfg, net={**net, "width": 2})
     with pytest.raises(InputError, match=r"network, not \{.*'width': 2,"):
         train(narrower, tmp_path / "w2", device="cpu")
+    plain = {k: v for k, v in TINY["gapunet"].items() if k != "arch"}  # lacks the temporal mixing
+    with pytest.raises(InputError, match="does not fit"):
+        train(replace(cfg, net={**plain, "width": 6}), tmp_path / "w6-plain", device="cpu")
 
 
 def test_weights_that_do_not_fit_the_network_give_a_one_line_error(tmp_path):

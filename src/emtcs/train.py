@@ -431,8 +431,9 @@ def widened(weights: dict[str, torch.Tensor], net: torch.nn.Module) -> dict[str,
     The network names the weights whose inputs are two feature maps side by side
     (``concatenated_inputs``: a U-Net's skip connections)."""
     halves = set(getattr(net, "concatenated_inputs", ()))
-    out = {}
-    for name, new in net.state_dict().items():
+    state = net.state_dict()
+    out = {k: v for k, v in weights.items() if k not in state}  # for loading to refuse
+    for name, new in state.items():
         old = weights.get(name)
         if old is None or old.shape == new.shape:
             if old is not None:
