@@ -180,7 +180,10 @@ class UNet(nn.Module):
         h, w = x.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8  # three halvings
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        e1 = self.enc1(F.pixel_unshuffle(x, 2))
+        # channels-last (NHWC) features, which the convolutions keep: on one core of an AMD
+        # EPYC a 256 x 256 x 10 tile's stages ran 1.2x and a training step 1.3x faster than
+        # in NCHW (session 22)
+        e1 = self.enc1(F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last))
         e2 = self.enc2(self.down1(e1))
         if self.mix2 is not None:
             e2 = self.mix2(e2, frames)
@@ -189,7 +192,7 @@ class UNet(nn.Module):
             m = self.mix3(m, frames)
         d2 = self.dec2(torch.cat([self.up2(_upsample(m)), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(_upsample(d2)), e1], 1))
-        return F.pixel_shuffle(self.out(d1), 2)[..., :h, :w]
+        return F.pixel_shuffle(self.out(d1), 2)[..., :h, :w].contiguous()
 
 
 class GapUNet(nn.Module):
