@@ -668,8 +668,8 @@ def simulate(
 @click.option(
     "--init",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Weights (.safetensors) to start from (fine-tuning); architecture and stages must match. "
-    "Narrower GapUNet weights start a wider network with the same output (the new channels start with no effect).",
+    help="Weights (.safetensors) to start from (fine-tuning); architecture, stages and width must match, "
+    "except that narrower GapUNet weights start a wider network with their output (new channels start with no effect).",
 )
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for training (default: all cores).")
