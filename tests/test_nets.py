@@ -704,3 +704,56 @@ def test_moving_crops_stay_positive_over_long_clips():
 
     image = np.ones((128, 128), dtype=np.float32)
     assert _moving_crop(image, SixSigma(), 30, 32).min() > 0
+
+
+def test_a_gapunet_with_more_stages_starts_from_fewer_with_their_output(tmp_path):
+    """--init with more stages: the old stages spread out (the last stays last) and each
+    added stage starts with a zero step and gate, so the deeper network computes what the
+    shallower one did; a training step then opens the added stages.  Fewer stages than
+    the weights' are refused."""
+    from dataclasses import replace
+
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    init = tmp_path / "s2.safetensors"
+    shallow = _random_weights(init, TINY["gapunet-temporal"], seed=7)
+    common = {**TINY_RUN, "B": [4]}
+    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
+    cfg = TrainConfig(arch="gapunet", net={**net, "stages": 4}, steps=1, lr=0.0, init=str(init), **common)
+    train(cfg, tmp_path / "s4", device="cpu")
+    info, weights = zoo.load_weights(tmp_path / "s4.safetensors")
+    assert info["config"]["stages"] == 4
+    deep = build(info["config"])
+    deep.load_state_dict(weights)
+    _assert_same_output(deep, shallow, rtol=1e-5, atol=1e-6)
+    assert weights["gate"][[0, 2]].abs().sum() == 0 and weights["step"][[0, 2]].abs().sum() == 0
+    torch.testing.assert_close(weights["code"], torch.tensor([0.25, 0.5, 0.75, 1.0]))
+    train(replace(cfg, lr=1e-2), tmp_path / "s4-trained", device="cpu")
+    _, trained = zoo.load_weights(tmp_path / "s4-trained.safetensors")
+    assert trained["gate"][[0, 2]].abs().min() > 0
+    # wider and deeper at once
+    both = replace(cfg, net={**net, "stages": 3, "width": 6})
+    train(both, tmp_path / "w6s3", device="cpu")
+    info, weights = zoo.load_weights(tmp_path / "w6s3.safetensors")
+    grown = build(info["config"])
+    grown.load_state_dict(weights)
+    _assert_same_output(grown, shallow, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match=r"network, not \{.*'stages': 1,"):
+        train(replace(cfg, net={**net, "stages": 1}), tmp_path / "s1", device="cpu")
+
+
+def test_gapunet_weights_saved_before_stage_gates_load_with_open_gates():
+    """Files written before GapUNet had stage gates and codes (every shipped one up to
+    session 23) load with every gate 1 and the codes (k + 1) / stages."""
+    torch.manual_seed(8)
+    net = build(TINY["gapunet"])
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    old = {k: v for k, v in net.state_dict().items() if k not in ("gate", "code")}
+    loaded = build(TINY["gapunet"])
+    loaded.load_state_dict(old)
+    assert loaded.gate.tolist() == [1.0, 1.0] and loaded.code.tolist() == [0.5, 1.0]
+    with torch.no_grad():
+        net.gate.fill_(1.0)
+    _assert_same_output(loaded, net, rtol=0, atol=0)

@@ -14,6 +14,9 @@
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output
 #                                               # (its new channels start with no effect; phase 21)
+#   EMTCS_STAGES=3 EMTCS_RUN=runs/gapunet-s3 training/campaign.sh 2000 --lr 2e-4
+#                                               # more unfolded stages, started with the shipped
+#                                               # weights' output (added stages start closed; phase 22)
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
@@ -33,6 +36,7 @@ STEPS=${1:-20000}
 shift || true
 SHARED=${EMTCS_SHARED:-../shared/data}
 WIDTH=${EMTCS_WIDTH:-24}
+STAGES=${EMTCS_STAGES:-2}
 RUN=runs/gapunet
 [ "$WIDTH" = 24 ] || RUN=runs/gapunet-w$WIDTH
 RUN=${EMTCS_RUN:-$RUN}
@@ -54,7 +58,7 @@ elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s
   resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=3e-4
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages 2 --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
+exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages "$STAGES" --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses "${EMTCS_VAL_DOSES-20,200}" \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \

@@ -669,7 +669,8 @@ def simulate(
     "--init",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Weights (.safetensors) to start from (fine-tuning); architecture, stages and width must match, "
-    "except that narrower GapUNet weights start a wider network with their output (new channels start with no effect).",
+    "except that GapUNet weights of a smaller width or fewer stages start a wider or deeper network with their "
+    "output (new channels and stages start with no effect).",
 )
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for training (default: all cores).")

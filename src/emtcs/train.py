@@ -455,6 +455,31 @@ def widened(weights: dict[str, torch.Tensor], net: torch.nn.Module) -> dict[str,
     return out
 
 
+def deepened(weights: dict[str, torch.Tensor], net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of a network with fewer unfolded stages, placed among ``net``'s stages so
+    that it computes the same output (for ``--init`` with more ``--stages``).
+
+    The old stages keep their steps, gates and stage codes and spread out over the new
+    ones, the last staying last; each added stage has a zero step and a zero gate, so it
+    changes nothing until training opens it, and a stage code between its neighbours'.
+    The stages share every other weight."""
+    state = net.state_dict()
+    new = state["step"].numel()
+    old = weights["step"].numel()
+    if old > new:
+        raise InputError(f"weights of {old} stages do not fit a network of {new}")
+    gate = weights.get("gate", torch.ones(old))
+    code = weights.get("code", torch.arange(1, old + 1, dtype=torch.float32) / old)
+    at = [(i + 1) * new // old - 1 for i in range(old)]  # where each old stage goes
+    out = dict(weights)
+    out["step"] = torch.zeros_like(state["step"])
+    out["gate"] = torch.zeros_like(state["gate"])
+    out["step"][at], out["gate"][at] = weights["step"].to(out["step"].dtype), gate.to(out["gate"].dtype)
+    codes = np.interp(np.arange(new), [-1, *at], [0.0, *code.tolist()])
+    out["code"] = torch.as_tensor(codes, dtype=state["code"].dtype)
+    return out
+
+
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
     """Held-apart samples: scenes and noise from seeds the training pool never uses, with
     the degradations of :data:`VALIDATION_CLIPS`."""
@@ -581,10 +606,20 @@ def train(
         shape = {k: v for k, v in cfg.net_config.items() if k in _SHAPE_KEYS}
         given = {k: v for k, v in info["config"].items() if k in _SHAPE_KEYS}
         if given != shape:
-            narrower = given.get("width", 0) < shape.get("width", 0) and hasattr(net, "concatenated_inputs")
-            if not narrower or {**given, "width": shape["width"]} != shape:
+            # a GapUNet may grow: in width (widened) and in stages (deepened)
+            wider = given.get("width", 0) < shape.get("width", 0) and hasattr(net, "concatenated_inputs")
+            deeper = given.get("stages", 0) < shape.get("stages", 0) and hasattr(net, "gate")
+            grown = dict(given)
+            if wider:
+                grown["width"] = shape["width"]
+            if deeper:
+                grown["stages"] = shape["stages"]
+            if grown != shape:
                 raise InputError(f"{cfg.init} holds a {info['config']} network, not {cfg.net_config}")
-            weights = widened(weights, net)
+            if deeper:
+                weights = deepened(weights, net)
+            if wider:
+                weights = widened(weights, net)
         missing, unexpected = net.load_state_dict(weights, strict=False)
         optional = tuple(getattr(net, "optional_parts", ()))
         if unexpected or any(not k.startswith(optional) for k in missing):

@@ -225,6 +225,18 @@ class GapUNet(nn.Module):
         self.discrepancy = discrepancy
         self.unet = UNet(self._CHANNELS, 1, width, temporal)
         self.step = nn.Parameter(torch.zeros(stages))
+        #: how much of each stage's correction is added: 1, except in stages added to trained
+        #: weights of fewer stages, which start at 0 (:func:`emtcs.train.deepened`)
+        self.gate = nn.Parameter(torch.ones(stages))
+        #: the stage code the U-Net is told, (k + 1) / stages, or the one a stage had in the
+        #: weights it came from
+        self.register_buffer("code", torch.arange(1, stages + 1, dtype=torch.float32) / stages)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        # weights saved before stages had gates and codes (every file up to session 23)
+        for name, default in (("gate", self.gate), ("code", self.code)):
+            state_dict.setdefault(prefix + name, default.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None, return_all: bool = False
@@ -268,7 +280,7 @@ class GapUNet(nn.Module):
             C,
             r,
             sigma_u.expand_as(u),
-            torch.full_like(u, (k + 1) / self.stages),
+            self.code[k].to(u.dtype).expand_as(u),
         ]
         return torch.stack(ctx, 2).reshape(n * B, self._CHANNELS, h, w)
 
@@ -294,7 +306,7 @@ class GapUNet(nn.Module):
             x = x + self.step[k] * At(r, C)
             u = torch.sqrt(x.clamp(min=0) + offset)
             residual = At(r, C) / (2 * u)  # on the same sqrt scale
-            x = x + self.unet(self._context(u, C, residual, sigma_u, k), B).reshape(n, B, h, w)
+            x = x + self.gate[k] * self.unet(self._context(u, C, residual, sigma_u, k), B).reshape(n, B, h, w)
             outs.append(x)
         x = self.project(x, y, C, csum, epu)
         return (x, outs) if return_all else x
