@@ -69,6 +69,10 @@ class TCSDL(nn.Module):
         self.first = FirstFrame(width)
         self.fwd = Cell(width)
         self.bwd = Cell(width)
+        # channels-last (NHWC) convolution weights, whose layout the convolutions then use:
+        # on one core of an AMD EPYC a 256 x 256 x 10 tile decoded 1.37x faster, the same
+        # frames to 1e-6 (session 23)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, y: torch.Tensor, C: torch.Tensor, return_all: bool = False):
         n, B, h, w = C.shape
