@@ -12,7 +12,9 @@ The network starts where the classical decoder ends and learns only what it miss
    variance-stabilised scale (square root with the Poisson offset), so one set of weights
    serves any dose; with ``temporal``, the frames also exchange features at its two
    coarse scales.  The steps and the U-Net's last layer start at zero: an untrained
-   GapUNet *is* GAP-TV, and training can only add to it.
+   GapUNet *is* GAP-TV, and training can only add to it.  Each stage's correction has a
+   learned gate (1 to start with), so that stages can be added to trained weights closed
+   (:func:`emtcs.train.deepened`).
 3. A projection on the measurement: wherever the residual ``Y - sum_b C_b X_b`` exceeds
    ``kappa`` times the pixel's shot noise, the excess is put back into the frames, so no
    correction leaves the data by more than the noise.  ``kappa`` = 2.5 was chosen on
