@@ -729,9 +729,15 @@ def test_a_gapunet_with_more_stages_starts_from_fewer_with_their_output(tmp_path
     _assert_same_output(deep, shallow, rtol=1e-5, atol=1e-6)
     assert weights["gate"][[0, 2]].abs().sum() == 0 and weights["step"][[0, 2]].abs().sum() == 0
     torch.testing.assert_close(weights["code"], torch.tensor([0.25, 0.5, 0.75, 1.0]))
-    train(replace(cfg, lr=1e-2), tmp_path / "s4-trained", device="cpu")
+    train(replace(cfg, lr=1e-3), tmp_path / "s4-trained", device="cpu")
     _, trained = zoo.load_weights(tmp_path / "s4-trained.safetensors")
     assert trained["gate"][[0, 2]].abs().min() > 0
+    # --stage-lr: the steps and gates move faster than the other weights
+    train(replace(cfg, lr=1e-3, stage_lr=50.0), tmp_path / "s4-fast", device="cpu")
+    _, fast = zoo.load_weights(tmp_path / "s4-fast.safetensors")
+    assert fast["gate"][[0, 2]].abs().min() > 10 * trained["gate"][[0, 2]].abs().max()
+    moved = (fast["unet.enc1.0.weight"] - weights["unet.enc1.0.weight"]).abs().max()
+    assert moved <= 2e-3  # the rest at the learning rate
     # wider and deeper at once
     both = replace(cfg, net={**net, "stages": 3, "width": 6})
     train(both, tmp_path / "w6s3", device="cpu")

@@ -646,6 +646,14 @@ def simulate(
     help="Decay of a moving average of the weights, validated and saved instead of them (e.g. 0.999; 0: off).",
 )
 @click.option(
+    "--stage-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Learning-rate factor for GapUNet's per-stage steps and gates (e.g. 50 to open stages that --init "
+    "added closed at a fine-tuning learning rate).",
+)
+@click.option(
     "--task",
     type=click.Choice(["reconstruct", "denoise"]),
     default="reconstruct",
@@ -715,6 +723,7 @@ def train(
     jpeg: float,
     equivariance: float,
     ema: float,
+    stage_lr: float,
     task: str,
     val_every: int,
     val_doses: str,
@@ -785,6 +794,7 @@ def train(
         jpeg=jpeg,
         equivariance=equivariance,
         ema=ema,
+        stage_lr=stage_lr,
         task=task,
         val_every=val_every,
         val_doses=doses,

@@ -207,6 +207,8 @@ class GapUNet(nn.Module):
     #: weights whose input channels are two equal-width feature maps side by side (the
     #: U-Net's skip connections), for starting a wider network from narrower weights
     concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
+    #: parameters with one number per stage (``emtcs train --stage-lr``)
+    per_stage = ("step", "gate")
     _CHANNELS = 8  # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage
 
     def __init__(
