@@ -14,9 +14,10 @@
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output
 #                                               # (its new channels start with no effect; phase 21)
-#   EMTCS_STAGES=3 EMTCS_RUN=runs/gapunet-s3 training/campaign.sh 2000 --lr 2e-4
+#   EMTCS_STAGES=3 EMTCS_RUN=runs/gapunet-s3 training/campaign.sh 1700 --lr 1e-4 --stage-lr 50
 #                                               # more unfolded stages, started with the shipped
-#                                               # weights' output (added stages start closed; phase 22)
+#                                               # weights' output (added stages start closed, and
+#                                               # open at 50x the learning rate; phase 22)
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
