@@ -546,6 +546,17 @@ def _assert_same_output(a: torch.nn.Module, b: torch.nn.Module, **tolerance: flo
         torch.testing.assert_close(a(y, C, epu), b(y, C, epu), **tolerance)
 
 
+def _trained(cfg, stem) -> tuple[torch.nn.Module, dict]:
+    """Train ``cfg`` to ``stem``; the saved network, loaded, and its weights."""
+    from emtcs.train import train
+
+    train(cfg, stem, device="cpu")
+    info, weights = zoo.load_weights(stem.with_suffix(".safetensors"))
+    net = build(info["config"])
+    net.load_state_dict(weights)
+    return net, weights
+
+
 def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
     """--init from weights that lack the temporal mixing: it starts with no effect, so the
     grown network computes exactly what the weights did; weights with other parts are refused."""
@@ -557,10 +568,7 @@ def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
     common = {**TINY_RUN, "B": [4]}
     net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapunet", net=net, steps=1, lr=0.0, init=str(init), **common)
-    train(cfg, tmp_path / "grown", device="cpu")
-    info, weights = zoo.load_weights(tmp_path / "grown.safetensors")
-    grown = build(info["config"])
-    grown.load_state_dict(weights)
+    grown, _ = _trained(cfg, tmp_path / "grown")
     _assert_same_output(grown, plain, rtol=0, atol=0)
     # the other way round: weights with parts the network lacks do not fit
     plain_net = {k: v for k, v in TINY["gapunet"].items() if k != "arch"}
@@ -583,11 +591,8 @@ def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path
     common = {**TINY_RUN, "B": [4]}
     net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapunet", net={**net, "width": 6}, steps=1, lr=0.0, init=str(init), **common)
-    train(cfg, tmp_path / "w6", device="cpu")
-    info, weights = zoo.load_weights(tmp_path / "w6.safetensors")
-    assert info["config"]["width"] == 6
-    wide = build(info["config"])
-    wide.load_state_dict(weights)
+    wide, weights = _trained(cfg, tmp_path / "w6")
+    assert wide.unet.enc1[0].out_channels == 6
     _assert_same_output(wide, small, rtol=1e-5, atol=1e-6)
     # the new channels are not dead: one step with a learning rate moves their weights into the old ones
     train(replace(cfg, lr=1e-2), tmp_path / "w6-trained", device="cpu")
@@ -721,11 +726,8 @@ def test_a_gapunet_with_more_stages_starts_from_fewer_with_their_output(tmp_path
     common = {**TINY_RUN, "B": [4]}
     net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapunet", net={**net, "stages": 4}, steps=1, lr=0.0, init=str(init), **common)
-    train(cfg, tmp_path / "s4", device="cpu")
-    info, weights = zoo.load_weights(tmp_path / "s4.safetensors")
-    assert info["config"]["stages"] == 4
-    deep = build(info["config"])
-    deep.load_state_dict(weights)
+    deep, weights = _trained(cfg, tmp_path / "s4")
+    assert deep.stages == 4
     _assert_same_output(deep, shallow, rtol=1e-5, atol=1e-6)
     assert weights["gate"][[0, 2]].abs().sum() == 0 and weights["step"][[0, 2]].abs().sum() == 0
     torch.testing.assert_close(weights["code"], torch.tensor([0.25, 0.5, 0.75, 1.0]))
@@ -740,10 +742,7 @@ def test_a_gapunet_with_more_stages_starts_from_fewer_with_their_output(tmp_path
     assert moved <= 2e-3  # the rest at the learning rate
     # wider and deeper at once
     both = replace(cfg, net={**net, "stages": 3, "width": 6})
-    train(both, tmp_path / "w6s3", device="cpu")
-    info, weights = zoo.load_weights(tmp_path / "w6s3.safetensors")
-    grown = build(info["config"])
-    grown.load_state_dict(weights)
+    grown, _ = _trained(both, tmp_path / "w6s3")
     _assert_same_output(grown, shallow, rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match=r"network, not \{.*'stages': 1,"):
         train(replace(cfg, net={**net, "stages": 1}), tmp_path / "s1", device="cpu")

@@ -14,7 +14,7 @@
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output
 #                                               # (its new channels start with no effect; phase 21)
-#   EMTCS_STAGES=3 EMTCS_RUN=runs/gapunet-s3 training/campaign.sh 1700 --lr 1e-4 --stage-lr 50
+#   EMTCS_STAGES=3 training/campaign.sh 1700 --lr 1e-4 --stage-lr 50   # runs/gapunet-s3
 #                                               # more unfolded stages, started with the shipped
 #                                               # weights' output (added stages start closed, and
 #                                               # open at 50x the learning rate; phase 22)
@@ -29,7 +29,7 @@
 # (emtcs.train.VALIDATION_CLIPS, since session 21), so every phase is scored on the same clips.
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
-# $EMTCS_RUN.* when that is set).  `python training/candidate.py RUN` then measures a run's
+# -sK added with K stages, $EMTCS_RUN.* when that is set).  `python training/candidate.py RUN` then measures a run's
 # weights against the shipped ones (the model card's rule).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,7 @@ WIDTH=${EMTCS_WIDTH:-24}
 STAGES=${EMTCS_STAGES:-2}
 RUN=runs/gapunet
 [ "$WIDTH" = 24 ] || RUN=runs/gapunet-w$WIDTH
+[ "$STAGES" = 2 ] || RUN=$RUN-s$STAGES
 RUN=${EMTCS_RUN:-$RUN}
 mkdir -p runs
 scenes=()
