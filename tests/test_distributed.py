@@ -251,3 +251,23 @@ def test_groups_cut_to_scenes_on_workers(cluster, tmp_path):
     )
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "d.tif"), tifffile.imread(tmp_path / "plain.tif")[2:9])
     assert sorted(part.residuals) == [0, 1, 2, 3]
+
+
+def test_a_network_fitted_to_the_file_decodes_on_workers(cluster, tmp_path):
+    """``adapt``: the client fits the network, the workers decode with its weights."""
+    pytest.importorskip("torch", reason="the learned decoders need PyTorch")
+    from emtcs import zoo
+
+    if zoo.find_weights("gapunet", 8) is None:
+        pytest.skip("no GapUNet weights serve B=8")
+    movie, tcs = tmp_path / "s.tif", tmp_path / "s.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=16, shape=(64, 72), dose=200.0, seed=2, mode="liquid-cell")
+    emtcs.compress(movie, tcs, B=8, gain=1.0)
+    opts = {"decoder": "select", "device": "cpu", "tile": 64, "overlap": 16, "adapt": 8}
+    plain = emtcs.decompress(tcs, tmp_path / "plain.tif", **opts)
+    spread = emtcs.decompress(tcs, tmp_path / "d.tif", scheduler=cluster.scheduler_address, **opts)
+    assert plain.adaptation.kept > 0 and spread.adaptation.kept == plain.adaptation.kept
+    assert "fitted to s.tcs" in spread.decoder["weights"]
+    np.testing.assert_allclose(
+        tifffile.imread(tmp_path / "d.tif").astype(float), tifffile.imread(tmp_path / "plain.tif"), atol=1
+    )

@@ -308,6 +308,15 @@ def _noise_line(info: dict[str, Any]) -> str:
     "remaining noise, as strong as the measurement allows where the noise is known, or not (none).",
 )
 @click.option(
+    "--adapt",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="STEPS",
+    help="First fit GapUNet's weights to this file in STEPS steps (e.g. 48): each predicts measurements "
+    "withheld from the decode; kept only where they predict a validation share better (0: off).",
+)
+@click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
@@ -326,6 +335,7 @@ def decompress(
     batch: int,
     guard: float,
     finish: str,
+    adapt: int,
     reference: Path | None,
     report: Path | None,
     workers: int | None,
@@ -375,6 +385,8 @@ def decompress(
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),
             workers=workers,
             scheduler=scheduler,
+            adapt=adapt,
+            on_adapt=lambda k, n: advance(0, status=f"fitting the network to the file: step {k}/{n}"),
         )
     res = result.residuals
     worst = max(res, key=res.get)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .adapt import Adaptation, fit_for_file
 from .atomic import atomic_output, check_output, same_file
 from .container import TcsHeader, TcsReader, TcsWriter
 from .cuts import CutDetector
@@ -317,6 +318,8 @@ class DecompressReport:
     holdout: dict[int, tuple[float, int]] = field(default_factory=dict)
     #: Per group: tiles ``select`` blended with GAP-TV (scores too close to choose); only groups with some.
     blended: dict[int, int] = field(default_factory=dict)
+    #: What fitting the network to the file did (``adapt``), or None.
+    adaptation: Adaptation | None = None
 
     def holdout_scores(self) -> dict[int, float]:
         """Per group, the mean hold-out score of the frames ``select`` kept: how well they
@@ -359,6 +362,9 @@ class DecompressReport:
             "fallback_tiles": {str(g): list(f) for g, f in self.fallback.items()},
             "holdout_scores": {str(g): h for g, h in self.holdout_scores().items()},
             "blended_tiles": {str(g): n for g, n in self.blended.items()},
+            "adaptation": None
+            if self.adaptation is None
+            else {k: v for k, v in asdict(self.adaptation).items() if k != "weights"},
         }
 
 
@@ -411,6 +417,8 @@ def decompress(
     log: Callable[[str], None] | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    adapt: int = 0,
+    on_adapt: Callable[[int, int], None] | None = None,
 ) -> DecompressReport:
     """Reconstruct the frames of a ``.tcs`` file into a movie file ``dst``.
 
@@ -428,7 +436,9 @@ def decompress(
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
     (a local cluster of that many processes) or ``scheduler`` (the address of a running
     Dask scheduler) decode the groups on dask.distributed (:mod:`emtcs.distributed`),
-    with the same output.
+    with the same output.  ``adapt`` (steps; 0: off) first fits GapUNet's weights to the
+    file's own measurements (:mod:`emtcs.adapt`), in this process, and decodes with them;
+    ``on_adapt(k, steps)`` is called after each step.
     """
     dst = Path(dst)
     settings = DecodeSettings(
@@ -445,21 +455,29 @@ def decompress(
     with TcsReader(src) as reader:
         hd = reader.header
         sel = _frame_range(frames, hd.n_frames, log)
+        adaptation: Adaptation | None = None
+        if adapt:
+            dec, notice, adaptation = fit_for_file(reader, sel, decoder, adapt, settings, on_adapt)
+            if adaptation is not None and log is not None:
+                log(adaptation.summary())
         if workers is None and scheduler is None:
-            dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
+            if not adapt:
+                dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
             pieces = decode_here(reader, sel, dec, settings)
             config = reported_config(dec, settings)
         else:
             from .distributed import decode_on_cluster
 
             name, notice = resolve_decoder(decoder, hd.B, device=settings.device)
+            if adaptation is not None and adaptation.weights is not None:  # the workers decode with the fitted weights
+                settings = replace(settings, options=(*settings.options, ("weights", adaptation.weights)))
             pieces = decode_on_cluster(
                 Path(src).resolve(), hd, sel, name, settings, workers=workers, scheduler=scheduler
             )
             config = {"name": name}
         if notice and log is not None:
             log(notice)
-        report = DecompressReport(dst, sel, config, notice=notice)
+        report = DecompressReport(dst, sel, config, notice=notice, adaptation=adaptation)
         H = hd.frame_shape[0]
         with atomic_output(dst, force=force) as tmp, closing(pieces):
             with create_movie(

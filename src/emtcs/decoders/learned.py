@@ -62,7 +62,9 @@ class LearnedDecoder(Decoder):
     arch: ClassVar[str]
     noise_measured: bool = True
 
-    def __init__(self, *, weights: str | os.PathLike[str] | None = None, device: str = "auto", B: int | None = None):
+    def __init__(
+        self, *, weights: str | os.PathLike[str] | bytes | None = None, device: str = "auto", B: int | None = None
+    ):
         require("torch", purpose=f"decoder {self.name!r}")
         require("safetensors", purpose=f"decoder {self.name!r}")
         import torch
@@ -70,10 +72,12 @@ class LearnedDecoder(Decoder):
         from .. import zoo
         from ..nets import build
 
-        path = Path(weights) if weights else zoo.find_weights(self.arch, B)
+        # bytes: the weights themselves (a network fitted to a file, sent to dask workers)
+        path = weights if isinstance(weights, bytes) else Path(weights) if weights else zoo.find_weights(self.arch, B)
         if path is None:
             raise DecoderError(f"no {self.name} weights" + (f" for B={B}" if B else "") + " found")
         info, state = zoo.load_weights(path)
+        name = info.get("fitted_to", "the given weights") if isinstance(path, bytes) else str(path)
         if info["config"].get("arch") != self.arch:
             raise DecoderError(f"{path} holds {info['config'].get('arch')!r} weights, not {self.arch!r}")
         if device == "auto":
@@ -88,9 +92,9 @@ class LearnedDecoder(Decoder):
             self.net.load_state_dict(state)
         except (TypeError, KeyError, RuntimeError) as exc:  # config or tensors of another version
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DecoderError(f"{path}: weights do not fit emtcs's {self.arch} network ({reason})") from None
+            raise DecoderError(f"{name}: weights do not fit emtcs's {self.arch} network ({reason})") from None
         self.net.eval().to(self.device)
-        self.weights = str(path)
+        self.weights = name
         self.info = info
 
     def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:

@@ -1,0 +1,278 @@
+"""Fitting GapUNet to one file before decoding it (test-time adaptation, ``--adapt``).
+
+A network trained on simulated and other movies meets each user's movie for the first
+time at decode time; the file itself can teach it more.  Withhold a share of a
+measurement's pixels, decode from the rest, and the error with which the frames predict
+the withheld pixels, ``Y - sum_b C_b X_b`` there, estimates how wrong the frames are
+without a reference (the withheld noise is independent of what the network saw, so it
+only adds a constant).  A few dozen Adam steps on that error, over tiles sampled across
+the file, fit the weights to it.  The weights are checked every :data:`CHECK_EVERY` steps
+on a validation share of pixels that no step fits; the best are kept, or the shipped ones
+where none predicts the validation share better.
+
+Pixels that ``select``'s hold-out rule withholds (:func:`emtcs.decoders.guard.holdout_pixels`)
+are never used here, neither seen nor fitted, so its choice between the adapted network and
+GAP-TV stays an honest test.  Everything is seeded: a file adapts to the same weights, and
+decodes to the same frames, on every run (on one kind of device).
+
+Measured in docs/decoders.md ("Fitting the network to the file").
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .container import TcsReader
+from .decoders import Decoder, decoder_for, decoder_for_group
+from .decoders.guard import holdout_pixels
+from .decoders.learned import GapUNetDecoder
+from .decoding import DecodeSettings, noise_gain, noise_pedestal
+from .errors import InputError
+from .tiling import intensity_scale, tile_starts
+
+__all__ = [
+    "ADAPT_LR",
+    "ADAPT_TILE",
+    "ADAPT_TILES",
+    "CHECK_EVERY",
+    "Adaptation",
+    "Sample",
+    "adapt",
+    "adapt_to_file",
+    "file_samples",
+    "fit_for_file",
+]
+
+#: Adam's learning rate: the networks trained at 1e-4-1e-3 on batches of clips; a single
+#: movie's tiles are fewer and noisier, so the steps are smaller.
+ADAPT_LR = 3e-5
+#: Side of the tiles fitted (pixels), and how many, spread over the groups and the frame.
+ADAPT_TILE = 128
+ADAPT_TILES = 16
+#: Steps between checks of the validation share.
+CHECK_EVERY = 8
+#: Shares of the pixels outside ``select``'s hold-out: one validates, the others are fitted
+#: in turn (a step withholds one of them, and the validation share, from the decode).
+SPLITS = 5
+
+
+class Sample(NamedTuple):
+    """One tile as the decoder sees it: normalised measurement ``y`` (1, h, w), masks ``C``
+    (1, nb, h, w), electrons per normalised unit ``epu`` (1,), the group's decoder (with the
+    noise settings of its group), as torch tensors."""
+
+    y: Any
+    C: Any
+    epu: Any
+    decoder: GapUNetDecoder
+
+
+@dataclass
+class Adaptation:
+    """What :func:`adapt` did."""
+
+    steps: int
+    """Steps run."""
+    kept: int
+    """The step whose weights were kept; 0: the shipped weights."""
+    ratio: float
+    """Mean squared prediction error on the validation share, kept weights over shipped."""
+    tiles: int
+    """Tiles fitted."""
+    seconds: float
+    weights: bytes | None = None
+    """The fitted weights as a weights file's bytes (:func:`fit_for_file`), where kept."""
+
+    def summary(self) -> str:
+        """One line for the log."""
+        done = f"{self.steps} steps on {self.tiles} tiles, {self.seconds:.0f} s"
+        if not self.kept:
+            return f"adapt: kept the shipped weights, no step predicted withheld measurements better ({done})"
+        return (
+            f"adapt: the network fitted to this file predicts withheld measurements with "
+            f"{self.ratio:.3f}x the shipped weights' squared error (step {self.kept}; {done})"
+        )
+
+
+def fit_for_file(
+    reader: TcsReader,
+    frames: range,
+    decoder: str,
+    steps: int,
+    settings: DecodeSettings,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[Decoder, str | None, Adaptation | None]:
+    """The decoder ``decoder`` for an open ``.tcs`` (:func:`emtcs.decoders.decoder_for`), its
+    network fitted to the groups holding ``frames`` by ``steps`` steps (:func:`adapt_to_file`);
+    with its notice, and what the fitting did.  ``auto`` where it falls back to a decoder
+    without GapUNet gets no fitting (None, said in the notice); a decoder named explicitly
+    without it is an :class:`~emtcs.errors.InputError`.  ``on_step(k, steps)`` after each step."""
+    from . import zoo
+
+    if steps < 0:
+        raise InputError(f"--adapt takes a number of steps >= 0 (got {steps})")
+    dec, notice = decoder_for(decoder, reader.header.B, device=settings.device, **settings.decoder_options)
+    if not isinstance(dec, GapUNetDecoder):
+        if decoder != "auto":
+            raise InputError(f"--adapt fits GapUNet's weights: decoder {decoder!r} has none (gapunet, select or auto)")
+        why = f"--adapt ignored: {dec.name} has no GapUNet to fit"
+        return dec, f"{notice}; {why}" if notice else why, None
+    done = adapt_to_file(reader, dec, frames, steps, on_step)
+    if done.kept:
+        fitted = f"{dec.weights} fitted to {reader.path.name} ({done.kept} steps)"
+        serves = dec.info.get("serves", "any")
+        done.weights = zoo.weights_bytes(dec.net.state_dict(), dec.info["config"], serves, fitted_to=fitted)
+        dec.weights = fitted
+    return dec, notice, done
+
+
+def adapt_to_file(
+    reader: TcsReader,
+    dec: GapUNetDecoder,
+    frames: range,
+    steps: int,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Adaptation:
+    """Fit ``dec``'s network to the groups of an open ``.tcs`` that hold ``frames``
+    (:func:`file_samples`, :func:`adapt`)."""
+    hd = reader.header
+    groups = range(hd.group_of(frames.start), hd.group_of(frames.stop - 1) + 1)
+    return adapt(dec, file_samples(reader, dec, groups), steps, on_step=on_step)
+
+
+def file_samples(
+    reader: TcsReader, dec: GapUNetDecoder, groups: Sequence[int], *, tiles: int = ADAPT_TILES, tile: int = ADAPT_TILE
+) -> list[Sample]:
+    """Up to ``tiles`` tiles of side ``tile`` from the groups ``groups`` that the decoder
+    serves, spread evenly over those groups and over each frame, normalised as
+    :func:`emtcs.tiling.decode_bands` hands them to the decoder."""
+    import torch
+
+    hd = reader.header
+    served = [g for g in groups if (n := len(hd.group_frames(g))) > 1 and dec.info.serves(n)]
+    if not served or tiles < 1:
+        return []
+    H, W = hd.frame_shape
+    th, tw = min(tile, H), min(tile, W)
+    places = [(y0, x0) for y0 in tile_starts(H, th, 0) for x0 in tile_starts(W, tw, 0)]
+    # tile k: group k * len(served) // tiles, place (k * golden ratio) mod 1 of the list
+    picks = [(served[k * len(served) // tiles], places[int(len(places) * ((k * 0.618034) % 1))]) for k in range(tiles)]
+    if len(served) * len(places) <= tiles:
+        picks = [(g, p) for g in served for p in places]
+    out = []
+    for g in sorted({g for g, _ in picks}):
+        y = reader.measurement(g)
+        masks = hd.group_masks(g)
+        gain, measured = noise_gain(reader, g, y)
+        pedestal = noise_pedestal(hd)
+        scale = intensity_scale(y, masks, pedestal=pedestal)
+        group_dec = decoder_for_group(dec, masks.nb, noise_measured=measured)
+        assert isinstance(group_dec, GapUNetDecoder)  # served: the same network
+        for y0, x0 in sorted({p for gg, p in picks if gg == g}):
+            rows, cols = slice(y0, y0 + th), slice(x0, x0 + tw)
+            C = masks.window(rows, cols).astype(np.float32)
+            yt = y[rows, cols].astype(np.float64) - pedestal * C.sum(axis=0, dtype=np.float64)
+            out.append(
+                Sample(
+                    torch.from_numpy((yt / scale).astype(np.float32))[None],
+                    torch.from_numpy(C)[None],
+                    torch.tensor([scale / gain], dtype=torch.float32),
+                    group_dec,
+                )
+            )
+    return out
+
+
+def adapt(
+    dec: GapUNetDecoder,
+    samples: Sequence[Sample],
+    steps: int,
+    *,
+    lr: float = ADAPT_LR,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Adaptation:
+    """Fit ``dec``'s network to ``samples`` by withheld-measurement prediction (module
+    docstring), ``steps`` Adam steps, one tile at a time; the network ends with the best
+    checked weights.  ``dec`` gets a network of its own first: decoders that shared its
+    network keep theirs.  ``on_step(k, steps)`` after each step."""
+    import torch
+
+    if steps < 0:
+        raise InputError(f"--adapt takes a number of steps >= 0 (got {steps})")
+    t0 = time.perf_counter()
+    dec.net = copy.deepcopy(dec.net)
+    for s in samples:
+        s.decoder.net = dec.net
+    if not steps or not samples:
+        return Adaptation(0, 0, 1.0, len(samples), time.perf_counter() - t0)
+    device = dec.device
+    prepared = [_splits(s, device) for s in samples]
+
+    def validation_error() -> float:
+        with torch.no_grad():
+            return float(np.mean([_error(s, dec, *parts[0]).item() for s, parts in zip(samples, prepared)]))
+
+    net = dec.net
+    first = best = validation_error()
+    kept, best_state = 0, copy.deepcopy(net.state_dict())
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    try:
+        for k in range(1, steps + 1):
+            i = (k - 1) % len(samples)
+            parts = prepared[i]
+            loss = _error(samples[i], dec, *parts[1 + (k - 1) // len(samples) % (len(parts) - 1)])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if k % CHECK_EVERY == 0 or k == steps:
+                now = validation_error()
+                if now < best:
+                    best, kept, best_state = now, k, copy.deepcopy(net.state_dict())
+            if on_step is not None:
+                on_step(k, steps)
+    finally:
+        net.load_state_dict(best_state)
+        net.eval()
+        net.requires_grad_(False)
+    return Adaptation(steps, kept, best / first if first > 0 else 1.0, len(samples), time.perf_counter() - t0)
+
+
+def _splits(s: Sample, device: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """Per share of the tile's pixels (validation first): (share, measurement and masks
+    without it and without the validation share, the decoder's GAP-TV start from them)."""
+    import torch
+
+    h, w = s.y.shape[-2:]
+    never = torch.from_numpy(holdout_pixels((h, w)))  # select's hold-out
+    rng = np.random.default_rng(1)
+    part = torch.from_numpy(rng.integers(0, SPLITS, size=(h, w)))
+    part[never] = -1
+    y, C, epu = s.y.to(device), s.C.to(device), s.epu.to(device)
+    out = []
+    for j in range(SPLITS):
+        share = (part == j).to(device)
+        off = share | (part == 0).to(device) | never.to(device)
+        ys, Cs = torch.where(off, 0, y), torch.where(off, 0, C)
+        with torch.no_grad():
+            start = s.decoder.start(ys, Cs, epu)
+        out.append((share, ys, Cs, start))
+    return out
+
+
+def _error(s: Sample, dec: GapUNetDecoder, share: Any, ys: Any, Cs: Any, start: Any) -> Any:
+    """Mean squared error of the frames decoded without ``share`` in predicting it, in units
+    of its shot-noise variance."""
+    from .nets.sensing_torch import forward
+
+    y, C, epu = s.y.to(start.device), s.C.to(start.device), s.epu.to(start.device)
+    frames = dec.net.refine(ys, Cs, start, epu)
+    err = (y - forward(frames, C))[:, share]
+    noise = y[:, share].clamp(min=0).mean() / epu[0]
+    return err.square().mean() / noise.clamp(min=1e-12)

@@ -1,0 +1,140 @@
+"""Fitting GapUNet to a file before decoding it (``--adapt``): it fits what it should, keeps
+the shipped weights where fitting does not help, and decodes the same frames every run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+pytest.importorskip("torch")
+
+import emtcs  # noqa: E402
+from emtcs import zoo  # noqa: E402
+from emtcs.adapt import SPLITS, Sample, adapt, file_samples  # noqa: E402
+from emtcs.container import TcsReader  # noqa: E402
+from emtcs.decoders import get_decoder  # noqa: E402
+from emtcs.errors import DecoderError, InputError  # noqa: E402
+
+B = 8
+OPTS = {"device": "cpu", "tile": 64, "overlap": 16}
+
+
+@pytest.fixture(scope="module")
+def tcs(tmp_path_factory):
+    """A 16-frame 96 x 96 liquid-cell movie at 50 e/px, compressed with B = 8."""
+    if zoo.find_weights("gapunet", B) is None:
+        pytest.skip(f"no GapUNet weights serve B={B}")
+    d = tmp_path_factory.mktemp("adapt")
+    emtcs.codec.write_simulation(
+        d / "m.tif", clean_path=d / "c.tif", n_frames=16, shape=(96, 96), dose=50.0, seed=3, mode="liquid-cell"
+    )
+    emtcs.compress(d / "m.tif", d / "m.tcs", B=B, gain=1.0)
+    return d / "m.tcs"
+
+
+def test_samples_are_spread_over_groups_and_frame_and_normalised_as_decoded(tcs):
+    dec = get_decoder("select", B=B, device="cpu")
+    with TcsReader(tcs) as r:
+        samples = file_samples(r, dec, range(2), tiles=4, tile=48)
+        assert len(samples) == 4
+        # two tiles from each group, at different places
+        assert [float(s.y.sum()) for s in samples[:2]] != [float(s.y.sum()) for s in samples[2:]]
+        for s in samples:
+            assert s.y.shape == (1, 48, 48) and s.C.shape == (1, B, 48, 48) and s.epu.shape == (1,)
+            assert 0 < float(s.y.max()) < 10 * B  # normalised: about 1 per frame
+        # every place of every group when they are fewer than asked for
+        assert len(file_samples(r, dec, range(2), tiles=100, tile=48)) == 2 * 4
+
+
+def test_fitting_lowers_the_prediction_error_and_leaves_other_decoders_alone(tcs):
+    import torch
+
+    dec = get_decoder("gapunet", B=B, device="cpu")
+    shared = dec.net
+    before = {k: v.clone() for k, v in shared.state_dict().items()}
+    with TcsReader(tcs) as r:
+        samples = file_samples(r, dec, range(2), tiles=2, tile=64)
+    done = adapt(dec, samples, 16, lr=1e-4)
+    assert done.steps == 16 and done.tiles == 2
+    assert done.kept > 0 and done.ratio < 1  # a step predicted the validation share better
+    assert dec.net is not shared  # the decoder fitted a network of its own...
+    for k, v in shared.state_dict().items():  # ...and the one it had is as it was
+        assert torch.equal(v, before[k])
+    assert any(not torch.equal(v, before[k]) for k, v in dec.net.state_dict().items())
+    assert all(s.decoder.net is dec.net for s in samples)
+    assert not any(p.requires_grad for p in dec.net.parameters())
+
+
+def test_nothing_better_keeps_the_shipped_weights(tcs):
+    import torch
+
+    dec = get_decoder("gapunet", B=B, device="cpu")
+    before = {k: v.clone() for k, v in dec.net.state_dict().items()}
+    with TcsReader(tcs) as r:
+        samples = file_samples(r, dec, range(2), tiles=1, tile=64)
+    done = adapt(dec, samples, 2, lr=1.0)  # a step this large only makes things worse
+    assert done.kept == 0 and done.ratio == 1.0
+    for k, v in dec.net.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert "kept the shipped weights" in done.summary()
+
+
+def test_select_s_holdout_pixels_are_never_seen_nor_fitted(tcs, monkeypatch):
+    """Every share fitted or validated, and every decode while fitting, leaves out the
+    pixels select withholds, so select's hold-out test of the fitted network stays honest."""
+    import emtcs.adapt as adapt_module
+    from emtcs.decoders.guard import holdout_pixels
+
+    dec = get_decoder("gapunet", B=B, device="cpu")
+    with TcsReader(tcs) as r:
+        (sample,) = file_samples(r, dec, range(1), tiles=1, tile=64)
+    never = holdout_pixels((64, 64))
+    parts = adapt_module._splits(sample, dec.device)
+    assert len(parts) == SPLITS
+    for share, ys, Cs, _ in parts:
+        assert not (share.numpy() & never).any()
+        assert not ys[0].numpy()[never].any() and not Cs[0].numpy()[:, never].any()
+    validation = parts[0][0].numpy()
+    for _, ys, _, _ in parts[1:]:
+        assert not ys[0].numpy()[validation].any()  # nor is the validation share ever seen
+    assert isinstance(sample, Sample)
+
+
+def test_decompress_adapt_is_reproducible_and_reported(tcs, tmp_path, run):
+    a = emtcs.decompress(tcs, tmp_path / "a.tif", decoder="select", adapt=8, **OPTS)
+    emtcs.decompress(tcs, tmp_path / "b.tif", decoder="select", adapt=8, **OPTS)
+    plain = emtcs.decompress(tcs, tmp_path / "p.tif", decoder="select", **OPTS)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
+    assert a.adaptation is not None and a.adaptation.steps == 8 and plain.adaptation is None
+    assert a.adaptation.kept > 0 and "fitted to m.tcs" in a.decoder["weights"]
+    assert not np.array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "p.tif"))
+    assert a.to_json()["adaptation"]["steps"] == 8 and "weights" not in a.to_json()["adaptation"]
+    res = run("decompress", tcs, "-o", tmp_path / "c.tif", "--adapt", "4", "--tile", "64", "--device", "cpu")
+    assert res.exit_code == 0 and "adapt:" in res.output
+    res = run("decompress", tcs, "-o", tmp_path / "d.tif", "--adapt", "-1")
+    assert res.exit_code != 0 and not (tmp_path / "d.tif").exists()
+
+
+def test_adapt_needs_a_gapunet(tcs, tmp_path):
+    with pytest.raises(InputError, match="--adapt fits GapUNet"):
+        emtcs.decompress(tcs, tmp_path / "t.tif", decoder="gaptv", adapt=4)
+    assert not (tmp_path / "t.tif").exists()
+    with pytest.raises(InputError, match=">= 0"):
+        emtcs.decompress(tcs, tmp_path / "t.tif", decoder="select", adapt=-1)
+
+
+def test_weights_travel_as_bytes(tcs):
+    """Fitted weights reach dask workers as a weights file's bytes: they load as the file does."""
+    import torch
+
+    path = zoo.find_weights("gapunet", B)
+    info, state = zoo.load_weights(path)
+    data = zoo.weights_bytes(state, info["config"], info["serves"], fitted_to="a test")
+    info2, state2 = zoo.load_weights(data)
+    assert info2["config"] == info["config"] and info2["fitted_to"] == "a test"
+    assert all(torch.equal(state[k], state2[k]) for k in state)
+    dec = get_decoder("gapunet", B=B, device="cpu", weights=data)
+    assert dec.weights == "a test"
+    with pytest.raises(DecoderError, match="not a weights file"):
+        get_decoder("gapunet", B=B, device="cpu", weights=b"\xff" * 16)
