@@ -205,6 +205,7 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, help="draw frames and spectra of every movie (first B) to this PNG")
     ap.add_argument("--movies", help="only the movies whose names contain one of these comma-separated words")
     ap.add_argument("--decoders", help=f"only these of {', '.join(DECODERS)} (comma-separated)")
+    ap.add_argument("--adapt", type=int, default=0, help="fit GapUNet to each movie in this many steps first")
     a = ap.parse_args()
     wanted = a.movies.split(",") if a.movies else None
     Bs = (10,) if a.quick else tuple(int(b) for b in a.B.split(","))
@@ -225,7 +226,9 @@ def main() -> None:
         for B in sorted({min(b, frames.shape[0]) for b in Bs}):
             t0 = time.perf_counter()
             steps = (0.0,) if a.exact else (None,)
-            config = BenchConfig(B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps)
+            config = BenchConfig(
+                B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps, adapt=a.adapt
+            )
             config.references = ("clean",) if clean is not None else ("denoised",)
             bench = run_bench(frames, clean, config=config, source={"name": name})
             run = bench.to_json()

@@ -90,8 +90,8 @@ def test_select_s_holdout_pixels_are_never_seen_nor_fitted(tcs, monkeypatch):
     with TcsReader(tcs) as r:
         (sample,) = file_samples(r, dec, range(1), tiles=1, tile=64)
     never = holdout_pixels((64, 64))
-    parts = adapt_module._splits(sample, dec.device)
-    assert len(parts) == SPLITS
+    shares = adapt_module._Shares(sample, dec.device)
+    parts = [shares[j] for j in range(SPLITS)]
     for share, ys, Cs, _ in parts:
         assert not (share.numpy() & never).any()
         assert not ys[0].numpy()[never].any() and not Cs[0].numpy()[:, never].any()

@@ -26,6 +26,7 @@ import numpy as np
 from .. import codec as emtcs_codec
 from .._version import __version__
 from ..decoders import decoder_for
+from ..decoders.learned import GapUNetDecoder
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
 from ..metrics import frc_resolution, peak_contrast, psnr, spectral_peaks, ssim, unsupported_peaks
@@ -78,6 +79,9 @@ class BenchConfig:
     finish: str = "nlm"
     #: Options per requested decoder name, e.g. ``{"gaptv": {"iterations": 5}}``.
     decoder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Steps fitting GapUNet's weights to the movie before decoding (``decompress --adapt``;
+    #: 0: off), for the decoders built on GapUNet.
+    adapt: int = 0
     #: Follows every competing codec in its "+ denoiser" row (and the raw frames in a baseline row).
     denoiser: Denoiser = field(default_factory=NLMeans)
     #: Makes the "denoised" reference from the raw frames: another method than ``denoiser``.
@@ -454,6 +458,7 @@ class _Bench:
                 force=True,
                 decoder_options=options,
                 finish=self.config.finish,
+                adapt=self.config.adapt if isinstance(dec, GapUNetDecoder) else 0,
             )
             decode_s = time.perf_counter() - t0
             with open_movie(out) as movie:
@@ -462,7 +467,8 @@ class _Bench:
             note = (
                 f"{name} -> {dec.name}: {notice}" if notice else (f"{name} -> {dec.name}" if name != dec.name else None)
             )
-            note = "; ".join(filter(None, [note, report.guard_summary()])) or None
+            fitted = report.adaptation.summary() if report.adaptation else None
+            note = "; ".join(filter(None, [note, report.guard_summary(), fitted])) or None
             done[dec.name] = self._row(
                 "emtcs",
                 f"emtcs / {dec.name}",
@@ -588,6 +594,7 @@ class _Bench:
                 "measurement_coding": "; ".join(sorted(self.codings)) or "exact",
                 "device": self.config.device,
                 "decoder_options": self.config.decoder_options,
+                "adapt": self.config.adapt,
             },
             "rules": {
                 "budget": BUDGET_RULE,
