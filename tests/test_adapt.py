@@ -138,3 +138,18 @@ def test_weights_travel_as_bytes(tcs):
     assert dec.weights == "a test"
     with pytest.raises(DecoderError, match="not a weights file"):
         get_decoder("gapunet", B=B, device="cpu", weights=b"\xff" * 16)
+
+
+def test_only_the_parameters_asked_for_are_fitted_and_a_fitted_decoder_fits_again(tcs):
+    import torch
+
+    dec = get_decoder("gapunet", B=B, device="cpu")
+    before = {k: v.clone() for k, v in dec.net.state_dict().items()}
+    with TcsReader(tcs) as r:
+        samples = file_samples(r, dec, range(2), tiles=2, tile=64)
+    done = adapt(dec, samples, 8, lr=1e-4, fit=lambda name: name.startswith("unet.out"))
+    assert done.kept > 0
+    changed = {k for k, v in dec.net.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"unet.out.weight", "unet.out.bias"}
+    again = adapt(dec, samples, 4, lr=1e-4)  # its parameters were frozen after the first fit
+    assert again.steps == 4

@@ -197,12 +197,14 @@ def adapt(
     steps: int,
     *,
     lr: float = ADAPT_LR,
+    fit: Callable[[str], bool] | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Adaptation:
     """Fit ``dec``'s network to ``samples`` by withheld-measurement prediction (module
     docstring), ``steps`` Adam steps, one tile at a time; the network ends with the best
     checked weights.  ``dec`` gets a network of its own first: decoders that shared its
-    network keep theirs.  ``on_step(k, steps)`` after each step."""
+    network keep theirs.  ``fit(name)`` says which parameters are fitted (all by default).
+    ``on_step(k, steps)`` after each step."""
     import torch
 
     if steps < 0:
@@ -220,9 +222,13 @@ def adapt(
             return float(np.mean([_error(s, dec, *sh[0]).item() for s, sh in zip(samples, shares)]))
 
     net = dec.net
+    fitted = [p for name, p in net.named_parameters() if fit is None or fit(name)]
     first = best = validation_error()
     kept, best_state = 0, copy.deepcopy(net.state_dict())
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net.requires_grad_(False)
+    for p in fitted:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(fitted, lr=lr)
     net.train()
     try:
         for k in range(1, steps + 1):
