@@ -153,3 +153,15 @@ def test_only_the_parameters_asked_for_are_fitted_and_a_fitted_decoder_fits_agai
     assert changed == {"unet.out.weight", "unet.out.bias"}
     again = adapt(dec, samples, 4, lr=1e-4)  # its parameters were frozen after the first fit
     assert again.steps == 4
+
+
+def test_a_file_without_groups_the_network_serves_is_decoded_as_shipped(tmp_path):
+    if zoo.find_weights("gapunet", B) is None:
+        pytest.skip(f"no GapUNet weights serve B={B}")
+    emtcs.codec.write_simulation(tmp_path / "m.tif", n_frames=8, shape=(64, 64), dose=50.0, seed=1)
+    emtcs.compress(tmp_path / "m.tif", tmp_path / "m.tcs", B=4)  # GapUNet serves B = 6 to 20
+    dec = get_decoder("gapunet", B=B, device="cpu")
+    with TcsReader(tmp_path / "m.tcs") as r:
+        assert file_samples(r, dec, range(2)) == []
+    done = adapt(dec, [], 8)
+    assert done.tiles == 0 and done.kept == 0 and "nothing fitted" in done.summary()

@@ -93,6 +93,8 @@ class Adaptation:
 
     def summary(self) -> str:
         """One line for the log."""
+        if not self.tiles:
+            return "adapt: no group the network serves, nothing fitted"
         done = f"{self.steps} steps on {self.tiles} tiles, {self.seconds:.0f} s"
         if not self.kept:
             return f"adapt: kept the shipped weights, no step predicted withheld measurements better ({done})"
