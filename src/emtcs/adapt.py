@@ -41,6 +41,7 @@ __all__ = [
     "ADAPT_TILE",
     "ADAPT_TILES",
     "CHECK_EVERY",
+    "FITTED",
     "Adaptation",
     "Sample",
     "adapt",
@@ -52,6 +53,10 @@ __all__ = [
 #: Adam's learning rate: the networks trained at 1e-4-1e-3 on batches of clips; a single
 #: movie's tiles are fewer and noisier, so the steps are smaller.
 ADAPT_LR = 3e-5
+#: The parameters fitted: the U-Net's finest decoder scale and output layer, and the
+#: stages' steps and gates (17,648 of 286,976 numbers).  Fitting all of them gained more on
+#: some tiles and lost up to 0.8 dB on lattices (docs/decoders.md).
+FITTED = ("unet.dec1.", "unet.up1.", "unet.out.", "step", "gate")
 #: Side of the tiles fitted (pixels), and how many, spread over the groups and the frame.
 ADAPT_TILE = 128
 ADAPT_TILES = 16
@@ -205,7 +210,8 @@ def adapt(
     """Fit ``dec``'s network to ``samples`` by withheld-measurement prediction (module
     docstring), ``steps`` Adam steps, one tile at a time; the network ends with the best
     checked weights.  ``dec`` gets a network of its own first: decoders that shared its
-    network keep theirs.  ``fit(name)`` says which parameters are fitted (all by default).
+    network keep theirs.  ``fit(name)`` says which parameters are fitted (by default
+    those named in :data:`FITTED`).
     ``on_step(k, steps)`` after each step."""
     import torch
 
@@ -224,7 +230,8 @@ def adapt(
             return float(np.mean([_error(s, dec, *sh[0]).item() for s, sh in zip(samples, shares)]))
 
     net = dec.net
-    fitted = [p for name, p in net.named_parameters() if fit is None or fit(name)]
+    fit = fit or (lambda name: name.startswith(FITTED))
+    fitted = [p for name, p in net.named_parameters() if fit(name)]
     first = best = validation_error()
     kept, best_state = 0, copy.deepcopy(net.state_dict())
     net.requires_grad_(False)
