@@ -138,6 +138,9 @@ def test_weights_travel_as_bytes(tcs):
     assert dec.weights == "a test"
     with pytest.raises(DecoderError, match="not a weights file"):
         get_decoder("gapunet", B=B, device="cpu", weights=b"\xff" * 16)
+    tcsdl_info, tcsdl_state = zoo.load_weights(zoo.find_weights("tcsdl", B))
+    with pytest.raises(DecoderError, match="^the given weights holds 'tcsdl' weights"):
+        get_decoder("gapunet", B=B, device="cpu", weights=zoo.weights_bytes(tcsdl_state, tcsdl_info["config"]))
 
 
 def test_only_the_parameters_asked_for_are_fitted_and_a_fitted_decoder_fits_again(tcs):

@@ -79,7 +79,7 @@ class LearnedDecoder(Decoder):
         info, state = zoo.load_weights(path)
         name = info.get("fitted_to", "the given weights") if isinstance(path, bytes) else str(path)
         if info["config"].get("arch") != self.arch:
-            raise DecoderError(f"{path} holds {info['config'].get('arch')!r} weights, not {self.arch!r}")
+            raise DecoderError(f"{name} holds {info['config'].get('arch')!r} weights, not {self.arch!r}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
