@@ -3,6 +3,8 @@ the shipped weights where fitting does not help, and decodes the same frames eve
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -168,3 +170,18 @@ def test_a_file_without_groups_the_network_serves_is_decoded_as_shipped(tmp_path
         assert file_samples(r, dec, range(2)) == []
     done = adapt(dec, [], 8)
     assert done.tiles == 0 and done.kept == 0 and "nothing fitted" in done.summary()
+
+
+def test_bench_fits_the_gapunet_decoders_and_leaves_the_others(run, tmp_path):
+    if zoo.find_weights("gapunet", B) is None:
+        pytest.skip(f"no GapUNet weights serve B={B}")
+    emtcs.codec.write_simulation(tmp_path / "m.tif", n_frames=8, shape=(64, 64), dose=50.0, seed=1)
+    out = tmp_path / "b.json"
+    args = ("--decoder", "select,gaptv", "--codecs", "jpeg", "-B", str(B), "--adapt", "4", "--device", "cpu")
+    res = run("bench", tmp_path / "m.tif", *args, "--json", out, "-q")
+    assert res.exit_code == 0, res.output
+
+    (run_,) = json.loads(out.read_text())["runs"]
+    assert run_["config"]["adapt"] == 4
+    rows = {r["setting"]: r for r in run_["rows"] if r["codec"] == "emtcs"}
+    assert "adapt:" in rows["select"]["note"] and "adapt:" not in (rows["gaptv"].get("note") or "")

@@ -21,7 +21,7 @@ import click
 
 from . import codec
 from ._version import __version__
-from .cli_options import device_option, numbers, quantise_options, quantise_settings
+from .cli_options import adapt_option, device_option, numbers, quantise_options, quantise_settings
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .errors import EmtcsError
@@ -307,15 +307,7 @@ def _noise_line(info: dict[str, Any]) -> str:
     help="Finish the tiles a learned decoder returns with non-local means at the strength of their "
     "remaining noise, as strong as the measurement allows where the noise is known, or not (none).",
 )
-@click.option(
-    "--adapt",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="STEPS",
-    help="First fit GapUNet's weights to this file in STEPS steps (e.g. 48): each predicts measurements "
-    "withheld from the decode; kept only where they predict a validation share better (0: off).",
-)
+@adapt_option
 @click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
 )

@@ -17,6 +17,18 @@ def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     )
 
 
+#: ``--adapt STEPS``, shared by ``emtcs decompress`` and ``emtcs bench``.
+adapt_option = click.option(
+    "--adapt",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="STEPS",
+    help="First fit GapUNet's weights to the movie in STEPS steps (e.g. 48): each predicts measurements "
+    "withheld from the decode; kept only where they predict a validation share better (0: off).",
+)
+
+
 def quantise_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--quantise SIGMA``, ``--exact``, ``--gain auto|G`` and ``--offset O`` (:mod:`emtcs.quantise`,
     :mod:`emtcs.noise`)."""

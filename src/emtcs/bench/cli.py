@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..atomic import check_output, same_file
-from ..cli_options import device_option, quantise_options, quantise_steps
+from ..cli_options import adapt_option, device_option, quantise_options, quantise_steps
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
@@ -96,6 +96,7 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of emtcs's coding masks.")
 @quantise_options
 @device_option("Where learned decoders run.")
+@adapt_option
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Draw the figure (PNG).")
 @click.option(
@@ -123,6 +124,7 @@ def bench(
     gain: str,
     offset: float | None,
     device: str,
+    adapt: int,
     json_out: Path | None,
     plot_out: Path | None,
     frames_panel: bool,
@@ -158,6 +160,7 @@ def bench(
         gain=gain,
         offset=offset,
         device=device,
+        adapt=adapt,
     )
     if n_frames is not None and n_frames < 1:
         raise InputError(f"--frames must be at least 1 (got {n_frames})")
