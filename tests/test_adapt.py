@@ -185,3 +185,10 @@ def test_bench_fits_the_gapunet_decoders_and_leaves_the_others(run, tmp_path):
     assert run_["config"]["adapt"] == 4
     rows = {r["setting"]: r for r in run_["rows"] if r["codec"] == "emtcs"}
     assert "adapt:" in rows["select"]["note"] and "adapt:" not in (rows["gaptv"].get("note") or "")
+
+
+def test_the_fit_does_not_depend_on_the_frames_decoded(tcs, tmp_path):
+    whole = emtcs.decompress(tcs, tmp_path / "w.tif", decoder="select", adapt=4, **OPTS)
+    part = emtcs.decompress(tcs, tmp_path / "p.tif", decoder="select", adapt=4, frames="8:16", **OPTS)
+    assert part.adaptation.tiles == whole.adaptation.tiles == 2  # a tile of each group, whichever are decoded
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "p.tif"), tifffile.imread(tmp_path / "w.tif")[8:])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -93,7 +93,7 @@ class Adaptation:
     tiles: int
     """Tiles fitted."""
     seconds: float
-    weights: bytes | None = None
+    weights: bytes | None = field(default=None, repr=False)
     """The fitted weights as a weights file's bytes (:func:`fit_for_file`), where kept."""
 
     def summary(self) -> str:
@@ -111,14 +111,13 @@ class Adaptation:
 
 def fit_for_file(
     reader: TcsReader,
-    frames: range,
     decoder: str,
     steps: int,
     settings: DecodeSettings,
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[Decoder, str | None, Adaptation | None]:
     """The decoder ``decoder`` for an open ``.tcs`` (:func:`emtcs.decoders.decoder_for`), its
-    network fitted to the groups holding ``frames`` by ``steps`` steps (:func:`adapt_to_file`);
+    network fitted to the file by ``steps`` steps (:func:`adapt_to_file`);
     with its notice, and what the fitting did.  ``auto`` where it falls back to a decoder
     without GapUNet gets no fitting (None, said in the notice); a decoder named explicitly
     without it is an :class:`~emtcs.errors.InputError`.  ``on_step(k, steps)`` after each step."""
@@ -132,7 +131,7 @@ def fit_for_file(
             raise InputError(f"--adapt fits GapUNet's weights: decoder {decoder!r} has none (gapunet, select or auto)")
         why = f"--adapt ignored: {dec.name} has no GapUNet to fit"
         return dec, f"{notice}; {why}" if notice else why, None
-    done = adapt_to_file(reader, dec, frames, steps, on_step)
+    done = adapt_to_file(reader, dec, steps, on_step)
     if done.kept:
         fitted = f"{dec.weights} fitted to {reader.path.name} ({done.kept} steps)"
         serves = dec.info.get("serves", "any")
@@ -144,15 +143,13 @@ def fit_for_file(
 def adapt_to_file(
     reader: TcsReader,
     dec: GapUNetDecoder,
-    frames: range,
     steps: int,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Adaptation:
-    """Fit ``dec``'s network to the groups of an open ``.tcs`` that hold ``frames``
-    (:func:`file_samples`, :func:`adapt`)."""
-    hd = reader.header
-    groups = range(hd.group_of(frames.start), hd.group_of(frames.stop - 1) + 1)
-    return adapt(dec, file_samples(reader, dec, groups), steps, on_step=on_step)
+    """Fit ``dec``'s network to an open ``.tcs`` (:func:`file_samples` of all its groups,
+    :func:`adapt`): whichever frames are then decoded, the fit is the same."""
+    samples = file_samples(reader, dec, range(reader.header.n_groups))
+    return adapt(dec, samples, steps, on_step=on_step)
 
 
 def file_samples(

@@ -457,7 +457,7 @@ def decompress(
         sel = _frame_range(frames, hd.n_frames, log)
         adaptation: Adaptation | None = None
         if adapt:
-            dec, notice, adaptation = fit_for_file(reader, sel, decoder, adapt, settings, on_adapt)
+            dec, notice, adaptation = fit_for_file(reader, decoder, adapt, settings, on_adapt)
             if adaptation is not None and log is not None:
                 log(adaptation.summary())
         if workers is None and scheduler is None:
