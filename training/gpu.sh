@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a lent GPU (H100/H200): at most ~8 minutes.  Continues the GapUNet campaign from
 # the best weights committed in models/ (when there are some) with bf16 autocast and large batches,
-# then times decoding of one 4096 x 4096 x 20 group (the new weights, select and TCS-DL).  Needs a
+# then times decoding of one 4096 x 4096 x 20 group (the new weights, select and TCS-DL) and
+# fitting the network to it (decompress --adapt 48).  Needs a
 # python with CUDA torch, numpy, scipy, h5py, tifffile, click, rich, scikit-image and safetensors
 # (the device image has them); emtcs runs from src/ without installing.
 #
@@ -55,5 +56,21 @@ for name, opts, tile, batch in runs:
     emtcs.reconstruct(y, C, name, **kw)
     torch.cuda.synchronize(); res[f"{name}_tile{tile}_batch{batch}_s"] = time.perf_counter() - t
     print(res, flush=True)
+# `decompress --adapt 48`'s fitting, which a file pays once: 16 tiles of 128 x 128 of the group
+from emtcs.adapt import ADAPT_TILE, Sample, adapt
+from emtcs.decoders import get_decoder
+from emtcs.sensing import ArrayMasks
+from emtcs.tiling import intensity_scale
+dec = get_decoder("select", B=20, device="cuda")
+scale = intensity_scale(y, ArrayMasks(C))
+places = [(r, c) for r in range(0, 4096, 1024) for c in range(0, 4096, 1024)]
+samples = [Sample(torch.from_numpy(y[None, r:r + ADAPT_TILE, c:c + ADAPT_TILE] / scale),
+                  torch.from_numpy(C[None, :, r:r + ADAPT_TILE, c:c + ADAPT_TILE].astype(np.float32)),
+                  torch.tensor([scale]), dec) for r, c in places]
+torch.cuda.synchronize(); t = time.perf_counter()
+done = adapt(dec, samples, 48)
+torch.cuda.synchronize(); res["adapt_48_steps_16_tiles_s"] = time.perf_counter() - t
+res["adapt_kept_step"], res["adapt_ratio"] = done.kept, done.ratio
+print(res, flush=True)
 json.dump(res, open(f"{out}/decode-4k.json", "w"), indent=1)
 PY
