@@ -42,7 +42,8 @@ def summary(rows: list[dict]) -> dict:
 def main() -> None:
     ap = calibration_parser(__doc__)
     ap.add_argument("--steps", type=int, default=48)
-    ap.add_argument("--every", type=int, default=1, help="only every n-th training-like case")
+    ap.add_argument("--every", type=int, default=1, help="only every n-th training-like case...")
+    ap.add_argument("--phase", type=int, default=0, help="...starting from this one (0 to every - 1)")
     ap.add_argument("-B", default="10", help="group sizes (comma-separated; 10 and/or 20)")
     ap.add_argument("--all", action="store_true", help="fit every parameter, not emtcs.adapt.FITTED")
     a = ap.parse_args()
@@ -56,7 +57,7 @@ def main() -> None:
         if B not in wanted:
             continue
         for i, g in enumerate(groups):
-            if g.name not in unseen and i % a.every:
+            if g.name not in unseen and i % a.every != a.phase:
                 continue
             epu = g.electrons_per_unit  # a guess where the gain is not known, as decompress's
             shipped = for_noise(get_decoder("select", B=B, device="cpu"), measured=g.gain is not None)
