@@ -34,7 +34,7 @@ from .decoders.guard import holdout_pixels
 from .decoders.learned import GapUNetDecoder
 from .decoding import DecodeSettings, noise_gain, noise_pedestal
 from .errors import InputError
-from .tiling import intensity_scale, tile_starts
+from .tiling import decoder_tiles, intensity_scale, tile_starts
 
 __all__ = [
     "ADAPT_LR",
@@ -156,8 +156,8 @@ def file_samples(
     reader: TcsReader, dec: GapUNetDecoder, groups: Sequence[int], *, tiles: int = ADAPT_TILES, tile: int = ADAPT_TILE
 ) -> list[Sample]:
     """Up to ``tiles`` tiles of side ``tile`` from the groups ``groups`` that the decoder
-    serves, spread evenly over those groups and over each frame, normalised as
-    :func:`emtcs.tiling.decode_bands` hands them to the decoder."""
+    serves, spread evenly over those groups and over each frame, normalised as the decoder
+    gets them (:func:`emtcs.tiling.decoder_tiles`)."""
     import torch
 
     hd = reader.header
@@ -181,17 +181,9 @@ def file_samples(
         group_dec = decoder_for_group(dec, masks.nb, noise_measured=measured)
         assert isinstance(group_dec, GapUNetDecoder)  # served: the same network
         for y0, x0 in sorted({p for gg, p in picks if gg == g}):
-            rows, cols = slice(y0, y0 + th), slice(x0, x0 + tw)
-            C = masks.window(rows, cols).astype(np.float32)
-            yt = y[rows, cols].astype(np.float64) - pedestal * C.sum(axis=0, dtype=np.float64)
-            out.append(
-                Sample(
-                    torch.from_numpy((yt / scale).astype(np.float32))[None],
-                    torch.from_numpy(C)[None],
-                    torch.tensor([scale / gain], dtype=torch.float32),
-                    group_dec,
-                )
-            )
+            yt, C = decoder_tiles(y, masks, slice(y0, y0 + th), [slice(x0, x0 + tw)], scale, pedestal)
+            epu = torch.tensor([scale / gain], dtype=torch.float32)
+            out.append(Sample(torch.from_numpy(yt), torch.from_numpy(C), epu, group_dec))
     return out
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "tile_starts",
     "blend_window",
     "intensity_scale",
+    "decoder_tiles",
     "decode_bands",
     "relative_residual",
     "reconstruct_group",
@@ -81,6 +82,19 @@ def intensity_scale(y: np.ndarray, masks: MaskSource, max_samples: int = 1 << 18
     ybar = y[rows, cols].astype(np.float32) / np.maximum(csum, 1.0) - np.float32(pedestal)
     scale = float(np.percentile(ybar, 99.9))
     return scale if scale > 0 and np.isfinite(scale) else 1.0
+
+
+def decoder_tiles(
+    y: np.ndarray, masks: MaskSource, rows: slice, cols: list[slice], scale: float, pedestal: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles ``(rows, c)`` for ``c`` in ``cols`` of a measurement ``y`` and its masks as
+    the decoders get them: float32 (n, h, w) measurements less the ``pedestal`` and divided
+    by ``scale`` (:func:`decode_bands`), and float32 (n, nb, h, w) masks."""
+    mtiles = np.stack([masks.window(rows, c) for c in cols]).astype(np.float32)
+    ytiles = np.stack([y[rows, c] for c in cols]).astype(np.float64)
+    if pedestal:
+        ytiles -= pedestal * mtiles.sum(axis=1, dtype=np.float64)
+    return (ytiles / scale).astype(np.float32), mtiles
 
 
 def decode_bands(
@@ -142,11 +156,7 @@ def decode_bands(
         rows = slice(y0, y0 + th)
         for j in range(0, len(xs), batch):
             chunk = xs[j : j + batch]
-            mtiles = np.stack([masks.window(rows, slice(x0, x0 + tw)) for x0 in chunk]).astype(np.float32)
-            ytiles = np.stack([y[rows, x0 : x0 + tw] for x0 in chunk]).astype(np.float64)
-            if pedestal:
-                ytiles -= pedestal * mtiles.sum(axis=1, dtype=np.float64)
-            ytiles = (ytiles / scale).astype(np.float32)
+            ytiles, mtiles = decoder_tiles(y, masks, rows, [slice(x0, x0 + tw) for x0 in chunk], scale, pedestal)
             frames = decoder.decode(ytiles, mtiles, epu)
             if finish is not None:
                 frames = finish(frames, ytiles, mtiles, epu)
