@@ -33,7 +33,9 @@ def _frames(n=8, shape=(256, 256), moving=True, **kw):
     ],
 )
 def test_gain_is_measured_within_ten_percent(gain, offset, read_noise, dose, moving):
-    frames, sim = _frames(gain=gain, offset=offset, read_noise=read_noise, dose=dose, moving=moving)
+    # 12 frames, as many as compress measures (with 8 the CMOS-like gain is known to +-4.2 %,
+    # too uncertain where the noise within frames cannot check it, and refused)
+    frames, sim = _frames(12, gain=gain, offset=offset, read_noise=read_noise, dose=dose, moving=moving)
     fit = estimate_noise(frames, saturation=65535)
     assert fit.model is not None, fit.reason
     assert fit.model.gain == pytest.approx(gain, rel=0.1)
@@ -44,7 +46,7 @@ def test_gain_is_measured_within_ten_percent(gain, offset, read_noise, dose, mov
 
 
 def test_a_given_offset_splits_offset_and_read_noise():
-    frames, _ = _frames(gain=5.0, offset=200.0, read_noise=3.0, dose=30.0)
+    frames, _ = _frames(12, gain=5.0, offset=200.0, read_noise=3.0, dose=30.0)
     model = estimate_noise(frames, offset=200.0, saturation=65535).model
     assert model is not None and model.offset == 200.0
     assert model.read_noise == pytest.approx(3.0, rel=0.35)
@@ -66,9 +68,9 @@ def test_movies_the_model_does_not_fit_are_refused_with_a_reason():
 
 def test_scan_line_artefacts_are_fitted_out_or_refused():
     """A scanned (STEM) image has each line's own gain and sideways jitter: fitted out line
-    by line, a gain that came out 42 % too high is measured; where they dominate the frame
-    differences, the gain is refused rather than measured wrong."""
-    frames, _ = _frames(gain=20.0, offset=1000.0, read_noise=0.0, dose=30.0, moving=False, mode="stem", scan_noise=0.3)
+    by line, the gain is measured; where they add more than 15 % to the frame differences'
+    variance, the gain is refused rather than measured wrong."""
+    frames, _ = _frames(gain=20.0, offset=1000.0, read_noise=0.0, dose=30.0, moving=False, mode="stem", scan_noise=0.1)
     fit = estimate_noise(frames, saturation=65535)
     assert fit.model is not None, fit.reason
     assert fit.model.gain == pytest.approx(20.0, rel=0.1)
@@ -133,13 +135,15 @@ def test_pixels_near_a_saturation_ceiling_are_left_out_by_their_level():
 
 
 def test_a_scanned_image_has_its_line_jitter_fitted_to_higher_order():
-    """STEM at 10 e/px with strong scan artefacts: what the second-order line fit left of the
-    jitter put the gain 13 % high; its third order and its interaction with the content's
-    change come out too once the lines are seen to matter."""
-    frames = _grid_movie("stem", 178, gain=20.0, offset=100.0, read_noise=2.0, dose=10.0, moving=False)
+    """STEM at 100 e/px, moving, scan artefacts adding 13 % to the differences' variance: what
+    the second-order line fit left of the jitter put the gain 2.7 % high; its third order and
+    its interaction with the content's change come out too once the lines are seen to matter
+    (0.7 %).  (Stronger artefacts, where this fit mattered most, are now refused: their
+    within-frame line is raised by them too, and it let gains 10-20 % high through.)"""
+    frames = _grid_movie("stem", 133, gain=2.0, offset=1000.0, read_noise=2.0, dose=100.0, moving=True)
     fit = estimate_noise(frames, saturation=65535)
     assert fit.model is not None, fit.reason
-    assert fit.model.gain == pytest.approx(20.0, rel=0.1)
+    assert fit.model.gain == pytest.approx(2.0, rel=0.015)
 
 
 def test_content_that_leaks_into_the_differences_is_caught_by_the_calmest_pixels():
