@@ -76,7 +76,6 @@ def main() -> None:
             json.dumps(
                 {
                     "mode": mode,
-                    "seed": k + a.seed_offset,
                     "movies": len(part),
                     "measured": int(errs.size),
                     "within_10pct": int((errs < 0.1).sum()),
