@@ -662,13 +662,30 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     assert out.shape == clean.shape and 0 < err[1] < err[0] < 0.2  # quality 50 loses more than 90
     cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=6, scene_size=32, val_samples=2)
     plain = validation_set(cfg, 2)
-    for degraded in ({"jpeg": 1.0}, {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}):
+    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}):
         for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, **degraded}), 2)):
             torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
     pool = ClipPool(cfg, seed_offset=5, scenes=1)
     clips = np.stack([pool.clip(rng, 4, 16) for _ in range(3)])
     batch = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}))
     assert batch["noisy"].shape == (3, 4, 16, 16) and torch.isfinite(batch["y"]).all()
+
+
+def test_flat_noise_samples_have_the_same_noise_at_every_intensity():
+    """--flat-noise: Gaussian noise of the variance Poisson noise has at the clip's mean, as
+    in movies whose noise compress measures as one sigma; Poisson noise grows with the intensity."""
+    from emtcs.train import TrainConfig, make_batch
+
+    clips = np.ones((2, 8, 64, 64))
+    clips[:, :, :, 32:] = 9.0  # a dark and a bright half, mean 5
+    cfg = TrainConfig(B=[8], dose_range=(100.0, 100.0), read_noise=(0.0, 0.0))
+    for flat, ratio in ((0.0, 9.0), (1.0, 1.0)):
+        batch = make_batch(clips, np.random.default_rng(2), TrainConfig(**{**cfg.__dict__, "flat_noise": flat}))
+        noise = (batch["noisy"] - batch["x"]).numpy()
+        dark, bright = noise[..., :32].var(), noise[..., 32:].var()
+        assert bright / dark == pytest.approx(ratio, rel=0.1)
+        scale = float(batch["x"][0, 0, 0, 0])  # the clean dark level, normalised
+        assert dark / scale**2 == pytest.approx((1.0 if flat == 0 else 5.0) / 100.0, rel=0.1)
 
 
 def test_validation_at_fixed_doses():

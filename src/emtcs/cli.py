@@ -635,6 +635,14 @@ def simulate(
     help="Probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs).",
 )
 @click.option(
+    "--flat-noise",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Probability that a sample's noise is the same at every intensity, as in movies whose noise "
+    "compress measures as one sigma.",
+)
+@click.option(
     "--equivariance",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -725,6 +733,7 @@ def train(
     flicker: float,
     cuts: float,
     jpeg: float,
+    flat_noise: float,
     equivariance: float,
     ema: float,
     stage_lr: float,
@@ -796,6 +805,7 @@ def train(
         flicker=flicker,
         cuts=cuts,
         jpeg=jpeg,
+        flat_noise=flat_noise,
         equivariance=equivariance,
         ema=ema,
         stage_lr=stage_lr,

@@ -93,6 +93,11 @@ class TrainConfig:
     blur: float = 0.3
     #: probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs)
     jpeg: float = 0.0
+    #: probability that a sample's noise is the same at every intensity: Gaussian, with the
+    #: variance Poisson noise has at the clip's mean.  Movies whose noise compress measures as
+    #: one sigma (8-bit exports: ``gaussian-v1``) have such noise, and their decoders are told
+    #: the Poisson level at the group's mean (``emtcs.decoding.noise_gain``), as these samples are.
+    flat_noise: float = 0.0
     #: "reconstruct" (end to end, from measurements) or "denoise" (pretraining the denoiser
     #: of a network that has one, ``denoise(noisy, epu)``: noisy frames in, no masks)
     task: str = "reconstruct"
@@ -287,6 +292,12 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     dose = np.exp(rng.uniform(math.log(lo), math.log(hi), size=(n, 1, 1, 1)))
     read = rng.uniform(*cfg.read_noise, size=(n, 1, 1, 1))
     electrons = rng.poisson(clips * dose) + read * rng.standard_normal(clips.shape)
+    # (no draw without: the validation samples stay the same)
+    flat: np.ndarray = rng.random(n) < cfg.flat_noise if cfg.flat_noise > 0 else np.zeros(n, dtype=bool)
+    if flat.any():
+        mean = clips[flat] * dose[flat]
+        sigma = np.sqrt(mean.mean(axis=(1, 2, 3), keepdims=True) + read[flat] ** 2)
+        electrons[flat] = mean + sigma * rng.standard_normal(mean.shape)
     noisy = electrons / dose
     q8: np.ndarray = rng.random(n) < 0.3  # some samples quantised like an 8-bit detector
     # and some saved as 8-bit JPEG frames, as users' movies often are (no draw without: the
@@ -495,7 +506,7 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
         vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4), **VALIDATION_CLIPS})
         pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
-    fixed = replace(cfg, jpeg=0.0)  # the same samples whatever the training degradations
+    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0)  # the same samples whatever the training degradations
     out = []
     for i in range(n):
         B = cfg.B[i % len(cfg.B)]
