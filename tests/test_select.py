@@ -44,6 +44,19 @@ def test_auto_is_select_where_gapunet_weights_serve_b():
     assert resolve_decoder("auto", B)[0] == "select"
 
 
+def test_short_groups_are_decoded_by_the_network_not_gap_tv():
+    """The shipped weights serve B = 2 ... 20 (measured there, models/gapunet-w24s2.md): the
+    short groups at a cut or the end of a movie get ``select``; longer ones than 20 do not."""
+    from emtcs.decoders import decoder_for_group
+    from emtcs.decoders.gaptv import GapTV
+
+    info = zoo.read_info(_shipped())
+    sel = get_decoder("select", B=B, device="cpu")
+    assert decoder_for_group(sel, 2) is sel and decoder_for_group(sel, 5) is sel
+    assert not info.serves(1) and not info.serves(21)
+    assert isinstance(decoder_for_group(sel, 21), GapTV)
+
+
 @pytest.mark.parametrize("blend_from", [BLEND_FROM, 0.0])  # 0: every tile kept is blended
 def test_select_keeps_blends_or_replaces_gapunet_s_frames_tile_by_tile(monkeypatch, blend_from):
     import emtcs.decoders.select as select
