@@ -8,7 +8,7 @@ suite's rows, no row much worse).
 
 Writes ``scratch/candidates/RUN_NAME-stepN/gapunet-wWsS.safetensors`` (the run's network, of
 width W and S stages, with the shipped file's decode settings, e.g. its projection bound
-``kappa``), then, in that
+``kappa``, and the group lengths it serves), then, in that
 folder: ``grid-alias.json`` (``benchmarks/grid_alias.py``: the network's own pixel grid in
 a lattice) and the validation suite's whole default run (``benchmarks/validation.py``:
 ``validation.json``, ``validation.md``, ``validation.png``, every row, so that a candidate
@@ -51,7 +51,9 @@ def write_candidate(run: Path, last: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     training = {**info["training"], "steps": steps}
     name = f"{config['arch']}-w{config['width']}s{config['stages']}.safetensors"  # as models/ names them
-    zoo.save_weights(folder / name, state, config, serves=info["serves"], training=training)
+    # served where the shipped weights are, so that the suite compares the same groups (a run's
+    # own range, its training B, may be narrower: its short groups would fall back to the shipped file)
+    zoo.save_weights(folder / name, state, config, serves=shipped["serves"], training=training)
     return folder
 
 
