@@ -60,13 +60,12 @@ for name, opts, tile, batch in runs:
 from emtcs.adapt import ADAPT_TILE, Sample, adapt
 from emtcs.decoders import get_decoder
 from emtcs.sensing import ArrayMasks
-from emtcs.tiling import intensity_scale
+from emtcs.tiling import decoder_tiles, intensity_scale
 dec = get_decoder("select", B=20, device="cuda")
 scale = intensity_scale(y, ArrayMasks(C))
 places = [(r, c) for r in range(0, 4096, 1024) for c in range(0, 4096, 1024)]
-samples = [Sample(torch.from_numpy(y[None, r:r + ADAPT_TILE, c:c + ADAPT_TILE] / scale),
-                  torch.from_numpy(C[None, :, r:r + ADAPT_TILE, c:c + ADAPT_TILE].astype(np.float32)),
-                  torch.tensor([scale]), dec) for r, c in places]
+tiles = [decoder_tiles(y, ArrayMasks(C), slice(r, r + ADAPT_TILE), [slice(c, c + ADAPT_TILE)], scale) for r, c in places]
+samples = [Sample(torch.from_numpy(yt), torch.from_numpy(Ct), torch.tensor([scale]), dec) for yt, Ct in tiles]
 torch.cuda.synchronize(); t = time.perf_counter()
 done = adapt(dec, samples, 48)
 torch.cuda.synchronize(); res["adapt_48_steps_16_tiles_s"] = time.perf_counter() - t

@@ -107,11 +107,11 @@ BLOCK = 8
 WITHIN_TOLERANCE = 0.075
 #: The fit is refused when the gain's relative standard error exceeds this...
 MAX_GAIN_ERROR = 0.05
-#: ...or this, where no clean line within frames checks it (a gain trusted within 10 % on
-#: one line alone needs its standard error well inside that).
-MAX_UNCHECKED_ERROR = 0.04
 #: ...or when the bins' median relative deviation from the line exceeds this.
 MAX_MISFIT = 0.1
+#: A gain that no clean line within frames checks is refused when its relative standard
+#: error exceeds this (trusted within 10 % on one line alone, it needs to be well inside that).
+MAX_UNCHECKED_ERROR = 0.04
 
 
 @dataclass(frozen=True)
