@@ -662,7 +662,8 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     assert out.shape == clean.shape and 0 < err[1] < err[0] < 0.2  # quality 50 loses more than 90
     cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=6, scene_size=32, val_samples=2)
     plain = validation_set(cfg, 2)
-    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}):
+    motion = {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}
+    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"noise_blur": 1.0}, motion):
         for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, **degraded}), 2)):
             torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
     pool = ClipPool(cfg, seed_offset=5, scenes=1)
@@ -686,6 +687,30 @@ def test_flat_noise_samples_have_the_same_noise_at_every_intensity():
         assert bright / dark == pytest.approx(ratio, rel=0.1)
         scale = float(batch["x"][0, 0, 0, 0])  # the clean dark level, normalised
         assert dark / scale**2 == pytest.approx((1.0 if flat == 0 else 5.0) / 100.0, rel=0.1)
+
+
+def test_noise_blur_samples_have_correlated_noise_and_are_told_the_measured_level():
+    """--noise-blur: the noise is blurred with the image (neighbours correlate), the target
+    is the blurred clean clip, and the network is told the electrons that the per-pixel
+    variance says (fewer than arrived), as compress would measure them."""
+    from emtcs.train import TrainConfig, _blur_energy, make_batch
+
+    rng = np.random.default_rng(0)
+    clips = 1.0 + 0.5 * rng.random((3, 6, 64, 64))
+    cfg = TrainConfig(B=[6], dose_range=(100.0, 100.0), read_noise=(0.0, 0.0), noise_error=0.0)
+    plain = make_batch(clips, np.random.default_rng(1), cfg)
+    spread = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "noise_blur": 1.0}))
+    for batch, (lo, hi) in ((plain, (-0.05, 0.05)), (spread, (0.25, 0.9))):
+        noise = (batch["noisy"] - batch["x"]).numpy()
+        neighbours = np.corrcoef(noise[..., :-1].ravel(), noise[..., 1:].ravel())[0, 1]
+        assert lo < neighbours < hi
+    assert float(spread["x"].std()) < 0.9 * float(plain["x"].std())  # the target is blurred too
+    # told electrons per unit x per-pixel noise variance = the mean level, as for Poisson noise
+    for i in range(3):
+        noise = (spread["noisy"][i] - spread["x"][i]).numpy()
+        told = float(spread["epu"][i]) * noise.var() / float(spread["x"][i].mean())
+        assert told == pytest.approx(1.0, rel=0.15)
+    assert _blur_energy(0.0) == pytest.approx(1.0) and _blur_energy(1.0) == pytest.approx(1 / (4 * np.pi), rel=0.02)
 
 
 def test_validation_at_fixed_doses():

@@ -643,6 +643,14 @@ def simulate(
     "compress measures as one sigma.",
 )
 @click.option(
+    "--noise-blur",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Probability that a sample's noise is blurred with its image (correlated between neighbouring "
+    "pixels), as on scintillator-coupled cameras.",
+)
+@click.option(
     "--equivariance",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -734,6 +742,7 @@ def train(
     cuts: float,
     jpeg: float,
     flat_noise: float,
+    noise_blur: float,
     equivariance: float,
     ema: float,
     stage_lr: float,
@@ -806,6 +815,7 @@ def train(
         cuts=cuts,
         jpeg=jpeg,
         flat_noise=flat_noise,
+        noise_blur=noise_blur,
         equivariance=equivariance,
         ema=ema,
         stage_lr=stage_lr,

@@ -13,8 +13,9 @@ Training samples are clips of B clean frames (relative intensity, mean about 1) 
 
 Each sample gets fresh noise (Poisson at a dose drawn log-uniformly in ``dose_range``
 electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh
-Bernoulli(0.5) masks, sometimes detector blur or JPEG compression of 8-bit frames
-(``jpeg``), and the same intensity normalisation as
+Bernoulli(0.5) masks, sometimes detector blur (of the image, or of the image and its
+noise, as a scintillator spreads each electron: ``noise_blur``) or JPEG compression of
+8-bit frames (``jpeg``), and the same intensity normalisation as
 decoding; noise-aware networks are also told the noise level (electrons per normalised
 unit, with a random error, as a decoder's estimate has).  The loss
 compares with the clean frames, so the networks learn to denoise as they reconstruct.
@@ -98,6 +99,12 @@ class TrainConfig:
     #: one sigma (8-bit exports: ``gaussian-v1``) have such noise, and their decoders are told
     #: the Poisson level at the group's mean (``emtcs.decoding.noise_gain``), as these samples are.
     flat_noise: float = 0.0
+    #: probability that a sample's noise is blurred with its image (Gaussian, sigma
+    #: ``NOISE_BLUR_SIGMA`` px), as a scintillator-coupled camera spreads each electron over
+    #: neighbouring pixels: the noise is correlated between neighbours and its per-pixel
+    #: variance lower, so compress measures fewer electrons than arrived, and the network is
+    #: told that lower level as a decoder would be; the target is the blurred clean clip.
+    noise_blur: float = 0.0
     #: "reconstruct" (end to end, from measurements) or "denoise" (pretraining the denoiser
     #: of a network that has one, ``denoise(noisy, epu)``: noisy frames in, no masks)
     task: str = "reconstruct"
@@ -298,6 +305,16 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
         mean = clips[flat] * dose[flat]
         sigma = np.sqrt(mean.mean(axis=(1, 2, 3), keepdims=True) + read[flat] ** 2)
         electrons[flat] = mean + sigma * rng.standard_normal(mean.shape)
+    told = dose.copy()  # electrons per pixel as the noise measured on the frames says
+    spread: np.ndarray = rng.random(n) < cfg.noise_blur if cfg.noise_blur > 0 else np.zeros(n, dtype=bool)
+    if spread.any():
+        clips = clips.copy()
+        for i in np.flatnonzero(spread):
+            s = float(rng.uniform(*NOISE_BLUR_SIGMA))
+            spread_counts = gaussian_filter(rng.poisson(clips[i] * dose[i]).astype(np.float64), (0, s, s))
+            electrons[i] = spread_counts + read[i] * rng.standard_normal(clips[i].shape)
+            clips[i] = gaussian_filter(clips[i], (0, s, s))
+            told[i] = dose[i] / _blur_energy(s)
     noisy = electrons / dose
     q8: np.ndarray = rng.random(n) < 0.3  # some samples quantised like an 8-bit detector
     # and some saved as 8-bit JPEG frames, as users' movies often are (no draw without: the
@@ -315,7 +332,7 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     scale = np.percentile(ybar.reshape(n, -1), 99.9, axis=1).reshape(n, 1, 1)
     scale = np.where(scale > 0, scale, 1.0)
     # electrons per normalised unit, as a decoder would estimate it (with an error)
-    epu = dose[:, 0, 0, 0] * scale[:, 0, 0] * np.exp(rng.normal(0.0, cfg.noise_error, n))
+    epu = told[:, 0, 0, 0] * scale[:, 0, 0] * np.exp(rng.normal(0.0, cfg.noise_error, n))
     return {
         "y": torch.from_numpy((y / scale).astype(np.float32)),
         "C": torch.from_numpy(C),
@@ -332,6 +349,17 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
 _SHAPE_KEYS = ("arch", "width", "stages")
 #: JPEG quality range (libjpeg's 1-100 scale, upper end excluded) of JPEG-degraded samples.
 JPEG_QUALITY = (50, 96)
+#: Range of the Gaussian blur (px) of ``noise_blur`` samples: neighbouring pixels' noise
+#: correlates by about 0.25-0.8.
+NOISE_BLUR_SIGMA = (0.5, 1.0)
+
+
+def _blur_energy(sigma: float) -> float:
+    """Sum of the squared weights of ``gaussian_filter``'s 2-D kernel: the share of white
+    noise's variance that the blur keeps."""
+    delta = np.zeros((33, 33))
+    delta[16, 16] = 1.0
+    return float((gaussian_filter(delta, sigma) ** 2).sum())
 
 
 def _jpeg_frames(clips: np.ndarray, gains: np.ndarray, quality: np.ndarray) -> np.ndarray:
@@ -506,7 +534,8 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
         vcfg = TrainConfig(**{**asdict(cfg), "scenes": max(2, n // 4), **VALIDATION_CLIPS})
         pool = ClipPool(vcfg, seed_offset=10_000_000 + cfg.seed, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
-    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0)  # the same samples whatever the training degradations
+    # the same samples whatever the training degradations
+    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0)
     out = []
     for i in range(n):
         B = cfg.B[i % len(cfg.B)]
