@@ -53,6 +53,12 @@ BUDGET_RULE = (
     "setting, found by bisection, whose total bytes over the benchmark frames do not exceed the size on disk "
     "of the .tcs file of the same frames at that B (container included)"
 )
+#: What the "denoised" reference can and cannot rank (benchmarks/reference_check.py).
+DENOISED_CAVEAT = (
+    "it keeps the noise its threshold misses (more where the noise is correlated between pixels) and "
+    "understates every row that removes more noise than it: by 1-9 dB for emtcs against JPEG on "
+    "simulated 8-bit movies with a truth (docs/benchmarks.md, 'Can a denoised reference judge the real movies?')"
+)
 RANGE_RULE = "data_range = max - min of the reference over all benchmark frames (1 if constant)"
 
 Progress = Callable[..., None]
@@ -371,7 +377,7 @@ class _Bench:
             "clean": (self.clean, "noise-free truth"),
             "denoised": (
                 ref_den(self.frames) if "denoised" in names else None,
-                f"raw frames denoised by {ref_den.name}: {ref_den.function}",
+                f"raw frames denoised by {ref_den.name}: {ref_den.function}; {DENOISED_CAVEAT}",
             ),
             "raw": (self.frames, "raw frames as recorded"),
         }
