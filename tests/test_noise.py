@@ -289,6 +289,24 @@ def test_noise_that_is_not_poisson_is_stored_quantised_at_its_measured_sigma(tmp
     assert err["g"] < 1.05 * err["e"]
 
 
+def test_noise_spread_over_neighbouring_pixels_is_measured_at_its_whole_size():
+    """A scintillator spreads each electron over neighbouring pixels: the noise correlates
+    between neighbours (no Poisson model), and a Laplacian sees less than half of it; the
+    measured sigma is still the per-pixel noise (it was 0.43 of it), and white noise is
+    measured as before."""
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:128, 0:128]
+    clean = 50 + 25 * np.sin(xx / 9.0) * np.cos(yy / 11.0)
+    counts = rng.poisson(np.broadcast_to(clean, (12, 128, 128))).astype(float)
+    spread = gaussian_filter(counts, (0, 0.6, 0.6))
+    fit = estimate_noise(spread)
+    true = float(np.std(spread - gaussian_filter(np.broadcast_to(clean, spread.shape), (0, 0.6, 0.6))))
+    assert fit.model is None and "correlated" in fit.reason
+    assert fit.sigma == pytest.approx(true, rel=0.1)
+    white = clean + rng.normal(0, 3.0, (12, 128, 128))
+    assert estimate_noise(np.rint(white)).sigma == pytest.approx(3.0, rel=0.1)
+
+
 def test_frames_that_change_faster_than_their_noise_stay_exact(tmp_path):
     """Frame differences that are mostly content (neighbours correlate strongly): no sigma."""
     rng = np.random.default_rng(5)
