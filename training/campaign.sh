@@ -59,9 +59,12 @@ if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
 elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s2.safetensors ]; }; then
   resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=3e-4
 fi
+# bfloat16 autocast where the CPU has AMX tiles: 1.9x faster per training step on an Intel
+# Xeon with AMX (session 26); 9x slower on an AMD EPYC without native bf16 (session 5)
+precision=(); grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && precision=(--bf16)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages "$STAGES" --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
   --patch 48 --batch 4 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses "${EMTCS_VAL_DOSES-20,200}" \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
-  "${resume[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1
+  "${resume[@]}" "${precision[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1
