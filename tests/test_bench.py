@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 
+import emtcs
+
 pytest.importorskip("imagecodecs")
 
 from conftest import drifting_movie
@@ -241,3 +243,28 @@ def test_frame_grid_draws_every_movie_and_keeps_an_existing_file(tmp_path):
     with pytest.raises(OutputExistsError):
         frame_grid(movies, out)
     frame_grid(movies[:1], out, force=True)
+
+
+def test_next_frame_reference_adds_the_same_noise_to_every_row():
+    """--reference next: the even frames are scored against the odd ones as recorded; on a still
+    scene each row's error against them is its error against the truth plus the odd frames' noise."""
+    rng = np.random.default_rng(4)
+    scene = drifting_movie(1, (40, 48), np.uint16).astype(np.float64)[0] / 40 + 30
+    clean = np.broadcast_to(scene, (12, *scene.shape)).astype(np.float32)
+    noisy = rng.poisson(clean).astype(np.uint16)
+    cfg = BenchConfig(
+        B=(6,), decoders=("gaptv",), codecs=("jpegxl",), decoder_options=FAST, references=("clean", "next")
+    )
+    run = jsonable(run_bench(noisy, clean, config=cfg).to_json())
+    assert run["input"]["frames"] == 6 and list(run["references"]) == ["clean", "next"]
+    noise = float(np.mean((noisy[1::2] - clean[1::2]) ** 2))
+    ok = [r for r in run["rows"] if r["status"] == "ok"]
+    assert {r["title"] for r in ok} >= {"raw (uncompressed)", "emtcs / gaptv", "JPEG XL"}
+    for r in ok:
+        mse = {
+            ref: run["references"][ref]["data_range"] ** 2 * 10 ** (-r["quality"][ref]["psnr"] / 10)
+            for ref in cfg.references
+        }
+        assert mse["next"] - mse["clean"] == pytest.approx(noise, rel=0.2), r["title"]
+    with pytest.raises(emtcs.EmtcsError, match="at least 4 frames"):
+        run_bench(noisy[:3], config=cfg)

@@ -72,7 +72,9 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
     "--reference",
     "references",
     default=None,
-    help="References, comma-separated: clean, denoised, raw [default: all available].",
+    help="References, comma-separated: clean, denoised, raw [default: all available], and next: "
+    "the even frames are compressed and scored against the odd ones as recorded (an independent "
+    "recording where the scene holds nearly still; a movie without a truth ranks fairly so).",
 )
 @click.option(
     "--frames",

@@ -47,7 +47,14 @@ __all__ = [
 ]
 
 FORMAT = "emtcs-bench/1"
-REFERENCES = ("clean", "denoised", "raw")
+REFERENCES = ("clean", "denoised", "raw", "next")
+#: What the "next" reference is (it is used only when asked for: it halves the frames).
+NEXT_RULE = (
+    "the movie's odd frames as recorded; its even frames are what is compressed, decoded and scored. "
+    "Where the scene holds nearly still each is an independent recording of the frame before it: its "
+    "noise and the scene's change add to every row's error alike, so rows rank as against the truth "
+    "(benchmarks/cross_frame.py: 24 of 24 simulated comparisons)"
+)
 BUDGET_RULE = (
     "each competing codec codes every frame on its own at one setting of its quality knob: the highest-quality "
     "setting, found by bisection, whose total bytes over the benchmark frames do not exceed the size on disk "
@@ -291,6 +298,14 @@ class _Bench:
             raise InputError("the movie contains NaN or infinite values")
         if clean is not None and np.shape(clean) != frames.shape:
             raise InputError(f"clean truth {np.shape(clean)} does not match the movie {frames.shape}")
+        self.next: np.ndarray | None = None
+        if config.references is not None and "next" in config.references:
+            if frames.shape[0] < 4:
+                raise InputError(f"reference 'next' needs at least 4 frames (got {frames.shape[0]})")
+            half = frames.shape[0] // 2
+            frames, self.next = frames[0 : 2 * half : 2], frames[1 : 2 * half : 2]
+            clean = None if clean is None else np.asarray(clean)[0 : 2 * half : 2]
+            source = {**source, "frames": half, "split": "even frames scored; odd frames the 'next' reference"}
         bad = sorted({b for b in config.B if b < 2})
         if bad:
             raise InputError(f"B must be at least 2 (got {bad[0]})")
@@ -371,7 +386,11 @@ class _Bench:
                 raise InputError(f"unknown reference {unknown[0]!r}; choose from {', '.join(REFERENCES)}")
             if "clean" in wanted and self.clean is None:
                 raise InputError("reference 'clean' needs the clean truth (--clean CLEAN.tif)")
-        names = [r for r in REFERENCES if (wanted is None or r in wanted) and (r != "clean" or self.clean is not None)]
+        names = [
+            r
+            for r in REFERENCES
+            if (r in wanted if wanted is not None else r != "next") and (r != "clean" or self.clean is not None)
+        ]
         ref_den = self.config.reference_denoiser.for_noise_of(self.frames)
         stacks = {
             "clean": (self.clean, "noise-free truth"),
@@ -380,6 +399,7 @@ class _Bench:
                 f"raw frames denoised by {ref_den.name}: {ref_den.function}; {DENOISED_CAVEAT}",
             ),
             "raw": (self.frames, "raw frames as recorded"),
+            "next": (self.next, NEXT_RULE),
         }
         self.refs: dict[str, _Reference] = {}
         for name in names:
