@@ -194,11 +194,14 @@ def bench(
             result = run_bench(frames, truth, config=config, source=info, progress=advance)
         run = report.jsonable(result.to_json())
         emtcs_rows = [row for row in run["rows"] if row["codec"] == "emtcs"]
+        scored = run["input"]["frames"]  # half the movie with --reference next
         if not any(row["status"] == "ok" for row in emtcs_rows):
             raise InputError(
-                f"{info['name']}: every -B ({', '.join(map(str, config.B))}) is larger than the movie "
-                f"({len(frames)} frame{'s' if len(frames) != 1 else ''}): nothing to compare"
-                if min(config.B) > len(frames)
+                f"{info['name']}: every -B ({', '.join(map(str, config.B))}) is larger than the "
+                f"{scored} frame{'s' if scored != 1 else ''} compressed"
+                + (" (--reference next compresses the even frames)" if scored < len(frames) else "")
+                + ": nothing to compare"
+                if min(config.B) > scored
                 else f"{info['name']}: emtcs did not run ({'; '.join(str(r.get('note')) for r in emtcs_rows)})"
             )
         report.print_report(run)
