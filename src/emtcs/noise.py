@@ -33,7 +33,7 @@ at offset 0 and a negative one as an offset without read noise.  Either pair giv
 same variance at every level, which is what quantisation, the guard and noise-aware
 decoders use.  Detector blur (a scintillator's point spread) correlates neighbouring
 pixels' noise and lowers its per-pixel variance: such movies fail the whiteness test
-below and get no model (``--gain`` gives one).
+below and get no model (``--gain`` gives one), but their ``sigma`` is measured whole.
 
 Movies the model does not fit (frames of a compressed video, denoised or resampled
 data, frames without the noise's growth with intensity) get no model and a reason
