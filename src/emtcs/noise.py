@@ -434,7 +434,8 @@ def _sigma(d2: np.ndarray, stack: np.ndarray) -> float | None:
     much it sees, and the frames' estimate is divided by that share (at most 1)."""
     temporal = float(np.sqrt(np.median(d2) / _CHI2_MEDIAN))
     differences = _differences(stack)
-    seen = _immerkaer(differences) / float(np.sqrt(np.median(differences**2) / _CHI2_MEDIAN))
+    whole = float(np.sqrt(np.median(differences**2) / _CHI2_MEDIAN))
+    seen = _immerkaer(differences) / whole if whole > 0 else 1.0  # most differences 0: nothing to say
     spatial = _immerkaer(stack) / min(seen, 1.0) if seen > 0 else math.inf
     sigma = min(temporal, spatial)
     return sigma if np.isfinite(sigma) and sigma > 0 else None
