@@ -133,6 +133,7 @@ def _summary(run: dict[str, Any]) -> Iterator[str]:
         f"input: {inp['name']}: {inp['frames']} frames of {h}x{w} {inp['dtype']}, "
         f"values {inp['value_range'][0]:g}..{inp['value_range'][1]:g}, {inp['raw_bytes']:,} bytes raw"
         + (f", cropped to {inp['crop'][2]}x{inp['crop'][3]}" if inp.get("crop") else "")
+        + (f" ({inp['split']})" if inp.get("split") else "")
     )
     for name, ref in run["references"].items():
         yield f"reference {name}: {ref['description']}; data_range {ref['data_range']:g} ({run['rules']['data_range']})"
