@@ -114,6 +114,27 @@ def usable_decoders() -> list[str]:
     return names
 
 
+def budget_of(run: dict[str, Any]) -> int | None:
+    """The bytes of the run's ``.tcs`` file: every other codec's budget."""
+    emtcs_rows = [r for r in run["rows"] if r["codec"] == "emtcs" and r.get("bytes")]
+    return emtcs_rows[0]["bytes"] if emtcs_rows else None
+
+
+def entry(movie: str, B: int, frames: np.ndarray, run: dict[str, Any], ref: str, **extra: Any) -> dict[str, Any]:
+    """One movie and B of the suite's JSON: what was scored against which reference."""
+    return {
+        "movie": movie,
+        "B": B,
+        "shape": list(frames.shape),
+        "dtype": str(frames.dtype),
+        "reference": run["references"][ref]["description"],
+        "budget": budget_of(run),
+        "codecs": codec_names(CODECS, frames.dtype),
+        "rows": table_rows(run),
+        **extra,
+    }
+
+
 def holds_still(frames: np.ndarray) -> bool:
     """Whether consecutive frames are alike enough for the next frame to stand in for the
     truth: not "too fast" for a group by ``emtcs.cuts``'s coherence rule."""
@@ -209,6 +230,15 @@ def figure_panels(run: dict[str, Any], samples: dict[str, np.ndarray], reference
     return panels
 
 
+def save(results: list[dict[str, Any]], doc: dict[str, Any], t_start: float, path: Path | None) -> None:
+    """Print the last movie's tables and write the JSON so far (after every movie, so a long
+    run interrupted keeps what it measured)."""
+    print(markdown(results[-1:]), flush=True)
+    doc["seconds"] = time.perf_counter() - t_start
+    if path:
+        path.write_text(json.dumps(doc, indent=1, default=str))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding abtem-hrtem/ and em/")
@@ -256,30 +286,16 @@ def main() -> None:
                 figure.append(
                     (f"{name}, B = {B}, frame {run['figure']['frame']}", figure_panels(run, bench.samples, reference))
                 )
-            emtcs_rows = [r for r in run["rows"] if r["codec"] == "emtcs" and r.get("bytes")]
-            budget = emtcs_rows[0]["bytes"] if emtcs_rows else None
+            budget = budget_of(run)
             if clean is not None:
                 reference = clean.astype(np.float64)
             else:  # the denoised reference, as the bench made it
                 reference = config.reference_denoiser.for_noise_of(frames)(frames).astype(np.float64)
+            within = best_within(frames, reference, budget) if budget else None
             results.append(
-                {
-                    "movie": name,
-                    "B": B,
-                    "shape": list(frames.shape),
-                    "dtype": str(frames.dtype),
-                    "reference": run["references"][ref]["description"],
-                    "budget": budget,
-                    "codecs": codec_names(CODECS, frames.dtype),
-                    "rows": table_rows(run),
-                    "jpegxl_within_budget": best_within(frames, reference, budget) if budget else None,
-                    "seconds": time.perf_counter() - t0,
-                }
+                entry(name, B, frames, run, ref, jpegxl_within_budget=within, seconds=time.perf_counter() - t0)
             )
-            print(markdown(results[-1:]), flush=True)
-            doc["seconds"] = time.perf_counter() - t_start
-            if a.json:  # after every movie, so a long run interrupted keeps what it measured
-                a.json.write_text(json.dumps(doc, indent=1, default=str))
+            save(results, doc, t_start, a.json)
         if clean is None and holds_still(frames) and len(frames) >= 4:
             t0 = time.perf_counter()
             half = len(frames) // 2
@@ -289,25 +305,12 @@ def main() -> None:
             )
             config.references = ("next",)
             run = run_bench(frames, None, config=config, source={"name": name}).to_json()
-            emtcs_rows = [r for r in run["rows"] if r["codec"] == "emtcs" and r.get("bytes")]
+            movie = f"{name}, against the next frame"
+            evens = frames[0 : 2 * half : 2]
             results.append(
-                {
-                    "movie": f"{name}, against the next frame",
-                    "B": half,
-                    "shape": [half, *frames.shape[1:]],
-                    "dtype": str(frames.dtype),
-                    "reference": run["references"]["next"]["description"],
-                    "budget": emtcs_rows[0]["bytes"] if emtcs_rows else None,
-                    "codecs": codec_names(CODECS, frames.dtype),
-                    "rows": table_rows(run),
-                    "jpegxl_within_budget": None,
-                    "seconds": time.perf_counter() - t0,
-                }
+                entry(movie, half, evens, run, "next", jpegxl_within_budget=None, seconds=time.perf_counter() - t0)
             )
-            print(markdown(results[-1:]), flush=True)
-            doc["seconds"] = time.perf_counter() - t_start
-            if a.json:
-                a.json.write_text(json.dumps(doc, indent=1, default=str))
+            save(results, doc, t_start, a.json)
     if a.table:
         a.table.write_text(table(results) + "\n\n" + markdown(results))
     if a.figure:
