@@ -17,10 +17,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from emtcs.noise import estimate_noise
-from emtcs.simulate import MovieSimulator, SimulationConfig
+from reference_check import camera_movie
 
 MODES = ("liquid-cell", "bright-field", "hrtem", "stem")
 MOTION = {
@@ -30,20 +29,6 @@ MOTION = {
 }
 DOSES = (20.0, 200.0)
 SPREADS = (0.0, 0.6, 1.0)
-
-
-def camera_movie(mode: str, motion: str, dose: float, spread: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(8-bit movie, its truth in the same units) seen by a camera with ``spread`` px of point spread."""
-    sim = MovieSimulator(
-        SimulationConfig(mode=mode, n_frames=12, shape=(384, 384), dose=dose, seed=seed, **MOTION[motion])
-    )
-    electrons = np.stack([sim.electrons(t) for t in range(12)]).astype(np.float64)
-    counts = np.random.default_rng(seed).poisson(electrons).astype(np.float64)
-    if spread > 0:
-        counts = gaussian_filter(counts, (0, spread, spread))
-        electrons = gaussian_filter(electrons, (0, spread, spread))
-    gain = 200.0 / counts.max()
-    return np.clip(np.rint(counts * gain), 0, 255), electrons * gain
 
 
 def main() -> None:
@@ -56,9 +41,9 @@ def main() -> None:
         for motion in MOTION:
             for dose in DOSES:
                 for spread in SPREADS:
-                    movie, truth = camera_movie(mode, motion, dose, spread, a.seed)
+                    movie, truth = camera_movie(mode, dose, spread, a.seed, 12, (384, 384), **MOTION[motion])
                     fit = estimate_noise(movie)
-                    true = float(np.std(movie - truth))
+                    true = float(np.std(movie - truth.astype(np.float64)))
                     ratio = None if fit.sigma is None else fit.sigma / true
                     rows.append(
                         {

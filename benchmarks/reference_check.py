@@ -35,10 +35,19 @@ DOSES = (20.0, 200.0)
 SPREADS = (0.0, 0.6)
 
 
-def camera_movie(mode: str, dose: float, spread: float, seed: int, frames: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def camera_movie(
+    mode: str,
+    dose: float,
+    spread: float,
+    seed: int,
+    frames: int = 10,
+    shape: tuple[int, int] = (256, 256),
+    **motion: Any,
+) -> tuple[np.ndarray, np.ndarray]:
     """(8-bit movie, its truth in the same units) of a simulated scene seen by a camera
-    whose pixels share each electron with their neighbours (Gaussian of ``spread`` px)."""
-    sim = MovieSimulator(SimulationConfig(mode=mode, n_frames=frames, shape=(256, 256), dose=dose, seed=seed))
+    whose pixels share each electron with their neighbours (Gaussian of ``spread`` px);
+    ``motion``: :class:`emtcs.simulate.SimulationConfig` fields (drift and the like)."""
+    sim = MovieSimulator(SimulationConfig(mode=mode, n_frames=frames, shape=shape, dose=dose, seed=seed, **motion))
     electrons = np.stack([sim.electrons(t) for t in range(frames)]).astype(np.float64)
     counts = np.random.default_rng(seed).poisson(electrons).astype(np.float64)
     if spread > 0:
