@@ -42,12 +42,13 @@ def main() -> None:
         nets[str(path)] = net.eval()
     cfg = T.TrainConfig(B=[10], patch=128, simulate=False, val_scene_files=[str(a.scenes)], **T.VALIDATION_CLIPS)
     pool = T.ClipPool(cfg, seed_offset=0, scenes=0, scene_files=cfg.val_scene_files)
-    T.NOISE_BLUR_SIGMA = (SPREAD, SPREAD)  # one spread, for a like-for-like control
     kept = T._blur_energy(SPREAD)
     for dose in (20.0, 200.0):
         rng = np.random.default_rng(5)
         clips = [pool.clip(rng, 10, 128)[None] for _ in range(12)]
-        spread_cfg = replace(cfg, dose_range=(dose, dose), noise_blur=1.0, noise_error=0.0)
+        spread_cfg = replace(
+            cfg, dose_range=(dose, dose), noise_blur=1.0, noise_blur_sigma=(SPREAD, SPREAD), noise_error=0.0
+        )
         white_cfg = replace(cfg, dose_range=(dose / kept, dose / kept), noise_error=0.0)
         rng = np.random.default_rng(7)
         spread = [T.make_batch(c, rng, spread_cfg) for c in clips]

@@ -99,12 +99,14 @@ class TrainConfig:
     #: one sigma (8-bit exports: ``gaussian-v1``) have such noise, and their decoders are told
     #: the Poisson level at the group's mean (``emtcs.decoding.noise_gain``), as these samples are.
     flat_noise: float = 0.0
-    #: probability that a sample's noise is blurred with its image (Gaussian, sigma
-    #: ``NOISE_BLUR_SIGMA`` px), as a scintillator-coupled camera spreads each electron over
+    #: probability that a sample's noise is blurred with its image (Gaussian, sigma drawn
+    #: from ``noise_blur_sigma`` px), as a scintillator-coupled camera spreads each electron over
     #: neighbouring pixels: the noise is correlated between neighbours and its per-pixel
     #: variance lower, so compress measures fewer electrons than arrived, and the network is
     #: told that lower level as a decoder would be; the target is the blurred clean clip.
     noise_blur: float = 0.0
+    #: range of that blur (px): neighbouring pixels' noise then correlates by about 0.25-0.8
+    noise_blur_sigma: tuple[float, float] = (0.5, 1.0)
     #: "reconstruct" (end to end, from measurements) or "denoise" (pretraining the denoiser
     #: of a network that has one, ``denoise(noisy, epu)``: noisy frames in, no masks)
     task: str = "reconstruct"
@@ -310,7 +312,7 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     if spread.any():
         clips = clips.copy()
         for i in np.flatnonzero(spread):
-            s = float(rng.uniform(*NOISE_BLUR_SIGMA))
+            s = float(rng.uniform(*cfg.noise_blur_sigma))
             spread_counts = gaussian_filter(rng.poisson(clips[i] * dose[i]).astype(np.float64), (0, s, s))
             electrons[i] = spread_counts + read[i] * rng.standard_normal(clips[i].shape)
             clips[i] = gaussian_filter(clips[i], (0, s, s))
@@ -349,9 +351,6 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
 _SHAPE_KEYS = ("arch", "width", "stages")
 #: JPEG quality range (libjpeg's 1-100 scale, upper end excluded) of JPEG-degraded samples.
 JPEG_QUALITY = (50, 96)
-#: Range of the Gaussian blur (px) of ``noise_blur`` samples: neighbouring pixels' noise
-#: correlates by about 0.25-0.8.
-NOISE_BLUR_SIGMA = (0.5, 1.0)
 
 
 def _blur_energy(sigma: float) -> float:
