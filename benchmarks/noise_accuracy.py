@@ -68,6 +68,8 @@ def main() -> None:
                     "measured": est,
                     "error": None if est is None else est / sim.gain - 1,
                     "reason": fit.reason,
+                    # the fitted line's slope and relative standard error, also where it was refused
+                    "line": fit.line,
                 }
             )
         part = [x for x in rows if x["mode"] == mode]
