@@ -85,9 +85,12 @@ ZERO_SHARE = 0.005
 #: The gain is checked against a fit of this share of each instrument bin's pixels, those
 #: where the content changes and slopes least...
 CALM_SHARE = 0.25
-#: ...which replaces it when the two differ by more than this (and twice the difference's
-#: standard error).
+#: ...which replaces it when the two differ by more than this and ``CALM_SIGMAS`` standard
+#: errors of the difference...
 CALM_TOLERANCE = 0.03
+#: ...(at 2, one still movie in 20 lost its precise gain to chance: the calm pixels are a
+#: quarter of all, chosen where nothing moves by their neighbours' noise).
+CALM_SIGMAS = 3.0
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
 #: Without a model, noise whose neighbouring differences correlate up to this is still measured as
@@ -338,8 +341,8 @@ def _unless_content_leaks(
     zeros: float,
 ) -> NoiseFit:
     """``fit``, unless the calmest pixels (the ``CALM_SHARE`` of each instrument bin with the
-    least unrest) give a gain that differs from it by more than ``CALM_TOLERANCE`` and twice
-    the standard error of the difference: then what the differences leave of moving or
+    least unrest) give a gain that differs from it by more than ``CALM_TOLERANCE`` and
+    ``CALM_SIGMAS`` standard errors of the difference: then what the differences leave of moving or
     sharp content biases the fit of all pixels, and the calm pixels' fit (or its refusal)
     is the answer."""
     order = np.argsort(label.astype(np.int16), kind="stable")  # a radix sort: pixels bin by bin
@@ -358,7 +361,8 @@ def _unless_content_leaks(
         return fit
     gain, error = quiet.line
     # the calm pixels are a quarter of all: the two gains differ by noise of sqrt(e_calm² - e_all²)
-    if abs(gain / fit.line[0] - 1) <= max(CALM_TOLERANCE, 2 * math.sqrt(max(error**2 - fit.line[1] ** 2, 0.0))):
+    spread = math.sqrt(max(error**2 - fit.line[1] ** 2, 0.0))
+    if abs(gain / fit.line[0] - 1) <= max(CALM_TOLERANCE, CALM_SIGMAS * spread):
         return fit
     if quiet.model is not None:
         return quiet
