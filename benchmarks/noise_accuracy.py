@@ -2,11 +2,13 @@
 
 Simulated movies (``emtcs.simulate``) of every imaging mode, 12 frames of 384 x 384 uint16,
 over gain x offset x read noise x dose x still/moving; for each: the measured gain's
-relative error, or the reason it was refused.  Summary per mode: movies measured,
+relative error, or the reason it was refused, and the fitted line's gain and relative
+standard error (also where it was refused).  Summary per mode: movies measured,
 refused, within 10 %, worst error.
 
     python benchmarks/noise_accuracy.py --json docs/figures/noise-accuracy.json
-    # the same grid on other simulated movies (seeds 5000 + index): the rules were set on the one above
+    # the same grid on other simulated movies (seeds 5000 + index, 10000 + index, 15000 + index;
+    # docs/noise.md says which sets each session's rules were chosen on)
     python benchmarks/noise_accuracy.py --seed-offset 5000 --json docs/figures/noise-accuracy-s5000.json
 """
 
