@@ -16,7 +16,8 @@ so the bins' mean squared difference and mean level lie on the noise line exactl
 the line where read noise dominates).  Pixels whose difference is far beyond the line
 (a particle appearing, an atom hopping) are dropped and the line refitted; so are pixels
 whose instrument lies near a saturation ceiling.  The line is checked against a fit of the
-calmest quarter of the pixels (where the content slopes and changes least), which replaces
+calmest quarter of the pixels (where the content slopes and changes least, judged by each
+pixel's neighbours), which replaces
 it where what the differences leave of the content biases it, and against a line measured
 within frames (a Laplacian's, which texture biases but motion does not): a gain more than
 7.5 % away from that one (above it, for scanned images), where it is clean, is refused;
@@ -88,8 +89,8 @@ CALM_SHARE = 0.25
 #: ...which replaces it when the two differ by more than this and ``CALM_SIGMAS`` standard
 #: errors of the difference...
 CALM_TOLERANCE = 0.03
-#: ...(at 2, one still movie in 20 lost its precise gain to chance: the calm pixels are a
-#: quarter of all, chosen where nothing moves by their neighbours' noise).
+#: ...(a two-sigma test, as before session 27, let chance replace a precise gain in about one
+#: still movie in twenty, where the calm quarter is chosen by nothing but noise).
 CALM_SIGMAS = 3.0
 #: Largest correlation of neighbouring pixels' differences that passes for white noise.
 MAX_CORRELATION = 0.15
