@@ -330,6 +330,29 @@ def test_a_measured_sigma_beside_exact_sums_is_version_4_1_and_checked(tmp_path)
             emtcs.open(bad)
 
 
+def test_the_noise_spread_beside_a_measured_sigma_is_version_4_2_and_checked(tmp_path):
+    """A camera's noise spread over neighbouring pixels: compress stores how much (4.2, which
+    4.0 and 4.1 readers may read: only an attribute is new) beside the measured sigma, and
+    ``info`` reports it; a damaged value is refused in one line."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:128, 0:128]
+    counts = rng.poisson(np.broadcast_to(50 + 30 * np.sin(xx / 7.0), (8, 128, 128))).astype(np.float64)
+    frames = np.clip(np.rint(2 * gaussian_filter(counts, (0, 0.6, 0.6))), 0, 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "s.tif", frames)
+    info = emtcs.compress(tmp_path / "s.tif", tmp_path / "s.tcs", B=4)
+    assert info["format_version"] == "4.2" and 0.3 < info["noise_spread"] < 0.7
+    with h5py.File(tmp_path / "s.tcs", "r") as f:
+        assert f.attrs["noise_spread"] == pytest.approx(info["noise_spread"])
+    for value in (-0.1, 1.5, np.nan):
+        bad = tmp_path / "bad.tcs"
+        bad.write_bytes((tmp_path / "s.tcs").read_bytes())
+        _set_attr(bad, "noise_spread", np.float64(value))
+        with pytest.raises(FormatError, match="noise_spread"):
+            emtcs.open(bad)
+
+
 def test_the_version_4_example_follows_the_spec():
     """formats/example-v4.{tcs,json}: anscombe-v2 values (§9) stored predicted (§11), read with
     plain h5py and checked against the specification's formulas written out here."""

@@ -804,3 +804,56 @@ def test_gapunet_weights_saved_before_stage_gates_load_with_open_gates():
     with torch.no_grad():
         net.gate.fill_(1.0)
     _assert_same_output(loaded, net, rtol=0, atol=0)
+
+
+def test_gapunet_weights_saved_before_the_spread_input_load_with_it_at_zero(tmp_path):
+    """Files written before GapUNet was told the noise's spread (every shipped one up to
+    session 27) load with the spread's first-layer weights at zero: they decode as before
+    whatever spread they are told.  Once those weights are not zero, the spread counts."""
+    torch.manual_seed(9)
+    net = build(TINY["gapunet"])
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    state = net.state_dict()
+    old = {**state, "unet.enc1.0.weight": state["unet.enc1.0.weight"][:, :-4]}  # 8 channels, unshuffled x 4
+    loaded = build(TINY["gapunet"])
+    loaded.load_state_dict(old)
+    assert not loaded.unet.enc1[0].weight[:, -4:].any()
+    y = torch.rand(2, 16, 16) * 2
+    C = (torch.rand(2, 4, 16, 16) > 0.5).float()
+    epu = torch.tensor([10.0, 300.0])
+    with torch.inference_mode():
+        white, spread = loaded(y, C, epu), loaded(y, C, epu, spread=torch.tensor([0.6, 0.3]))
+        torch.testing.assert_close(white, spread, rtol=0, atol=0)
+        assert not torch.allclose(net(y, C, epu), net(y, C, epu, spread=torch.tensor([0.6, 0.3])))
+
+
+def test_training_samples_tell_the_network_the_noise_spread_compress_would_measure():
+    """make_batch's ``spread``: about 0 for white noise, about what compress measures on a
+    camera's noise spread by 0.5-1 px (emtcs.noise.noise_spread) for --noise-blur samples."""
+    from emtcs.train import TrainConfig, make_batch
+
+    rng = np.random.default_rng(0)
+    clips = 1.0 + 0.5 * rng.random((3, 6, 64, 64))
+    cfg = TrainConfig(B=[6], dose_range=(100.0, 100.0), read_noise=(0.0, 0.0), noise_error=0.0)
+    plain = make_batch(clips, np.random.default_rng(1), cfg)
+    spread = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "noise_blur": 1.0}))
+    assert plain["spread"].shape == (3,) and float(plain["spread"].max()) < 0.03
+    assert 0.3 < float(spread["spread"].min()) and float(spread["spread"].max()) < 0.95
+
+
+def test_learned_decoders_are_told_the_files_noise_spread(tmp_path):
+    """for_noise / decoder_for_group give a learned decoder the file's spread (a copy that
+    shares the network); a spread-aware network then decodes differently."""
+    from emtcs.decoders import decoder_for_group, for_noise
+
+    path = tmp_path / "gapunet-w4s2.safetensors"
+    _random_weights(path, TINY["gapunet"], seed=3)
+    dec = emtcs.get_decoder("gapunet", weights=path, device="cpu")
+    told = decoder_for_group(dec, 4, noise_spread=0.5)
+    assert told is not dec and told.net is dec.net and (told.noise_spread, dec.noise_spread) == (0.5, 0.0)
+    assert for_noise(dec, True) is dec and for_noise(told, False).noise_spread == 0.0
+    rng = np.random.default_rng(2)
+    C = (rng.random((1, 4, 24, 24)) > 0.5).astype(np.float32)
+    y = emtcs.encode(rng.random((4, 24, 24)).astype(np.float32) * 3, C[0])[None].astype(np.float32)
+    assert not np.allclose(dec.decode(y, C, 50.0), told.decode(y, C, 50.0))

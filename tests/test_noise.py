@@ -349,3 +349,23 @@ def test_frames_that_change_faster_than_their_noise_stay_exact(tmp_path):
     assert fit.model is None and fit.sigma is None
     info = emtcs.compress(src, tmp_path / "c.tcs", B=4)
     assert info["coding"] == "exact" and "correlated" in info["noise_note"]
+
+
+def test_the_noise_spread_over_neighbouring_pixels_is_measured_with_sigma():
+    """noise_spread: about 0 for white noise, 0.5-0.65 for a Gaussian spread of 0.6 px (a
+    scintillator's); estimate_noise refuses the model for such a movie (its frame
+    differences correlate) and reports sigma with the spread."""
+    from scipy.ndimage import gaussian_filter
+
+    from emtcs.noise import noise_spread
+
+    rng = np.random.default_rng(0)
+    white = rng.normal(0, 1, (8, 128, 128))
+    spread = gaussian_filter(rng.normal(0, 1, (8, 128, 128)), (0, 0.6, 0.6))
+    assert noise_spread(white) < 0.02 and 0.5 < noise_spread(spread) < 0.65
+    assert noise_spread(np.zeros((2, 16, 16))) == 0.0
+    yy, xx = np.mgrid[0:256, 0:256]
+    clean = 400 + 150 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    counts = gaussian_filter(rng.poisson(np.broadcast_to(clean, (12, 256, 256))).astype(np.float64), (0, 0.6, 0.6))
+    fit = estimate_noise(counts)
+    assert fit.model is None and fit.sigma is not None and 0.45 < fit.spread < 0.7

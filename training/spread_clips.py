@@ -5,9 +5,10 @@ pixels, beside white noise of the same per-pixel variance on the same targets.
 
 abTEM validation scenes (seeds 0-31), 12 clips of 10 x 128 x 128, 20 and 200 e/px; the
 spread is a Gaussian of 0.75 px applied to the counts (the target is the spread clean
-clip, the network told the per-pixel level, as ``emtcs train --noise-blur`` makes its
-samples); the control is the spread clean clip with white Poisson noise of the same
-per-pixel variance.  Prints the mean PSNR of GAP-TV and of each weights file.
+clip, the network told the per-pixel level, and since session 28 the spread measured on
+the sample's noise, as ``emtcs train --noise-blur`` makes its samples); the control is
+the spread clean clip with white Poisson noise of the same per-pixel variance.  Prints
+the mean PSNR of GAP-TV and of each weights file.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def file_samples(
         gain, measured = noise_gain(reader, g, y)
         pedestal = noise_pedestal(hd)
         scale = intensity_scale(y, masks, pedestal=pedestal)
-        group_dec = decoder_for_group(dec, masks.nb, noise_measured=measured)
+        group_dec = decoder_for_group(dec, masks.nb, noise_measured=measured, noise_spread=hd.noise_spread)
         assert isinstance(group_dec, GapUNetDecoder)  # served: the same network
         for y0, x0 in sorted({p for gg, p in picks if gg == g}):
             yt, C = decoder_tiles(y, masks, slice(y0, y0 + th), [slice(x0, x0 + tw)], scale, pedestal)
@@ -283,7 +283,7 @@ def _error(s: Sample, dec: GapUNetDecoder, share: Any, ys: Any, Cs: Any, start: 
     from .nets.sensing_torch import forward
 
     y, C, epu = s.y.to(start.device), s.C.to(start.device), s.epu.to(start.device)
-    frames = dec.net.refine(ys, Cs, start, epu)
+    frames = dec.net.refine(ys, Cs, start, epu, spread=dec.spread(len(ys)))
     err = (y - forward(frames, C))[:, share]
     noise = y[:, share].clamp(min=0).mean() / epu[0]
     return err.square().mean() / noise.clamp(min=1e-12)

@@ -265,7 +265,9 @@ def _noise_line(info: dict[str, Any]) -> str:
     if info.get("noise_note"):
         sigma = info.get("noise_sigma")
         if sigma:
-            return f"no Poisson model: {info['noise_note']}; one frame's noise measured as {sigma:.4g} levels"
+            spread = info.get("noise_spread") or 0.0
+            shared = f", {spread:.0%} of it shared with neighbouring pixels" if spread else ""
+            return f"no Poisson model: {info['noise_note']}; one frame's noise measured as {sigma:.4g} levels{shared}"
         return f"no Poisson model: {info['noise_note']}; decoders assume 1 value per electron"
     return "unknown; decoders assume 1 value per electron"
 

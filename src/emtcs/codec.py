@@ -116,7 +116,7 @@ def compress(
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
         for t in range(B):
             read(t, group[t])
-        noise, note, sigma = _noise_model(group, vmap, gain, offset)
+        noise, note, sigma, spread = _noise_model(group, vmap, gain, offset)
         if quantise and noise is None and sigma is None:
             raise InputError(
                 f"--quantise needs the detector's noise, and it could not be measured ({note}): give --gain"
@@ -146,6 +146,7 @@ def compress(
             noise=noise,
             noise_note=note,
             noise_sigma=sigma if sigma is not None and coding.name != "gaussian-v1" else 0.0,
+            noise_spread=spread if sigma is not None else 0.0,
         )
         detector = CutDetector() if cuts else None
         with atomic_output(dst, force=force) as tmp:
@@ -224,12 +225,13 @@ def _coding(step: float, noise: NoiseModel | None, vmap: ValueMap, sigma: float 
 
 def _noise_model(
     levels: np.ndarray, vmap: ValueMap, gain: float | None, offset: float | None
-) -> tuple[NoiseModel | None, str, float | None]:
+) -> tuple[NoiseModel | None, str, float | None, float]:
     """The noise model in source values (given, or measured from ``levels``); when there is
-    none, why, and one frame's noise standard deviation in levels where that could still be
-    measured and is at least :data:`MIN_SIGMA` (else None: the measurements are stored exactly)."""
+    none, why, one frame's noise standard deviation in levels where that could still be
+    measured and is at least :data:`MIN_SIGMA` (else None: the measurements are stored
+    exactly), and with it how much of the noise is spread over neighbouring pixels."""
     if gain is not None:
-        return NoiseModel(gain, 0.0 if offset is None else offset), "", None
+        return NoiseModel(gain, 0.0 if offset is None else offset), "", None, 0.0
     known = None if offset is None else (offset - vmap.offset) / vmap.scale
     # unsigned sources saturate at their dtype's top; float and signed ones are mapped onto
     # levels by their own range, whose top is the movie's maximum, not a ceiling
@@ -237,8 +239,8 @@ def _noise_model(
     fit = estimate_noise(levels, offset=known, saturation=ceiling)
     if fit.model is None:
         sigma = fit.sigma if fit.sigma is not None and fit.sigma >= MIN_SIGMA else None
-        return None, fit.reason, sigma
-    return fit.model.in_values(vmap.scale, vmap.offset), "", None
+        return None, fit.reason, sigma, fit.spread if sigma is not None else 0.0
+    return fit.model.in_values(vmap.scale, vmap.offset), "", None, 0.0
 
 
 def compress_many(
@@ -523,6 +525,7 @@ def reconstruct(
     gain: float | None = None,
     offset: float = 0.0,
     read_noise: float = 0.0,
+    spread: float = 0.0,
     finish: str = "nlm",
     **options: Any,
 ) -> np.ndarray:
@@ -536,18 +539,22 @@ def reconstruct(
     GAP-TV accelerates throughout), and finished as there (``finish``).  ``offset`` (units
     at zero electrons) and ``read_noise`` (electrons) complete the detector's noise model
     with ``gain``: the decoders then see counts, as :func:`decompress` does for a file with a
-    noise model (:attr:`emtcs.noise.NoiseModel.pedestal`).
+    noise model (:attr:`emtcs.noise.NoiseModel.pedestal`).  ``spread`` (0 to 1, white noise
+    by default) is how much of the noise neighbouring pixels share
+    (:func:`emtcs.noise.noise_spread`), which networks that take it are told.
     """
     y = np.asarray(measurement)
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
     settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard, finish=finish)  # validates them
+    if not 0 <= spread <= 1:
+        raise InputError(f"spread must be in [0, 1], got {spread:g}")
     if gain is None and (offset or read_noise):
         raise InputError("offset and read_noise describe the noise with a gain: give gain too")
     pedestal = 0.0 if gain is None else NoiseModel(gain, offset, read_noise).pedestal  # validates them
     dec, _ = decoder_for(method, masks.shape[0], **options)
-    dec = for_noise(dec, measured=gain is not None)
+    dec = for_noise(dec, measured=gain is not None, spread=spread)
     finish = finishing(dec, settings, noise_measured=gain is not None)
     source = ArrayMasks(masks)
     if scale is None:

@@ -35,12 +35,14 @@ FORMAT_NAME = "emtcs.tcs"
 #: Versions written, oldest that holds the file first: 1.2 (exact sums in groups of B),
 #: 2.1 (quantised sums in groups of B), 3.0 (groups of their own lengths, ``group_starts``),
 #: 4.0 (predicted measurements), 4.1 (one frame's measured noise without a model,
-#: ``noise_sigma``).  1.1 added optional keys to the ``metadata`` attribute;
+#: ``noise_sigma``), 4.2 (with it, how much of the noise is spread over neighbouring
+#: pixels, ``noise_spread``).  1.1 added optional keys to the ``metadata`` attribute;
 #: 2.0 quantised measurements (``measurement_coding``); 1.2 and 2.1 the optional noise
 #: model and cuts; 3.0 groups cut to scenes; 4.0 ``measurement_prediction``.  Each file is
 #: written in the oldest version that holds it, so that older readers keep reading what
 #: they can.
-FORMAT_VERSION = (4, 1)
+FORMAT_VERSION = (4, 2)
+SIGMA_VERSION = (4, 1)
 PREDICTED_VERSION = (4, 0)
 GROUPS_VERSION = (3, 0)
 QUANTISED_VERSION = (2, 1)
@@ -85,6 +87,10 @@ class TcsHeader:
     #: Without a model: one frame's noise standard deviation in levels where it was measured
     #: and the coding does not hold it (gaussian-v1's quant_sigma does); else 0 (4.1)
     noise_sigma: float = 0.0
+    #: With a measured sigma (``noise_sigma`` or ``quant_sigma``): how much of the noise is
+    #: spread over neighbouring pixels, in [0, 1] (:func:`emtcs.noise.noise_spread`); 0 for
+    #: white noise or where it was not measured (4.2)
+    noise_spread: float = 0.0
     #: Frames that start a new scene (emtcs.cuts), or None when not looked for
     cuts: list[int] | None = None
     #: First frame of each group (3.x), or None: groups of B frames, the last one shorter
@@ -100,8 +106,10 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
-        if self.noise_sigma:
+        if self.noise_spread:
             return FORMAT_VERSION
+        if self.noise_sigma:
+            return SIGMA_VERSION
         if self.measurement_prediction != "none" or self.measurement_coding == "gaussian-v1":
             return PREDICTED_VERSION
         if self.group_starts is not None or self.relative_signed_levels:
@@ -249,6 +257,8 @@ class TcsWriter:
             _set_text(f.attrs, "noise_note", header.noise_note)
         if header.noise_sigma:
             f.attrs["noise_sigma"] = np.float64(header.noise_sigma)
+        if header.noise_spread:
+            f.attrs["noise_spread"] = np.float64(header.noise_spread)
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
@@ -425,6 +435,10 @@ class TcsReader:
             kw["noise_sigma"] = _float(a, "noise_sigma")
             if kw["noise_sigma"] <= 0:  # _float has refused what is not finite
                 raise FormatError(f"{self.path}: noise_sigma must be a positive number of levels")
+        if "noise_spread" in a:
+            kw["noise_spread"] = _float(a, "noise_spread")
+            if not 0 <= kw["noise_spread"] <= 1:
+                raise FormatError(f"{self.path}: noise_spread must be in [0, 1], got {kw['noise_spread']:g}")
         if version[0] >= 3:
             kw["group_starts"] = self._group_starts()
         if version[0] >= 4:
@@ -623,6 +637,7 @@ class TcsReader:
             coding=hd.coding.describe(),
             noise=hd.noise.to_json() if hd.noise is not None else None,
             noise_sigma=hd.measured_sigma,
+            noise_spread=hd.noise_spread,
             groups=[{"start": r.start, "length": len(r)} for r in map(hd.group_frames, range(hd.n_groups))],
             groups_across_cuts=hd.groups_across_cuts,
         )

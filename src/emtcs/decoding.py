@@ -235,7 +235,7 @@ def decode_group(
     masks = hd.group_masks(g)
     y = reader.measurement(g)
     gain, measured = noise_gain(reader, g, y)
-    dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured)
+    dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured, noise_spread=hd.noise_spread)
     finish = finishing(dec, settings, noise_measured=measured)
     pedestal = noise_pedestal(hd)
     scale = intensity_scale(y, masks, pedestal=pedestal)

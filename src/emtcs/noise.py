@@ -48,12 +48,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["NoiseModel", "NoiseFit", "estimate_noise"]
+__all__ = ["NoiseModel", "NoiseFit", "estimate_noise", "noise_spread"]
 
 #: Differences that cancel the content of 2, 3 or 4 consecutive frames (steady drift and
 #: steady acceleration too, for 3 and 4), and the multiple of one frame's variance they leave.
@@ -72,6 +73,11 @@ _CHANGES = {
 MAX_SIDE = 512
 #: ...and on at most this many frames (three windows of four).
 MAX_FRAMES = 12
+#: The spread measured on N pixels of white noise scatters by about this over sqrt(N)
+#: (standard deviation; 1.5-2.0 from 2 x 48 x 48 to 3 x 512 x 512 images)...
+SPREAD_ERROR = 1.6
+#: ...and a spread within this many of those of 0 is reported as 0: white noise.
+WHITE_SIGMAS = 3.0
 #: Number of instrument bins of the fit (equal numbers of pixels).
 BINS = 32
 #: Pixels whose squared difference exceeds this many times the line's variance are outliers.
@@ -195,6 +201,9 @@ class NoiseFit:
     means: np.ndarray
     variances: np.ndarray
     sigma: float | None = None
+    #: With ``sigma``: how much of the noise is spread over neighbouring pixels
+    #: (:func:`noise_spread` of the frame differences; 0 for white noise)
+    spread: float = 0.0
     #: The fitted line's slope (levels per electron) and its relative standard error, also
     #: where the model was refused after the line was fitted; None before that.
     line: tuple[float, float] | None = None
@@ -256,21 +265,24 @@ def estimate_noise(
         return _refused("the frames do not change: no noise to measure")
     corr = float(np.median(correlation))
 
-    def sigma(d2: np.ndarray = d2) -> float | None:  # only where the model is refused (it costs a fifth)
-        return _sigma(d2, stack) if corr <= MAX_CORRELATION_SIGMA else None
+    def measured(d2: np.ndarray = d2) -> dict[str, Any]:  # only where the model is refused (it costs a fifth)
+        if corr > MAX_CORRELATION_SIGMA:
+            return {}
+        sigma, spread = _sigma(d2, stack)
+        return {"sigma": sigma, "spread": spread} if sigma is not None else {}
 
     if corr > MAX_CORRELATION:
         return _refused(
             f"neighbouring pixels' frame differences are correlated ({corr:.2f}): the frames change faster "
             "than their noise, or the movie was blurred, resampled or compressed",
-            sigma=sigma(),
+            **measured(),
         )
     line_share = float(np.median(lines))
     if line_share > MAX_LINE_SHARE:
         return _refused(
             f"scan-line artefacts (each line's own gain and jitter) add {line_share:.0%} to the frame "
             "differences' variance: what remains of them after they are fitted out would bias the gain",
-            sigma=sigma(),
+            **measured(),
         )
     zeros = float(np.mean(stack <= 0))
     label = _bins(z)
@@ -279,13 +291,13 @@ def estimate_noise(
         below = _below_ceiling(fit, z, saturation)
         if not below.all():
             if below.sum() < 100 * BINS:
-                return _refused("too few pixels below the saturation ceiling to measure the noise", sigma=sigma())
+                return _refused("too few pixels below the saturation ceiling to measure the noise", **measured())
             m, d2, u, label = m[below], d2[below], u[below], _bins(z[below])
             fit = _fit(m, d2, label, offset, zeros)
     if fit.model is not None:
         fit = _unless_content_leaks(fit, m, d2, label, u, offset, zeros)
     if fit.model is None:
-        return replace(fit, sigma=sigma())
+        return replace(fit, **measured())
     if _clipped_read_noise(stack, fit.model.gain):
         return _refused(
             "readings pile up at zero between the steps of a counting detector: read noise clipped at zero "
@@ -301,7 +313,7 @@ def estimate_noise(
             "too uncertain to trust",
             fit.means,
             fit.variances,
-            sigma=sigma(),
+            **measured(),
             line=fit.line,
         )
     # a scanned image's line artefacts raise the within-frame line too: there only a gain above it is suspect
@@ -312,7 +324,7 @@ def estimate_noise(
             f"{within:.4g}: what the differences leave of the content (motion, scan artefacts) biases them",
             fit.means,
             fit.variances,
-            sigma=sigma(),
+            **measured(),
             line=fit.line,
         )
     return fit
@@ -439,24 +451,36 @@ def _clipped_read_noise(stack: np.ndarray, gain: float) -> bool:
     return between > 0.1 * zeros
 
 
-def _sigma(d2: np.ndarray, stack: np.ndarray) -> float | None:
-    """One frame's noise standard deviation (levels), conservatively: the smaller of the
-    content-cancelling differences' (``d2``, in units of one frame's variance; median over a
-    chi-square's) and the frames' median Laplacian estimate (Immerkaer 1996), which
-    texture can only raise.
+def _sigma(d2: np.ndarray, stack: np.ndarray) -> tuple[float | None, float]:
+    """One frame's noise standard deviation (levels), conservatively, and its spread: the
+    smaller of the content-cancelling differences' (``d2``, in units of one frame's
+    variance; median over a chi-square's) and the frames' median Laplacian estimate
+    (Immerkaer 1996), which texture can only raise.
 
     Noise correlated between neighbouring pixels (a scintillator's spread) has less power
     at the Laplacian's high frequencies than white noise of its variance: there the
     Laplacian sees 40-45 % of it (0.6 px of spread).  The content-cancelling differences
-    are the same noise, so the Laplacian's estimate on them, over their own, says how
-    much it sees, and the frames' estimate is divided by that share (at most 1)."""
+    are the same noise, so the share the Laplacian sees of them (1 less their
+    :func:`noise_spread`) is the frames' too, and their estimate is divided by it."""
     temporal = float(np.sqrt(np.median(d2) / _CHI2_MEDIAN))
-    differences = _differences(stack)
-    whole = float(np.sqrt(np.median(differences**2) / _CHI2_MEDIAN))
-    seen = _immerkaer(differences) / whole if whole > 0 else 1.0  # most differences 0: nothing to say
-    spatial = _immerkaer(stack) / min(seen, 1.0) if seen > 0 else math.inf
+    spread = noise_spread(_differences(stack))
+    spatial = _immerkaer(stack) / (1.0 - spread) if spread < 1 else math.inf
     sigma = min(temporal, spatial)
-    return sigma if np.isfinite(sigma) and sigma > 0 else None
+    return (sigma if np.isfinite(sigma) and sigma > 0 else None), spread
+
+
+def noise_spread(noise: np.ndarray) -> float:
+    """How much of the noise in images of noise alone (k, h, w) is spread over neighbouring
+    pixels: 1 less the share of it that a 3 x 3 Laplacian sees against white noise of the
+    same variance (Immerkaer's estimate over a median-based standard deviation), in [0, 1].
+    0 for white noise (within :data:`WHITE_SIGMAS` standard errors), about 0.3 for a Gaussian spread of
+    0.5 px and 0.55 for 0.6 px (a scintillator's).  Compress measures it on the
+    content-cancelling frame differences; the networks are told it."""
+    whole = float(np.sqrt(np.median(noise**2) / _CHI2_MEDIAN))
+    if whole <= 0:  # most of the images 0: nothing to say
+        return 0.0
+    spread = float(np.clip(1.0 - _immerkaer(noise) / whole, 0.0, 1.0))
+    return spread if spread > WHITE_SIGMAS * SPREAD_ERROR / math.sqrt(noise.size) else 0.0
 
 
 def _immerkaer(stack: np.ndarray) -> float:
@@ -488,11 +512,12 @@ def _refused(
     means: np.ndarray | None = None,
     variances: np.ndarray | None = None,
     sigma: float | None = None,
+    spread: float = 0.0,
     line: tuple[float, float] | None = None,
 ) -> NoiseFit:
     empty = np.zeros(0)
     return NoiseFit(
-        None, reason, empty if means is None else means, empty if variances is None else variances, sigma, line
+        None, reason, empty if means is None else means, empty if variances is None else variances, sigma, spread, line
     )
 
 

@@ -44,6 +44,7 @@ from .decoders.gaptv import gap_tv
 from .errors import InputError
 from .metrics import psnr, ssim
 from .nets import build
+from .noise import noise_spread
 from .optional import require
 
 __all__ = ["TrainConfig", "ClipPool", "train"]
@@ -328,6 +329,8 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
         noisy[q8] = np.rint(np.clip(noisy[q8] * g, 0, 255)) / g
         if jpeg.any():
             noisy[jpeg] = _jpeg_frames(noisy[jpeg], g[jpeg[q8]], rng.integers(*JPEG_QUALITY, size=int(jpeg.sum())))
+    # how much of the noise is spread over neighbouring pixels, as compress measures it
+    spread = np.array([noise_spread(noisy[i] - clips[i]) for i in range(n)])
     C = (rng.random(clips.shape) < 0.5).astype(np.float32)
     y = (C * noisy).sum(axis=1)
     ybar = y / np.maximum(C.sum(axis=1), 1)
@@ -341,6 +344,7 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
         "x": torch.from_numpy((clips / scale[:, None]).astype(np.float32)),
         "noisy": torch.from_numpy((noisy / scale[:, None]).astype(np.float32)),
         "epu": torch.from_numpy(epu.astype(np.float32)),
+        "spread": torch.from_numpy(spread.astype(np.float32)),
         "dose": torch.from_numpy(dose[:, 0, 0, 0].astype(np.float32)),
     }
 
@@ -377,9 +381,11 @@ def _imagecodecs() -> Any:
 
 
 def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
-    """The network on a batch, with the noise level for networks that take it."""
+    """The network on a batch, with the noise level and spread for networks that take them."""
     if getattr(net, "noise_aware", False):
         kwargs["epu"] = batch["epu"]
+    if getattr(net, "spread_aware", False):
+        kwargs["spread"] = batch["spread"]
     return net(batch["y"], batch["C"], **kwargs)
 
 
@@ -409,11 +415,12 @@ def _loss(
     shift: tuple[int, int] = SHIFTS[0],
 ) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
-        return F.mse_loss(net.denoise(batch["noisy"], batch["epu"]).float(), batch["x"])  # type: ignore[operator]
+        denoised = net.denoise(batch["noisy"], batch["epu"], batch["spread"])  # type: ignore[operator]
+        return F.mse_loss(denoised.float(), batch["x"])
     # a network with a fixed start (GapUNet's GAP-TV) computes it once for both decodes
     start = net.start(batch["y"], batch["C"], batch["epu"]) if equivariance > 0 and hasattr(net, "start") else None
     if start is not None:
-        final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], return_all=True)
+        final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"])
     else:
         final, extra = run_net(net, batch, return_all=True)
     loss = F.mse_loss(final.float(), batch["x"])
@@ -442,7 +449,7 @@ def shift_penalty(
     y, C = torch.roll(batch["y"], shift, dims), torch.roll(batch["C"], shift, dims)
     with torch.no_grad():
         if start is not None:
-            moved = net.refine(y, C, torch.roll(start, shift, dims), batch["epu"])
+            moved = net.refine(y, C, torch.roll(start, shift, dims), batch["epu"], spread=batch["spread"])
         else:
             moved = run_net(net, {**batch, "y": y, "C": C})
     back = torch.roll(moved, (-shift[0], -shift[1]), dims)
@@ -567,7 +574,8 @@ def evaluate(
             out = s["noisy"][0].numpy() if task == "denoise" else gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
         else:
             with torch.inference_mode():
-                out = (net.denoise(s["noisy"], s["epu"]) if task == "denoise" else run_net(net, s))[0].numpy()
+                denoised = net.denoise(s["noisy"], s["epu"], s["spread"]) if task == "denoise" else None
+                out = (run_net(net, s) if denoised is None else denoised)[0].numpy()
         rng = float(x.max() - x.min())
         ps.append(psnr(x, out, data_range=rng))
         ss.append(np.mean([ssim(a, b, data_range=rng) for a, b in zip(x, out)]))

@@ -93,32 +93,37 @@ def _keywords(cls: type) -> set[str]:
     return names
 
 
-def decoder_for_group(dec: Decoder, nb: int, *, unmasked: bool = False, noise_measured: bool = True) -> Decoder:
+def decoder_for_group(
+    dec: Decoder, nb: int, *, unmasked: bool = False, noise_measured: bool = True, noise_spread: float = 0.0
+) -> Decoder:
     """``dec``, or GAP-TV for a group of ``nb`` frames its weights were not trained for, or
     a copy for a frame stored ``unmasked`` (a group of one, formats/tcs.md §3).
 
     A learned decoder trained for B = 8..30 meets a short group of, say, 3 frames (the
     end of the movie or of a scene); outside its range it can do worse than GAP-TV,
     which serves every length.  Without ``noise_measured`` the noise level decoders are
-    told is a guess, which GAP-TV's discrepancy rule must not stop at (:func:`for_noise`).
+    told is a guess, which GAP-TV's discrepancy rule must not stop at; ``noise_spread``
+    is how much of the noise is spread over neighbouring pixels, which networks that take
+    it are told (:func:`for_noise`).
     """
     if unmasked:
         return Unmasked()
     if isinstance(dec, learned.LearnedDecoder) and not dec.info.serves(nb):
         return gaptv.GapTV(discrepancy=noise_measured)
-    return for_noise(dec, noise_measured)
+    return for_noise(dec, noise_measured, noise_spread)
 
 
-def for_noise(dec: Decoder, measured: bool) -> Decoder:
-    """``dec``, or where the noise was not ``measured`` (nor given) a copy that does not use
-    the guessed noise level it will be told to stop GAP-TV's acceleration (GAP-TV's
-    discrepancy rule off; a network's noise-aware GAP-TV start likewise)."""
-    if measured:
-        return dec
-    if isinstance(dec, gaptv.GapTV) and dec.discrepancy:
+def for_noise(dec: Decoder, measured: bool, spread: float = 0.0) -> Decoder:
+    """``dec`` for a file's noise: where it was not ``measured`` (nor given) a copy that does
+    not use the guessed noise level it will be told to stop GAP-TV's acceleration (GAP-TV's
+    discrepancy rule off; a network's noise-aware GAP-TV start likewise); a network told
+    the noise's ``spread`` over neighbouring pixels (``LearnedDecoder.noise_spread``)."""
+    if not measured and isinstance(dec, gaptv.GapTV) and dec.discrepancy:
         options = {k: v for k, v in dec.get_config().items() if k != "name"}
         return gaptv.GapTV(**{**options, "discrepancy": False})
-    if isinstance(dec, learned.LearnedDecoder) and dec.noise_measured:
-        dec = copy.copy(dec)  # shares the network
-        dec.noise_measured = False
+    if isinstance(dec, learned.LearnedDecoder):
+        told = (dec.noise_measured and measured, spread)
+        if told != (dec.noise_measured, dec.noise_spread):
+            dec = copy.copy(dec)  # shares the network
+            dec.noise_measured, dec.noise_spread = told
     return dec

@@ -56,11 +56,15 @@ class LearnedDecoder(Decoder):
 
     ``noise_measured`` is False for a file whose noise level the decoders are told is only
     a guess (:func:`emtcs.decoders.for_noise`): a noise-aware GAP-TV start then ignores it.
+    ``noise_spread`` is how much of the file's noise is spread over neighbouring pixels
+    (:func:`emtcs.noise.noise_spread`; 0, white, where compress did not measure it), which
+    networks that take it are told.
     """
 
     batched = True
     arch: ClassVar[str]
     noise_measured: bool = True
+    noise_spread: float = 0.0
 
     def __init__(
         self, *, weights: str | os.PathLike[str] | bytes | None = None, device: str = "auto", B: int | None = None
@@ -113,6 +117,14 @@ class LearnedDecoder(Decoder):
     def _run(self, y: Any, C: Any, epu: Any) -> Any:
         """The network's output for torch tiles."""
         return self._per_device(lambda y, C, epu: self.net(y, C) if epu is None else self.net(y, C, epu=epu), y, C, epu)
+
+    def spread(self, n: int) -> Any:
+        """The noise's spread for ``n`` tiles, as a tensor for a network that takes it, else None."""
+        import torch
+
+        if not getattr(self.net, "spread_aware", False):
+            return None
+        return torch.full((n,), float(self.noise_spread), device=self.device)
 
     def _per_device(self, fn: Callable[..., Any], *tiles: Any) -> Any:
         """``fn`` of torch tensors whose first axis is the tile (None passes as is): on a GPU
@@ -226,8 +238,13 @@ class GapUNetDecoder(LearnedDecoder):
         with ``single`` the stages once, on the tiles as they are."""
         import torch.nn.functional as F
 
+        spread = self.spread(len(y))
+
+        def stages(y: Any, C: Any, start: Any, epu: Any, spread: Any) -> Any:
+            return self.net.refine(y, C, start, epu, spread=spread)
+
         if single:
-            return self._per_device(self.net.refine, y, C, start, epu)
+            return self._per_device(stages, y, C, start, epu, spread)
         out = None
         for view in self.views:
             tensors = (y, C, start)
@@ -235,7 +252,7 @@ class GapUNetDecoder(LearnedDecoder):
                 tensors = tuple(F.pad(t, (1, 1, 0, 0), mode="reflect") for t in tensors)
             if view.flip:
                 tensors = tuple(t.flip(view.flip) for t in tensors)
-            decoded = self._per_device(self.net.refine, *tensors, epu)
+            decoded = self._per_device(stages, *tensors, epu, spread)
             if view.flip:
                 decoded = decoded.flip(view.flip)
             if view.shifted:

@@ -22,7 +22,11 @@ The network starts where the classical decoder ends and learns only what it miss
    pulls denoised frames back towards the noisy measurement at low dose.
 
 The noise level comes in as ``epu``: electrons per normalised intensity unit, one per
-tile (the decoder knows it from the file's gain and the tile's intensity scale).
+tile (the decoder knows it from the file's gain and the tile's intensity scale); how much
+of the noise is spread over neighbouring pixels (a scintillator camera's) as ``spread``,
+one per tile: 1 less the share of the noise a 3 x 3 Laplacian sees (0 for white noise,
+:func:`emtcs.noise.noise_spread`).  Weights from before the spread was an input (session
+28) load with its weights at zero: for them every noise is white.
 """
 
 from __future__ import annotations
@@ -200,8 +204,10 @@ class UNet(nn.Module):
 class GapUNet(nn.Module):
     """GAP-TV start, ``stages`` unfolded GAP + U-Net corrections, projection on the measurement."""
 
-    #: the decoder passes the noise level (``epu``) to networks that set this
+    #: the decoder passes the noise level (``epu``) to networks that set this...
     noise_aware = True
+    #: ...and the noise's spread (``spread``)
+    spread_aware = True
     #: parameters that weights to start from (``--init``) may lack: they start with no effect
     optional_parts = ("unet.mix2.", "unet.mix3.")
     #: weights whose input channels are two equal-width feature maps side by side (the
@@ -209,7 +215,8 @@ class GapUNet(nn.Module):
     concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
     #: parameters with one number per stage (``emtcs train --stage-lr``)
     per_stage = ("step", "gate")
-    _CHANNELS = 8  # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage
+    # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage, spread
+    _CHANNELS = 9
 
     def __init__(
         self,
@@ -240,12 +247,22 @@ class GapUNet(nn.Module):
         # weights saved before stages had gates and codes (every file up to session 23)
         for name, default in (("gate", self.gate), ("code", self.code)):
             state_dict.setdefault(prefix + name, default.detach().clone())
+        # ...and before the spread was an input (up to session 27): its four pixel-unshuffled
+        # channels, the last of the first convolution's inputs, start with no effect
+        first = state_dict.get(prefix + "unet.enc1.0.weight")
+        if first is not None and first.shape[1] == 4 * (self._CHANNELS - 1):
+            state_dict[prefix + "unet.enc1.0.weight"] = F.pad(first, (0, 0, 0, 0, 0, 4))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
-        self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None, return_all: bool = False
+        self,
+        y: torch.Tensor,
+        C: torch.Tensor,
+        epu: torch.Tensor | None = None,
+        return_all: bool = False,
+        spread: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.refine(y, C, self.start(y, C, epu), epu, return_all)
+        return self.refine(y, C, self.start(y, C, epu), epu, return_all, spread)
 
     def start(self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None) -> torch.Tensor:
         """The GAP-TV reconstruction the stages start from (no parameters: equal to GAP-TV;
@@ -256,7 +273,7 @@ class GapUNet(nn.Module):
         with torch.no_grad():
             return gap_tv(y, C, self.gap_iterations, self.tv_weight, self.tv_iterations, noise)
 
-    def denoise(self, x: torch.Tensor, epu: torch.Tensor) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, epu: torch.Tensor, spread: torch.Tensor | None = None) -> torch.Tensor:
         """The U-Net as a plain denoiser of noisy frames ``x`` (n, B, h, w): its context as
         in a stage with every pixel measured and nothing left to fit (masks of ones, zero
         residual).  Pretraining it this way needs no masks and no GAP; the unfolded
@@ -265,14 +282,15 @@ class GapUNet(nn.Module):
         n, B, h, w = x.shape
         epu = epu.reshape(n, 1, 1, 1).to(x.dtype)
         u = torch.sqrt(x.clamp(min=0) + 3.0 / (8.0 * epu))
-        inp = self._context(u, torch.ones_like(u), torch.zeros_like(u), 0.5 / torch.sqrt(epu), self.stages - 1)
+        ones = torch.ones_like(u)
+        inp = self._context(u, ones, torch.zeros_like(u), 0.5 / torch.sqrt(epu), _per_tile(spread, u), self.stages - 1)
         return x + self.unet(inp, B).reshape(n, B, h, w)
 
     def _context(
-        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, k: int
+        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, spread: torch.Tensor, k: int
     ) -> torch.Tensor:
         """The U-Net's input at stage ``k``: each frame on the sqrt scale with its neighbours,
-        the group mean, its mask, the residual, the noise level and the stage."""
+        the group mean, its mask, the residual, the noise level, the stage and the noise's spread."""
         n, B, h, w = u.shape
         prev = torch.cat([u[:, :1], u[:, :-1]], 1)
         nxt = torch.cat([u[:, 1:], u[:, -1:]], 1)
@@ -285,6 +303,7 @@ class GapUNet(nn.Module):
             r,
             sigma_u.expand_as(u),
             self.code[k].to(u.dtype).expand_as(u),
+            spread.expand_as(u),
         ]
         return torch.stack(ctx, 2).reshape(n * B, self._CHANNELS, h, w)
 
@@ -295,6 +314,7 @@ class GapUNet(nn.Module):
         x: torch.Tensor,
         epu: torch.Tensor | None = None,
         return_all: bool = False,
+        spread: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """The unfolded stages and the final projection, from the start ``x``."""
         n, B, h, w = C.shape
@@ -304,13 +324,14 @@ class GapUNet(nn.Module):
         csum = mask_sum(C)
         offset = 3.0 / (8.0 * epu)
         sigma_u = 0.5 / torch.sqrt(epu)  # noise of sqrt(x + 3/(8 epu)) for Poisson counts
+        spread = _per_tile(spread, x)
         outs = []
         for k in range(self.stages):
             r = (y - A(x, C)) / csum
             x = x + self.step[k] * At(r, C)
             u = torch.sqrt(x.clamp(min=0) + offset)
             residual = At(r, C) / (2 * u)  # on the same sqrt scale
-            x = x + self.gate[k] * self.unet(self._context(u, C, residual, sigma_u, k), B).reshape(n, B, h, w)
+            x = x + self.gate[k] * self.unet(self._context(u, C, residual, sigma_u, spread, k), B).reshape(n, B, h, w)
             outs.append(x)
         x = self.project(x, y, C, csum, epu)
         return (x, outs) if return_all else x
@@ -323,3 +344,10 @@ class GapUNet(nn.Module):
         bound = self.kappa * torch.sqrt(y.clamp(min=0) / epu[:, 0])
         excess = r - torch.maximum(torch.minimum(r, bound), -bound)
         return x + At(excess / csum, C)
+
+
+def _per_tile(spread: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """The noise's spread, one per tile, shaped (n, 1, 1, 1) like ``like`` (n, ...); 0 (white) when not given."""
+    if spread is None:
+        return like.new_zeros(len(like), 1, 1, 1)
+    return spread.reshape(-1, 1, 1, 1).to(like.dtype).expand(len(like), 1, 1, 1)
