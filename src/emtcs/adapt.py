@@ -283,7 +283,7 @@ def _error(s: Sample, dec: GapUNetDecoder, share: Any, ys: Any, Cs: Any, start: 
     from .nets.sensing_torch import forward
 
     y, C, epu = s.y.to(start.device), s.C.to(start.device), s.epu.to(start.device)
-    frames = dec.net.refine(ys, Cs, start, epu, spread=dec.spread(len(ys)))
+    frames = dec.net.refine(ys, Cs, start, epu, spread=s.decoder.spread(len(ys)))
     err = (y - forward(frames, C))[:, share]
     noise = y[:, share].clamp(min=0).mean() / epu[0]
     return err.square().mean() / noise.clamp(min=1e-12)
