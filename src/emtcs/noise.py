@@ -460,27 +460,40 @@ def _sigma(d2: np.ndarray, stack: np.ndarray) -> tuple[float | None, float]:
     Noise correlated between neighbouring pixels (a scintillator's spread) has less power
     at the Laplacian's high frequencies than white noise of its variance: there the
     Laplacian sees 40-45 % of it (0.6 px of spread).  The content-cancelling differences
-    are the same noise, so the share the Laplacian sees of them (1 less their
-    :func:`noise_spread`) is the frames' too, and their estimate is divided by it."""
+    are the same noise, so the share the Laplacian sees of them is the frames' too, and
+    their estimate is divided by it (at most 1); 1 less that share is the spread
+    (:func:`noise_spread`)."""
     temporal = float(np.sqrt(np.median(d2) / _CHI2_MEDIAN))
-    spread = noise_spread(_differences(stack))
-    spatial = _immerkaer(stack) / (1.0 - spread) if spread < 1 else math.inf
+    differences = _differences(stack)
+    seen = _laplacian_share(differences)
+    spatial = _immerkaer(stack) / min(seen, 1.0) if seen > 0 else math.inf
     sigma = min(temporal, spatial)
-    return (sigma if np.isfinite(sigma) and sigma > 0 else None), spread
+    return (sigma if np.isfinite(sigma) and sigma > 0 else None), _spread(seen, differences.size)
 
 
 def noise_spread(noise: np.ndarray) -> float:
     """How much of the noise in images of noise alone (k, h, w) is spread over neighbouring
     pixels: 1 less the share of it that a 3 x 3 Laplacian sees against white noise of the
     same variance (Immerkaer's estimate over a median-based standard deviation), in [0, 1].
-    0 for white noise (within :data:`WHITE_SIGMAS` standard errors), about 0.3 for a Gaussian spread of
-    0.5 px and 0.55 for 0.6 px (a scintillator's).  Compress measures it on the
-    content-cancelling frame differences; the networks are told it."""
+    0 for white noise (within :data:`WHITE_SIGMAS` standard errors), about 0.3 for a
+    Gaussian spread of 0.5 px and 0.55 for 0.6 px (a scintillator's).  Compress measures
+    it on the content-cancelling frame differences; the networks are told it."""
+    return _spread(_laplacian_share(noise), noise.size)
+
+
+def _laplacian_share(noise: np.ndarray) -> float:
+    """Immerkaer's estimate on images of noise alone over their median-based standard
+    deviation: about 1 for white noise, less for noise neighbouring pixels share; 1 where
+    most of the images are 0 (nothing to say)."""
     whole = float(np.sqrt(np.median(noise**2) / _CHI2_MEDIAN))
-    if whole <= 0:  # most of the images 0: nothing to say
-        return 0.0
-    spread = float(np.clip(1.0 - _immerkaer(noise) / whole, 0.0, 1.0))
-    return spread if spread > WHITE_SIGMAS * SPREAD_ERROR / math.sqrt(noise.size) else 0.0
+    return _immerkaer(noise) / whole if whole > 0 else 1.0
+
+
+def _spread(seen: float, pixels: int) -> float:
+    """The spread that a Laplacian share ``seen`` measured on ``pixels`` says (0 within
+    :data:`WHITE_SIGMAS` standard errors of white noise)."""
+    spread = min(max(1.0 - seen, 0.0), 1.0)
+    return spread if spread > WHITE_SIGMAS * SPREAD_ERROR / math.sqrt(pixels) else 0.0
 
 
 def _immerkaer(stack: np.ndarray) -> float:
