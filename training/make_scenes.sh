@@ -4,7 +4,9 @@
 #
 #   training/make_scenes.sh FIRST_SEED N    # writes scratch/abtem/next_FIRST.h5 (about 5 s of one core per scene)
 #
-# Seeds 0-31 are the validation scenes: never train on them.  When it has finished, rename the
+# Seeds 0-31 are the validation scenes: never train on them; 1800-1815 are the calibration tiles
+# of the benchmarks (scratch/abtem/calib_1800.h5, made with `training/make_scenes.sh 1800 16`):
+# keep them out of training files (session 28 dropped them from train_1565.h5).  When it has finished, rename the
 # file to scratch/abtem/train_FIRST.h5 and the next campaign run trains on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
