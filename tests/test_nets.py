@@ -64,7 +64,8 @@ def test_shapes_and_gradients(arch, B):
             torch.nn.init.normal_(p, std=0.05)
     y = torch.rand(2, 13, 18) * B / 2
     C = (torch.rand(2, B, 13, 18) > 0.5).float()
-    out, extra = net(y, C, return_all=True)
+    told = {"spread": torch.tensor([0.3, 0.6])} if arch.startswith("gapunet") else {}  # its spread conditioning too
+    out, extra = net(y, C, return_all=True, **told)
     assert out.shape == (2, B, 13, 18)
     out.square().mean().backward()
     grads = [p.grad for p in net.parameters()]
@@ -806,26 +807,45 @@ def test_gapunet_weights_saved_before_stage_gates_load_with_open_gates():
     _assert_same_output(loaded, net, rtol=0, atol=0)
 
 
-def test_gapunet_weights_saved_before_the_spread_input_load_with_it_at_zero(tmp_path):
+def test_gapunet_weights_saved_before_the_spread_conditioning_load_without_it():
     """Files written before GapUNet was told the noise's spread (every shipped one up to
-    session 27) load with the spread's first-layer weights at zero: they decode as before
-    whatever spread they are told.  Once those weights are not zero, the spread counts."""
+    session 27) load with the conditioning at zero: they decode as before whatever spread
+    they are told.  Trained conditioning changes the frames of spread noise only."""
     torch.manual_seed(9)
     net = build(TINY["gapunet"])
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.05)
-    state = net.state_dict()
-    old = {**state, "unet.enc1.0.weight": state["unet.enc1.0.weight"][:, :-4]}  # 8 channels, unshuffled x 4
+    old = {k: v for k, v in net.state_dict().items() if ".spread." not in k}
     loaded = build(TINY["gapunet"])
     loaded.load_state_dict(old)
-    assert not loaded.unet.enc1[0].weight[:, -4:].any()
+    assert not any(p.any() for n, p in loaded.named_parameters() if ".spread." in n)
     y = torch.rand(2, 16, 16) * 2
     C = (torch.rand(2, 4, 16, 16) > 0.5).float()
     epu = torch.tensor([10.0, 300.0])
+    spread = torch.tensor([0.6, 0.3])
     with torch.inference_mode():
-        white, spread = loaded(y, C, epu), loaded(y, C, epu, spread=torch.tensor([0.6, 0.3]))
-        torch.testing.assert_close(white, spread, rtol=0, atol=0)
-        assert not torch.allclose(net(y, C, epu), net(y, C, epu, spread=torch.tensor([0.6, 0.3])))
+        torch.testing.assert_close(loaded(y, C, epu), loaded(y, C, epu, spread=spread), rtol=0, atol=0)
+        torch.testing.assert_close(net(y, C, epu), net(y, C, epu, spread=torch.zeros(2)), rtol=0, atol=0)
+        assert not torch.allclose(net(y, C, epu), net(y, C, epu, spread=spread))
+
+
+def test_training_only_the_spread_conditioning_leaves_white_noise_decodes_alone(tmp_path):
+    """--only spread: a run moves the spread conditioning and nothing else, so the network
+    decodes white noise exactly as the weights it started from."""
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    init = tmp_path / "start.safetensors"
+    start = _random_weights(init, TINY["gapunet"], seed=6)
+    net = {k: v for k, v in TINY["gapunet"].items() if k != "arch"}
+    common = {**TINY_RUN, "B": [4], "noise_blur": 1.0}
+    cfg = TrainConfig(arch="gapunet", net=net, steps=3, lr=1e-2, init=str(init), only="spread", **common)
+    trained, weights = _trained(cfg, tmp_path / "spread")
+    moved = {k for k, v in weights.items() if not torch.equal(v, start.state_dict()[k])}
+    assert moved and all(".spread." in k for k in moved)
+    _assert_same_output(trained, start, rtol=0, atol=0)
+    with pytest.raises(InputError, match="names none"):
+        train(TrainConfig(arch="gapunet", net=net, steps=1, only="nothing", **common), tmp_path / "x", device="cpu")
 
 
 def test_training_samples_tell_the_network_the_noise_spread_compress_would_measure():

@@ -676,6 +676,12 @@ def simulate(
     "added closed at a fine-tuning learning rate).",
 )
 @click.option(
+    "--only",
+    default="",
+    help="Train only the parameters whose names contain this, the others fixed (e.g. 'spread': GapUNet's "
+    "conditioning on the noise's spread, which leaves white-noise decodes unchanged).",
+)
+@click.option(
     "--task",
     type=click.Choice(["reconstruct", "denoise"]),
     default="reconstruct",
@@ -748,6 +754,7 @@ def train(
     equivariance: float,
     ema: float,
     stage_lr: float,
+    only: str,
     task: str,
     val_every: int,
     val_doses: str,
@@ -821,6 +828,7 @@ def train(
         equivariance=equivariance,
         ema=ema,
         stage_lr=stage_lr,
+        only=only,
         task=task,
         val_every=val_every,
         val_doses=doses,

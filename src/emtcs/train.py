@@ -129,6 +129,10 @@ class TrainConfig:
     #: learning rate per step, so a stage added closed (gate 0) at a fine-tuning rate of
     #: 2e-4 had opened to 0.025 after 500 steps (session 23).
     stage_lr: float = 1.0
+    #: train only the parameters whose names contain this, the others fixed (empty: all).
+    #: ``spread``: GapUNet's spread conditioning, which is the identity for white noise, so
+    #: a run cannot change how white noise is decoded.
+    only: str = ""
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -589,13 +593,19 @@ def evaluate(
 
 def _parameter_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """Adam's parameter groups: the network's per-stage numbers at ``stage_lr`` times the
-    learning rate (one group, as before that option, when the factor is 1)."""
+    learning rate (one group, as before that option, when the factor is 1); with
+    ``cfg.only``, only the parameters it names, the others frozen."""
+    trained = [(n, p) for n, p in net.named_parameters() if cfg.only in n]
+    if not trained:
+        raise InputError(f"--only {cfg.only!r} names none of {cfg.arch}'s parameters")
+    for n, p in net.named_parameters():
+        p.requires_grad_(cfg.only in n)
     names = tuple(getattr(net, "per_stage", ()))
     if cfg.stage_lr == 1.0 or not names:
-        return [{"params": list(net.parameters())}]
-    fast = [p for n, p in net.named_parameters() if n in names]
-    rest = [p for n, p in net.named_parameters() if n not in names]
-    return [{"params": rest}, {"params": fast, "lr": cfg.lr * cfg.stage_lr}]
+        return [{"params": [p for _, p in trained]}]
+    fast = [p for n, p in trained if n in names]
+    rest = [p for n, p in trained if n not in names]
+    return [g for g in ({"params": rest}, {"params": fast, "lr": cfg.lr * cfg.stage_lr}) if g["params"]]
 
 
 def train(

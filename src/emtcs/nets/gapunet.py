@@ -25,8 +25,11 @@ The noise level comes in as ``epu``: electrons per normalised intensity unit, on
 tile (the decoder knows it from the file's gain and the tile's intensity scale); how much
 of the noise is spread over neighbouring pixels (a scintillator camera's) as ``spread``,
 one per tile: 1 less the share of the noise a 3 x 3 Laplacian sees (0 for white noise,
-:func:`emtcs.noise.noise_spread`).  Weights from before the spread was an input (session
-28) load with its weights at zero: for them every noise is white.
+:func:`emtcs.noise.noise_spread`).  The spread scales and shifts the U-Net's features at
+every scale (:class:`SpreadConditioning`), which does nothing for white noise: weights
+trained on white noise alone, and older files without these parameters, decode white
+noise exactly as before, and training them alone (``emtcs train --only spread``) cannot
+change how white noise is decoded.
 """
 
 from __future__ import annotations
@@ -155,12 +158,31 @@ class TemporalMix(nn.Module):
         return f + self.out(F.leaky_relu((t + m).reshape(nb, c, h, w), 0.1))
 
 
+class SpreadConditioning(nn.Module):
+    """Features ``f`` scaled and shifted channel by channel in proportion to the noise's
+    spread ``s`` (one per input): ``f (1 + s g) + s b``, with ``g`` and ``b`` starting at
+    zero.  For white noise (``s`` = 0) it is the identity, exactly."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.gain = nn.Parameter(torch.zeros(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+
+    def forward(self, f: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        if s is None:
+            return f
+        s = s.reshape(-1, 1, 1, 1).to(f.dtype)
+        return f * (1 + s * self.gain.reshape(1, -1, 1, 1).to(f.dtype)) + s * self.bias.reshape(1, -1, 1, 1).to(f.dtype)
+
+
 class UNet(nn.Module):
     """A small U-Net on a 2x2 pixel-unshuffled input: three scales (1/2, 1/4, 1/8 of the
     frame), widths ``width``, 2x and 3x, bilinear upsampling; the output layer starts at zero.
 
     With ``temporal``, the frames of a group (consecutive inputs, ``frames`` at a time)
-    exchange features at the two coarse scales (:class:`TemporalMix`)."""
+    exchange features at the two coarse scales (:class:`TemporalMix`).  Each scale's
+    encoder and decoder features are conditioned on the noise's spread
+    (:class:`SpreadConditioning`), one number per input or None (white noise)."""
 
     def __init__(self, cin: int, cout: int, width: int, temporal: bool = False):
         super().__init__()
@@ -181,23 +203,26 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.mix2 = TemporalMix(w2) if temporal else None
         self.mix3 = TemporalMix(w3) if temporal else None
+        scales = {"enc1": w1, "enc2": w2, "mid": w3, "dec2": w2, "dec1": w1}
+        self.spread = nn.ModuleDict({name: SpreadConditioning(c) for name, c in scales.items()})
 
-    def forward(self, x: torch.Tensor, frames: int = 1) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int = 1, spread: torch.Tensor | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8  # three halvings
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         # channels-last (NHWC) features, which the convolutions keep: on one core of an AMD
         # EPYC a 256 x 256 x 10 tile's stages ran 1.2x and a training step 1.3x faster than
         # in NCHW (session 22)
-        e1 = self.enc1(F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last))
-        e2 = self.enc2(self.down1(e1))
+        c = self.spread
+        e1 = c["enc1"](self.enc1(F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)), spread)
+        e2 = c["enc2"](self.enc2(self.down1(e1)), spread)
         if self.mix2 is not None:
             e2 = self.mix2(e2, frames)
-        m = self.mid(self.down2(e2))
+        m = c["mid"](self.mid(self.down2(e2)), spread)
         if self.mix3 is not None:
             m = self.mix3(m, frames)
-        d2 = self.dec2(torch.cat([self.up2(_upsample(m)), e2], 1))
-        d1 = self.dec1(torch.cat([self.up1(_upsample(d2)), e1], 1))
+        d2 = c["dec2"](self.dec2(torch.cat([self.up2(_upsample(m)), e2], 1)), spread)
+        d1 = c["dec1"](self.dec1(torch.cat([self.up1(_upsample(d2)), e1], 1)), spread)
         return F.pixel_shuffle(self.out(d1), 2)[..., :h, :w].contiguous()
 
 
@@ -209,14 +234,13 @@ class GapUNet(nn.Module):
     #: ...and the noise's spread (``spread``)
     spread_aware = True
     #: parameters that weights to start from (``--init``) may lack: they start with no effect
-    optional_parts = ("unet.mix2.", "unet.mix3.")
+    optional_parts = ("unet.mix2.", "unet.mix3.", "unet.spread.")
     #: weights whose input channels are two equal-width feature maps side by side (the
     #: U-Net's skip connections), for starting a wider network from narrower weights
     concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
     #: parameters with one number per stage (``emtcs train --stage-lr``)
     per_stage = ("step", "gate")
-    # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage, spread
-    _CHANNELS = 9
+    _CHANNELS = 8  # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage
 
     def __init__(
         self,
@@ -247,11 +271,9 @@ class GapUNet(nn.Module):
         # weights saved before stages had gates and codes (every file up to session 23)
         for name, default in (("gate", self.gate), ("code", self.code)):
             state_dict.setdefault(prefix + name, default.detach().clone())
-        # ...and before the spread was an input (up to session 27): its four pixel-unshuffled
-        # channels, the last of the first convolution's inputs, start with no effect
-        first = state_dict.get(prefix + "unet.enc1.0.weight")
-        if first is not None and first.shape[1] == 4 * (self._CHANNELS - 1):
-            state_dict[prefix + "unet.enc1.0.weight"] = F.pad(first, (0, 0, 0, 0, 0, 4))
+        # ...and before the spread conditioned the features (up to session 27): none
+        for name, value in self.unet.spread.state_dict(prefix=prefix + "unet.spread.").items():
+            state_dict.setdefault(name, torch.zeros_like(value))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
@@ -282,15 +304,14 @@ class GapUNet(nn.Module):
         n, B, h, w = x.shape
         epu = epu.reshape(n, 1, 1, 1).to(x.dtype)
         u = torch.sqrt(x.clamp(min=0) + 3.0 / (8.0 * epu))
-        ones = torch.ones_like(u)
-        inp = self._context(u, ones, torch.zeros_like(u), 0.5 / torch.sqrt(epu), _per_tile(spread, u), self.stages - 1)
-        return x + self.unet(inp, B).reshape(n, B, h, w)
+        inp = self._context(u, torch.ones_like(u), torch.zeros_like(u), 0.5 / torch.sqrt(epu), self.stages - 1)
+        return x + self.unet(inp, B, _per_frame(spread, B)).reshape(n, B, h, w)
 
     def _context(
-        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, spread: torch.Tensor, k: int
+        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, k: int
     ) -> torch.Tensor:
         """The U-Net's input at stage ``k``: each frame on the sqrt scale with its neighbours,
-        the group mean, its mask, the residual, the noise level, the stage and the noise's spread."""
+        the group mean, its mask, the residual, the noise level and the stage."""
         n, B, h, w = u.shape
         prev = torch.cat([u[:, :1], u[:, :-1]], 1)
         nxt = torch.cat([u[:, 1:], u[:, -1:]], 1)
@@ -303,7 +324,6 @@ class GapUNet(nn.Module):
             r,
             sigma_u.expand_as(u),
             self.code[k].to(u.dtype).expand_as(u),
-            spread.expand_as(u),
         ]
         return torch.stack(ctx, 2).reshape(n * B, self._CHANNELS, h, w)
 
@@ -324,14 +344,14 @@ class GapUNet(nn.Module):
         csum = mask_sum(C)
         offset = 3.0 / (8.0 * epu)
         sigma_u = 0.5 / torch.sqrt(epu)  # noise of sqrt(x + 3/(8 epu)) for Poisson counts
-        spread = _per_tile(spread, x)
+        spread = _per_frame(spread, B)
         outs = []
         for k in range(self.stages):
             r = (y - A(x, C)) / csum
             x = x + self.step[k] * At(r, C)
             u = torch.sqrt(x.clamp(min=0) + offset)
             residual = At(r, C) / (2 * u)  # on the same sqrt scale
-            x = x + self.gate[k] * self.unet(self._context(u, C, residual, sigma_u, spread, k), B).reshape(n, B, h, w)
+            x = x + self.gate[k] * self.unet(self._context(u, C, residual, sigma_u, k), B, spread).reshape(n, B, h, w)
             outs.append(x)
         x = self.project(x, y, C, csum, epu)
         return (x, outs) if return_all else x
@@ -346,8 +366,8 @@ class GapUNet(nn.Module):
         return x + At(excess / csum, C)
 
 
-def _per_tile(spread: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """The noise's spread, one per tile, shaped (n, 1, 1, 1) like ``like`` (n, ...); 0 (white) when not given."""
-    if spread is None:
-        return like.new_zeros(len(like), 1, 1, 1)
-    return spread.reshape(-1, 1, 1, 1).to(like.dtype).expand(len(like), 1, 1, 1)
+
+def _per_frame(spread: torch.Tensor | None, frames: int) -> torch.Tensor | None:
+    """The noise's spread, one per tile (n,), repeated for each of its ``frames`` (the
+    U-Net's inputs); None (white noise) stays None."""
+    return None if spread is None else spread.reshape(-1).repeat_interleave(frames)
