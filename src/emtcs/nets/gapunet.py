@@ -366,7 +366,6 @@ class GapUNet(nn.Module):
         return x + At(excess / csum, C)
 
 
-
 def _per_frame(spread: torch.Tensor | None, frames: int) -> torch.Tensor | None:
     """The noise's spread, one per tile (n,), repeated for each of its ``frames`` (the
     U-Net's inputs); None (white noise) stays None."""
