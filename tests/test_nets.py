@@ -877,3 +877,23 @@ def test_learned_decoders_are_told_the_files_noise_spread(tmp_path):
     C = (rng.random((1, 4, 24, 24)) > 0.5).astype(np.float32)
     y = emtcs.encode(rng.random((4, 24, 24)).astype(np.float32) * 3, C[0])[None].astype(np.float32)
     assert not np.allclose(dec.decode(y, C, 50.0), told.decode(y, C, 50.0))
+
+
+def test_training_seed_draws_other_samples_on_the_same_validation_clips(tmp_path):
+    """Runs that differ only in their seed see other training samples (the loss of their
+    first step differs) and are scored on the same validation clips."""
+    from emtcs.train import TrainConfig, train, validation_set
+
+    def config(seed: int) -> TrainConfig:
+        return TrainConfig(
+            arch="gapnet", net={"stages": 1, "width": 4, "blocks": 1}, B=[4], steps=1, patch=16, batch=2,
+            scenes=2, scene_frames=8, scene_size=32, val_every=1, val_samples=2, seed=seed,
+        )  # fmt: skip
+
+    first = []
+    for seed in (0, 1):
+        train(config(seed), tmp_path / f"s{seed}", device="cpu")
+        first.append(json.loads((tmp_path / f"s{seed}.log.jsonl").read_text().splitlines()[0])["loss"])
+    assert first[0] != first[1]
+    a, b = validation_set(config(0), 2), validation_set(config(1), 2)
+    assert all(torch.equal(x["y"], y["y"]) for x, y in zip(a, b))

@@ -682,6 +682,14 @@ def simulate(
     "conditioning on the noise's spread, which leaves white-noise decodes unchanged).",
 )
 @click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the training samples and the initialisation (the validation clips stay the same): "
+    "runs that differ only in it measure how much of a result is the draw's.",
+)
+@click.option(
     "--task",
     type=click.Choice(["reconstruct", "denoise"]),
     default="reconstruct",
@@ -755,6 +763,7 @@ def train(
     ema: float,
     stage_lr: float,
     only: str,
+    seed: int,
     task: str,
     val_every: int,
     val_doses: str,
@@ -829,6 +838,7 @@ def train(
         ema=ema,
         stage_lr=stage_lr,
         only=only,
+        seed=seed,
         task=task,
         val_every=val_every,
         val_doses=doses,
