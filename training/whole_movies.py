@@ -9,7 +9,11 @@ suite's abTEM movies.  This runs each network alone (exact measurements, no view
 finishing) on the first B frames of whole 192 x 192 abTEM validation scenes (seeds 0-31,
 never trained on) at the suite's doses (20 and 200 e/px) and group sizes (10 and 20), the
 same noise and masks for every network, and prints the PSNR against the clean frames of
-each movie and the mean.  About half a minute of one core per weights file; the suite
+each movie, the mean, and each file's difference from the first with its standard error
+over scenes.  Differences between nearby checkpoints of a run are of the size of the
+scene-to-scene spread of four scenes (session 29: one run +0.06 dB on four scenes, -0.21
+on four others): decide on many scenes (``--seeds``, e.g. every validation scene but the
+suite's).  About half a minute of one core per weights file; the suite
 (``training/candidate.py``) still decides what ships.
 """
 
@@ -63,6 +67,14 @@ def main() -> None:
                         line += f"{row[-1]:8.2f}"
                     print(line, flush=True)
     print("mean".ljust(26) + "".join(f"{np.mean(row):8.3f}" for row in scores))
+    # against the first file, scene by scene: a scene's four movies share its content, so the
+    # standard error is over scenes
+    per_scene = np.asarray(scores).reshape(len(nets), -1, 4).mean(axis=2)
+    if len(nets) > 1 and per_scene.shape[1] > 1:
+        diff = per_scene[1:] - per_scene[0]
+        error = diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
+        print("minus 1".ljust(26) + " " * 8 + "".join(f"{d:+8.3f}" for d in diff.mean(axis=1)))
+        print("  its standard error".ljust(26) + " " * 8 + "".join(f"{e:8.3f}" for e in error))
     for i, path in enumerate(a.weights, 1):
         print(f"{i}: {path}")
 
