@@ -30,8 +30,10 @@
 # (emtcs.train.VALIDATION_CLIPS, since session 21), so every phase is scored on the same clips.
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
-# -sK added with K stages, $EMTCS_RUN.* when that is set).  `python training/candidate.py RUN` then measures a run's
-# weights against the shipped ones (the model card's rule).
+# -sK added with K stages, $EMTCS_RUN.* when that is set).  `python training/whole_movies.py
+# models/gapunet-w24s2.safetensors RUN.safetensors` screens a run's weights against the shipped
+# ones on 30 whole validation movies (the clip scores have not; session 29), and `python
+# training/candidate.py RUN` then measures them through the suite (the model card's rule).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-20000}
