@@ -508,6 +508,34 @@ def test_training_with_the_equivariance_loss(tmp_path):
     assert summary["train_config"]["equivariance"] == 5.0
 
 
+def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
+    """Under "mse" a sample ten times further off pulls ten times harder; under "log-mse"
+    each sample's pull is its error relative to itself, so the nearer one pulls ten times
+    harder and a dose's share of the gradient no longer follows its noise."""
+    from emtcs.train import _error
+
+    x = torch.zeros(2, 3, 8, 8)
+    direction = torch.randn(1, 3, 8, 8).expand(2, -1, -1, -1)
+    for kind, ratio in (("mse", 10.0), ("log-mse", 0.1)):
+        out = (direction * torch.tensor([1.0, 10.0]).view(2, 1, 1, 1)).clone().requires_grad_(True)
+        _error(out, x, kind).backward()
+        pull = out.grad.flatten(1).norm(dim=1)
+        assert pull[1] / pull[0] == pytest.approx(ratio, rel=1e-4)
+
+
+def test_training_with_the_log_mse_loss(tmp_path):
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, train
+
+    cfg = TrainConfig(arch="gapunet", net=TINY["gapunet"], steps=2, loss="log-mse", **TINY_RUN)
+    summary = train(cfg, tmp_path / "log", device="cpu")
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "log.log.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert summary["train_config"]["loss"] == "log-mse"
+    with pytest.raises(InputError, match="unknown loss"):
+        train(TrainConfig(arch="gapunet", net=TINY["gapunet"], steps=1, loss="l1", **TINY_RUN), tmp_path / "x")
+
+
 def test_temporal_mixing_lets_frames_see_each_other():
     """Without it the U-Net treats each frame alone; with it a change in the first frame
     reaches the last one through the coarse scales."""

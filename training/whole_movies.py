@@ -14,7 +14,12 @@ over scenes.  Differences between nearby checkpoints of a run are of the size of
 scene-to-scene spread of four scenes (session 29: one run +0.06 dB on four scenes, -0.21
 on four others), so by default it runs the 30 validation scenes that are not the suite's
 (120 movies; the difference's standard error about 0.02 dB), about 2.5 minutes of one
-core per weights file.  The suite (``training/candidate.py``) still decides what ships.
+core per weights file.  ``--simulated N`` adds N movies of each of ``emtcs.simulate``'s
+imaging modes (HRTEM lattices like the README demo's, bright-field, liquid-cell, STEM; seeds
+from 20,000,000, which no training pool draws) and reports each kind apart: a fine-tune
+may gain on abTEM HRTEM and lose on the others (phase 27 in the suite: level on abTEM,
+-0.45 dB on the README demo).  The suite (``training/candidate.py``) still decides what
+ships.
 """
 
 from __future__ import annotations
@@ -31,9 +36,43 @@ import emtcs.train as T
 from emtcs import zoo
 from emtcs.metrics import psnr
 from emtcs.nets import build
+from emtcs.simulate import MODES, MovieSimulator, SimulationConfig
 
 SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
 SUITE = (3, 17)  # the validation suite's scenes (benchmarks/validation.py)
+SIMULATOR_SEEDS = 20_000_000  # above every training pool's (emtcs.train: 1000 + seed + i) and validation's
+FRAMES, SIZE = 20, 192
+
+
+def abtem_movies(path: Path, seeds: list[int]) -> list[tuple[str, int, np.ndarray]]:
+    """(kind, seed, clean movie) of the abTEM validation scenes."""
+    with h5py.File(path, "r") as f:
+        return [("abTEM", s, np.asarray(f[f"scene_{s:05d}"][:FRAMES], dtype=np.float64)) for s in seeds]
+
+
+def simulated_movies(n: int) -> list[tuple[str, int, np.ndarray]]:
+    """(kind, seed, clean movie) of ``n`` movies of each ``emtcs.simulate`` mode, mean 1."""
+    out = []
+    for mode in MODES:
+        for i in range(n):
+            seed = SIMULATOR_SEEDS + i
+            sim = MovieSimulator(SimulationConfig(n_frames=FRAMES, shape=(SIZE, SIZE), dose=1.0, seed=seed, mode=mode))
+            movie = np.stack([sim.electrons(t) for t in range(FRAMES)])
+            out.append((mode, seed, movie / movie.mean()))
+    return out
+
+
+def report(kind: str, scores: np.ndarray) -> None:
+    """Mean PSNR of each network over one kind's movies, and the difference from the first
+    network with its standard error over movies (a movie's four decodes share its content)."""
+    print(f"{kind}, {scores.shape[1]} movies:")
+    print("  mean".ljust(40) + "".join(f"{v:8.3f}" for v in scores.mean(axis=(1, 2))))
+    per_movie = scores.mean(axis=2)
+    if len(scores) > 1 and per_movie.shape[1] > 1:
+        diff = per_movie[1:] - per_movie[0]
+        error = diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
+        print("  minus 1".ljust(40) + " " * 8 + "".join(f"{d:+8.3f}" for d in diff.mean(axis=1)))
+        print("    its standard error".ljust(40) + " " * 8 + "".join(f"{e:8.3f}" for e in error))
 
 
 def main() -> None:
@@ -45,6 +84,7 @@ def main() -> None:
         default=",".join(str(s) for s in range(32) if s not in SUITE),
         help="validation scenes, comma-separated (default: the 30 that are not the suite's)",
     )
+    ap.add_argument("--simulated", type=int, default=0, metavar="N", help="also N emtcs.simulate movies per mode")
     a = ap.parse_args()
     torch.set_num_threads(1)
     nets = []
@@ -54,32 +94,27 @@ def main() -> None:
         net.load_state_dict(state)
         nets.append(net.eval())
     cfg = T.TrainConfig(noise_error=0.0)
-    scores: list[list[float]] = [[] for _ in nets]
-    print("movie".ljust(26) + "".join(f"{i:>8d}" for i in range(1, len(nets) + 1)))
-    with h5py.File(a.scenes, "r") as f:
-        for seed in (int(s) for s in a.seeds.split(",")):
-            clean = np.asarray(f[f"scene_{seed:05d}"][:20], dtype=np.float64)
-            for dose in (20.0, 200.0):
-                for B in (10, 20):
-                    rng = np.random.default_rng([seed, int(dose), B])  # the same sample for every network
-                    sample = T.make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
-                    x = sample["x"][0].numpy()
-                    line = f"seed {seed:2d}, {dose:3g} e/px, B = {B:2d}".ljust(26)
-                    for net, row in zip(nets, scores):
-                        with torch.inference_mode():
-                            out = T.run_net(net, sample)[0].numpy()
-                        row.append(psnr(x, out, data_range=float(x.max() - x.min())))
-                        line += f"{row[-1]:8.2f}"
-                    print(line, flush=True)
-    print("mean".ljust(26) + "".join(f"{np.mean(row):8.3f}" for row in scores))
-    # against the first file, scene by scene: a scene's four movies share its content, so the
-    # standard error is over scenes
-    per_scene = np.asarray(scores).reshape(len(nets), -1, 4).mean(axis=2)
-    if len(nets) > 1 and per_scene.shape[1] > 1:
-        diff = per_scene[1:] - per_scene[0]
-        error = diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
-        print("minus 1".ljust(26) + " " * 8 + "".join(f"{d:+8.3f}" for d in diff.mean(axis=1)))
-        print("  its standard error".ljust(26) + " " * 8 + "".join(f"{e:8.3f}" for e in error))
+    movies = abtem_movies(a.scenes, [int(s) for s in a.seeds.split(",") if s]) + simulated_movies(a.simulated)
+    scores = np.zeros((len(nets), len(movies), 4))
+    print("movie".ljust(40) + "".join(f"{i:>8d}" for i in range(1, len(nets) + 1)))
+    for m, (kind, seed, clean) in enumerate(movies):
+        j = 0
+        for dose in (20.0, 200.0):
+            for B in (10, 20):
+                rng = np.random.default_rng([seed, int(dose), B])  # the same sample for every network
+                sample = T.make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
+                x = sample["x"][0].numpy()
+                line = f"{kind} {seed}, {dose:3g} e/px, B = {B:2d}".ljust(40)
+                for n, net in enumerate(nets):
+                    with torch.inference_mode():
+                        out = T.run_net(net, sample)[0].numpy()
+                    scores[n, m, j] = psnr(x, out, data_range=float(x.max() - x.min()))
+                    line += f"{scores[n, m, j]:8.2f}"
+                print(line, flush=True)
+                j += 1
+    kinds = list(dict.fromkeys(kind for kind, _, _ in movies))
+    for kind in kinds:
+        report(kind, scores[:, [k == kind for k, _, _ in movies]])
     for i, path in enumerate(a.weights, 1):
         print(f"{i}: {path}")
 

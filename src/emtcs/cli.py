@@ -661,6 +661,15 @@ def simulate(
     "(against a network's own pixel grid showing in its frames).",
 )
 @click.option(
+    "--loss",
+    "loss_kind",
+    type=click.Choice(["mse", "log-mse"]),
+    default="mse",
+    show_default=True,
+    help="mse: the squared error over the batch, which low-dose samples dominate; log-mse: the mean of each "
+    "sample's log squared error, which weighs every dose alike (as a mean PSNR does).",
+)
+@click.option(
     "--ema",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
@@ -760,6 +769,7 @@ def train(
     flat_noise: float,
     noise_blur: float,
     equivariance: float,
+    loss_kind: str,
     ema: float,
     stage_lr: float,
     only: str,
@@ -835,6 +845,7 @@ def train(
         flat_noise=flat_noise,
         noise_blur=noise_blur,
         equivariance=equivariance,
+        loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,
         only=only,

@@ -133,6 +133,11 @@ class TrainConfig:
     #: ``spread``: GapUNet's spread conditioning, which is the identity for white noise, so
     #: a run cannot change how white noise is decoded.
     only: str = ""
+    #: "mse": the mean squared error over the batch, which low-dose samples dominate (their
+    #: errors are largest); "log-mse": the mean over samples of the log of each one's squared
+    #: error (scaled by :data:`LOG_MSE_SCALE`), what a mean PSNR over doses rewards: every
+    #: sample's relative improvement weighs the same, at 1 e/px as at 1,000.
+    loss: str = "mse"
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -411,26 +416,43 @@ SHIFTS = ((0, 1), (1, 0), (1, 1))
 SHIFT_MARGIN = 8
 
 
+#: Losses :func:`train` knows (``TrainConfig.loss``).
+LOSSES = ("mse", "log-mse")
+#: Scale of the "log-mse" loss: a typical per-sample squared error of the campaign's
+#: GapUNet (normalised frames), so that its gradients are of the "mse" loss's size and
+#: the clipping at norm 1 and the learning rate mean what they did.
+LOG_MSE_SCALE = 4e-3
+
+
+def _error(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
+    """The reconstruction loss of ``out`` against ``x`` (see ``TrainConfig.loss``)."""
+    if loss == "mse":
+        return F.mse_loss(out.float(), x)
+    per_sample = (out.float() - x).square().flatten(1).mean(dim=1)
+    return LOG_MSE_SCALE * torch.log(per_sample + 1e-10).mean()
+
+
 def _loss(
     net: torch.nn.Module,
     batch: dict[str, torch.Tensor],
     task: str = "reconstruct",
     equivariance: float = 0.0,
     shift: tuple[int, int] = SHIFTS[0],
+    loss_kind: str = "mse",
 ) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         denoised = net.denoise(batch["noisy"], batch["epu"], batch["spread"])  # type: ignore[operator]
-        return F.mse_loss(denoised.float(), batch["x"])
+        return _error(denoised, batch["x"], loss_kind)
     # a network with a fixed start (GapUNet's GAP-TV) computes it once for both decodes
     start = net.start(batch["y"], batch["C"], batch["epu"]) if equivariance > 0 and hasattr(net, "start") else None
     if start is not None:
         final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"])
     else:
         final, extra = run_net(net, batch, return_all=True)
-    loss = F.mse_loss(final.float(), batch["x"])
+    loss = _error(final, batch["x"], loss_kind)
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
-        loss = loss + 0.5 * sum(F.mse_loss(o.float(), batch["x"]) for o in inter) / len(inter)
+        loss = loss + 0.5 * sum(_error(o, batch["x"], loss_kind) for o in inter) / len(inter)
     if equivariance > 0:
         loss = loss + equivariance * shift_penalty(net, batch, final, shift, start)
     return loss
@@ -641,6 +663,8 @@ def train(
         raise InputError(f"{weights_path} exists; use --force to overwrite it or --resume to continue its run")
     if cfg.task not in ("reconstruct", "denoise"):
         raise InputError(f"unknown training task {cfg.task!r} (reconstruct or denoise)")
+    if cfg.loss not in LOSSES:
+        raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
     if cfg.jpeg > 0:
         _imagecodecs()  # fail before any work
     if device == "auto":
@@ -793,7 +817,7 @@ def train(
             batch = {k: v.to(dev) for k, v in make_batch(clips, rng, cfg).items()}
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
                 shift = SHIFTS[int(rng.integers(len(SHIFTS)))] if cfg.equivariance > 0 else SHIFTS[0]
-                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift)
+                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
