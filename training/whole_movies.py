@@ -46,6 +46,8 @@ FRAMES, SIZE = 20, 192
 
 def abtem_movies(path: Path, seeds: list[int]) -> list[tuple[str, int, np.ndarray]]:
     """(kind, seed, clean movie) of the abTEM validation scenes."""
+    if not seeds:
+        return []
     with h5py.File(path, "r") as f:
         return [("abTEM", s, np.asarray(f[f"scene_{s:05d}"][:FRAMES], dtype=np.float64)) for s in seeds]
 
