@@ -428,8 +428,11 @@ def _error(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
     """The reconstruction loss of ``out`` against ``x`` (see ``TrainConfig.loss``)."""
     if loss == "mse":
         return F.mse_loss(out.float(), x)
-    per_sample = (out.float() - x).square().flatten(1).mean(dim=1)
-    return LOG_MSE_SCALE * torch.log(per_sample + 1e-10).mean()
+    return LOG_MSE_SCALE * torch.log(_per_sample_mse(out, x) + 1e-10).mean()
+
+
+def _per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.float() - b.float()).square().flatten(1).mean(dim=1)
 
 
 def _loss(
@@ -454,7 +457,10 @@ def _loss(
     if inter:
         loss = loss + 0.5 * sum(_error(o, batch["x"], loss_kind) for o in inter) / len(inter)
     if equivariance > 0:
-        loss = loss + equivariance * shift_penalty(net, batch, final, shift, start)
+        penalty = shift_penalty(net, batch, final, shift, start)
+        if loss_kind == "log-mse":  # each sample's penalty relative to its own error, as its loss is
+            penalty = penalty * LOG_MSE_SCALE / (_per_sample_mse(final, batch["x"]).detach() + 1e-10)
+        loss = loss + equivariance * penalty.mean()
     return loss
 
 
@@ -465,8 +471,8 @@ def shift_penalty(
     shift: tuple[int, int],
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared difference between ``out`` and the network's output for the measurement
-    moved by ``shift`` pixels and moved back, away from the borders.  The moved decode runs
+    """Per sample, the mean squared difference between ``out`` and the network's output for
+    the measurement moved by ``shift`` pixels and moved back, away from the borders.  The moved decode runs
     without gradients (one more forward pass per step, no backward pass): the penalty pulls
     ``out`` towards it, and the moves drawn at random make that symmetric.  Given the
     parameter-free ``start`` of ``out``'s decode, the moved decode refines that start, moved,
@@ -480,7 +486,7 @@ def shift_penalty(
             moved = run_net(net, {**batch, "y": y, "C": C})
     back = torch.roll(moved, (-shift[0], -shift[1]), dims)
     m = SHIFT_MARGIN
-    return F.mse_loss(out[..., m:-m, m:-m].float(), back[..., m:-m, m:-m].float())
+    return _per_sample_mse(out[..., m:-m, m:-m], back[..., m:-m, m:-m])
 
 
 #: The validation clips' own scene cuts, flicker and drift, whatever training uses (the
