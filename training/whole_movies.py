@@ -25,6 +25,7 @@ ships.
 from __future__ import annotations
 
 import argparse
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -100,20 +101,17 @@ def main() -> None:
     scores = np.zeros((len(nets), len(movies), 4))
     print("movie".ljust(40) + "".join(f"{i:>8d}" for i in range(1, len(nets) + 1)))
     for m, (kind, seed, clean) in enumerate(movies):
-        j = 0
-        for dose in (20.0, 200.0):
-            for B in (10, 20):
-                rng = np.random.default_rng([seed, int(dose), B])  # the same sample for every network
-                sample = T.make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
-                x = sample["x"][0].numpy()
-                line = f"{kind} {seed}, {dose:3g} e/px, B = {B:2d}".ljust(40)
-                for n, net in enumerate(nets):
-                    with torch.inference_mode():
-                        out = T.run_net(net, sample)[0].numpy()
-                    scores[n, m, j] = psnr(x, out, data_range=float(x.max() - x.min()))
-                    line += f"{scores[n, m, j]:8.2f}"
-                print(line, flush=True)
-                j += 1
+        for j, (dose, B) in enumerate(itertools.product((20.0, 200.0), (10, 20))):
+            rng = np.random.default_rng([seed, int(dose), B])  # the same sample for every network
+            sample = T.make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
+            x = sample["x"][0].numpy()
+            line = f"{kind} {seed}, {dose:3g} e/px, B = {B:2d}".ljust(40)
+            for n, net in enumerate(nets):
+                with torch.inference_mode():
+                    out = T.run_net(net, sample)[0].numpy()
+                scores[n, m, j] = psnr(x, out, data_range=float(x.max() - x.min()))
+                line += f"{scores[n, m, j]:8.2f}"
+            print(line, flush=True)
     kinds = list(dict.fromkeys(kind for kind, _, _ in movies))
     for kind in kinds:
         report(kind, scores[:, [k == kind for k, _, _ in movies]])
