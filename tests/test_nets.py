@@ -609,6 +609,36 @@ def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
         train(back, tmp_path / "back", device="cpu")
 
 
+def test_a_full_resolution_head_starts_from_weights_without_it(tmp_path):
+    """--head on weights without one: it starts with no effect, then training moves it; the
+    head, alone, is shift-equivariant (no 2 x 2 grid)."""
+    from dataclasses import replace
+
+    from emtcs.nets.gapunet import UNet
+    from emtcs.train import TrainConfig, train
+
+    init = tmp_path / "plain.safetensors"
+    plain = _random_weights(init, TINY["gapunet-temporal"], seed=7)
+    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
+    cfg = TrainConfig(arch="gapunet", net={**net, "head": 4}, steps=1, lr=0.0, init=str(init), **TINY_RUN)
+    headed, weights = _trained(cfg, tmp_path / "headed")
+    assert weights["unet.head.2.weight"].abs().sum() == 0
+    _assert_same_output(headed, plain, rtol=0, atol=0)
+    train(replace(cfg, lr=1e-2), tmp_path / "moved", device="cpu")
+    _, moved = zoo.load_weights(tmp_path / "moved.safetensors")
+    assert moved["unet.head.2.weight"].abs().sum() > 0
+
+    torch.manual_seed(0)
+    unet = UNet(3, 1, 4, head=4)
+    for p in unet.head.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        out, shifted = unet(x), unet(torch.roll(x, 1, -1))
+    # the U-Net's own output is still zero here: what comes out is the head's, which moves with the input
+    torch.testing.assert_close(torch.roll(out, 1, -1)[..., 2:-2, 3:-2], shifted[..., 2:-2, 3:-2])
+
+
 def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path):
     """--init at a larger width: the old channels keep their weights and the new ones start
     with no effect, so the wider network computes what the narrower one did; then a training
@@ -928,3 +958,42 @@ def test_training_seed_draws_other_samples_on_the_same_validation_clips(tmp_path
     assert first[0] != first[1]
     a, b = validation_set(config(0), 2), validation_set(config(1), 2)
     assert all(torch.equal(x["y"], y["y"]) for x, y in zip(a, b))
+
+
+def test_worker_processes_make_the_same_batches_as_the_training_process():
+    from emtcs.train import Batches, TrainConfig, training_batch, training_pool
+
+    cfg = TrainConfig(
+        arch="gapunet", B=[4, 6], patch=32, batch=2, scenes=2, scene_frames=12, scene_size=48, equivariance=1.0
+    )
+    pool = training_pool(cfg)
+    with Batches(cfg, 5, workers=2) as batches:
+        made = [next(batches) for _ in range(3)]
+    for step, (shift, batch) in zip(range(5, 8), made):
+        want_shift, want = training_batch(pool, cfg, step)
+        assert shift == want_shift
+        assert batch.keys() == want.keys()
+        for k in want:
+            torch.testing.assert_close(batch[k], want[k], rtol=0, atol=0)
+    assert len({float(batch["y"].sum()) for _, batch in made}) == 3  # each step a batch of its own
+
+
+def test_training_with_worker_processes(tmp_path):
+    from emtcs.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        arch="gapnet",
+        net={"stages": 1, "width": 8, "blocks": 1},
+        B=[4],
+        steps=3,
+        patch=24,
+        batch=2,
+        scenes=2,
+        scene_frames=12,
+        scene_size=48,
+        val_every=3,
+        val_samples=1,
+    )
+    summary = train(cfg, tmp_path / "w", device="cpu", workers=1)
+    assert summary["steps"] == 3
+    assert len((tmp_path / "w.log.jsonl").read_text().splitlines()) == 3

@@ -598,6 +598,14 @@ def simulate(
     "--init may give weights without it (it starts with no effect).",
 )
 @click.option(
+    "--head",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="gapunet: width of a full-resolution head after the U-Net, which can undo its 2 x 2 pixel grid; "
+    "--init may give weights without it (it starts with no effect).",
+)
+@click.option(
     "--discrepancy/--no-discrepancy",
     default=True,
     show_default=True,
@@ -728,6 +736,13 @@ def simulate(
 @click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint (.ckpt) to continue from.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for training (default: all cores).")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes that make training batches ahead of the network (a GPU needs several; 0: made in turn).",
+)
+@click.option(
     "--bf16/--no-bf16",
     default=None,
     help="bfloat16 autocast (default: on CUDA only; measure on your CPU before turning it on).",
@@ -758,6 +773,7 @@ def train(
     width: int | None,
     stages: int | None,
     temporal: bool,
+    head: int,
     discrepancy: bool,
     batch: int,
     lr: float,
@@ -780,6 +796,7 @@ def train(
     init: Path | None,
     resume: Path | None,
     threads: int | None,
+    workers: int,
     bf16: bool | None,
     minutes: float | None,
     device: str,
@@ -822,8 +839,10 @@ def train(
         net["discrepancy"] = discrepancy  # weights before session 8 were trained without it
         if temporal:
             net["temporal"] = True
-    elif temporal:
-        raise InputError("--temporal is a gapunet option")
+        if head:
+            net["head"] = head
+    elif temporal or head:
+        raise InputError("--temporal and --head are gapunet options")
     cfg = TrainConfig(
         arch=arch,
         net=net,
@@ -872,6 +891,7 @@ def train(
                 resume=resume,
                 device=device,
                 threads=threads,
+                workers=workers,
                 bf16=bf16,
                 max_minutes=minutes,
                 force=force,

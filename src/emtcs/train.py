@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -194,7 +195,7 @@ class ClipPool:
             self.scenes.extend(_load_scene_file(path))
         self.zoom, self.blur = cfg.zoom, cfg.blur
         if not self.movies and not self.frames and not self.scenes:
-            raise InputError("no training data: use --simulate, --data FILES and/or --scene-file FILES")
+            raise InputError(NO_DATA)
 
     def clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         """A (B, P, P) clean clip, randomly flipped/rotated, mean intensity about 1."""
@@ -387,6 +388,89 @@ def _jpeg_frames(clips: np.ndarray, gains: np.ndarray, quality: np.ndarray) -> n
 
 def _imagecodecs() -> Any:
     return require("imagecodecs", purpose="training on JPEG frames (--jpeg)", extra="bench")
+
+
+NO_DATA = "no training data: use --simulate, --data FILES and/or --scene-file FILES"
+
+
+def training_pool(cfg: TrainConfig) -> ClipPool:
+    """The clean movies a run's training clips come from (the same for the same ``cfg``)."""
+    return ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes)
+
+
+def training_batch(pool: ClipPool, cfg: TrainConfig, step: int) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
+    """Step ``step``'s batch (:func:`make_batch`) and the shift of its equivariance loss.
+
+    A function of the seed and the step alone: workers can make steps in any order, and a
+    resumed run sees the batches an unbroken one would have seen."""
+    rng = np.random.default_rng([cfg.seed, step])
+    B = int(rng.choice(cfg.B))
+    clips = np.stack([pool.clip(rng, B, cfg.patch) for _ in range(cfg.batch)])
+    batch = make_batch(clips, rng, cfg)
+    shift = SHIFTS[int(rng.integers(len(SHIFTS)))] if cfg.equivariance > 0 else SHIFTS[0]
+    return shift, batch
+
+
+#: each worker process's copy of the training pool (:class:`Batches`)
+_worker_pool: ClipPool | None = None
+
+
+def _start_worker(cfg: TrainConfig) -> None:
+    global _worker_pool
+    torch.set_num_threads(1)
+    _worker_pool = training_pool(cfg)
+
+
+def _worker_batch(cfg: TrainConfig, step: int) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
+    assert _worker_pool is not None
+    return training_batch(_worker_pool, cfg, step)
+
+
+class Batches:
+    """The training batches from step ``start`` on, in order: made here (``workers`` 0, from
+    ``pool``) or by worker processes a few steps ahead, each with a pool of its own.  A
+    context manager: leaving it stops the workers."""
+
+    def __init__(self, cfg: TrainConfig, start: int, workers: int = 0, pool: ClipPool | None = None):
+        self.cfg, self.step = cfg, start
+        self.pool = pool if pool is not None or workers else training_pool(cfg)
+        self.executor: Any = None
+        self.ahead: deque[Any] = deque()
+        if workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawned, not forked: the parent holds threads and may hold a CUDA context
+            self.executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(cfg,)
+            )
+            self.queued = start
+            for _ in range(2 * workers):
+                self._queue()
+
+    def _queue(self) -> None:
+        self.ahead.append(self.executor.submit(_worker_batch, self.cfg, self.queued))
+        self.queued += 1
+
+    def __iter__(self) -> Batches:
+        return self
+
+    def __next__(self) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
+        if self.executor is None:
+            assert self.pool is not None
+            out = training_batch(self.pool, self.cfg, self.step)
+        else:
+            out = self.ahead.popleft().result()
+            self._queue()
+        self.step += 1
+        return out
+
+    def __enter__(self) -> Batches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
@@ -594,10 +678,10 @@ def evaluate(
     """Mean PSNR/SSIM against the clean frames (data range: each clip's clean range) of the
     reconstructions, or with ``task="denoise"`` of the denoised noisy frames.
 
-    With ``net=None`` it evaluates the baseline the model card compares with: GAP-TV, or
-    the noisy frames themselves.  With ``by_dose`` (samples at a few fixed doses,
-    ``--val-doses``) the mean PSNR at each dose is added as ``psnr_DOSE``: a loss at one
-    dose that a gain at another hides in the mean shows there.
+    The network runs where its weights are.  With ``net=None`` it evaluates the baseline
+    the model card compares with: GAP-TV, or the noisy frames themselves.  With ``by_dose``
+    (samples at a few fixed doses, ``--val-doses``) the mean PSNR at each dose is added as
+    ``psnr_DOSE``: a loss at one dose that a gain at another hides in the mean shows there.
     """
     ps, ss = [], []
     for s in samples:
@@ -605,9 +689,11 @@ def evaluate(
         if net is None:
             out = s["noisy"][0].numpy() if task == "denoise" else gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
         else:
+            dev = next(net.parameters()).device
+            s = {k: v.to(dev) for k, v in s.items()}
             with torch.inference_mode():
                 denoised = net.denoise(s["noisy"], s["epu"], s["spread"]) if task == "denoise" else None
-                out = (run_net(net, s) if denoised is None else denoised)[0].numpy()
+                out = (run_net(net, s) if denoised is None else denoised)[0].cpu().numpy()
         rng = float(x.max() - x.min())
         ps.append(psnr(x, out, data_range=rng))
         ss.append(np.mean([ssim(a, b, data_range=rng) for a, b in zip(x, out)]))
@@ -643,6 +729,7 @@ def train(
     resume: str | os.PathLike[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
+    workers: int = 0,
     bf16: bool | None = None,
     max_minutes: float | None = None,
     force: bool = False,
@@ -654,8 +741,10 @@ def train(
     each validation and every ``cfg.checkpoint_minutes``) and ``OUTPUT.log.jsonl``.
 
     ``threads`` caps the CPU threads torch uses (training in the background on one core
-    while the machine does other work).  ``bf16`` runs the network under bfloat16 autocast
-    (default: on CUDA only; on CPUs without native bf16 it is several times slower).
+    while the machine does other work); ``workers`` processes make the training batches
+    beside it (0: this process makes them), which a GPU needs to be kept busy.  ``bf16``
+    runs the network under bfloat16 autocast (default: on CUDA only; on CPUs without
+    native bf16 it is several times slower).
     ``max_minutes`` stops the run after that much wall time (validating and saving first).
     Returns the summary stored with the weights.
     """
@@ -673,6 +762,10 @@ def train(
         raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
     if cfg.jpeg > 0:
         _imagecodecs()  # fail before any work
+    if not (cfg.simulate or cfg.data or cfg.scene_files):
+        raise InputError(NO_DATA)
+    if workers < 0:
+        raise InputError(f"workers must be 0 or more, got {workers}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -734,12 +827,13 @@ def train(
         f"building training pool ({cfg.scenes if cfg.simulate else 0} simulated scenes, "
         f"{len(cfg.data)} data files, {len(cfg.scene_files)} scene files)"
     )
-    pool = ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes, progress=None)
+    # with workers, each builds the pool of its own (the same: it is seeded) while this
+    # process builds the validation set
+    pool = None if workers else training_pool(cfg)
     val = validation_set(cfg, cfg.val_samples)
     baseline = evaluate(None, val, cfg.task, by_dose=bool(cfg.val_doses))
     baseline_name = "noisy frames" if cfg.task == "denoise" else "GAP-TV"
     say(f"{baseline_name} on the validation set: {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}")
-    rng = np.random.default_rng([cfg.seed, step])
     n_params = sum(p.numel() for p in net.parameters())
     t_start = time.perf_counter() - elapsed
     cpu_start = time.process_time() - cpu_s
@@ -815,14 +909,13 @@ def train(
 
     use_bf16 = dev.type == "cuda" if bf16 is None else bf16
     last_ckpt = t_run = time.perf_counter()
-    with open(log_path, "a") as logf:
+    with open(log_path, "a") as logf, Batches(cfg, step, workers, pool) as batches:
         while step < cfg.steps:
             net.train()
-            B = int(rng.choice(cfg.B))
-            clips = np.stack([pool.clip(rng, B, cfg.patch) for _ in range(cfg.batch)])
-            batch = {k: v.to(dev) for k, v in make_batch(clips, rng, cfg).items()}
+            shift, cpu_batch = next(batches)
+            batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
+            B = int(batch["C"].shape[1])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                shift = SHIFTS[int(rng.integers(len(SHIFTS)))] if cfg.equivariance > 0 else SHIFTS[0]
                 loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -841,9 +934,8 @@ def train(
             out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
             if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
                 judged = validated().eval()
-                scores = evaluate(judged.cpu(), val, cfg.task, by_dose=bool(cfg.val_doses))
+                scores = evaluate(judged, val, cfg.task, by_dose=bool(cfg.val_doses))
                 rec.update({f"val_{k}": v for k, v in scores.items()})
-                judged.to(dev)
                 rec["elapsed_s"] = time.perf_counter() - t_start
                 rec["cpu_hours"] = (time.process_time() - cpu_start) / 3600
                 history.append(rec)

@@ -182,9 +182,14 @@ class UNet(nn.Module):
     With ``temporal``, the frames of a group (consecutive inputs, ``frames`` at a time)
     exchange features at the two coarse scales (:class:`TemporalMix`).  Each scale's
     encoder and decoder features are conditioned on the noise's spread
-    (:class:`SpreadConditioning`), one number per input or None (white noise)."""
+    (:class:`SpreadConditioning`), one number per input or None (white noise).
 
-    def __init__(self, cin: int, cout: int, width: int, temporal: bool = False):
+    The unshuffle makes the output depend on where a feature falls on the 2 x 2 pixel grid
+    (``benchmarks/grid_alias.py``).  With ``head`` > 0, a full-resolution head of that width,
+    which has no grid, sees the output beside the input and adds a correction; its last
+    layer starts at zero, so a head added to trained weights leaves their output unchanged."""
+
+    def __init__(self, cin: int, cout: int, width: int, temporal: bool = False, head: int = 0):
         super().__init__()
         w1, w2, w3 = width, 2 * width, 3 * width
         self.enc1 = _block(4 * cin, w1)
@@ -201,6 +206,15 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(w1, 4 * cout, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.head: nn.Sequential | None = None
+        if head:
+            self.head = nn.Sequential(
+                nn.Conv2d(cin + cout, head, 3, padding=1),
+                nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(head, cout, 3, padding=1),
+            )
+            nn.init.zeros_(self.head[2].weight)
+            nn.init.zeros_(self.head[2].bias)
         self.mix2 = TemporalMix(w2) if temporal else None
         self.mix3 = TemporalMix(w3) if temporal else None
         scales = {"enc1": w1, "enc2": w2, "mid": w3, "dec2": w2, "dec1": w1}
@@ -209,6 +223,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, frames: int = 1, spread: torch.Tensor | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8  # three halvings
+        given = x
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         # channels-last (NHWC) features, which the convolutions keep: on one core of an AMD
         # EPYC a 256 x 256 x 10 tile's stages ran 1.2x and a training step 1.3x faster than
@@ -223,7 +238,11 @@ class UNet(nn.Module):
             m = self.mix3(m, frames)
         d2 = c["dec2"](self.dec2(torch.cat([self.up2(_upsample(m)), e2], 1)), spread)
         d1 = c["dec1"](self.dec1(torch.cat([self.up1(_upsample(d2)), e1], 1)), spread)
-        return F.pixel_shuffle(self.out(d1), 2)[..., :h, :w].contiguous()
+        out = F.pixel_shuffle(self.out(d1), 2)[..., :h, :w].contiguous()
+        if self.head is not None:
+            both = torch.cat([out, given], 1).contiguous(memory_format=torch.channels_last)
+            out = out + self.head(both).contiguous()
+        return out
 
 
 class GapUNet(nn.Module):
@@ -234,7 +253,7 @@ class GapUNet(nn.Module):
     #: ...and the noise's spread (``spread``)
     spread_aware = True
     #: parameters that weights to start from (``--init``) may lack: they start with no effect
-    optional_parts = ("unet.mix2.", "unet.mix3.", "unet.spread.")
+    optional_parts = ("unet.mix2.", "unet.mix3.", "unet.spread.", "unet.head.")
     #: weights whose input channels are two equal-width feature maps side by side (the
     #: U-Net's skip connections), for starting a wider network from narrower weights
     concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
@@ -252,13 +271,14 @@ class GapUNet(nn.Module):
         kappa: float = 2.5,
         discrepancy: bool = False,
         temporal: bool = False,
+        head: int = 0,
     ):
         super().__init__()
         self.stages = stages
         self.gap_iterations, self.tv_weight, self.tv_iterations = gap_iterations, tv_weight, tv_iterations
         self.kappa = kappa
         self.discrepancy = discrepancy
-        self.unet = UNet(self._CHANNELS, 1, width, temporal)
+        self.unet = UNet(self._CHANNELS, 1, width, temporal, head)
         self.step = nn.Parameter(torch.zeros(stages))
         #: how much of each stage's correction is added: 1, except in stages added to trained
         #: weights of fewer stages, which start at 0 (:func:`emtcs.train.deepened`)
