@@ -10,8 +10,10 @@
 #   head       the same with a full-resolution head (`--head 16`), which can undo the
 #              U-Net's 2 x 2 pixel grid (what the README demo loses to; session 30)
 #   head-log   the head with the log-mse loss (which raised the grid on the CPU; phase 40)
-# Each writes OUT_DIR/RUN.{safetensors,log.jsonl,out}; the timing goes to OUT_DIR/decode-4k.json.
-# The weights are screened afterwards on the CPU (training/whole_movies.py, grid_alias.py).
+# Each writes OUT_DIR/RUN.{safetensors,log.jsonl}, their output goes to OUT_DIR/train.out and the
+# timing to OUT_DIR/decode-4k.json: eight files, all the device tool brings back (the
+# checkpoints stay there).  The weights are screened afterwards on the CPU
+# (training/whole_movies.py, benchmarks/grid_alias.py).
 #
 # The device sees the working tree, not ../shared: the training data travels in
 # scratch/gpu/ (abTEM scene files *.h5 and real single images *.tif, 64 MiB with the tree):
@@ -40,11 +42,13 @@ common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-
   --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 250 --val-doses 20,200
   --device cuda --bf16 --minutes "$MINUTES" --workers "$workers" --init models/gapunet-w24s2.safetensors
   "${data[@]}" --quiet --force)
-"$PY" "${common[@]}" -o "$OUT/mse" > "$OUT/mse.out" 2>&1 &
-"$PY" "${common[@]}" --head 16 -o "$OUT/head" > "$OUT/head.out" 2>&1 &
-"$PY" "${common[@]}" --head 16 --loss log-mse --lr 1e-4 -o "$OUT/head-log" > "$OUT/head-log.out" 2>&1 &
+RUNS=$(mktemp -d)
+"$PY" "${common[@]}" -o "$RUNS/mse" > "$RUNS/mse.out" 2>&1 &
+"$PY" "${common[@]}" --head 16 -o "$RUNS/head" > "$RUNS/head.out" 2>&1 &
+"$PY" "${common[@]}" --head 16 --loss log-mse --lr 1e-4 -o "$RUNS/head-log" > "$RUNS/head-log.out" 2>&1 &
 wait || true
-tail -n 3 "$OUT"/*.out
+tail -n 5 "$RUNS"/*.out | tee "$OUT/train.out"
+cp "$RUNS"/*.safetensors "$RUNS"/*.log.jsonl "$OUT/" || true
 nvidia-smi --query-gpu=memory.used --format=csv,noheader || true
 timeout 150 "$PY" - "$OUT" <<'PY' || echo "decode timing stopped (150 s)"
 import json, sys, time
@@ -56,7 +60,9 @@ C = masks(0, 20, (4096, 4096))
 y = emtcs.encode(np.random.default_rng(0).poisson(50, (20, 4096, 4096)).astype(np.uint16), C).astype(np.float32)
 res = {"gpu": torch.cuda.get_device_name(0), "group": "4096 x 4096 x 20, 50 e/px, gain 1", "weights": "shipped"}
 # the shipped GapUNet, what `auto` runs (select) and TCS-DL, for the 2x budget's ratio
-for name, tile, batch in [("gapunet", 256, 32), ("gapunet", 512, 8), ("tcsdl", 256, 32), ("select", 256, 32)]:
+# (session 31 on an H200, 50 e/px: GapUNet 27.7 s, TCS-DL 27.1, select 51.0; without the
+# NL-means finish 12.8, 9.7 and 35.9: the guard's GAP-TV and the finish are most of it)
+for name, tile, batch in [("gapunet", 256, 32), ("tcsdl", 256, 32), ("select", 256, 32)]:
     kw = dict(device="cuda", tile=tile, batch=batch, gain=1.0)
     emtcs.reconstruct(y[:512, :512], C[:, :512, :512], name, **kw)  # warm-up
     torch.cuda.synchronize(); t = time.perf_counter()
