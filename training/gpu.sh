@@ -34,11 +34,13 @@ for f in scratch/gpu/*.tif; do [ -e "$f" ] && data+=(--data "$f"); done
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 workers=$(( ($(nproc) - 3) / 3 )); [ "$workers" -ge 1 ] || workers=1
-# the steps are what about six minutes hold at a guess; the moving average of the weights
-# (--ema) is what is validated and saved, so a run cut short of its schedule's end by
-# --minutes still gives averaged weights
+# the cosine schedule's length is what six minutes held in session 31 (three runs on one
+# H200: 2.4 steps per second each, after a minute of building pools; session 31 planned
+# 2,500 and stopped at 650 with the rate still at 0.9 of its peak); the moving average of
+# the weights (--ema) is what is validated and saved, so a run that --minutes cuts short
+# still gives averaged weights
 common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy -B 6,10,20
-  --steps 2500 --patch 128 --batch 32 --lr 2e-4 --ema 0.995 --equivariance 10 --scenes 96
+  --steps 800 --patch 128 --batch 32 --lr 2e-4 --ema 0.995 --equivariance 10 --scenes 96
   --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 250 --val-doses 20,200
   --device cuda --bf16 --minutes "$MINUTES" --workers "$workers" --init models/gapunet-w24s2.safetensors
   "${data[@]}" --quiet --force)
