@@ -417,6 +417,9 @@ _worker_pool: ClipPool | None = None
 
 def _start_worker(cfg: TrainConfig) -> None:
     global _worker_pool
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's to handle
     torch.set_num_threads(1)
     _worker_pool = training_pool(cfg)
 
