@@ -5,7 +5,9 @@
 #   training/gpu.sh OUT_DIR [MINUTES]      # MINUTES of training (default 6)
 #
 # The runs, each at batch 32 with bf16 autocast and worker processes making its batches
-# (`emtcs train --workers`; one process made 16 clips of 128 x 128 x 20 in 0.4 s of a core):
+# (`emtcs train --workers`; one process made 16 clips of 128 x 128 x 20 in 0.4 s of a core),
+# with the CPU campaign's JPEG samples (session 31's had none, and lost 0.2 dB on the real
+# 8-bit liquid-cell movie; Pillow makes them since):
 #   mse        the campaign's recipe at a GPU's batch (session 31's control, whose weights
 #              did not come back)
 #   head       the same with a full-resolution head (`--head 16`), which can undo the
@@ -44,7 +46,7 @@ workers=$(( ($(nproc) - 3) / 3 )); [ "$workers" -ge 1 ] || workers=1
 # still gives averaged weights
 common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy -B 6,10,20
   --steps 800 --patch 128 --batch 32 --lr 2e-4 --ema 0.995 --equivariance 10 --scenes 96
-  --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --val-every 250 --val-doses 20,200
+  --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses 20,200
   --device cuda --bf16 --minutes "$MINUTES" --workers "$workers" --init models/gapunet-w24s2.safetensors
   "${data[@]}" --quiet --force)
 RUNS=$(mktemp -d)

@@ -642,7 +642,7 @@ def simulate(
     type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
-    help="Probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs).",
+    help="Probability that a sample's frames are 8-bit JPEG (quality 50-95).",
 )
 @click.option(
     "--flat-noise",

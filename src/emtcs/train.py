@@ -23,6 +23,7 @@ compares with the clean frames, so the networks learn to denoise as they reconst
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -46,7 +47,6 @@ from .errors import InputError
 from .metrics import psnr, ssim
 from .nets import build
 from .noise import noise_spread
-from .optional import require
 
 __all__ = ["TrainConfig", "ClipPool", "train"]
 
@@ -94,7 +94,7 @@ class TrainConfig:
     zoom: tuple[float, float] = (0.6, 1.7)
     #: probability of Gaussian detector blur (sigma 0.3-1.0 px) on a clip
     blur: float = 0.3
-    #: probability that a sample's frames are 8-bit JPEG (quality 50-95; needs imagecodecs)
+    #: probability that a sample's frames are 8-bit JPEG (quality 50-95)
     jpeg: float = 0.0
     #: probability that a sample's noise is the same at every intensity: Gaussian, with the
     #: variance Poisson noise has at the clip's mean.  Movies whose noise compress measures as
@@ -376,18 +376,20 @@ def _blur_energy(sigma: float) -> float:
 
 
 def _jpeg_frames(clips: np.ndarray, gains: np.ndarray, quality: np.ndarray) -> np.ndarray:
-    """8-bit clips (values times ``gains`` are levels 0..255) through JPEG, frame by frame."""
-    imagecodecs = _imagecodecs()
+    """8-bit clips (values times ``gains`` are levels 0..255) through JPEG, frame by frame.
+
+    Pillow (which scikit-image needs, so it is always there) encodes them: the same
+    libjpeg-turbo at the same quality scale as imagecodecs, which gave identical frames
+    (session 31), and no optional package to install where training runs."""
+    from PIL import Image
+
     out = np.empty_like(clips)
     for i, (clip, g, q) in enumerate(zip(clips, gains.reshape(-1), quality)):
         for b, frame in enumerate(clip):
-            levels = np.rint(frame * g).astype(np.uint8)
-            out[i, b] = imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(levels, level=int(q))) / g
+            buf = io.BytesIO()
+            Image.fromarray(np.rint(frame * g).astype(np.uint8)).save(buf, format="JPEG", quality=int(q))
+            out[i, b] = np.asarray(Image.open(buf)) / g
     return out
-
-
-def _imagecodecs() -> Any:
-    return require("imagecodecs", purpose="training on JPEG frames (--jpeg)", extra="bench")
 
 
 NO_DATA = "no training data: use --simulate, --data FILES and/or --scene-file FILES"
@@ -763,8 +765,6 @@ def train(
         raise InputError(f"unknown training task {cfg.task!r} (reconstruct or denoise)")
     if cfg.loss not in LOSSES:
         raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
-    if cfg.jpeg > 0:
-        _imagecodecs()  # fail before any work
     if not (cfg.simulate or cfg.data or cfg.scene_files):
         raise InputError(NO_DATA)
     if workers < 0:
