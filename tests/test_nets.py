@@ -981,19 +981,8 @@ def test_worker_processes_make_the_same_batches_as_the_training_process():
 def test_training_with_worker_processes(tmp_path):
     from emtcs.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        arch="gapnet",
-        net={"stages": 1, "width": 8, "blocks": 1},
-        B=[4],
-        steps=3,
-        patch=24,
-        batch=2,
-        scenes=2,
-        scene_frames=12,
-        scene_size=48,
-        val_every=3,
-        val_samples=1,
-    )
+    net = {k: v for k, v in TINY["gapnet"].items() if k != "arch"}
+    cfg = TrainConfig(arch="gapnet", net=net, steps=3, val_every=3, **TINY_RUN)
     summary = train(cfg, tmp_path / "w", device="cpu", workers=1)
     assert summary["steps"] == 3
     assert len((tmp_path / "w.log.jsonl").read_text().splitlines()) == 3

@@ -432,13 +432,13 @@ def _worker_batch(cfg: TrainConfig, step: int) -> tuple[tuple[int, int], dict[st
 
 
 class Batches:
-    """The training batches from step ``start`` on, in order: made here (``workers`` 0, from
-    ``pool``) or by worker processes a few steps ahead, each with a pool of its own.  A
-    context manager: leaving it stops the workers."""
+    """The training batches from step ``start`` on, in order: made here (``workers`` 0) or by
+    worker processes a few steps ahead, each with a pool of its own (the same: it is
+    seeded).  A context manager: leaving it stops the workers."""
 
-    def __init__(self, cfg: TrainConfig, start: int, workers: int = 0, pool: ClipPool | None = None):
+    def __init__(self, cfg: TrainConfig, start: int, workers: int = 0):
         self.cfg, self.step = cfg, start
-        self.pool = pool if pool is not None or workers else training_pool(cfg)
+        self.pool = None if workers else training_pool(cfg)
         self.executor: Any = None
         self.ahead: deque[Any] = deque()
         if workers:
@@ -449,13 +449,12 @@ class Batches:
             self.executor = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(cfg,)
             )
-            self.queued = start
             for _ in range(2 * workers):
                 self._queue()
 
     def _queue(self) -> None:
-        self.ahead.append(self.executor.submit(_worker_batch, self.cfg, self.queued))
-        self.queued += 1
+        # the steps queued run on from the one to be returned next
+        self.ahead.append(self.executor.submit(_worker_batch, self.cfg, self.step + len(self.ahead)))
 
     def __iter__(self) -> Batches:
         return self
@@ -464,10 +463,11 @@ class Batches:
         if self.executor is None:
             assert self.pool is not None
             out = training_batch(self.pool, self.cfg, self.step)
-        else:
-            out = self.ahead.popleft().result()
-            self._queue()
+            self.step += 1
+            return out
+        out = self.ahead.popleft().result()
         self.step += 1
+        self._queue()
         return out
 
     def __enter__(self) -> Batches:
@@ -688,13 +688,13 @@ def evaluate(
     (samples at a few fixed doses, ``--val-doses``) the mean PSNR at each dose is added as
     ``psnr_DOSE``: a loss at one dose that a gain at another hides in the mean shows there.
     """
+    dev = next(net.parameters()).device if net is not None else None
     ps, ss = [], []
     for s in samples:
         x = s["x"][0].numpy()
         if net is None:
             out = s["noisy"][0].numpy() if task == "denoise" else gap_tv(s["y"][0].numpy(), s["C"][0].numpy())
         else:
-            dev = next(net.parameters()).device
             s = {k: v.to(dev) for k, v in s.items()}
             with torch.inference_mode():
                 denoised = net.denoise(s["noisy"], s["epu"], s["spread"]) if task == "denoise" else None
@@ -830,9 +830,6 @@ def train(
         f"building training pool ({cfg.scenes if cfg.simulate else 0} simulated scenes, "
         f"{len(cfg.data)} data files, {len(cfg.scene_files)} scene files)"
     )
-    # with workers, each builds the pool of its own (the same: it is seeded) while this
-    # process builds the validation set
-    pool = None if workers else training_pool(cfg)
     val = validation_set(cfg, cfg.val_samples)
     baseline = evaluate(None, val, cfg.task, by_dose=bool(cfg.val_doses))
     baseline_name = "noisy frames" if cfg.task == "denoise" else "GAP-TV"
@@ -912,7 +909,7 @@ def train(
 
     use_bf16 = dev.type == "cuda" if bf16 is None else bf16
     last_ckpt = t_run = time.perf_counter()
-    with open(log_path, "a") as logf, Batches(cfg, step, workers, pool) as batches:
+    with open(log_path, "a") as logf, Batches(cfg, step, workers) as batches:
         while step < cfg.steps:
             net.train()
             shift, cpu_batch = next(batches)
