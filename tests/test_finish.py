@@ -168,3 +168,6 @@ def test_measurement_guided_strength_keeps_the_residual_at_the_noise():
         chosen.append(expect)
     assert chosen[0] > LADDER[0] and chosen[1] == LADDER[0]
     np.testing.assert_allclose(finish(tiles), fixed[0.5](tiles), atol=1e-5)  # no measurement: the fixed strength
+    # another ladder: its weakest rung where none keeps the residual (the lattice tile)
+    one = finisher("nlm", "cpu", ladder=(1.25, 1.5))(tiles[1:], y[1:], C[1:], epus[1])
+    np.testing.assert_allclose(one, fixed[1.25](tiles[1:]), atol=1e-5)

@@ -207,6 +207,7 @@ def finisher(
     strength: float | None = None,
     temporal: int = TEMPORAL,
     temporal_search: int = TEMPORAL_SEARCH,
+    ladder: tuple[float, ...] = LADDER,
 ) -> Callable[..., np.ndarray] | None:
     """The finishing of (n, B, h, w) float32 tiles by ``method`` (:data:`FINISHES`) on ``device``
     (auto: CUDA where PyTorch sees it); None for ``none``.
@@ -214,8 +215,9 @@ def finisher(
     The returned ``finish(tiles, y=None, masks=None, electrons_per_unit=None)`` filters at
     ``strength`` times each frame's estimated noise sigma when ``strength`` is given; else,
     told the tiles' measurements (n, h, w), masks (n, B, h, w) and electrons per unit, it
-    takes per tile the strongest of :data:`LADDER` whose measurement residual stays at the
-    noise (module docstring), and :data:`STRENGTH` without them.  ``temporal`` frames on
+    takes per tile the strongest of ``ladder`` (weakest first; :data:`LADDER`) whose
+    measurement residual stays at the noise (module docstring), and :data:`STRENGTH`
+    without them.  ``temporal`` frames on
     either side of each frame in its group are searched too, ``temporal_search`` pixels
     around it (0 frames: each frame alone).
     """
@@ -239,9 +241,9 @@ def finisher(
         n, B, h, w = x.shape
         frames = x.reshape(n * B, h, w)
         adaptive = strength is None and y is not None and masks is not None and bool(electrons_per_unit)
-        ladder = torch.tensor(LADDER if adaptive else [STRENGTH if strength is None else strength], device=dev)
+        strengths = torch.tensor(ladder if adaptive else [STRENGTH if strength is None else strength], device=dev)
         with torch.inference_mode():
-            sigma = ladder[:, None] * noise_sigma(frames)  # (k, n * B)
+            sigma = strengths[:, None] * noise_sigma(frames)  # (k, n * B)
             flat = sigma <= 0  # nothing to remove: the frame stays as it is
             out = nonlocal_means(
                 frames,
@@ -251,13 +253,13 @@ def finisher(
                 temporal=temporal,
                 temporal_search=temporal_search,
             )
-            out = torch.where(flat[..., None, None], frames, out).reshape(len(ladder), n, B, h, w)
+            out = torch.where(flat[..., None, None], frames, out).reshape(len(strengths), n, B, h, w)
         done = out.cpu().numpy()
         if not adaptive:
             return done[0]
         allowed = np.maximum(noise_ratio(y, masks, tiles, electrons_per_unit) + SLACK, 1.0)
         ok = np.stack([noise_ratio(y, masks, f, electrons_per_unit) <= allowed for f in done])  # (k, n)
-        pick = np.where(ok, np.arange(len(ladder))[:, None], 0).max(axis=0)  # strongest allowed, else the weakest
+        pick = np.where(ok, np.arange(len(strengths))[:, None], 0).max(axis=0)  # strongest allowed, else the weakest
         return done[pick, np.arange(n)]
 
     return finish
