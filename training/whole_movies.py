@@ -18,8 +18,11 @@ core per weights file.  ``--simulated N`` adds N movies of each of ``emtcs.simul
 imaging modes (HRTEM lattices like the README demo's, bright-field, liquid-cell, STEM; seeds
 from 20,000,000, which no training pool draws) and reports each kind apart: a fine-tune
 may gain on abTEM HRTEM and lose on the others (phase 27 in the suite: level on abTEM,
--0.45 dB on the README demo).  The suite (``training/candidate.py``) still decides what
-ships.
+-0.45 dB on the README demo).  ``--finish`` finishes each network's frames as ``auto``
+does (:mod:`emtcs.finish`, the strength guided by the measurement): the finish's gain
+depends on the weights (session 32: 1.69 dB for the shipped weights' frames of an abTEM
+scene at 200 e/px, 1.16 for phase 44's), so a screen without it can rank candidates
+otherwise than the suite.  The suite (``training/candidate.py``) still decides what ships.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch
 
 import emtcs.train as T
 from emtcs import zoo
+from emtcs.finish import finisher
 from emtcs.metrics import psnr
 from emtcs.nets import build
 from emtcs.simulate import MODES, MovieSimulator, SimulationConfig
@@ -88,7 +92,9 @@ def main() -> None:
         help="validation scenes, comma-separated (default: the 30 that are not the suite's)",
     )
     ap.add_argument("--simulated", type=int, default=0, metavar="N", help="also N emtcs.simulate movies per mode")
+    ap.add_argument("--finish", action="store_true", help="finish the frames as auto does (NL-means, guided)")
     a = ap.parse_args()
+    finish = finisher("nlm", "cpu") if a.finish else None
     torch.set_num_threads(1)
     nets = []
     for path in a.weights:
@@ -108,7 +114,10 @@ def main() -> None:
             line = f"{kind} {seed}, {dose:3g} e/px, B = {B:2d}".ljust(40)
             for n, net in enumerate(nets):
                 with torch.inference_mode():
-                    out = T.run_net(net, sample)[0].numpy()
+                    out = T.run_net(net, sample).numpy()
+                if finish is not None:
+                    out = finish(out, sample["y"].numpy(), sample["C"].numpy(), float(sample["epu"][0]))
+                out = out[0]
                 scores[n, m, j] = psnr(x, out, data_range=float(x.max() - x.min()))
                 line += f"{scores[n, m, j]:8.2f}"
             print(line, flush=True)
