@@ -511,6 +511,31 @@ def test_training_with_the_equivariance_loss(tmp_path):
     assert summary["train_config"]["equivariance"] == 5.0
 
 
+def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
+    """The differentiable finish of training is the decoders' finish (on the central crop),
+    and the loss on it reaches the network's weights."""
+    from emtcs.finish import finisher
+    from emtcs.train import FINISHED_STRENGTH, _loss, finished
+
+    torch.manual_seed(0)
+    frames = (1 + 0.2 * torch.randn(2, 4, 40, 40)).requires_grad_(True)
+    done, part = finished(frames, crop=24)
+    assert (part.start, part.stop) == (8, 32) and done.shape == (2, 4, 24, 24)
+    as_decoded = finisher("nlm", "cpu", strength=FINISHED_STRENGTH)(frames.detach()[..., part, part].numpy())
+    np.testing.assert_allclose(done.detach().numpy(), as_decoded, atol=1e-5)
+    assert 0 < float((done - frames[..., part, part]).detach().abs().mean()) < 0.2  # it filters, not wholesale
+    done.sum().backward()
+    assert frames.grad is not None and float(frames.grad.abs().sum()) > 0
+
+    y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
+    batch = {"y": y, "C": C, "x": torch.rand(2, 4, 32, 32)}
+    net = _Conv(grid=False)
+    loss = _loss(net, batch, finished_loss=1.0)
+    assert loss.item() > _loss(net, batch).item()
+    loss.backward()
+    assert float(net.conv.weight.grad.abs().sum()) > 0
+
+
 def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
     """Under "mse" a sample ten times further off pulls ten times harder; under "log-mse"
     each sample's pull is its error relative to itself, so the nearer one pulls ten times

@@ -669,6 +669,14 @@ def simulate(
     "(against a network's own pixel grid showing in its frames).",
 )
 @click.option(
+    "--finished-loss",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Weight of a loss on the frames after the NL-means finish that auto applies (what the finish "
+    "cannot remove, not what it removes anyway).",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(["mse", "log-mse"]),
@@ -785,6 +793,7 @@ def train(
     flat_noise: float,
     noise_blur: float,
     equivariance: float,
+    finished_loss: float,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -864,6 +873,7 @@ def train(
         flat_noise=flat_noise,
         noise_blur=noise_blur,
         equivariance=equivariance,
+        finished_loss=finished_loss,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

@@ -137,7 +137,8 @@ def nonlocal_means(
         wsum = torch.ones_like(acc)
         floor = (2 * sigma**2 * patch**2).reshape(k, n, 1, 1)
         scale = (-1.0 / (h**2 * patch**2)).reshape(k, n, 1, 1)
-        pairs = _Pairs(xp, acc, wsum, floor, scale, (H, W), patch, pad)
+        grad = torch.is_grad_enabled() and frames.requires_grad  # (in-place arithmetic otherwise)
+        pairs = _Pairs(xp, acc, wsum, floor, scale, (H, W), patch, pad, grad)
         step = max(1, _CPU_PIECE // (k * H * W)) if frames.device.type == "cpu" else n
         for i in range(0, n, step):
             piece = slice(i, min(i + step, n))
@@ -169,10 +170,13 @@ class _Pairs:
     patch distance) pixel j of frame t + dt with j - o of frame t, each weighted with its own
     frame's ``floor`` and ``scale`` (k, n, 1, 1).  ``xp`` are the frames padded by ``pad``."""
 
-    def __init__(self, xp: Any, acc: Any, wsum: Any, floor: Any, scale: Any, shape: tuple, patch: int, pad: int):
+    def __init__(
+        self, xp: Any, acc: Any, wsum: Any, floor: Any, scale: Any, shape: tuple, patch: int, pad: int, grad: bool
+    ):
         self.xp, self.acc, self.wsum, self.floor, self.scale = xp, acc, wsum, floor, scale
         self.H, self.W = shape
         self.patch, self.pad = patch, pad
+        self.grad = grad
 
     def add(self, frames: slice, dt: int, dy: int, dx: int, reach: int) -> None:
         """Pairs of the frames t in ``frames`` with t + ``dt`` at offset (``dy``, ``dx``); the
@@ -185,7 +189,7 @@ class _Pairs:
         core = self.xp[frames, start : start + rows, start : start + cols]
         moved = self.xp[other, start + dy : start + dy + rows, start + dx : start + dx + cols]
         d = core - moved
-        dist = _box(d.mul_(d), self.patch)
+        dist = _box(d * d if self.grad else d.mul_(d), self.patch)
         w = None
         # the pair (i, i + o) seen from i in ``frames``, then from j = i + o in ``other``
         for mine, theirs, sy, sx, top, left in (
@@ -195,7 +199,11 @@ class _Pairs:
             if w is None or dt:  # within one frame both sides have its parameters
                 # exp of a large negative argument takes a slow path on the CPU (10x); below
                 # exp(-80) ~ 2e-35 a weight is lost in float32 sums that hold the pixel's own 1
-                w = (dist - self.floor[:, mine]).clamp_(min=0).mul_(self.scale[:, mine]).clamp_(min=-80.0).exp_()
+                w = dist - self.floor[:, mine]
+                if self.grad:
+                    w = (w.clamp(min=0) * self.scale[:, mine]).clamp(min=-80.0).exp()
+                else:
+                    w = w.clamp_(min=0).mul_(self.scale[:, mine]).clamp_(min=-80.0).exp_()
             side = w[..., top : top + H, left : left + W]
             self.acc[:, mine].addcmul_(side, self.xp[theirs, pad + sy : pad + sy + H, pad + sx : pad + sx + W])
             self.wsum[:, mine] += side

@@ -139,6 +139,11 @@ class TrainConfig:
     #: error (scaled by :data:`LOG_MSE_SCALE`), what a mean PSNR over doses rewards: every
     #: sample's relative improvement weighs the same, at 1 e/px as at 1,000.
     loss: str = "mse"
+    #: weight of a loss on the frames as ``auto`` finishes them (NL-means, :mod:`emtcs.finish`,
+    #: at :data:`FINISHED_STRENGTH`, on the central :data:`FINISHED_CROP` pixels of each clip):
+    #: the finish removes the noise a network leaves, and with it most of what fine-tunes
+    #: gained over the shipped weights (session 32); this rewards what the finish cannot do.
+    finished_loss: float = 0.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -520,6 +525,29 @@ def _error(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
     return LOG_MSE_SCALE * torch.log(_per_sample_mse(out, x) + 1e-10).mean()
 
 
+#: The finish's strength and the crop (px) of ``TrainConfig.finished_loss``: the strength
+#: the guided finish picks most often on the calibration tiles, and a crop that makes the
+#: differentiable filter cost about what the network's step does (one core).
+FINISHED_STRENGTH = 1.25
+FINISHED_CROP = 64
+
+
+def finished(out: torch.Tensor, crop: int = FINISHED_CROP) -> tuple[torch.Tensor, slice]:
+    """The central ``crop`` pixels of (n, B, h, w) frames finished as ``auto`` does at
+    :data:`FINISHED_STRENGTH` (differentiable; the noise estimate held fixed), and the slice
+    of each axis they come from."""
+    from .finish import H_RATIO, TEMPORAL, noise_sigma, nonlocal_means
+
+    n, B, h, w = out.shape
+    a = max(0, (min(h, w) - crop) // 2)
+    part = slice(a, a + min(crop, h, w))
+    with torch.autocast(out.device.type, enabled=False):
+        frames = out[..., part, part].float().reshape(n * B, part.stop - a, part.stop - a)
+        sigma = FINISHED_STRENGTH * noise_sigma(frames.detach()).clamp(min=1e-6)
+        done = nonlocal_means(frames, sigma, H_RATIO * sigma, group=B, temporal=TEMPORAL)
+    return done.reshape(n, B, *done.shape[-2:]), part
+
+
 def _per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).square().flatten(1).mean(dim=1)
 
@@ -531,6 +559,7 @@ def _loss(
     equivariance: float = 0.0,
     shift: tuple[int, int] = SHIFTS[0],
     loss_kind: str = "mse",
+    finished_loss: float = 0.0,
 ) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         denoised = net.denoise(batch["noisy"], batch["epu"], batch["spread"])  # type: ignore[operator]
@@ -550,6 +579,9 @@ def _loss(
         if loss_kind == "log-mse":  # each sample's penalty relative to its own error, as its loss is
             penalty = penalty * LOG_MSE_SCALE / (_per_sample_mse(final, batch["x"]).detach() + 1e-10)
         loss = loss + equivariance * penalty.mean()
+    if finished_loss > 0:
+        done, part = finished(final)
+        loss = loss + finished_loss * _error(done, batch["x"][..., part, part], loss_kind)
     return loss
 
 
@@ -916,7 +948,7 @@ def train(
             batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
             B = int(batch["C"].shape[1])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss)
+                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
