@@ -9,17 +9,21 @@
 # (`emtcs train --workers`; one process made 16 clips of 128 x 128 x 20 in 0.4 s of a core),
 # with the CPU campaign's JPEG samples (session 31's had none, and lost 0.2 dB on the real
 # 8-bit liquid-cell movie; Pillow makes them since):
-#   mse        the campaign's recipe at a GPU's batch (session 31's control, whose weights
-#              did not come back)
-#   head       the same with a full-resolution head (`--head 16`), which can undo the
-#              U-Net's 2 x 2 pixel grid (what the README demo loses to; session 30).  Session
-#              31's run (phase G1) halved the grid and gained on the screen's movies, and lost
-#              0.045 dB on the suite, at B = 20 and on the real movies
-#   head-slow  the head at half the learning rate: a fine-tune that moves less
+#   head           a full-resolution head (`--head 16`), which can undo the U-Net's 2 x 2
+#                  pixel grid (what the README demo loses to; session 30).  Session 31's run
+#                  (phase G1) halved the grid, gained on the screen's movies and lost 0.045 dB
+#                  on the suite
+#   head-log       the same with the log-mse loss: the mean of session 31's two (a weight
+#                  soup) was the best candidate finished as `auto` finishes (session 32:
+#                  abTEM +0.07, liquid-cell +0.37 dB on the finished screen; suite level)
+#   head-finished  the head with `--finished-loss 1`, a loss on the frames as the NL-means
+#                  finish leaves them: the finish takes back most of what fine-tunes gain
+#                  (session 32), and 1,400 CPU samples of this loss (phase 47) were too few
 # Each writes OUT_DIR/RUN.{safetensors,log.jsonl}, their output goes to OUT_DIR/train.out and the
 # timing to OUT_DIR/decode-4k.json: eight files at most, what the device tool brings back
-# (the checkpoints stay there).  The weights are screened afterwards on the CPU
-# (training/whole_movies.py, benchmarks/grid_alias.py).
+# (the checkpoints stay there).  The weights are screened afterwards on the CPU, finished
+# (training/whole_movies.py --finish; benchmarks/grid_alias.py), and the soup of head and
+# head-log is made and screened too.
 #
 # The device sees the working tree, not ../shared: the training data travels in
 # scratch/gpu/ (abTEM scene files *.h5 and real single images *.tif, 64 MiB with the tree):
@@ -52,9 +56,9 @@ common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-
   --device cuda --bf16 --minutes "$MINUTES" --workers "$workers" --init models/gapunet-w24s2.safetensors
   "${data[@]}" --quiet --force)
 RUNS=$(mktemp -d)
-"$PY" "${common[@]}" -o "$RUNS/mse" > "$RUNS/mse.out" 2>&1 &
 "$PY" "${common[@]}" --head 16 -o "$RUNS/head" > "$RUNS/head.out" 2>&1 &
-"$PY" "${common[@]}" --head 16 --lr 1e-4 -o "$RUNS/head-slow" > "$RUNS/head-slow.out" 2>&1 &
+"$PY" "${common[@]}" --head 16 --loss log-mse -o "$RUNS/head-log" > "$RUNS/head-log.out" 2>&1 &
+"$PY" "${common[@]}" --head 16 --finished-loss 1 -o "$RUNS/head-finished" > "$RUNS/head-finished.out" 2>&1 &
 wait || true
 tail -n 5 "$RUNS"/*.out | tee "$OUT/train.out"
 cp "$RUNS"/*.safetensors "$RUNS"/*.log.jsonl "$OUT/" || true
