@@ -31,9 +31,10 @@
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
 # -sK added with K stages, $EMTCS_RUN.* when that is set).  `python training/whole_movies.py
-# models/gapunet-w24s2.safetensors RUN.safetensors --simulated 8` screens a run's weights against
-# the shipped ones on 30 whole abTEM validation movies and 32 simulated ones of four kinds (the
-# clip scores have not; sessions 29-30), `python benchmarks/grid_alias.py` (with EMTCS_MODELS set
+# models/gapunet-w24s2.safetensors RUN.safetensors --simulated 8 --finish` screens a run's weights
+# against the shipped ones on 30 whole abTEM validation movies and 32 simulated ones of four kinds,
+# finished as `auto` finishes (the clip scores have not ranked runs as the suite does, sessions
+# 29-30, nor has the unfinished screen, session 32), `python benchmarks/grid_alias.py` (with EMTCS_MODELS set
 # to a candidate folder) measures the network's pixel grid, which costs the README demo most,
 # and `python training/candidate.py RUN` then measures them through the suite (the model card's rule).
 set -euo pipefail
