@@ -225,9 +225,8 @@ def finisher(
     told the tiles' measurements (n, h, w), masks (n, B, h, w) and electrons per unit, it
     takes per tile the strongest of ``ladder`` (weakest first; :data:`LADDER`) whose
     measurement residual stays at the noise (module docstring), and :data:`STRENGTH`
-    without them.  ``temporal`` frames on
-    either side of each frame in its group are searched too, ``temporal_search`` pixels
-    around it (0 frames: each frame alone).
+    without them.  ``temporal`` frames on either side of each frame in its group are
+    searched too, ``temporal_search`` pixels around it (0 frames: each frame alone).
     """
     if method == "none":
         return None

@@ -525,9 +525,10 @@ def _error(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
     return LOG_MSE_SCALE * torch.log(_per_sample_mse(out, x) + 1e-10).mean()
 
 
-#: The finish's strength and the crop (px) of ``TrainConfig.finished_loss``: the strength
-#: the guided finish picks most often on the calibration tiles, and a crop that makes the
-#: differentiable filter cost about what the network's step does (one core).
+#: The finish's strength and the crop (px) of ``TrainConfig.finished_loss``: the median of
+#: the guided finish's choices on the calibration tiles (the shipped weights' frames, 128
+#: tiles; session 32), and a crop that keeps the differentiable filter's cost to about half
+#: a step's (one core).
 FINISHED_STRENGTH = 1.25
 FINISHED_CROP = 64
 
@@ -539,10 +540,11 @@ def finished(out: torch.Tensor, crop: int = FINISHED_CROP) -> tuple[torch.Tensor
     from .finish import H_RATIO, TEMPORAL, noise_sigma, nonlocal_means
 
     n, B, h, w = out.shape
-    a = max(0, (min(h, w) - crop) // 2)
-    part = slice(a, a + min(crop, h, w))
+    size = min(crop, h, w)
+    start = (min(h, w) - size) // 2
+    part = slice(start, start + size)
     with torch.autocast(out.device.type, enabled=False):
-        frames = out[..., part, part].float().reshape(n * B, part.stop - a, part.stop - a)
+        frames = out[..., part, part].float().reshape(n * B, size, size)
         sigma = FINISHED_STRENGTH * noise_sigma(frames.detach()).clamp(min=1e-6)
         done = nonlocal_means(frames, sigma, H_RATIO * sigma, group=B, temporal=TEMPORAL)
     return done.reshape(n, B, *done.shape[-2:]), part
