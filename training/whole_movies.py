@@ -47,6 +47,7 @@ SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abtem-hrtem"
 SUITE = (3, 17)  # the validation suite's scenes (benchmarks/validation.py)
 SIMULATOR_SEEDS = 20_000_000  # above every training pool's (emtcs.train: 1000 + seed + i) and validation's
 FRAMES, SIZE = 20, 192
+DOSES = (20.0, 200.0)  # (report() reads a movie's decodes 0-1 as the first dose's, 2-3 as the second's)
 
 
 def abtem_movies(path: Path, seeds: list[int]) -> list[tuple[str, int, np.ndarray]]:
@@ -71,14 +72,16 @@ def simulated_movies(n: int) -> list[tuple[str, int, np.ndarray]]:
 
 def report(kind: str, scores: np.ndarray) -> None:
     """Mean PSNR of each network over one kind's movies, and the difference from the first
-    network with its standard error over movies (a movie's four decodes share its content)."""
+    network with its standard error over movies (a movie's four decodes share its content),
+    over both doses and at each (candidates have gained at one dose and lost at the other)."""
     print(f"{kind}, {scores.shape[1]} movies:")
     print("  mean".ljust(40) + "".join(f"{v:8.3f}" for v in scores.mean(axis=(1, 2))))
-    per_movie = scores.mean(axis=2)
-    if len(scores) > 1 and per_movie.shape[1] > 1:
-        diff = per_movie[1:] - per_movie[0]
+    if len(scores) < 2 or scores.shape[1] < 2:
+        return
+    for label, columns in (("", slice(None)), (" at 20 e/px", slice(0, 2)), (" at 200 e/px", slice(2, 4))):
+        diff = scores[1:, :, columns].mean(axis=2) - scores[0, :, columns].mean(axis=1)
         error = diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
-        print("  minus 1".ljust(40) + " " * 8 + "".join(f"{d:+8.3f}" for d in diff.mean(axis=1)))
+        print(f"  minus 1{label}".ljust(40) + " " * 8 + "".join(f"{d:+8.3f}" for d in diff.mean(axis=1)))
         print("    its standard error".ljust(40) + " " * 8 + "".join(f"{e:8.3f}" for e in error))
 
 
@@ -107,7 +110,7 @@ def main() -> None:
     scores = np.zeros((len(nets), len(movies), 4))
     print("movie".ljust(40) + "".join(f"{i:>8d}" for i in range(1, len(nets) + 1)))
     for m, (kind, seed, clean) in enumerate(movies):
-        for j, (dose, B) in enumerate(itertools.product((20.0, 200.0), (10, 20))):
+        for j, (dose, B) in enumerate(itertools.product(DOSES, (10, 20))):
             rng = np.random.default_rng([seed, int(dose), B])  # the same sample for every network
             sample = T.make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
             x = sample["x"][0].numpy()
