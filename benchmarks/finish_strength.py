@@ -29,7 +29,7 @@ import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
 from emtcs.decoders.guard import noise_ratio
-from emtcs.finish import LADDER, SLACK, STRENGTH, finisher
+from emtcs.finish import LADDER, SLACK, STRENGTH, finisher, strongest_allowed
 from select_margin import calibration_groups, calibration_parser, split_unseen
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -47,14 +47,13 @@ DECODERS = ("select", "gaptv")
 
 
 def ruled(scores: dict, ladder: tuple[float, ...], slack: float) -> float:
-    """A tile's PSNR at the strongest strength of ``ladder`` whose residual ratio stays
-    within ``max(1, unfinished + slack)``, else the weakest (:mod:`emtcs.finish`'s rule);
-    at :data:`emtcs.finish.STRENGTH` where the noise is not known."""
+    """A tile's PSNR at the strength :func:`emtcs.finish.strongest_allowed` picks from
+    ``ladder`` with ``slack``; at :data:`emtcs.finish.STRENGTH` where the noise is not known."""
     ratio = scores.get("ratio")
     if ratio is None:
         return scores[str(STRENGTH)]
-    allowed = max(1.0, ratio["0.0"] + slack)
-    return scores[str(max([s for s in ladder if ratio[str(s)] <= allowed], default=ladder[0]))]
+    pick = strongest_allowed(np.array([ratio["0.0"]]), np.array([[ratio[str(s)]] for s in ladder]), slack)
+    return scores[str(ladder[int(pick[0])])]
 
 
 def summary(rows: list[dict], decoder: str) -> list[dict]:

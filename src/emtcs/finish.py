@@ -53,6 +53,7 @@ __all__ = [
     "finisher",
     "noise_sigma",
     "nonlocal_means",
+    "strongest_allowed",
 ]
 
 #: Finishing methods: ``nlm`` (the default) or ``none``.
@@ -209,6 +210,14 @@ class _Pairs:
             self.wsum[:, mine] += side
 
 
+def strongest_allowed(unfinished: np.ndarray, finished: np.ndarray, slack: float = SLACK) -> np.ndarray:
+    """The guided rule: per tile, the index of the strongest rung whose residual ratio
+    (``finished``, (k, n), rungs weakest first) stays within ``max(1, unfinished + slack)``
+    (``unfinished``, (n,)), else 0, the weakest."""
+    ok = np.asarray(finished) <= np.maximum(np.asarray(unfinished) + slack, 1.0)
+    return np.where(ok, np.arange(len(ok))[:, None], 0).max(axis=0)
+
+
 def finisher(
     method: str,
     device: str = "auto",
@@ -264,9 +273,8 @@ def finisher(
         done = out.cpu().numpy()
         if not adaptive:
             return done[0]
-        allowed = np.maximum(noise_ratio(y, masks, tiles, electrons_per_unit) + SLACK, 1.0)
-        ok = np.stack([noise_ratio(y, masks, f, electrons_per_unit) <= allowed for f in done])  # (k, n)
-        pick = np.where(ok, np.arange(len(strengths))[:, None], 0).max(axis=0)  # strongest allowed, else the weakest
+        unfinished = noise_ratio(y, masks, tiles, electrons_per_unit)
+        pick = strongest_allowed(unfinished, np.stack([noise_ratio(y, masks, f, electrons_per_unit) for f in done]))
         return done[pick, np.arange(n)]
 
     return finish
