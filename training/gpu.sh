@@ -19,7 +19,9 @@
 #   head-finished  the head with `--finished-loss 1`, a loss on the frames as the NL-means
 #                  finish leaves them: the finish takes back most of what fine-tunes gain
 #                  (session 32); on the CPU (phases 47-49, up to 3,000 samples) it gained on
-#                  the simulator's HRTEM and STEM movies and lost on liquid-cell and abTEM
+#                  the simulator's HRTEM and STEM movies and lost on liquid-cell and abTEM.
+#                  Session 33's lease ran it 226 steps (the others 1,000): the filter looped
+#                  over each clip of the batch; one pass since, 11x faster on an H200
 # Each writes OUT_DIR/RUN.{safetensors,log.jsonl}, their output goes to OUT_DIR/train.out and the
 # timing to OUT_DIR/decode-4k.json: eight files at most, what the device tool brings back
 # (the checkpoints stay there).  The weights are screened afterwards on the CPU, finished

@@ -148,13 +148,18 @@ def nonlocal_means(
                     if dy > 0 or dx > 0:  # o and -o share their patch distances
                         pairs.add(piece, 0, dy, dx, search)
             for dt in range(1, temporal + 1):  # frame t with t + dt of its run, both ways
-                for first in range(piece.start - piece.start % group, piece.stop, group):
-                    ts = slice(max(first, piece.start), min(first + group - dt, n - dt, piece.stop))
-                    if ts.stop <= ts.start:
-                        continue
-                    for dy in range(-temporal_search, temporal_search + 1):
-                        for dx in range(-temporal_search, temporal_search + 1):
-                            pairs.add(ts, dt, dy, dx, temporal_search)
+                # every run of the piece in one pass (a GPU's kernels stay large); the pairs
+                # that would reach into the next run are computed and weigh nothing
+                t = np.arange(piece.start, min(piece.stop, n - dt))
+                inside = np.flatnonzero(t % group < group - dt)
+                if not len(inside):
+                    continue
+                ts = slice(int(t[inside[0]]), int(t[inside[-1]]) + 1)
+                keep = t[inside[0] : inside[-1] + 1] % group < group - dt
+                mask = None if keep.all() else torch.from_numpy(keep).to(acc).reshape(1, -1, 1, 1)
+                for dy in range(-temporal_search, temporal_search + 1):
+                    for dx in range(-temporal_search, temporal_search + 1):
+                        pairs.add(ts, dt, dy, dx, temporal_search, mask)
         out = acc / wsum
     return out[0] if single else out
 
@@ -179,10 +184,11 @@ class _Pairs:
         self.patch, self.pad = patch, pad
         self.grad = grad
 
-    def add(self, frames: slice, dt: int, dy: int, dx: int, reach: int) -> None:
+    def add(self, frames: slice, dt: int, dy: int, dx: int, reach: int, mask: Any = None) -> None:
         """Pairs of the frames t in ``frames`` with t + ``dt`` at offset (``dy``, ``dx``); the
         distances are computed on a grid extended by ``reach`` >= |dy|, |dx| pixels, which
-        the pairs seen from the other frame need."""
+        the pairs seen from the other frame need.  ``mask`` (1, len(frames), 1, 1), 0 or 1,
+        multiplies each pair's weights: 0 leaves the sums exactly as they were."""
         H, W, pad, c = self.H, self.W, self.pad, self.patch // 2
         other = slice(frames.start + dt, frames.stop + dt)
         start = pad - reach - c
@@ -205,6 +211,8 @@ class _Pairs:
                     w = (w.clamp(min=0) * self.scale[:, mine]).clamp(min=-80.0).exp()
                 else:
                     w = w.clamp_(min=0).mul_(self.scale[:, mine]).clamp_(min=-80.0).exp_()
+                if mask is not None:
+                    w = w * mask if self.grad else w.mul_(mask)
             side = w[..., top : top + H, left : left + W]
             self.acc[:, mine].addcmul_(side, self.xp[theirs, pad + sy : pad + sy + H, pad + sx : pad + sx + W])
             self.wsum[:, mine] += side
