@@ -5,8 +5,7 @@
 Fine-tunes that start from the same weights stay in one basin, and their mean is often a
 better decoder than either (the G1 soup of session 31: the best candidate on the screen
 finished as `auto` finishes, session 32).  The config and what the weights serve are the
-first file's, and every file is read as that network: a file without an optional part (the
-shipped weights have no ``--head``) takes the part at its untrained values.  The training record lists the parts.
+first file's; every file's network must hold the same tensors.  The training record lists the parts.
 Screen the result with ``training/whole_movies.py --finish``.
 """
 
@@ -21,23 +20,18 @@ from emtcs import zoo
 from emtcs.nets import build
 
 
-def full_state(path: Path, config: dict | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, state) of a weights file as the network of ``config`` (default: the file's
-    own) holds it: parts the file lacks (a network's ``optional_parts``, e.g. a head added
-    since) at the values the network loads them with."""
+def full_state(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(metadata, state) of a weights file as its network holds it: parts that older files
+    lack (a network's ``optional_parts``) at the values the network loads them with."""
     info, state = zoo.load_weights(path)
-    net = build(config or info["config"])
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith(tuple(getattr(net, "optional_parts", ()))) for k in missing):
-        raise SystemExit(f"{path}: does not fit a {config or info['config']} network")
+    net = build(info["config"])
+    net.load_state_dict(state)
     return info, net.state_dict()
 
 
 def soup(paths: list[Path]) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(the first file's metadata, the mean state) of weights files with the same tensors,
-    each read as the first file's network."""
-    first, _ = zoo.load_weights(paths[0])
-    infos, states = zip(*(full_state(p, first["config"]) for p in paths))
+    """(the first file's metadata, the mean state) of weights files with the same tensors."""
+    infos, states = zip(*(full_state(p) for p in paths))
     for path, state in zip(paths[1:], states[1:]):
         if state.keys() != states[0].keys() or any(state[k].shape != v.shape for k, v in states[0].items()):
             raise SystemExit(f"{path}: not the same tensors as {paths[0]}")
