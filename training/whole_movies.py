@@ -78,7 +78,8 @@ def report(kind: str, scores: np.ndarray) -> None:
     print("  mean".ljust(40) + "".join(f"{v:8.3f}" for v in scores.mean(axis=(1, 2))))
     if len(scores) < 2 or scores.shape[1] < 2:
         return
-    for label, columns in (("", slice(None)), (" at 20 e/px", slice(0, 2)), (" at 200 e/px", slice(2, 4))):
+    at = [(f" at {dose:g} e/px", slice(2 * i, 2 * i + 2)) for i, dose in enumerate(DOSES)]
+    for label, columns in [("", slice(None)), *at]:
         diff = scores[1:, :, columns].mean(axis=2) - scores[0, :, columns].mean(axis=1)
         error = diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
         print(f"  minus 1{label}".ljust(40) + " " * 8 + "".join(f"{d:+8.3f}" for d in diff.mean(axis=1)))
