@@ -539,12 +539,13 @@ def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
 def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
     """Under "mse" a sample ten times further off pulls ten times harder; under "log-mse"
     each sample's pull is its error relative to itself, so the nearer one pulls ten times
-    harder and a dose's share of the gradient no longer follows its noise."""
+    harder and a dose's share of the gradient no longer follows its noise; "rmse" is
+    halfway: each pulls with its error over its own root-mean-square error, alike here."""
     from emtcs.train import _error
 
     x = torch.zeros(2, 3, 8, 8)
     direction = torch.randn(1, 3, 8, 8).expand(2, -1, -1, -1)
-    for kind, ratio in (("mse", 10.0), ("log-mse", 0.1)):
+    for kind, ratio in (("mse", 10.0), ("rmse", 1.0), ("log-mse", 0.1)):
         out = (direction * torch.tensor([1.0, 10.0]).view(2, 1, 1, 1)).clone().requires_grad_(True)
         _error(out, x, kind).backward()
         pull = out.grad.flatten(1).norm(dim=1)

@@ -679,11 +679,12 @@ def simulate(
 @click.option(
     "--loss",
     "loss_kind",
-    type=click.Choice(["mse", "log-mse"]),
+    type=click.Choice(["mse", "rmse", "log-mse"]),
     default="mse",
     show_default=True,
     help="mse: the squared error over the batch, which low-dose samples dominate; log-mse: the mean of each "
-    "sample's log squared error, which weighs every dose alike (as a mean PSNR does).",
+    "sample's log squared error, which weighs every dose alike (as a mean PSNR does); rmse: the mean of each "
+    "sample's root-mean-square error, halfway between.",
 )
 @click.option(
     "--ema",

@@ -137,7 +137,9 @@ class TrainConfig:
     #: "mse": the mean squared error over the batch, which low-dose samples dominate (their
     #: errors are largest); "log-mse": the mean over samples of the log of each one's squared
     #: error (scaled by :data:`LOG_MSE_SCALE`), what a mean PSNR over doses rewards: every
-    #: sample's relative improvement weighs the same, at 1 e/px as at 1,000.
+    #: sample's relative improvement weighs the same, at 1 e/px as at 1,000; "rmse": the mean
+    #: over samples of each one's root-mean-square error (scaled to match), halfway between:
+    #: a sample pulls with the square root of its error relative to the others'.
     loss: str = "mse"
     #: weight of a loss on the frames as ``auto`` finishes them (NL-means, :mod:`emtcs.finish`,
     #: at :data:`FINISHED_STRENGTH`, on the central :data:`FINISHED_CROP` pixels of each clip):
@@ -511,10 +513,10 @@ SHIFT_MARGIN = 8
 
 
 #: Losses :func:`train` knows (``TrainConfig.loss``).
-LOSSES = ("mse", "log-mse")
-#: Scale of the "log-mse" loss: a typical per-sample squared error of the campaign's
-#: GapUNet (normalised frames), so that its gradients are of the "mse" loss's size and
-#: the clipping at norm 1 and the learning rate mean what they did.
+LOSSES = ("mse", "rmse", "log-mse")
+#: Scale of the "log-mse" and "rmse" losses: a typical per-sample squared error of the
+#: campaign's GapUNet (normalised frames), so that their gradients are of the "mse" loss's
+#: size and the clipping at norm 1 and the learning rate mean what they did.
 LOG_MSE_SCALE = 4e-3
 
 
@@ -522,7 +524,20 @@ def _error(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
     """The reconstruction loss of ``out`` against ``x`` (see ``TrainConfig.loss``)."""
     if loss == "mse":
         return F.mse_loss(out.float(), x)
-    return LOG_MSE_SCALE * torch.log(_per_sample_mse(out, x) + 1e-10).mean()
+    per_sample = _per_sample_mse(out, x) + 1e-10
+    if loss == "rmse":  # d/dm of 2 sqrt(S m) is sqrt(S / m): 1 where m is the typical S
+        return 2 * torch.sqrt(LOG_MSE_SCALE * per_sample).mean()
+    return LOG_MSE_SCALE * torch.log(per_sample).mean()
+
+
+def _sample_weight(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor | float:
+    """How much more than under "mse" each sample's squared error counts in ``loss``, held
+    fixed: (S / m)^q with m its error, S :data:`LOG_MSE_SCALE`, q = 0, 1/2, 1 for "mse",
+    "rmse", "log-mse"."""
+    if loss == "mse":
+        return 1.0
+    ratio = LOG_MSE_SCALE / (_per_sample_mse(out, x).detach() + 1e-10)
+    return ratio.sqrt() if loss == "rmse" else ratio
 
 
 #: The finish's strength and the crop (px) of ``TrainConfig.finished_loss``: the median of
@@ -578,9 +593,8 @@ def _loss(
         loss = loss + 0.5 * sum(_error(o, batch["x"], loss_kind) for o in inter) / len(inter)
     if equivariance > 0:
         penalty = shift_penalty(net, batch, final, shift, start)
-        if loss_kind == "log-mse":  # each sample's penalty relative to its own error, as its loss is
-            penalty = penalty * LOG_MSE_SCALE / (_per_sample_mse(final, batch["x"]).detach() + 1e-10)
-        loss = loss + equivariance * penalty.mean()
+        # each sample's penalty weighed as its error is
+        loss = loss + equivariance * (penalty * _sample_weight(final, batch["x"], loss_kind)).mean()
     if finished_loss > 0:
         done, part = finished(final)
         loss = loss + finished_loss * _error(done, batch["x"][..., part, part], loss_kind)
