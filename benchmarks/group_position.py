@@ -69,7 +69,10 @@ def main() -> None:
         raise SystemExit(f"no abTEM scenes at {scenes}")
     seeds = [int(s) for s in a.seeds.split(",")]
     results: list[dict[str, Any]] = []
-    for B in (int(b) for b in a.B.split(",")):
+    Bs = [int(b) for b in a.B.split(",")]
+    if any(not 2 <= B <= 20 for B in Bs):
+        raise SystemExit(f"B must be 2 ... 20 (the movies have 20 frames), got {a.B}")
+    for B in Bs:
         for name in a.decoders.split(","):
             rows = []
             for seed in seeds:
