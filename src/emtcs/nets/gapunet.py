@@ -140,7 +140,9 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
 class TemporalMix(nn.Module):
     """Lets every frame's features see the whole group: a temporal convolution over the
     frame and its two neighbours plus the group's mean feature, added back through a layer
-    that starts at zero (so adding it to trained weights leaves their output unchanged)."""
+    that starts at zero (so adding it to trained weights leaves their output unchanged).
+    With ``sequence``, the groups of the batch follow one another in time, and the
+    convolution runs across their boundaries (the group mean stays each group's own)."""
 
     def __init__(self, width: int):
         super().__init__()
@@ -150,12 +152,13 @@ class TemporalMix(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, f: torch.Tensor, frames: int) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, frames: int, sequence: bool = False) -> torch.Tensor:
         nb, c, h, w = f.shape
         g = f.reshape(nb // frames, frames, c, h, w)
-        t = self.time(F.pad(g.transpose(1, 2), (0, 0, 0, 0, 1, 1), mode="replicate")).transpose(1, 2)
+        runs = f.reshape(1, nb, c, h, w) if sequence else g
+        t = self.time(F.pad(runs.transpose(1, 2), (0, 0, 0, 0, 1, 1), mode="replicate")).transpose(1, 2)
         m = self.group(g.mean(1))[:, None]
-        return f + self.out(F.leaky_relu((t + m).reshape(nb, c, h, w), 0.1))
+        return f + self.out(F.leaky_relu((t.reshape(g.shape) + m).reshape(nb, c, h, w), 0.1))
 
 
 class SpreadConditioning(nn.Module):
@@ -220,7 +223,9 @@ class UNet(nn.Module):
         scales = {"enc1": w1, "enc2": w2, "mid": w3, "dec2": w2, "dec1": w1}
         self.spread = nn.ModuleDict({name: SpreadConditioning(c) for name, c in scales.items()})
 
-    def forward(self, x: torch.Tensor, frames: int = 1, spread: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, frames: int = 1, spread: torch.Tensor | None = None, sequence: bool = False
+    ) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8  # three halvings
         given = x
@@ -232,10 +237,10 @@ class UNet(nn.Module):
         e1 = c["enc1"](self.enc1(F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)), spread)
         e2 = c["enc2"](self.enc2(self.down1(e1)), spread)
         if self.mix2 is not None:
-            e2 = self.mix2(e2, frames)
+            e2 = self.mix2(e2, frames, sequence)
         m = c["mid"](self.mid(self.down2(e2)), spread)
         if self.mix3 is not None:
-            m = self.mix3(m, frames)
+            m = self.mix3(m, frames, sequence)
         d2 = c["dec2"](self.dec2(torch.cat([self.up2(_upsample(m)), e2], 1)), spread)
         d1 = c["dec1"](self.dec1(torch.cat([self.up1(_upsample(d2)), e1], 1)), spread)
         out = F.pixel_shuffle(self.out(d1), 2)[..., :h, :w].contiguous()
@@ -303,8 +308,13 @@ class GapUNet(nn.Module):
         epu: torch.Tensor | None = None,
         return_all: bool = False,
         spread: torch.Tensor | None = None,
+        sequence: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.refine(y, C, self.start(y, C, epu), epu, return_all, spread)
+        """Frames (n, B, h, w) of the tiles' measurements ``y`` (n, h, w) and masks ``C``.
+        With ``sequence``, the n groups are one tile's consecutive groups in time: each
+        group's first and last frames see the frames beside them in the groups before and
+        after, as its other frames see theirs (``benchmarks/group_context.py``)."""
+        return self.refine(y, C, self.start(y, C, epu), epu, return_all, spread, sequence)
 
     def start(self, y: torch.Tensor, C: torch.Tensor, epu: torch.Tensor | None = None) -> torch.Tensor:
         """The GAP-TV reconstruction the stages start from (no parameters: equal to GAP-TV;
@@ -328,13 +338,15 @@ class GapUNet(nn.Module):
         return x + self.unet(inp, B, _per_frame(spread, B)).reshape(n, B, h, w)
 
     def _context(
-        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, k: int
+        self, u: torch.Tensor, C: torch.Tensor, r: torch.Tensor, sigma_u: torch.Tensor, k: int, sequence: bool = False
     ) -> torch.Tensor:
-        """The U-Net's input at stage ``k``: each frame on the sqrt scale with its neighbours,
-        the group mean, its mask, the residual, the noise level and the stage."""
+        """The U-Net's input at stage ``k``: each frame on the sqrt scale with its neighbours
+        (across the groups' boundaries with ``sequence``), the group mean, its mask, the
+        residual, the noise level and the stage."""
         n, B, h, w = u.shape
-        prev = torch.cat([u[:, :1], u[:, :-1]], 1)
-        nxt = torch.cat([u[:, 1:], u[:, -1:]], 1)
+        runs = u.reshape(1, n * B, h, w) if sequence else u
+        prev = torch.cat([runs[:, :1], runs[:, :-1]], 1).reshape(u.shape)
+        nxt = torch.cat([runs[:, 1:], runs[:, -1:]], 1).reshape(u.shape)
         ctx = [
             prev,
             u,
@@ -355,8 +367,10 @@ class GapUNet(nn.Module):
         epu: torch.Tensor | None = None,
         return_all: bool = False,
         spread: torch.Tensor | None = None,
+        sequence: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """The unfolded stages and the final projection, from the start ``x``."""
+        """The unfolded stages and the final projection, from the start ``x`` (``sequence``:
+        as :meth:`forward`)."""
         n, B, h, w = C.shape
         if epu is None:  # no noise model: assume a modest dose of ~100 electrons per unit
             epu = y.new_full((n,), 100.0)
@@ -371,7 +385,8 @@ class GapUNet(nn.Module):
             x = x + self.step[k] * At(r, C)
             u = torch.sqrt(x.clamp(min=0) + offset)
             residual = At(r, C) / (2 * u)  # on the same sqrt scale
-            x = x + self.gate[k] * self.unet(self._context(u, C, residual, sigma_u, k), B, spread).reshape(n, B, h, w)
+            inp = self._context(u, C, residual, sigma_u, k, sequence)
+            x = x + self.gate[k] * self.unet(inp, B, spread, sequence).reshape(n, B, h, w)
             outs.append(x)
         x = self.project(x, y, C, csum, epu)
         return (x, outs) if return_all else x
