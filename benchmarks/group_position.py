@@ -17,28 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 
-from emtcs import codec
-from emtcs.io import open_movie
 from emtcs.metrics import psnr
+from peak_timeline import decoded
 from validation import DOSES, SCENES, SHARED, abtem_movie
-
-
-def decoded(frames: np.ndarray, B: int, decoder: str, finish: str) -> np.ndarray:
-    """``frames`` compressed at B as the suite compresses them, decoded by ``decoder``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, tcs, out = Path(tmp) / "movie.tif", Path(tmp) / "movie.tcs", Path(tmp) / "out.tif"
-        tifffile.imwrite(src, frames)
-        codec.compress(src, tcs, B)
-        codec.decompress(tcs, out, decoder=decoder, device="cpu", finish=finish)
-        with open_movie(out) as movie:
-            return movie.read(0, movie.n_frames)
 
 
 def by_position(truth: np.ndarray, test: np.ndarray, B: int) -> np.ndarray:
@@ -72,14 +58,16 @@ def main() -> None:
     Bs = [int(b) for b in a.B.split(",")]
     if any(not 2 <= B <= 20 for B in Bs):
         raise SystemExit(f"B must be 2 ... 20 (the movies have 20 frames), got {a.B}")
+    names = a.decoders.split(",")
     for B in Bs:
-        for name in a.decoders.split(","):
-            rows = []
-            for seed in seeds:
-                for dose in DOSES:
-                    noisy, clean = abtem_movie(scenes, seed, dose)
-                    rows.append(by_position(clean, decoded(noisy, B, name, a.finish), B))
-            scores = np.concatenate(rows)
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for seed in seeds:
+            for dose in DOSES:
+                noisy, clean = abtem_movie(scenes, seed, dose)
+                for name, frames in decoded(noisy, B, names, a.finish).items():
+                    rows[name].append(by_position(clean, frames, B))
+        for name in names:
+            scores = np.concatenate(rows[name])
             mean = float(scores.mean())
             results.append(
                 {

@@ -28,22 +28,17 @@ import tifffile
 
 from emtcs import codec
 from emtcs.io import open_movie
-from emtcs.metrics import PEAK_FACTOR, PEAK_PRESENT, PEAK_TOLERANCE, peak_contrast
+from emtcs.metrics import PEAK_FACTOR, PEAK_PRESENT, contrast_near, peak_contrast
 from validation import SHARED, abtem_movie
 
 
-def contrast_at(frames: np.ndarray, ky: int, kx: int, tolerance: float = PEAK_TOLERANCE) -> np.ndarray:
-    """Per frame, the highest :func:`peak_contrast` within ``tolerance`` bins of (ky, kx)."""
-    h, w = frames.shape[-2:]
-    r = int(tolerance)
-    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
-    disc = dy**2 + dx**2 <= tolerance**2
-    rows, cols = (ky + h // 2 + dy[disc]) % h, (kx + w // 2 + dx[disc]) % w
-    return np.array([peak_contrast(f)[rows, cols].max() for f in frames])
+def contrast_at(frames: np.ndarray, ky: int, kx: int) -> np.ndarray:
+    """Per frame, the highest :func:`peak_contrast` within the check's tolerance of (ky, kx)."""
+    return np.array([contrast_near(peak_contrast(f), ky, kx) for f in frames])
 
 
-def decoded(frames: np.ndarray, B: int, decoders: list[str]) -> dict[str, np.ndarray]:
-    """Each decoder's frames of ``frames`` compressed at B as the suite compresses them."""
+def decoded(frames: np.ndarray, B: int, decoders: list[str], finish: str = "nlm") -> dict[str, np.ndarray]:
+    """Each decoder's frames of ``frames`` compressed once at B as the suite compresses them."""
     out: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         src, tcs = Path(tmp) / "movie.tif", Path(tmp) / "movie.tcs"
@@ -51,7 +46,7 @@ def decoded(frames: np.ndarray, B: int, decoders: list[str]) -> dict[str, np.nda
         codec.compress(src, tcs, B)
         for name in decoders:
             restored = Path(tmp) / f"{name}.tif"
-            codec.decompress(tcs, restored, decoder=name, device="cpu")
+            codec.decompress(tcs, restored, decoder=name, device="cpu", finish=finish)
             with open_movie(restored) as movie:
                 out[name] = movie.read(0, movie.n_frames)
     return out

@@ -18,6 +18,7 @@ __all__ = [
     "spectral_peaks",
     "invented_peaks",
     "unsupported_peaks",
+    "contrast_near",
     "movie_quality",
 ]
 
@@ -169,16 +170,18 @@ def unsupported_peaks(found: np.ndarray, contrast: np.ndarray, tolerance: float 
     :func:`peak_contrast` ``contrast`` reaches :data:`PEAK_PRESENT`.  The weaker bar
     (hysteresis) and no demand for a local maximum there: a reflection that the reference
     shows weakly, or as a shoulder of the spectrum's envelope, is one it holds."""
+    return sum(int(contrast_near(contrast, ky, kx, tolerance) < PEAK_PRESENT) for ky, kx in np.reshape(found, (-1, 2)))
+
+
+def contrast_near(contrast: np.ndarray, ky: int, kx: int, tolerance: float = PEAK_TOLERANCE) -> float:
+    """The highest :func:`peak_contrast` ``contrast`` within ``tolerance`` bins (a disc) of
+    the frequency offset (ky, kx) from the centre: what :func:`unsupported_peaks` asks of
+    the reference at a decoded peak."""
     h, w = contrast.shape
     r = int(tolerance)
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = dy**2 + dx**2 <= tolerance**2
-    dy, dx = dy[disc], dx[disc]
-    invented = 0
-    for ky, kx in np.asarray(found).reshape(-1, 2):
-        rows, cols = (ky + h // 2 + dy) % h, (kx + w // 2 + dx) % w
-        invented += int(contrast[rows, cols].max() < PEAK_PRESENT)
-    return invented
+    return float(contrast[(ky + h // 2 + dy[disc]) % h, (kx + w // 2 + dx[disc]) % w].max())
 
 
 def movie_quality(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, data_range: float) -> dict[str, float]:
