@@ -2,7 +2,7 @@
 
 A group's first and last frames decode 1.4 dB below the frames beside them
 (``benchmarks/group_position.py``): inside a group the network sees each frame's
-neighbours, at a group's edge it sees a copy of the frame itself.  With ``sequence=True``
+neighbours, at a group's edge it sees a copy of the frame itself.  With ``run`` = the number of groups
 (:meth:`emtcs.nets.gapunet.GapUNet.forward`) a tile's consecutive groups are decoded as
 one run: the frames on either side of a boundary see each other, as neighbours inside a
 group do, in the U-Net's input and in its temporal convolutions; each group's mean and
@@ -40,7 +40,7 @@ def decode_runs(net: torch.nn.Module, noisy: np.ndarray, B: int, sequence: bool,
     y = np.stack([encode(noisy[g * B : (g + 1) * B], C[g]) for g in range(n)]).astype(np.float32)
     scale = float(np.percentile(noisy, 99.9)) or 1.0  # frames about [0, 1]; electrons per unit = scale
     with torch.inference_mode():
-        x = net(torch.from_numpy(y / scale), torch.from_numpy(C), epu=torch.full((n,), scale), sequence=sequence)
+        x = net(torch.from_numpy(y / scale), torch.from_numpy(C), epu=torch.full((n,), scale), run=n if sequence else 1)
     return x.numpy().reshape(n * B, *noisy.shape[1:]) * scale
 
 

@@ -586,27 +586,31 @@ def test_temporal_mixing_lets_frames_see_each_other():
 
 
 def test_a_run_of_groups_lets_frames_see_across_the_boundaries():
-    """With ``sequence`` a tile's consecutive groups decode as one run: a change in the
-    first group's last frame reaches the second group (which group by group never sees
-    it), through the U-Net's input and its temporal convolutions; a lone group decodes
-    exactly as without it."""
+    """With ``run`` a tile's consecutive groups decode as runs: a change in the first
+    group's last frame reaches the second group of its run (which group by group never
+    sees it), through the U-Net's input and its temporal convolutions, but not the next
+    run; runs in one batch decode as they do one at a time."""
     torch.manual_seed(0)
     net = build(TINY["gapunet-temporal"])
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.1)
     net.eval()
-    x = torch.rand(2, 6, 16, 16)
-    C = (torch.rand(2, 6, 16, 16) > 0.5).float()
+    x = torch.rand(4, 6, 16, 16)
+    C = (torch.rand(4, 6, 16, 16) > 0.5).float()
     bumped = x.clone()
     bumped[0, -1] += 1.0
     y, y_bumped = (C * x).sum(1), (C * bumped).sum(1)
-    epu = torch.tensor([50.0, 50.0])
+    epu = torch.full((4,), 50.0)
     with torch.inference_mode():
-        for sequence in (False, True):
-            change = (net(y_bumped, C, epu, sequence=sequence) - net(y, C, epu, sequence=sequence)).abs()
-            assert float(change[0].max()) > 0
-            assert (float(change[1].max()) > 0) == sequence
-        torch.testing.assert_close(net(y[:1], C[:1], epu[:1], sequence=True), net(y[:1], C[:1], epu[:1]))
+        for run in (1, 2):
+            change = (net(y_bumped, C, epu, run=run) - net(y, C, epu, run=run)).abs().amax((1, 2, 3))
+            assert float(change[0]) > 0
+            assert (float(change[1]) > 0) == (run == 2)
+            assert float(change[2:].max()) == 0
+        both = net(y, C, epu, run=2)
+        torch.testing.assert_close(both[2:], net(y[2:], C[2:], epu[2:], run=2))
+        with pytest.raises(ValueError, match="runs of 3"):
+            net(y, C, epu, run=3)
 
 
 def _random_weights(path, config: dict, seed: int) -> torch.nn.Module:

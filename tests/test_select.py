@@ -116,19 +116,22 @@ def test_a_broken_network_is_replaced_by_gap_tv_everywhere(tmp_path):
 
 
 def test_reports_count_the_tiles_select_gave_to_gap_tv(tmp_path):
+    """Broken weights: select gives every tile to GAP-TV, and the report counts each once
+    (the guard behind it keeps them), per group, the groups decoded as one run."""
     import torch
 
-    from emtcs.decoders.guard import guarded
-    from emtcs.decoding import gap_tv_tiles
+    import emtcs
 
     info, state = zoo.load_weights(_shipped())
     broken = {k: v + torch.randn_like(v) * 0.5 for k, v in state.items()}
     path = tmp_path / "gapunet-broken.safetensors"
     zoo.save_weights(path, broken, info["config"], serves=info.get("serves", "any"))
-    y, C, scale = _tiles()
-    dec = guarded(get_decoder("select", B=B, device="cpu", weights=path), 2.0)
-    dec.decode(y, C, scale)
-    assert gap_tv_tiles(dec) == (2, 2)
+    movie, tcs = tmp_path / "m.tif", tmp_path / "m.tcs"
+    emtcs.codec.write_simulation(movie, n_frames=20, shape=(64, 64), dose=100.0, seed=2)
+    emtcs.compress(movie, tcs, B=B, gain=1.0)
+    opts = {"decoder": "select", "device": "cpu", "tile": 64, "overlap": 16, "decoder_options": {"weights": path}}
+    report = emtcs.decompress(tcs, tmp_path / "m-out.tif", **opts)
+    assert report.fallback == {0: (1, 1), 1: (1, 1)}, report.fallback
 
 
 def test_decompress_reports_how_well_the_frames_predict_withheld_measurements(tmp_path):

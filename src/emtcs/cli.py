@@ -24,6 +24,7 @@ from ._version import __version__
 from .cli_options import adapt_option, device_option, numbers, quantise_options, quantise_settings
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
+from .decoding import RUN
 from .errors import EmtcsError
 from .finish import FINISHES
 from .progress import progress_bar, stderr_console
@@ -309,6 +310,15 @@ def _noise_line(info: dict[str, Any]) -> str:
     help="Finish the tiles a learned decoder returns with non-local means at the strength of their "
     "remaining noise, as strong as the measurement allows where the noise is known, or not (none).",
 )
+@click.option(
+    "--run",
+    type=click.IntRange(min=1),
+    default=RUN,
+    show_default=True,
+    metavar="GROUPS",
+    help="GapUNet (auto, select) decodes blocks of this many consecutive groups together, so that the frames "
+    "either side of a boundary between groups see each other; 1 decodes each group alone.",
+)
 @adapt_option
 @click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
@@ -329,6 +339,7 @@ def decompress(
     batch: int,
     guard: float,
     finish: str,
+    run: int,
     adapt: int,
     reference: Path | None,
     report: Path | None,
@@ -374,6 +385,7 @@ def decompress(
             batch=batch,
             guard=guard,
             finish=finish,
+            run=run,
             progress=advance,
             log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),

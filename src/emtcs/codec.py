@@ -23,7 +23,7 @@ from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
-from .decoding import DecodeSettings, decode_here, finishing, reported_config
+from .decoding import RUN, DecodeSettings, decode_here, finishing, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import EmtcsError, InputError
 from .io import check_writable, create_movie, open_movie
@@ -413,6 +413,7 @@ def decompress(
     batch: int = 8,
     guard: float = GUARD_RATIO,
     finish: str = "nlm",
+    run: int = RUN,
     decoder_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     on_group: Callable[[int, float], None] | None = None,
@@ -432,7 +433,10 @@ def decompress(
     noise are decoded with GAP-TV (0 turns the guard off; see :func:`emtcs.decoding.decode_group`).
     ``finish`` ("nlm" or "none") finishes the tiles a learned decoder returns with
     non-local means at the strength of their own remaining noise (:mod:`emtcs.finish`);
-    GAP-TV's frames and frames stored alone are left as they are.  ``progress`` is
+    GAP-TV's frames and frames stored alone are left as they are.  ``run``: a decoder that
+    sees across groups (GapUNet's) decodes blocks of that many consecutive groups together,
+    so that the frames either side of a boundary between groups inside a block see each
+    other (:func:`emtcs.decoding.group_runs`; 1: each group alone).  ``progress`` is
     called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
@@ -451,6 +455,7 @@ def decompress(
         device=device,
         options=tuple((decoder_options or {}).items()),
         finish=finish,
+        run=run,
     )
     check_writable(dst)
     check_output(dst, force=force, inputs=(src,))
@@ -485,11 +490,11 @@ def decompress(
             with create_movie(
                 tmp, (len(sel), *hd.frame_shape), hd.value_map.source_dtype, hd.metadata, name=dst
             ) as out:
-                terms: list[tuple[float, float]] = []
+                terms: dict[int, list[tuple[float, float]]] = {}  # the groups in progress
                 for piece in pieces:
                     for frame, t in zip(piece.frames, piece.t_out):
                         out.write(t, frame, piece.rows)
-                    terms.extend(piece.terms)
+                    terms.setdefault(piece.g, []).extend(piece.terms)
                     report.decoder = piece.decoder
                     if piece.fallback[1]:
                         done = report.fallback.get(piece.g, (0, 0))
@@ -502,8 +507,7 @@ def decompress(
                     if progress is not None:
                         progress(len(piece.t_out) * (piece.rows.stop - piece.rows.start) / H)
                     if piece.last:
-                        report.residuals[piece.g] = relative_residual(terms)
-                        terms = []
+                        report.residuals[piece.g] = relative_residual(terms.pop(piece.g))
                         if on_group is not None:
                             on_group(piece.g, report.residuals[piece.g])
     summary = report.guard_summary()

@@ -22,22 +22,25 @@ from .decoders.learned import LearnedDecoder
 from .decoders.select import SelectingDecoder
 from .errors import InputError
 from .finish import FINISHES, STRENGTH, finisher
-from .tiling import OVERLAP, TILE, decode_bands, intensity_scale
+from .tiling import OVERLAP, TILE, decode_run_bands, intensity_scale
 
 __all__ = [
+    "RUN",
     "DecodeSettings",
     "DecodedRows",
     "GroupBand",
-    "decode_group",
+    "decode_run",
     "decode_here",
     "finishing",
-    "gap_tv_tiles",
-    "holdout_scores",
+    "group_runs",
     "noise_gain",
     "noise_pedestal",
     "reported_config",
     "wanted_frames",
 ]
+
+#: Groups decoded together, as one run, by a decoder that sees across groups (``--run``).
+RUN = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class DecodeSettings:
     """Keyword options of the decoder as (name, value) pairs, kept sorted by name."""
     finish: str = "nlm"
     """How decoded tiles are finished (:mod:`emtcs.finish`): nlm or none."""
+    run: int = RUN
+    """Consecutive groups a decoder that sees across groups decodes together (:func:`group_runs`)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.guard) and self.guard >= 0):
@@ -73,6 +78,8 @@ class DecodeSettings:
             raise InputError(f"overlap {self.overlap} must be in [0, tile={self.tile})")
         if self.batch < 1:
             raise InputError(f"--batch must be at least 1 tile (got {self.batch})")
+        if self.run < 1:
+            raise InputError(f"--run must be at least 1 group (got {self.run})")
         if self.finish not in FINISHES:
             raise InputError(f"--finish must be one of {', '.join(FINISHES)} (got {self.finish!r})")
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
@@ -99,8 +106,9 @@ class DecodedRows(NamedTuple):
 
 
 class GroupBand(NamedTuple):
-    """One band of rows of a decoded group (see :func:`decode_group`)."""
+    """One band of rows of a decoded group (see :func:`decode_run`)."""
 
+    g: int
     rows: slice
     frames: np.ndarray  # (len(keep), len(rows), W) in the source dtype
     num: float  # residual terms (emtcs.tiling.relative_residual)
@@ -111,41 +119,61 @@ class GroupBand(NamedTuple):
 
 
 def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
-    """The groups holding the frames ``sel``, decoded in this process band by band."""
+    """The groups holding the frames ``sel``, decoded in this process a run of groups and a
+    band of rows at a time (the bands of a run's groups interleaved)."""
     hd, config = reader.header, reported_config(dec, settings)
-    for g, keep, t_out in wanted_frames(hd, sel):
-        for band in decode_group(reader, g, dec, settings, keep=keep):
+    wanted = {g: (keep, t_out) for g, keep, t_out in wanted_frames(hd, sel)}
+    for groups in group_runs(hd, range(min(wanted), max(wanted) + 1), settings.run):
+        keep = {g: wanted[g][0] for g in groups if g in wanted}
+        for band in decode_run(reader, groups, dec, settings, keep=keep):
             last = band.rows.stop == hd.frame_shape[0]
-            terms = [(band.num, band.den)]
             yield DecodedRows(
-                g, t_out, band.rows, band.frames, terms, last, config, band.fallback, band.holdout, band.blended
+                band.g,
+                wanted[band.g][1],
+                band.rows,
+                band.frames,
+                [(band.num, band.den)],
+                last,
+                config,
+                band.fallback,
+                band.holdout,
+                band.blended,
             )
 
 
-def gap_tv_tiles(dec: Decoder) -> tuple[int, int]:
-    """(tiles given to GAP-TV, tiles decoded) so far by ``dec``: by the guard around a learned
-    decoder and by ``select``'s hold-out rule; (0, 0) for other decoders."""
-    replaced = tiles = 0
-    if isinstance(dec, GuardedDecoder):
-        replaced, tiles, dec = dec.replaced, dec.tiles, dec.inner
-    if isinstance(dec, SelectingDecoder):
-        replaced, tiles = replaced + dec.replaced, dec.tiles
-    return replaced, tiles
+def group_runs(hd: TcsHeader, groups: range, run: int) -> list[range]:
+    """The runs of consecutive groups that hold ``groups``, in order: blocks of ``run``
+    groups counted from the movie's first, split where the groups' length changes or a
+    scene cut starts a group.  A group's run depends only on the file and ``run``, so it
+    decodes to the same frames whichever of its frames are asked for."""
+    cuts = set(hd.cuts or [])
+    runs: list[range] = []
+    g = groups.start - groups.start % run
+    while g < groups.stop:
+        end = min(g - g % run + run, hd.n_groups)
+        nb, stop = len(hd.group_frames(g)), g + 1
+        while stop < end and len(hd.group_frames(stop)) == nb and hd.group_frames(stop)[0] not in cuts:
+            stop += 1
+        if stop > groups.start:
+            runs.append(range(g, stop))
+        g = stop
+    return runs
 
 
-def noise_gain(reader: TcsReader, g: int, y: np.ndarray) -> tuple[float, bool]:
-    """Levels per electron the decoders are told for group ``g`` (measurement ``y``), and
-    whether that reflects the movie's noise.
+def noise_gain(reader: TcsReader, g: int | range, y: np.ndarray) -> tuple[float, bool]:
+    """Levels per electron the decoders are told for group ``g`` (measurement ``y``), or for
+    a run of groups (their measurements), and whether that reflects the movie's noise.
 
     With the detector's noise model (or an Anscombe coding's gain) it is its gain.  A file
     whose noise was measured without a model (``gaussian-v1``, or ``noise_sigma`` beside exact
     measurements) has noise of sigma levels per frame whatever the intensity; the Poisson
-    gain with that variance at the group's mean level per frame, sigma² / mean, is what the
-    decoders are told.  Otherwise: one level per electron, a guess."""
+    gain with that variance at the group's (run's) mean level per frame, sigma² / mean, is
+    what the decoders are told.  Otherwise: one level per electron, a guess."""
     hd = reader.header
     sigma = hd.measured_sigma
     if sigma is not None:
-        counts = reader.frame_counts(g)
+        groups = g if isinstance(g, range) else range(g, g + 1)
+        counts = sum(reader.frame_counts(k).astype(np.float64) for k in groups)
         mean = float(np.sum(y, dtype=np.float64)) / max(float(np.sum(counts, dtype=np.float64)), 1.0)
         return sigma**2 / max(mean, sigma), True
     return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
@@ -162,23 +190,6 @@ def noise_pedestal(hd: TcsHeader) -> float:
         return 0.0
     pedestal = hd.noise.in_levels(hd.value_scale, hd.value_offset).pedestal
     return pedestal if abs(pedestal) <= hd.max_level else 0.0
-
-
-def blended_tiles(dec: Decoder) -> int:
-    """Tiles ``select`` has blended with GAP-TV so far (its hold-out scores too close to
-    choose); 0 for other decoders."""
-    if isinstance(dec, GuardedDecoder):
-        dec = dec.inner
-    return dec.blended if isinstance(dec, SelectingDecoder) else 0
-
-
-def holdout_scores(dec: Decoder) -> tuple[float, int]:
-    """(sum of the hold-out scores of the frames kept, tiles scored) so far by ``dec``: by
-    ``select``; (0, 0) for other decoders.  :func:`decode_group` reports them only where
-    the noise was measured or given (:func:`noise_gain`)."""
-    if isinstance(dec, GuardedDecoder):
-        dec = dec.inner
-    return dec.holdout if isinstance(dec, SelectingDecoder) else (0.0, 0)
 
 
 def finishing(dec: Decoder, settings: DecodeSettings, *, noise_measured: bool) -> Callable[..., np.ndarray] | None:
@@ -205,46 +216,55 @@ def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], l
         yield g, [k for k, _ in pairs], [t for _, t in pairs]
 
 
-def decode_group(
+def decode_run(
     reader: TcsReader,
-    g: int,
+    groups: range,
     dec: Decoder,
     settings: DecodeSettings,
     *,
-    keep: list[int] | None = None,
+    keep: dict[int, list[int]] | None = None,
     bands: range | None = None,
 ) -> Iterator[GroupBand]:
-    """Decode group ``g`` of an open ``.tcs`` band by band (the work of one group, or of a
-    row block of it, in one process and on distributed workers alike).
+    """Decode a run of groups of an open ``.tcs`` (:func:`group_runs`) band by band (the work
+    of one run, or of a row block of it, in one process and on distributed workers alike).
 
-    Yields a :class:`GroupBand` per band: the frames ``keep`` (all by default) of the
-    group over its rows, in the source dtype, the band's residual terms and what the
-    guard did.  ``bands`` limits decoding to a range of tile-row bands
-    (:func:`emtcs.tiling.decode_bands`).  A group whose length the decoder's weights do
-    not serve (a short group) is decoded with GAP-TV, a frame stored alone is copied.  A
-    learned decoder is guarded (:class:`emtcs.decoders.guard.GuardedDecoder`,
-    ``settings.guard`` > 0): tiles where its residual exceeds ``guard`` times the shot
-    noise (at the file's gain, else 1 level per electron) are decoded with GAP-TV.  The
-    tiles a learned decoder returns (those the guard replaced too) are finished as
-    ``settings.finish`` says (:mod:`emtcs.finish`); GAP-TV's and copied frames are not.
+    Yields a :class:`GroupBand` per group of ``keep`` (a group: the frames of it to keep;
+    by default every frame of every group) and band, the run's groups in order within each
+    band: the frames over the band's rows, in the source dtype, the band's residual terms
+    and what the guard and ``select`` did.  A decoder that sees across groups decodes the
+    run's groups together (those not kept too, for their frames beside the ones kept),
+    normalised by one intensity scale; others decode each group alone.  ``bands`` limits
+    decoding to a range of tile-row bands (:func:`emtcs.tiling.decode_run_bands`).  A group
+    whose length the decoder's weights do not serve (a short group) is decoded with
+    GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
+    (:class:`emtcs.decoders.guard.GuardedDecoder`, ``settings.guard`` > 0): tiles where its
+    residual exceeds ``guard`` times the shot noise (at the file's gain, else 1 level per
+    electron) are decoded with GAP-TV.  The tiles a learned decoder returns (those the
+    guard replaced too) are finished as ``settings.finish`` says (:mod:`emtcs.finish`);
+    GAP-TV's and copied frames are not.
     """
     hd = reader.header
-    nb = len(hd.group_frames(g))
-    keep = list(range(nb)) if keep is None else keep
-    vmap = hd.value_map
-    masks = hd.group_masks(g)
-    y = reader.measurement(g)
-    gain, measured = noise_gain(reader, g, y)
-    dec = decoder_for_group(dec, nb, unmasked=masks.unmasked, noise_measured=measured, noise_spread=hd.noise_spread)
+    keep = keep if keep is not None else {g: list(range(len(hd.group_frames(g)))) for g in groups}
+    masks = hd.group_masks(groups.start)
+    y = np.stack([reader.measurement(g) for g in groups])
+    gain, measured = noise_gain(reader, groups, y)
+    dec = decoder_for_group(
+        dec, masks.nb, unmasked=masks.unmasked, noise_measured=measured, noise_spread=hd.noise_spread
+    )
+    if len(groups) > 1 and not dec.sees_runs:  # each group alone, with its own scale and gain
+        for g in groups:
+            if g in keep:
+                yield from decode_run(reader, range(g, g + 1), dec, settings, keep={g: keep[g]}, bands=bands)
+        return
     finish = finishing(dec, settings, noise_measured=measured)
     pedestal = noise_pedestal(hd)
-    scale = intensity_scale(y, masks, pedestal=pedestal)
-    dec = guarded(dec, settings.guard, noise_measured=measured)
-    seen, scored, mixed = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
-    for rows, block, num, den in decode_bands(
+    scale = max(intensity_scale(m, masks, pedestal=pedestal) for m in y)
+    tally = _Tally(guarded(dec, settings.guard, noise_measured=measured), len(groups))
+    vmap = hd.value_map
+    for rows, blocks, terms in decode_run_bands(
         y,
         masks,
-        dec,
+        tally,
         tile=settings.tile,
         overlap=settings.overlap,
         batch=settings.batch,
@@ -254,9 +274,55 @@ def decode_group(
         pedestal=pedestal,
         finish=finish,
     ):
-        now, total, mixed_now = gap_tv_tiles(dec), holdout_scores(dec), blended_tiles(dec)
-        fallback = (now[0] - seen[0], now[1] - seen[1])
-        # the hold-out score is in units of the noise only where the noise was measured or given
-        holdout = (total[0] - scored[0], total[1] - scored[1]) if measured else (0.0, 0)
-        yield GroupBand(rows, vmap.to_source(block[keep]), num, den, fallback, holdout, mixed_now - mixed)
-        seen, scored, mixed = now, total, mixed_now
+        for k, g in enumerate(groups):
+            if g in keep:
+                fallback, holdout, blended = tally.take(k)
+                # the hold-out score is in units of the noise only where the noise was measured or given
+                holdout = holdout if measured else (0.0, 0)
+                yield GroupBand(g, rows, vmap.to_source(blocks[k][keep[g]]), *terms[k], fallback, holdout, blended)
+
+
+class _Tally(Decoder):
+    """A decoder's tiles counted by the group they belong to, for tiles in runs of ``K``
+    groups: (tiles given to GAP-TV, tiles decoded) where the guard or ``select`` may give
+    them to it, ``select``'s hold-out scores of the frames kept and the tiles it blended."""
+
+    name = "tally"
+
+    def __init__(self, dec: Decoder, K: int):
+        self.dec, self.K = dec, K
+        self.batched, self.sees_runs = dec.batched, dec.sees_runs  # type: ignore[misc]
+        self.guard = dec if isinstance(dec, GuardedDecoder) else None
+        inner = dec.inner if isinstance(dec, GuardedDecoder) else dec
+        self.select = inner if isinstance(inner, SelectingDecoder) else None
+        self.fallback = np.zeros((K, 2), dtype=np.int64)
+        self.holdout = np.zeros((K, 2), dtype=np.float64)
+        self.blended = np.zeros(K, dtype=np.int64)
+
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, **run: int
+    ) -> np.ndarray:
+        frames = self.dec.decode(y, masks, electrons_per_unit, **run)
+        slot = np.arange(len(y)) % self.K
+        if self.guard is not None or self.select is not None:
+            np.add.at(self.fallback[:, 1], slot, 1)
+        if self.guard is not None:
+            np.add.at(self.fallback[:, 0], slot, self.guard.last_replaced)
+        if self.select is not None:
+            np.add.at(self.fallback[:, 0], slot, self.select.last_gap_tv)
+            np.add.at(self.blended, slot, self.select.last_blended)
+            scored = np.isfinite(self.select.last_holdout)
+            np.add.at(self.holdout[:, 0], slot[scored], self.select.last_holdout[scored])
+            np.add.at(self.holdout[:, 1], slot[scored], 1)
+        return frames
+
+    def take(self, k: int) -> tuple[tuple[int, int], tuple[float, int], int]:
+        """Group ``k``'s counts since the last take: (tiles given to GAP-TV, tiles decoded),
+        (sum of hold-out scores, tiles scored) and tiles blended."""
+        counts = (
+            (int(self.fallback[k, 0]), int(self.fallback[k, 1])),
+            (float(self.holdout[k, 0]), int(self.holdout[k, 1])),
+            int(self.blended[k]),
+        )
+        self.fallback[k], self.holdout[k], self.blended[k] = 0, 0.0, 0
+        return counts

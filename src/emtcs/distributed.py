@@ -3,11 +3,12 @@
 The design, for one machine (``workers=N``, a local cluster of N processes) or many
 (``scheduler="tcp://host:8786"``, a running Dask scheduler):
 
-* Work: one task per group of the ``.tcs``, or per row block of a group when its
-  frames are large (more than :data:`BLOCK_BYTES` as float32); the row blocks are
-  bands of tiles, decoded with their overlapping neighbours, so the frames are
-  bit-identical to the single-process result (:func:`emtcs.tiling.decode_bands`).
-* Data: a task carries only its description (path, group, rows, frames, decoder
+* Work: one task per run of groups of the ``.tcs`` (:func:`emtcs.decoding.group_runs`;
+  one group for decoders that decode each group alone), or per row block of a run
+  when its frames are large (more than :data:`BLOCK_BYTES` as float32); the row blocks
+  are bands of tiles, decoded with their overlapping neighbours, so the frames are
+  bit-identical to the single-process result (:func:`emtcs.tiling.decode_run_bands`).
+* Data: a task carries only its description (path, groups, rows, frames, decoder
   name); **each worker reads the measurement from the ``.tcs`` itself**, so the file
   must be on a file system that every worker sees under the same path.  The decoded
   frames, in the source dtype, travel back to the client, which alone writes the
@@ -39,7 +40,7 @@ import numpy as np
 
 from .container import TcsHeader, TcsReader
 from .decoders import Decoder, decoder_for, is_learned
-from .decoding import DecodedRows, DecodeSettings, decode_group, reported_config, wanted_frames
+from .decoding import DecodedRows, DecodeSettings, decode_run, group_runs, reported_config, wanted_frames
 from .errors import DecoderError, EmtcsError, InputError
 from .optional import require
 from .tiling import tile_starts
@@ -55,7 +56,7 @@ __all__ = [
     "BLOCK_BYTES",
 ]
 
-#: Largest group (its frames as float32) decoded by one task; larger ones are split into row blocks.
+#: Largest run of groups (its frames as float32) decoded by one task; larger ones are split into row blocks.
 BLOCK_BYTES = 256 * 2**20
 #: Tasks submitted ahead of the next result to write, per worker thread (or GPU).
 AHEAD = 2
@@ -66,12 +67,14 @@ WORKER_TIMEOUT = 60
 
 @dataclass(frozen=True)
 class DecodeTask:
-    """What a worker decodes: rows ``rows`` of the frames ``keep`` of group ``g`` of ``path``,
-    with the decoder ``decoder`` for groups of ``B`` frames, as ``settings`` say."""
+    """What a worker decodes: rows ``rows`` of the run of groups ``groups`` (first, stop) of
+    ``path``, keeping the frames ``keep`` (one tuple per group of ``kept``), with the
+    decoder ``decoder`` for groups of ``B`` frames, as ``settings`` say."""
 
     path: str
-    g: int
-    keep: tuple[int, ...]
+    groups: tuple[int, int]
+    kept: tuple[int, ...]
+    keep: tuple[tuple[int, ...], ...]
     rows: tuple[int, int]
     bands: tuple[int, int] | None
     decoder: str
@@ -79,33 +82,37 @@ class DecodeTask:
     settings: DecodeSettings
 
 
-def decode_task(task: DecodeTask) -> dict[str, Any]:
-    """Run on a worker: decode one task; returns the frames, the residual terms, the guard's
-    (replaced, tiles) counts, select's hold-out scores and blended tiles and the decoder config."""
+def decode_task(task: DecodeTask) -> list[dict[str, Any]]:
+    """Run on a worker: decode one task; returns, for each group kept, its frames, residual
+    terms, the guard's (replaced, tiles) counts, select's hold-out scores and blended tiles
+    and the decoder config."""
     dec = _worker_decoder(task.decoder, task.B, task.settings)
     r0, r1 = task.rows
+    config = reported_config(dec, task.settings)
     with TcsReader(task.path) as reader:
         W = reader.header.frame_shape[1]
-        frames = np.empty((len(task.keep), r1 - r0, W), dtype=reader.header.value_map.source_dtype)
-        terms = []
-        fallback = [0, 0]
-        holdout = [0.0, 0]
-        blended = 0
+        dtype = reader.header.value_map.source_dtype
+        results = {
+            g: {
+                "frames": np.empty((len(keep), r1 - r0, W), dtype=dtype),
+                "terms": [],
+                "fallback": (0, 0),
+                "holdout": (0.0, 0),
+                "blended": 0,
+                "decoder": config,
+            }
+            for g, keep in zip(task.kept, task.keep)
+        }
         bands = range(*task.bands) if task.bands else None
-        for band in decode_group(reader, task.g, dec, task.settings, keep=list(task.keep), bands=bands):
-            frames[:, band.rows.start - r0 : band.rows.stop - r0] = band.frames
-            terms.append((band.num, band.den))
-            fallback = [fallback[0] + band.fallback[0], fallback[1] + band.fallback[1]]
-            holdout = [holdout[0] + band.holdout[0], holdout[1] + band.holdout[1]]
-            blended += band.blended
-    return {
-        "frames": frames,
-        "terms": terms,
-        "fallback": tuple(fallback),
-        "holdout": tuple(holdout),
-        "blended": blended,
-        "decoder": reported_config(dec, task.settings),
-    }
+        keep = {g: list(k) for g, k in zip(task.kept, task.keep)}
+        for band in decode_run(reader, range(*task.groups), dec, task.settings, keep=keep, bands=bands):
+            out = results[band.g]
+            out["frames"][:, band.rows.start - r0 : band.rows.stop - r0] = band.frames
+            out["terms"].append((band.num, band.den))
+            out["fallback"] = tuple(a + b for a, b in zip(out["fallback"], band.fallback))
+            out["holdout"] = tuple(a + b for a, b in zip(out["holdout"], band.holdout))
+            out["blended"] += band.blended
+    return [results[g] for g in task.kept]
 
 
 _decoder_cache: dict[str, Any] = {}
@@ -144,14 +151,17 @@ def plan_decode(
     decoder: str,
     settings: DecodeSettings,
     block_bytes: int = BLOCK_BYTES,
-) -> list[tuple[DecodeTask, list[int], bool]]:
-    """The tasks of a decompression in output order: (task, output frame indices, last block of its group)."""
+) -> list[tuple[DecodeTask, list[list[int]], bool]]:
+    """The tasks of a decompression in output order: (task, output frame indices of each
+    group kept, last block of its run)."""
     H, W = hd.frame_shape
     ys = tile_starts(H, settings.tile, settings.overlap)
     ends = [*ys[1:], H]
+    wanted = {g: (keep, t_out) for g, keep, t_out in wanted_frames(hd, sel)}
     plan = []
-    for g, keep, t_out in wanted_frames(hd, sel):
-        row_bytes = len(hd.group_frames(g)) * W * 4
+    for groups in group_runs(hd, range(min(wanted), max(wanted) + 1), settings.run):
+        kept = [g for g in groups if g in wanted]
+        row_bytes = len(groups) * len(hd.group_frames(groups.start)) * W * 4
         blocks, b0 = [], 0
         for b in range(len(ys)):
             if b > b0 and (ends[b] - ys[b0]) * row_bytes > block_bytes:
@@ -161,15 +171,16 @@ def plan_decode(
         for k, (a, b) in enumerate(blocks):
             task = DecodeTask(
                 path,
-                g,
-                tuple(keep),
+                (groups.start, groups.stop),
+                tuple(kept),
+                tuple(tuple(wanted[g][0]) for g in kept),
                 (ys[a], ends[b - 1]),
                 (a, b) if len(blocks) > 1 else None,
                 decoder,
                 hd.B,
                 settings,
             )
-            plan.append((task, t_out, k == len(blocks) - 1))
+            plan.append((task, [wanted[g][1] for g in kept], k == len(blocks) - 1))
     return plan
 
 
@@ -197,20 +208,21 @@ def decode_on_cluster(
             block_bytes=block_bytes or BLOCK_BYTES,
         )
         tasks = [(task,) for task, _, _ in plan]
-        for i, result in ordered_results(client, decode_task, tasks, ahead=AHEAD * slots, resources=resources):
-            task, t_out, last = plan[i]
-            yield DecodedRows(
-                task.g,
-                t_out,
-                slice(*task.rows),
-                result["frames"],
-                result["terms"],
-                last,
-                result["decoder"],
-                result["fallback"],
-                result["holdout"],
-                result["blended"],
-            )
+        for i, results in ordered_results(client, decode_task, tasks, ahead=AHEAD * slots, resources=resources):
+            task, t_outs, last = plan[i]
+            for g, t_out, result in zip(task.kept, t_outs, results):
+                yield DecodedRows(
+                    g,
+                    t_out,
+                    slice(*task.rows),
+                    result["frames"],
+                    result["terms"],
+                    last,
+                    result["decoder"],
+                    result["fallback"],
+                    result["holdout"],
+                    result["blended"],
+                )
 
 
 def map_in_order(

@@ -26,6 +26,7 @@ __all__ = [
     "intensity_scale",
     "decoder_tiles",
     "decode_bands",
+    "decode_run_bands",
     "relative_residual",
     "reconstruct_group",
 ]
@@ -113,16 +114,56 @@ def decode_bands(
 ) -> Iterator[tuple[slice, np.ndarray, float, float]]:
     """Reconstruct the frames of one measurement ``y`` (H, W), one band of tile rows at a time.
 
-    Band ``i`` holds the output rows ``tile_starts(H)[i]`` up to the next band's start;
-    they are final once tile row ``i`` is decoded.  Yields ``(rows, frames, num, den)``:
-    the (nb, len(rows), W) float32 frames in the units of ``y`` and the band's terms of
-    the residual (see :func:`relative_residual`).  ``bands`` limits the output to a
-    range of bands; the tile rows overlapping its first band are decoded too (and
-    dropped), so a band's frames are bit-identical whichever range it is decoded in.
-    ``scale`` defaults to :func:`intensity_scale` of the whole ``y``.  ``gain`` (units
-    of ``y`` per electron) gives the decoder the noise level, ``scale / gain`` electrons
-    per normalised unit; None leaves it unknown.  ``pedestal`` is the level every frame
-    holds at zero electrons (:func:`emtcs.decoding.noise_pedestal`): it is taken off the
+    Yields ``(rows, frames, num, den)``: the (nb, len(rows), W) float32 frames in the units
+    of ``y`` and the band's terms of the residual (see :func:`relative_residual`); the
+    options are :func:`decode_run_bands`'.
+    """
+    for rows, frames, terms in decode_run_bands(
+        y[None],
+        masks,
+        decoder,
+        tile=tile,
+        overlap=overlap,
+        batch=batch,
+        scale=scale,
+        gain=gain,
+        pedestal=pedestal,
+        bands=bands,
+        finish=finish,
+    ):
+        yield rows, frames[0], *terms[0]
+
+
+def decode_run_bands(
+    y: np.ndarray,
+    masks: MaskSource,
+    decoder: Decoder,
+    *,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch: int = 8,
+    scale: float | None = None,
+    gain: float | None = None,
+    pedestal: float = 0.0,
+    bands: range | None = None,
+    finish: Callable[..., np.ndarray] | None = None,
+) -> Iterator[tuple[slice, np.ndarray, list[tuple[float, float]]]]:
+    """Reconstruct the frames of a run of consecutive groups of one length, their
+    measurements ``y`` (K, H, W) taken with the same ``masks``, one band of tile rows at a time.
+
+    A decoder that sees across groups (:attr:`emtcs.decoders.Decoder.sees_runs`) gets each
+    tile position's K tiles as one run; others decode each group alone.  Band ``i`` holds
+    the output rows ``tile_starts(H)[i]`` up to the next band's start; they are final once
+    tile row ``i`` is decoded.  Yields ``(rows, frames, terms)``: the (K, nb, len(rows), W)
+    float32 frames in the units of ``y`` and each group's (num, den) terms of the residual
+    for the band (see :func:`relative_residual`).  ``bands`` limits the output to a range
+    of bands; the tile rows overlapping its first band are decoded too (and dropped), so a
+    band's frames are bit-identical whichever range it is decoded in.  ``scale`` defaults
+    to :func:`intensity_scale` of the whole first ``y``; every group of the run shares it.
+    ``batch`` is the tiles per decoder call (at least one run's).  ``gain`` (units of ``y``
+    per electron) gives the decoder the noise level, ``scale / gain`` electrons per
+    normalised unit; None leaves it unknown.  ``pedestal`` is the level every frame holds
+    at zero electrons (:func:`emtcs.decoding.noise_pedestal`): it is taken off the
     measurement before decoding, so that the decoders see counts whose shot noise ``gain``
     describes, and put back on the frames.  ``finish`` (:func:`emtcs.finish.finisher`)
     takes each batch of decoded tiles before they are stitched; the residual is that of
@@ -130,52 +171,62 @@ def decode_bands(
     """
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
-    H, W = y.shape
+    K, H, W = y.shape
     nb = masks.nb
     if scale is None:
-        scale = intensity_scale(y, masks, pedestal=pedestal)
+        scale = intensity_scale(y[0], masks, pedestal=pedestal)
     epu = scale / gain if gain else None
+    run = {"run": K} if K > 1 and decoder.sees_runs else {}
     ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
     th, tw = min(tile, H), min(tile, W)
     bands = bands if bands is not None else range(len(ys))
     # warm-up: every earlier tile row that reaches into the first band's rows
     first = next(k for k in range(len(ys)) if ys[k] + th > ys[bands.start])
-    acc = np.zeros((nb, th, W), dtype=np.float32)
+    acc = np.zeros((K, nb, th, W), dtype=np.float32)
     wsum = np.zeros((th, W), dtype=np.float32)
     top = ys[first]
+    per_call = max(1, batch // K)  # tile positions per decoder call
     for i in range(first, bands.stop):
         y0 = ys[i]
         shift = y0 - top
         if shift:
-            acc[:, : th - shift] = acc[:, shift:]
-            acc[:, th - shift :] = 0
+            acc[..., : th - shift, :] = acc[..., shift:, :]
+            acc[..., th - shift :, :] = 0
             wsum[: th - shift] = wsum[shift:]
             wsum[th - shift :] = 0
             top = y0
         wy = blend_window(th, overlap, y0 > 0, y0 + th < H)
         rows = slice(y0, y0 + th)
-        for j in range(0, len(xs), batch):
-            chunk = xs[j : j + batch]
-            ytiles, mtiles = decoder_tiles(y, masks, rows, [slice(x0, x0 + tw) for x0 in chunk], scale, pedestal)
-            frames = decoder.decode(ytiles, mtiles, epu)
+        for j in range(0, len(xs), per_call):
+            chunk = xs[j : j + per_call]
+            cols = [slice(x0, x0 + tw) for x0 in chunk]
+            # position-major: each position's K groups in time order, a run
+            tiles = [decoder_tiles(g, masks, rows, cols, scale, pedestal) for g in y]
+            ytiles = np.stack([t[0] for t in tiles], 1).reshape(-1, th, tw)
+            mtiles = np.stack([t[1] for t in tiles], 1).reshape(-1, nb, th, tw)
+            frames = decoder.decode(ytiles, mtiles, epu, **run)
             if finish is not None:
                 frames = finish(frames, ytiles, mtiles, epu)
-            for x0, f in zip(chunk, frames):
+            for x0, f in zip(chunk, frames.reshape(len(chunk), K, nb, th, tw)):
                 w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
-                acc[:, :, x0 : x0 + tw] += f * w2
+                acc[..., x0 : x0 + tw] += f * w2
                 wsum[:, x0 : x0 + tw] += w2
         if i < bands.start:
             continue
         done = (ys[i + 1] if i + 1 < len(ys) else H) - y0
-        block = acc[:, :done] / wsum[:done] * np.float32(scale)
+        block = acc[..., :done, :] / wsum[:done] * np.float32(scale)
         if pedestal:
             block = (block + pedestal).astype(np.float32)
         out_rows = slice(y0, y0 + done)
-        yr = y[out_rows].astype(np.float64)
-        model = np.zeros(yr.shape, dtype=np.float64)
-        for b, m in enumerate(masks.window(out_rows, slice(None))):
-            model += block[b] * m
-        yield out_rows, block, float(np.sum((yr - model) ** 2)), float(np.sum(yr**2))
+        window = masks.window(out_rows, slice(None))
+        terms = []
+        for k in range(K):
+            yr = y[k, out_rows].astype(np.float64)
+            model = np.zeros(yr.shape, dtype=np.float64)
+            for b, m in enumerate(window):
+                model += block[k, b] * m
+            terms.append((float(np.sum((yr - model) ** 2)), float(np.sum(yr**2))))
+        yield out_rows, block, terms
 
 
 def relative_residual(terms: Iterable[tuple[float, float]]) -> float:

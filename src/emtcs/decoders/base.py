@@ -31,6 +31,10 @@ class Decoder(ABC):
     name: ClassVar[str]
     #: Whether decode() benefits from a batch of several tiles at once.
     batched: ClassVar[bool] = False
+    #: Whether decode() sees across groups: given runs of consecutive groups (``run``), it
+    #: decodes each run's groups together, so that a group's first and last frames see the
+    #: frames beside them in the groups before and after.  Others are never given runs.
+    sees_runs: ClassVar[bool] = False
 
     @abstractmethod
     def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
@@ -40,7 +44,9 @@ class Decoder(ABC):
         both normalised so frames are roughly in [0, 1].  ``electrons_per_unit`` is the
         noise model: electrons per unit of ``y`` (shot noise variance of ``y`` is
         ``y / electrons_per_unit``), None where unknown; decoders that do not use it
-        ignore it.  Returns (n, B, h, w) float32.
+        ignore it.  Returns (n, B, h, w) float32.  A decoder that :attr:`sees_runs` takes
+        a keyword ``run`` too: the n tiles are n / run runs of ``run`` consecutive groups,
+        each run at one tile position.
         """
 
     def get_config(self) -> dict[str, Any]:

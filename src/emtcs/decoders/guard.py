@@ -114,10 +114,16 @@ class GuardedDecoder(Decoder):
         self.inner, self.fallback = inner, fallback
         self.threshold = float(threshold)
         self.batched = inner.batched  # type: ignore[misc]
+        self.sees_runs = inner.sees_runs  # type: ignore[misc]
         self.tiles = self.replaced = 0
+        self.last_replaced = np.zeros(0, dtype=bool)
 
-    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
-        frames = self.inner.decode(y, masks, electrons_per_unit)
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, **run: int
+    ) -> np.ndarray:
+        """``inner``'s frames (of runs of groups where given ``run``), the tiles it failed on
+        from the fallback, each alone."""
+        frames = self.inner.decode(y, masks, electrons_per_unit, **run)
         if electrons_per_unit is None:
             bad = np.zeros(len(y), dtype=bool)
         else:
@@ -127,6 +133,7 @@ class GuardedDecoder(Decoder):
             frames[bad] = self.fallback.decode(y[bad], masks[bad], electrons_per_unit)
         self.tiles += len(y)
         self.replaced += int(bad.sum())
+        self.last_replaced = bad
         return frames
 
     def get_config(self) -> dict[str, Any]:

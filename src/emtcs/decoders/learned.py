@@ -101,9 +101,12 @@ class LearnedDecoder(Decoder):
         self.weights = name
         self.info = info
 
-    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
-        """The network on a batch of tiles; noise-aware networks are told ``electrons_per_unit``
-        (without it they assume a moderate dose)."""
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, run: int = 1
+    ) -> np.ndarray:
+        """The network on a batch of tiles (in runs of ``run`` groups for a network that
+        :attr:`sees_runs`); noise-aware networks are told ``electrons_per_unit`` (without
+        it they assume a moderate dose)."""
         import torch
 
         kwargs = {}
@@ -112,10 +115,10 @@ class LearnedDecoder(Decoder):
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
             if electrons_per_unit is not None and getattr(self.net, "noise_aware", False):
                 kwargs["epu"] = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
-            return self._run(yt, ct, kwargs.get("epu")).float().cpu().numpy()
+            return self._run(yt, ct, kwargs.get("epu"), run).float().cpu().numpy()
 
-    def _run(self, y: Any, C: Any, epu: Any) -> Any:
-        """The network's output for torch tiles."""
+    def _run(self, y: Any, C: Any, epu: Any, run: int = 1) -> Any:
+        """The network's output for torch tiles (this one decodes each group alone)."""
         return self._per_device(lambda y, C, epu: self.net(y, C) if epu is None else self.net(y, C, epu=epu), y, C, epu)
 
     def spread(self, n: int) -> Any:
@@ -126,21 +129,21 @@ class LearnedDecoder(Decoder):
             return None
         return torch.full((n,), float(self.noise_spread), device=self.device)
 
-    def _per_device(self, fn: Callable[..., Any], *tiles: Any) -> Any:
+    def _per_device(self, fn: Callable[..., Any], *tiles: Any, run: int = 1) -> Any:
         """``fn`` of torch tensors whose first axis is the tile (None passes as is): on a GPU
-        on the whole batch with bf16 autocast; on the CPU one tile at a time, where the
-        convolutions' working set then stays in cache (GapUNet's stages 1.9x, TCS-DL 1.2x
-        faster than four 256 x 256 tiles at once, one core of an AMD EPYC; the frames
-        differ by float32 rounding)."""
+        on the whole batch with bf16 autocast; on the CPU one tile (one run of ``run``
+        tiles) at a time, where the convolutions' working set then stays in cache
+        (GapUNet's stages 1.9x, TCS-DL 1.2x faster than four 256 x 256 tiles at once, one
+        core of an AMD EPYC; the frames differ by float32 rounding)."""
         import torch
 
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 return fn(*tiles)
         n = len(tiles[0])
-        if n <= 1:
+        if n <= run:
             return fn(*tiles)
-        return torch.cat([fn(*(t if t is None else t[i : i + 1] for t in tiles)) for i in range(n)])
+        return torch.cat([fn(*(t if t is None else t[i : i + run] for t in tiles)) for i in range(0, n, run)])
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "weights": self.weights, "device": str(self.device)}
@@ -213,6 +216,7 @@ class GapUNetDecoder(LearnedDecoder):
 
     name = "gapunet"
     arch = "gapunet"
+    sees_runs = True
 
     def __init__(self, *, mirrors: int = MIRRORS, shift: bool = SHIFT, **kwargs: Any):
         if mirrors not in (1, 2, 4):
@@ -229,22 +233,23 @@ class GapUNetDecoder(LearnedDecoder):
         """The network's GAP-TV start, told the noise only where it was measured."""
         return self.net.start(y, C, epu if self.noise_measured else None)
 
-    def _run(self, y: Any, C: Any, epu: Any) -> Any:
+    def _run(self, y: Any, C: Any, epu: Any, run: int = 1) -> Any:
         start = self.start(y, C, epu)
-        return self.refine(y, C, start, epu)
+        return self.refine(y, C, start, epu, run=run)
 
-    def refine(self, y: Any, C: Any, start: Any, epu: Any, single: bool = False) -> Any:
+    def refine(self, y: Any, C: Any, start: Any, epu: Any, single: bool = False, run: int = 1) -> Any:
         """The network's stages from ``start``, averaged over the decoder's :attr:`views`;
-        with ``single`` the stages once, on the tiles as they are."""
+        with ``single`` the stages once, on the tiles as they are; the tiles are runs of
+        ``run`` groups (:meth:`emtcs.nets.gapunet.GapUNet.forward`)."""
         import torch.nn.functional as F
 
         spread = self.spread(len(y))
 
         def stages(y: Any, C: Any, start: Any, epu: Any, spread: Any) -> Any:
-            return self.net.refine(y, C, start, epu, spread=spread)
+            return self.net.refine(y, C, start, epu, spread=spread, run=run)
 
         if single:
-            return self._per_device(stages, y, C, start, epu, spread)
+            return self._per_device(stages, y, C, start, epu, spread, run=run)
         out = None
         for view in self.views:
             tensors = (y, C, start)
@@ -252,7 +257,7 @@ class GapUNetDecoder(LearnedDecoder):
                 tensors = tuple(F.pad(t, (1, 1, 0, 0), mode="reflect") for t in tensors)
             if view.flip:
                 tensors = tuple(t.flip(view.flip) for t in tensors)
-            decoded = self._per_device(stages, *tensors, epu, spread)
+            decoded = self._per_device(stages, *tensors, epu, spread, run=run)
             if view.flip:
                 decoded = decoded.flip(view.flip)
             if view.shifted:

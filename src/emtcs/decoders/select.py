@@ -25,7 +25,8 @@ GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so the ho
 decodes and the tile's own cost two GapUNet decodes and one noise-aware GAP-TV: the
 tile's own noise-aware GAP-TV runs only where the tile falls back to it or blends.  Both scores
 share one noise normalisation, so the choice does not depend on the noise model.  The
-hold-out decode is GapUNet's on the tile alone; the frames kept average its views (the
+hold-out decode is GapUNet's on the tile as it is (in its run of groups where the
+groups are decoded in runs); the frames kept average its views (the
 tile, its mirror images, the grid one pixel over) as the decoder's ``mirrors`` and
 ``shift`` say (:func:`emtcs.decoders.learned.views`).
 """
@@ -55,8 +56,9 @@ class SelectingDecoder(GapUNetDecoder):
     """Per tile, GapUNet's frames or its GAP-TV start, by hold-out prediction error.
 
     ``tiles``, ``replaced`` and ``blended`` count the tiles seen, those given to GAP-TV and
-    those blended with it,
-    ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores, and
+    those blended with it (``last_gap_tv`` and ``last_blended``: which tiles of the last
+    batch), ``scores`` keeps the last batch's (network, GAP-TV) hold-out scores
+    (``last_holdout``: of the frames kept, NaN where not scored), and
     ``holdout`` sums the scores of the frames kept (a blended tile's from the same blend of
     the hold-out decodes) and counts them, where told the noise
     (``electrons_per_unit``): a no-reference quality figure, the RMS error with which the
@@ -70,13 +72,18 @@ class SelectingDecoder(GapUNetDecoder):
         self.tiles = self.replaced = self.blended = 0
         self.scores: np.ndarray = np.zeros((0, 2))
         self.holdout: tuple[float, int] = (0.0, 0)
+        self.last_gap_tv = self.last_blended = np.zeros(0, dtype=bool)
+        self.last_holdout = np.zeros(0)
 
-    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, run: int = 1
+    ) -> np.ndarray:
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
         use_tv = blend = np.zeros(len(y), dtype=bool)
+        self.last_holdout = np.full(len(y), np.nan)
         if hold.any():
             y_seen, masks_seen = withhold(y, masks, hold)
-            net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit, single=True)
+            net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit, single=True, run=run)
             # the shared normalisation cancels in the comparison: any positive value will do
             epu = 1.0 if electrons_per_unit is None else electrons_per_unit
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
@@ -87,15 +94,17 @@ class SelectingDecoder(GapUNetDecoder):
                 if blend.any():  # the blend of the hold-out decodes predicts for the blended frames
                     mixed = BLEND_WEIGHT * net_h[blend] + (1 - BLEND_WEIGHT) * tv_h[blend]
                     kept[blend] = prediction_error(y[blend], masks[blend], mixed, hold, epu)
+                self.last_holdout = np.where(np.isfinite(kept), kept, np.nan)
                 kept = kept[np.isfinite(kept)]
                 self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
         # GAP-TV from all measurements only for the tiles that fall back to it or blend
-        net, tv = self._both(y, masks, electrons_per_unit, tv_for=use_tv | blend)
+        net, tv = self._both(y, masks, electrons_per_unit, tv_for=use_tv | blend, run=run)
         w = np.where(blend, BLEND_WEIGHT, 0.0)[use_tv | blend].reshape(-1, 1, 1, 1)
         net[use_tv | blend] = w * net[use_tv | blend] + (1 - w) * tv
         self.tiles += len(y)
         self.replaced += int(use_tv.sum())
         self.blended += int(blend.sum())
+        self.last_gap_tv, self.last_blended = use_tv, blend
         return net
 
     def _both(
@@ -105,10 +114,12 @@ class SelectingDecoder(GapUNetDecoder):
         electrons_per_unit: float | None,
         tv_for: np.ndarray | None = None,
         single: bool = False,
+        run: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(GapUNet frames, GAP-TV frames) of a batch of tiles; GAP-TV's only for the tiles
         in ``tv_for`` (all when None); GapUNet's averaged over the decoder's views
-        (:meth:`GapUNetDecoder.refine`), or with ``single`` one decode.  GAP-TV's are the
+        (:meth:`GapUNetDecoder.refine`), or with ``single`` one decode, of runs of ``run``
+        groups.  GAP-TV's are the
         network's start, or, for a network
         that starts from the accelerated GAP-TV (the shipped weights), the noise-aware
         GAP-TV of :mod:`emtcs.decoders.gaptv` where the noise was measured: the better of
@@ -127,7 +138,7 @@ class SelectingDecoder(GapUNetDecoder):
             if electrons_per_unit is not None:
                 epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
             start = self.start(yt, ct, epu)
-            out = self.refine(yt, ct, start, epu, single)
+            out = self.refine(yt, ct, start, epu, single, run)
             tv = start[which]
             if not net.discrepancy and self.noise_measured and epu is not None and len(tv):
                 yt, ct = yt[which], ct[which]
