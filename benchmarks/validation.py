@@ -50,6 +50,7 @@ from emtcs.bench.plot import frame_grid
 from emtcs.bench.run import BenchConfig, environment, load_movie, run_bench
 from emtcs.cuts import CutDetector
 from emtcs.decoders import available_decoders, is_learned
+from emtcs.decoding import RUN
 from emtcs.simulate import simulate
 from suite_report import markdown, table
 
@@ -254,6 +255,7 @@ def main() -> None:
     ap.add_argument("--movies", help="only the movies whose names contain one of these comma-separated words")
     ap.add_argument("--decoders", help=f"only these of {', '.join(DECODERS)} (comma-separated)")
     ap.add_argument("--adapt", type=int, default=0, help="fit GapUNet to each movie in this many steps first")
+    ap.add_argument("--run", type=int, default=RUN, help=f"groups GapUNet decodes together (default {RUN})")
     ap.add_argument(
         "--abtem-seeds",
         default=",".join(map(str, SCENES)),
@@ -284,7 +286,7 @@ def main() -> None:
             t0 = time.perf_counter()
             steps = (0.0,) if a.exact else (None,)
             config = BenchConfig(
-                B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps, adapt=a.adapt
+                B=(B,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps, adapt=a.adapt, run=a.run
             )
             config.references = ("clean",) if clean is not None else ("denoised",)
             bench = run_bench(frames, clean, config=config, source={"name": name})
@@ -313,7 +315,13 @@ def main() -> None:
             half = len(frames) // 2
             steps = (0.0,) if a.exact else (None,)
             config = BenchConfig(
-                B=(half,), decoders=tuple(decoders), codecs=CODECS, device="cpu", quantise=steps, adapt=a.adapt
+                B=(half,),
+                decoders=tuple(decoders),
+                codecs=CODECS,
+                device="cpu",
+                quantise=steps,
+                adapt=a.adapt,
+                run=a.run,
             )
             config.references = ("next",)
             run = run_bench(frames, None, config=config, source={"name": name}).to_json()

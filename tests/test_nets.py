@@ -565,6 +565,31 @@ def test_training_with_the_log_mse_loss(tmp_path):
         train(TrainConfig(arch="gapunet", net=TINY["gapunet"], steps=1, loss="l1", **TINY_RUN), tmp_path / "x")
 
 
+def test_a_run_of_groups_is_one_clip_split_into_groups_measured_each_on_its_own(tmp_path):
+    """make_batch with ``run``: a clip's groups share its dose and noise and follow one
+    another in the batch, each with its own measurement and normalisation; training with
+    --run decodes them as runs (GapUNet only)."""
+    from emtcs.errors import InputError
+    from emtcs.train import TrainConfig, make_batch, train
+
+    rng = np.random.default_rng(0)
+    clips = 1.0 + rng.random((2, 12, 16, 16))
+    clips[1, 6:] *= 3.0  # the second clip's second group is brighter
+    cfg = TrainConfig(B=[6], noise_error=0.0)
+    batch = make_batch(clips, np.random.default_rng(1), cfg, run=2)
+    assert batch["y"].shape == (4, 16, 16) and batch["x"].shape == (4, 6, 16, 16)
+    assert float(batch["dose"][0]) == float(batch["dose"][1]) != float(batch["dose"][2])
+    scales = [float(clips[i // 2, 6 * (i % 2)].mean() / batch["x"][i, 0].mean()) for i in range(4)]
+    assert scales[3] > 2 * scales[2]  # each group normalised by its own measurement
+    for i in range(4):  # the target is the clip's group, at its scale
+        np.testing.assert_allclose(batch["x"][i].numpy() * scales[i], clips[i // 2, 6 * (i % 2) :][:6], rtol=1e-5)
+    run = TrainConfig(arch="gapunet", net=TINY["gapunet-temporal"], steps=2, run=2, **TINY_RUN)
+    summary = train(run, tmp_path / "run", device="cpu")
+    assert summary["train_config"]["run"] == 2
+    with pytest.raises(InputError, match="runs of groups"):
+        train(TrainConfig(arch="tcsdl", steps=1, run=2, **TINY_RUN), tmp_path / "x")
+
+
 def test_temporal_mixing_lets_frames_see_each_other():
     """Without it the U-Net treats each frame alone; with it a change in the first frame
     reaches the last one through the coarse scales."""

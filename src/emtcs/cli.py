@@ -689,6 +689,15 @@ def simulate(
     "cannot remove, not what it removes anyway).",
 )
 @click.option(
+    "--run",
+    "run_groups",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="GROUPS",
+    help="Train on clips of this many consecutive groups decoded as one run (decompress --run; GapUNet).",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(["mse", "rmse", "log-mse"]),
@@ -807,6 +816,7 @@ def train(
     noise_blur: float,
     equivariance: float,
     finished_loss: float,
+    run_groups: int,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -887,6 +897,7 @@ def train(
         noise_blur=noise_blur,
         equivariance=equivariance,
         finished_loss=finished_loss,
+        run=run_groups,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

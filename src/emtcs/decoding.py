@@ -233,7 +233,7 @@ def decode_run(
     band: the frames over the band's rows, in the source dtype, the band's residual terms
     and what the guard and ``select`` did.  A decoder that sees across groups decodes the
     run's groups together (those not kept too, for their frames beside the ones kept),
-    normalised by one intensity scale; others decode each group alone.  ``bands`` limits
+    each normalised as it would be alone; others decode each group alone.  ``bands`` limits
     decoding to a range of tile-row bands (:func:`emtcs.tiling.decode_run_bands`).  A group
     whose length the decoder's weights do not serve (a short group) is decoded with
     GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
@@ -258,7 +258,7 @@ def decode_run(
         return
     finish = finishing(dec, settings, noise_measured=measured)
     pedestal = noise_pedestal(hd)
-    scale = max(intensity_scale(m, masks, pedestal=pedestal) for m in y)
+    scale = np.array([intensity_scale(m, masks, pedestal=pedestal) for m in y])
     tally = _Tally(guarded(dec, settings.guard, noise_measured=measured), len(groups))
     vmap = hd.value_map
     for rows, blocks, terms in decode_run_bands(

@@ -259,12 +259,13 @@ def finisher(
         tiles: np.ndarray,
         y: np.ndarray | None = None,
         masks: np.ndarray | None = None,
-        electrons_per_unit: float | None = None,
+        electrons_per_unit: float | np.ndarray | None = None,
     ) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(dev)
         n, B, h, w = x.shape
         frames = x.reshape(n * B, h, w)
-        adaptive = strength is None and y is not None and masks is not None and bool(electrons_per_unit)
+        told = electrons_per_unit is not None and bool(np.all(np.asarray(electrons_per_unit) > 0))
+        adaptive = strength is None and y is not None and masks is not None and told
         strengths = torch.tensor(ladder if adaptive else [STRENGTH if strength is None else strength], device=dev)
         with torch.inference_mode():
             sigma = strengths[:, None] * noise_sigma(frames)  # (k, n * B)

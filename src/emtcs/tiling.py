@@ -142,7 +142,7 @@ def decode_run_bands(
     tile: int = TILE,
     overlap: int = OVERLAP,
     batch: int = 8,
-    scale: float | None = None,
+    scale: float | np.ndarray | None = None,
     gain: float | None = None,
     pedestal: float = 0.0,
     bands: range | None = None,
@@ -158,11 +158,12 @@ def decode_run_bands(
     float32 frames in the units of ``y`` and each group's (num, den) terms of the residual
     for the band (see :func:`relative_residual`).  ``bands`` limits the output to a range
     of bands; the tile rows overlapping its first band are decoded too (and dropped), so a
-    band's frames are bit-identical whichever range it is decoded in.  ``scale`` defaults
-    to :func:`intensity_scale` of the whole first ``y``; every group of the run shares it.
-    ``batch`` is the tiles per decoder call (at least one run's).  ``gain`` (units of ``y``
-    per electron) gives the decoder the noise level, ``scale / gain`` electrons per
-    normalised unit; None leaves it unknown.  ``pedestal`` is the level every frame holds
+    band's frames are bit-identical whichever range it is decoded in.  ``scale`` (one for
+    all groups, or one per group) defaults to each group's :func:`intensity_scale`, so
+    that a group is normalised as it would be alone.  ``batch`` is the tiles per decoder
+    call (at least one run's).  ``gain`` (units of ``y`` per electron) gives the decoder
+    the noise level, ``scale / gain`` electrons per normalised unit, per tile; None leaves
+    it unknown.  ``pedestal`` is the level every frame holds
     at zero electrons (:func:`emtcs.decoding.noise_pedestal`): it is taken off the
     measurement before decoding, so that the decoders see counts whose shot noise ``gain``
     describes, and put back on the frames.  ``finish`` (:func:`emtcs.finish.finisher`)
@@ -174,8 +175,9 @@ def decode_run_bands(
     K, H, W = y.shape
     nb = masks.nb
     if scale is None:
-        scale = intensity_scale(y[0], masks, pedestal=pedestal)
-    epu = scale / gain if gain else None
+        scale = [intensity_scale(g, masks, pedestal=pedestal) for g in y]
+    scales = np.broadcast_to(np.asarray(scale, dtype=np.float64), (K,))
+    epu = scales / gain if gain else None
     run = {"run": K} if K > 1 and decoder.sees_runs else {}
     ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
     th, tw = min(tile, H), min(tile, W)
@@ -201,12 +203,13 @@ def decode_run_bands(
             chunk = xs[j : j + per_call]
             cols = [slice(x0, x0 + tw) for x0 in chunk]
             # position-major: each position's K groups in time order, a run
-            tiles = [decoder_tiles(g, masks, rows, cols, scale, pedestal) for g in y]
+            tiles = [decoder_tiles(g, masks, rows, cols, s, pedestal) for g, s in zip(y, scales)]
             ytiles = np.stack([t[0] for t in tiles], 1).reshape(-1, th, tw)
             mtiles = np.stack([t[1] for t in tiles], 1).reshape(-1, nb, th, tw)
-            frames = decoder.decode(ytiles, mtiles, epu, **run)
+            told = None if epu is None else np.tile(epu, len(chunk))
+            frames = decoder.decode(ytiles, mtiles, told, **run)
             if finish is not None:
-                frames = finish(frames, ytiles, mtiles, epu)
+                frames = finish(frames, ytiles, mtiles, told)
             for x0, f in zip(chunk, frames.reshape(len(chunk), K, nb, th, tw)):
                 w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
                 acc[..., x0 : x0 + tw] += f * w2
@@ -214,7 +217,7 @@ def decode_run_bands(
         if i < bands.start:
             continue
         done = (ys[i + 1] if i + 1 < len(ys) else H) - y0
-        block = acc[..., :done, :] / wsum[:done] * np.float32(scale)
+        block = acc[..., :done, :] / wsum[:done] * scales.astype(np.float32)[:, None, None, None]
         if pedestal:
             block = (block + pedestal).astype(np.float32)
         out_rows = slice(y0, y0 + done)

@@ -146,6 +146,9 @@ class TrainConfig:
     #: the finish removes the noise a network leaves, and with it most of what fine-tunes
     #: gained over the shipped weights (session 32); this rewards what the finish cannot do.
     finished_loss: float = 0.0
+    #: consecutive groups of a training sample, decoded as one run (``decompress --run``):
+    #: each clip is ``run`` groups long, and the loss covers all their frames (GapUNet only)
+    run: int = 1
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -312,8 +315,12 @@ def _moving_crop(image: np.ndarray, rng: np.random.Generator, B: int, P: int, mo
     return out
 
 
-def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """Noisy measurement, masks and normalised target for a (n, B, P, P) stack of clean clips."""
+def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig, run: int = 1) -> dict[str, torch.Tensor]:
+    """Noisy measurement, masks and normalised target for a (n, B, P, P) stack of clean clips;
+    with ``run`` > 1 each clip is ``run`` consecutive groups of B / run frames, whose dose,
+    detector and noise are the clip's and whose measurement and normalisation are each
+    group's own, as ``decompress`` decodes a run (samples in the order of the network's
+    ``run``: each clip's groups in time order)."""
     n, B, P, _ = clips.shape
     lo, hi = cfg.dose_range
     dose = np.exp(rng.uniform(math.log(lo), math.log(hi), size=(n, 1, 1, 1)))
@@ -349,12 +356,17 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) ->
     # how much of the noise is spread over neighbouring pixels, as compress measures it
     spread = np.array([noise_spread(noisy[i] - clips[i]) for i in range(n)])
     C = (rng.random(clips.shape) < 0.5).astype(np.float32)
+    if run > 1:  # the clip's groups become samples of their own
+        n, B = n * run, B // run
+        C, noisy, clips = (a.reshape(n, B, P, P) for a in (C, noisy, clips))
+        told, dose, spread = (np.repeat(a, run, axis=0) for a in (told, dose, spread))
     y = (C * noisy).sum(axis=1)
     ybar = y / np.maximum(C.sum(axis=1), 1)
     scale = np.percentile(ybar.reshape(n, -1), 99.9, axis=1).reshape(n, 1, 1)
     scale = np.where(scale > 0, scale, 1.0)
-    # electrons per normalised unit, as a decoder would estimate it (with an error)
-    epu = told[:, 0, 0, 0] * scale[:, 0, 0] * np.exp(rng.normal(0.0, cfg.noise_error, n))
+    # electrons per normalised unit, as a decoder would estimate it (with an error, the run's)
+    error = np.repeat(np.exp(rng.normal(0.0, cfg.noise_error, n // run)), run)
+    epu = told[:, 0, 0, 0] * scale[:, 0, 0] * error
     return {
         "y": torch.from_numpy((y / scale).astype(np.float32)),
         "C": torch.from_numpy(C),
@@ -414,8 +426,8 @@ def training_batch(pool: ClipPool, cfg: TrainConfig, step: int) -> tuple[tuple[i
     resumed run sees the batches an unbroken one would have seen."""
     rng = np.random.default_rng([cfg.seed, step])
     B = int(rng.choice(cfg.B))
-    clips = np.stack([pool.clip(rng, B, cfg.patch) for _ in range(cfg.batch)])
-    batch = make_batch(clips, rng, cfg)
+    clips = np.stack([pool.clip(rng, B * cfg.run, cfg.patch) for _ in range(cfg.batch)])
+    batch = make_batch(clips, rng, cfg, run=cfg.run)
     shift = SHIFTS[int(rng.integers(len(SHIFTS)))] if cfg.equivariance > 0 else SHIFTS[0]
     return shift, batch
 
@@ -577,6 +589,7 @@ def _loss(
     shift: tuple[int, int] = SHIFTS[0],
     loss_kind: str = "mse",
     finished_loss: float = 0.0,
+    run: int = 1,
 ) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         denoised = net.denoise(batch["noisy"], batch["epu"], batch["spread"])  # type: ignore[operator]
@@ -584,15 +597,15 @@ def _loss(
     # a network with a fixed start (GapUNet's GAP-TV) computes it once for both decodes
     start = net.start(batch["y"], batch["C"], batch["epu"]) if equivariance > 0 and hasattr(net, "start") else None
     if start is not None:
-        final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"])
+        final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"], run=run)
     else:
-        final, extra = run_net(net, batch, return_all=True)
+        final, extra = run_net(net, batch, return_all=True, **({"run": run} if run > 1 else {}))
     loss = _error(final, batch["x"], loss_kind)
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
         loss = loss + 0.5 * sum(_error(o, batch["x"], loss_kind) for o in inter) / len(inter)
     if equivariance > 0:
-        penalty = shift_penalty(net, batch, final, shift, start)
+        penalty = shift_penalty(net, batch, final, shift, start, run)
         # each sample's penalty weighed as its error is
         loss = loss + equivariance * (penalty * _sample_weight(final, batch["x"], loss_kind)).mean()
     if finished_loss > 0:
@@ -607,6 +620,7 @@ def shift_penalty(
     out: torch.Tensor,
     shift: tuple[int, int],
     start: torch.Tensor | None = None,
+    run: int = 1,
 ) -> torch.Tensor:
     """Per sample, the mean squared difference between ``out`` and the network's output for
     the measurement moved by ``shift`` pixels and moved back, away from the borders.  The moved decode runs
@@ -618,9 +632,9 @@ def shift_penalty(
     y, C = torch.roll(batch["y"], shift, dims), torch.roll(batch["C"], shift, dims)
     with torch.no_grad():
         if start is not None:
-            moved = net.refine(y, C, torch.roll(start, shift, dims), batch["epu"], spread=batch["spread"])
+            moved = net.refine(y, C, torch.roll(start, shift, dims), batch["epu"], spread=batch["spread"], run=run)
         else:
-            moved = run_net(net, {**batch, "y": y, "C": C})
+            moved = run_net(net, {**batch, "y": y, "C": C}, **({"run": run} if run > 1 else {}))
     back = torch.roll(moved, (-shift[0], -shift[1]), dims)
     m = SHIFT_MARGIN
     return _per_sample_mse(out[..., m:-m, m:-m], back[..., m:-m, m:-m])
@@ -813,6 +827,8 @@ def train(
         raise InputError(f"unknown training task {cfg.task!r} (reconstruct or denoise)")
     if cfg.loss not in LOSSES:
         raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
+    if cfg.run < 1 or (cfg.run > 1 and (cfg.arch != "gapunet" or cfg.task != "reconstruct")):
+        raise InputError(f"--run {cfg.run}: runs of groups (at least 1) are for GapUNet's reconstruction only")
     if not (cfg.simulate or cfg.data or cfg.scene_files):
         raise InputError(NO_DATA)
     if workers < 0:
@@ -964,7 +980,7 @@ def train(
             batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
             B = int(batch["C"].shape[1])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss)
+                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss, cfg.run)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -27,6 +27,7 @@ from .. import codec as emtcs_codec
 from .._version import __version__
 from ..decoders import decoder_for
 from ..decoders.learned import GapUNetDecoder
+from ..decoding import RUN
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
 from ..metrics import frc_resolution, peak_contrast, psnr, spectral_peaks, ssim, unsupported_peaks
@@ -90,6 +91,8 @@ class BenchConfig:
     device: str = "auto"
     #: How emtcs finishes decoded tiles (:mod:`emtcs.finish`): nlm or none.
     finish: str = "nlm"
+    #: Consecutive groups GapUNet decodes together (``decompress --run``).
+    run: int = RUN
     #: Options per requested decoder name, e.g. ``{"gaptv": {"iterations": 5}}``.
     decoder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Steps fitting GapUNet's weights to the movie before decoding (``decompress --adapt``;
@@ -484,6 +487,7 @@ class _Bench:
                 force=True,
                 decoder_options=options,
                 finish=self.config.finish,
+                run=self.config.run,
                 adapt=self.config.adapt if isinstance(dec, GapUNetDecoder) else 0,
             )
             decode_s = time.perf_counter() - t0

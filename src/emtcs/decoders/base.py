@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DecoderError
 
-__all__ = ["Decoder", "Unmasked", "register", "get_decoder", "decoder_class", "available_decoders"]
+__all__ = ["Decoder", "Unmasked", "register", "get_decoder", "decoder_class", "available_decoders", "per_tile"]
 
 _REGISTRY: dict[str, type[Decoder]] = {}
 
@@ -37,16 +37,18 @@ class Decoder(ABC):
     sees_runs: ClassVar[bool] = False
 
     @abstractmethod
-    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None
+    ) -> np.ndarray:
         """Frames for a batch of measurement tiles.
 
         ``y``: (n, h, w) float32 measurements, ``masks``: (n, B, h, w) float32 of 0/1,
         both normalised so frames are roughly in [0, 1].  ``electrons_per_unit`` is the
         noise model: electrons per unit of ``y`` (shot noise variance of ``y`` is
-        ``y / electrons_per_unit``), None where unknown; decoders that do not use it
-        ignore it.  Returns (n, B, h, w) float32.  A decoder that :attr:`sees_runs` takes
-        a keyword ``run`` too: the n tiles are n / run runs of ``run`` consecutive groups,
-        each run at one tile position.
+        ``y / electrons_per_unit``), one for all tiles or one per tile (:func:`per_tile`),
+        None where unknown; decoders that do not use it ignore it.  Returns (n, B, h, w)
+        float32.  A decoder that :attr:`sees_runs` takes a keyword ``run`` too: the n tiles
+        are n / run runs of ``run`` consecutive groups, each run at one tile position.
         """
 
     def get_config(self) -> dict[str, Any]:
@@ -67,10 +69,20 @@ class Unmasked(Decoder):
 
     name = "copy"
 
-    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None
+    ) -> np.ndarray:
         if masks.shape[1] != 1 or not masks.all():
             raise DecoderError("only a frame stored without a mask can be copied")
         return np.asarray(y, dtype=np.float32)[:, None].copy()
+
+
+def per_tile(electrons_per_unit: float | np.ndarray | None, n: int) -> np.ndarray | None:
+    """The noise level :meth:`Decoder.decode` is told, one for each of ``n`` tiles (float64),
+    or None where unknown."""
+    if electrons_per_unit is None:
+        return None
+    return np.broadcast_to(np.asarray(electrons_per_unit, dtype=np.float64), (n,))
 
 
 def register(cls: type[Decoder]) -> type[Decoder]:

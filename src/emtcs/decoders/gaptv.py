@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import DecoderError
-from .base import Decoder, register
+from .base import Decoder, per_tile, register
 
 __all__ = ["GapTV", "gap_tv", "tv_denoise"]
 
@@ -226,7 +226,9 @@ class GapTV(Decoder):
             "discrepancy": self.discrepancy,
         }
 
-    def decode(self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None) -> np.ndarray:
+    def decode(
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None
+    ) -> np.ndarray:
         """Run :func:`gap_tv` on each tile of the batch; with :attr:`discrepancy`, the
         acceleration of each ends at its shot noise, ``y / electrons_per_unit``."""
         y = np.asarray(y)
@@ -236,10 +238,11 @@ class GapTV(Decoder):
                 f"gaptv: measurements {y.shape} and masks {masks.shape} are not (n, h, w) and (n, B, h, w)"
             )
         out = np.empty(masks.shape, dtype=np.float32)
+        epu = per_tile(electrons_per_unit, len(y))
         for k in range(y.shape[0]):
             noise = None
-            if self.discrepancy and electrons_per_unit:
-                noise = float(np.mean(np.maximum(y[k], 0), dtype=np.float64)) / electrons_per_unit
+            if self.discrepancy and epu is not None and epu[k]:
+                noise = float(np.mean(np.maximum(y[k], 0), dtype=np.float64)) / epu[k]
             out[k] = gap_tv(
                 y[k],
                 masks[k],

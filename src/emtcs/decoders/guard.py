@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Decoder
+from .base import Decoder, per_tile
 
 __all__ = [
     "GUARD_RATIO",
@@ -41,11 +41,13 @@ HOLDOUT_FRACTION = 0.1
 GUARD_RATIO = 2.0
 
 
-def noise_ratio(y: np.ndarray, masks: np.ndarray, frames: np.ndarray, electrons_per_unit: float) -> np.ndarray:
+def noise_ratio(
+    y: np.ndarray, masks: np.ndarray, frames: np.ndarray, electrons_per_unit: float | np.ndarray
+) -> np.ndarray:
     """Per tile, the RMS measurement residual over the RMS shot noise expected for ``y``.
 
     ``y`` (n, h, w), ``masks`` (n, B, h, w), ``frames`` (n, B, h, w), all in the same
-    units; ``electrons_per_unit`` converts those units to electrons.
+    units; ``electrons_per_unit`` (one, or one per tile) converts those units to electrons.
     """
     residual = y - np.einsum("nbhw,nbhw->nhw", masks, frames)
     noise_var = np.maximum(y, 0).mean(axis=(1, 2)) / electrons_per_unit
@@ -89,9 +91,10 @@ def withhold(y: np.ndarray, masks: np.ndarray, hold: np.ndarray) -> tuple[np.nda
 
 
 def prediction_error(
-    y: np.ndarray, masks: np.ndarray, frames: np.ndarray, hold: np.ndarray, electrons_per_unit: float
+    y: np.ndarray, masks: np.ndarray, frames: np.ndarray, hold: np.ndarray, electrons_per_unit: float | np.ndarray
 ) -> np.ndarray:
-    """Per tile, RMS error of ``sum_b C_b X_b`` at the pixels ``hold`` over their RMS shot noise."""
+    """Per tile, RMS error of ``sum_b C_b X_b`` at the pixels ``hold`` over their RMS shot
+    noise (``electrons_per_unit``: one, or one per tile)."""
     predicted = np.einsum("nbhw,nbhw->nhw", masks, frames)[:, hold].astype(np.float64)
     recorded = y[:, hold].astype(np.float64)
     noise_var = np.maximum(recorded, 0).mean(axis=1) / electrons_per_unit
@@ -124,13 +127,14 @@ class GuardedDecoder(Decoder):
         """``inner``'s frames (of runs of groups where given ``run``), the tiles it failed on
         from the fallback, each alone."""
         frames = self.inner.decode(y, masks, electrons_per_unit, **run)
-        if electrons_per_unit is None:
+        epu = per_tile(electrons_per_unit, len(y))
+        if epu is None:
             bad = np.zeros(len(y), dtype=bool)
         else:
-            bad = noise_ratio(y, masks, frames, electrons_per_unit) > self.threshold
+            bad = noise_ratio(y, masks, frames, epu) > self.threshold
         if bad.any():
             frames = frames.copy()
-            frames[bad] = self.fallback.decode(y[bad], masks[bad], electrons_per_unit)
+            frames[bad] = self.fallback.decode(y[bad], masks[bad], None if epu is None else epu[bad])
         self.tiles += len(y)
         self.replaced += int(bad.sum())
         self.last_replaced = bad

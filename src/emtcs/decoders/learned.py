@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DecoderError
 from ..optional import require
-from .base import Decoder, register
+from .base import Decoder, per_tile, register
 
 __all__ = [
     "LearnedDecoder",
@@ -102,7 +102,7 @@ class LearnedDecoder(Decoder):
         self.info = info
 
     def decode(
-        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, run: int = 1
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None, run: int = 1
     ) -> np.ndarray:
         """The network on a batch of tiles (in runs of ``run`` groups for a network that
         :attr:`sees_runs`); noise-aware networks are told ``electrons_per_unit`` (without
@@ -113,8 +113,9 @@ class LearnedDecoder(Decoder):
         with torch.inference_mode():
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
-            if electrons_per_unit is not None and getattr(self.net, "noise_aware", False):
-                kwargs["epu"] = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
+            epu = per_tile(electrons_per_unit, len(yt))
+            if epu is not None and getattr(self.net, "noise_aware", False):
+                kwargs["epu"] = torch.tensor(epu, dtype=torch.float32, device=self.device)
             return self._run(yt, ct, kwargs.get("epu"), run).float().cpu().numpy()
 
     def _run(self, y: Any, C: Any, epu: Any, run: int = 1) -> Any:

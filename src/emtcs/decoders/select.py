@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import register
+from .base import per_tile, register
 from .guard import HOLDOUT_FRACTION, holdout_pixels, prediction_error, withhold
 from .learned import GapUNetDecoder
 
@@ -76,29 +76,30 @@ class SelectingDecoder(GapUNetDecoder):
         self.last_holdout = np.zeros(0)
 
     def decode(
-        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, run: int = 1
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None, run: int = 1
     ) -> np.ndarray:
+        told = per_tile(electrons_per_unit, len(y))
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
         use_tv = blend = np.zeros(len(y), dtype=bool)
         self.last_holdout = np.full(len(y), np.nan)
         if hold.any():
             y_seen, masks_seen = withhold(y, masks, hold)
-            net_h, tv_h = self._both(y_seen, masks_seen, electrons_per_unit, single=True, run=run)
+            net_h, tv_h = self._both(y_seen, masks_seen, told, single=True, run=run)
             # the shared normalisation cancels in the comparison: any positive value will do
-            epu = 1.0 if electrons_per_unit is None else electrons_per_unit
+            epu = np.ones(len(y)) if told is None else told
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
             use_tv = ~(self.scores[:, 0] <= MARGIN * self.scores[:, 1])  # a NaN score loses
             blend = ~use_tv & (self.scores[:, 0] >= BLEND_FROM * self.scores[:, 1])
-            if electrons_per_unit is not None:  # in noise units only when told the noise
+            if told is not None:  # in noise units only when told the noise
                 kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
                 if blend.any():  # the blend of the hold-out decodes predicts for the blended frames
                     mixed = BLEND_WEIGHT * net_h[blend] + (1 - BLEND_WEIGHT) * tv_h[blend]
-                    kept[blend] = prediction_error(y[blend], masks[blend], mixed, hold, epu)
+                    kept[blend] = prediction_error(y[blend], masks[blend], mixed, hold, epu[blend])
                 self.last_holdout = np.where(np.isfinite(kept), kept, np.nan)
                 kept = kept[np.isfinite(kept)]
                 self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
         # GAP-TV from all measurements only for the tiles that fall back to it or blend
-        net, tv = self._both(y, masks, electrons_per_unit, tv_for=use_tv | blend, run=run)
+        net, tv = self._both(y, masks, told, tv_for=use_tv | blend, run=run)
         w = np.where(blend, BLEND_WEIGHT, 0.0)[use_tv | blend].reshape(-1, 1, 1, 1)
         net[use_tv | blend] = w * net[use_tv | blend] + (1 - w) * tv
         self.tiles += len(y)
@@ -111,7 +112,7 @@ class SelectingDecoder(GapUNetDecoder):
         self,
         y: np.ndarray,
         masks: np.ndarray,
-        electrons_per_unit: float | None,
+        electrons_per_unit: np.ndarray | None,
         tv_for: np.ndarray | None = None,
         single: bool = False,
         run: int = 1,
@@ -136,7 +137,7 @@ class SelectingDecoder(GapUNetDecoder):
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
             epu = None
             if electrons_per_unit is not None:
-                epu = torch.full((len(yt),), float(electrons_per_unit), device=self.device)
+                epu = torch.tensor(electrons_per_unit, dtype=torch.float32, device=self.device)
             start = self.start(yt, ct, epu)
             out = self.refine(yt, ct, start, epu, single, run)
             tv = start[which]
