@@ -91,3 +91,43 @@ def test_two_workers_give_the_single_process_bytes(tcs, tmp_path, monkeypatch, d
     assert there.residuals == here.residuals  # summed in the same order, bit for bit
     assert there.fallback == here.fallback
     assert there.decoder["name"] == here.decoder["name"]
+
+
+@pytest.mark.parametrize("decoder", ["gapunet", "auto"])
+def test_a_frame_range_decodes_as_in_the_whole_movie(tcs, tmp_path, monkeypatch, decoder):
+    """GapUNet decodes runs of groups together (``--run``): frames asked for alone are those
+    of the whole movie, their neighbouring groups decoded beside them; with runs of one
+    group the frames beside the boundary differ, the others nearly not."""
+    _needs(decoder)
+    with _one_thread(monkeypatch):
+        _decode(tcs, tmp_path / "all.tif", decoder)
+        part = _decode(tcs, tmp_path / "part.tif", decoder, frames="12:17")
+        _decode(tcs, tmp_path / "alone.tif", decoder, run=1)
+    whole, alone = tifffile.imread(tmp_path / "all.tif"), tifffile.imread(tmp_path / "alone.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "part.tif"), whole[12:17])
+    assert part.decoder["run"] == 4 and sorted(part.residuals) == [1]
+    change = np.abs(whole.astype(np.int64) - alone).reshape(len(whole), -1).mean(axis=1)
+    assert min(change[9], change[10]) > 2 * max(change[4], change[15]) > 0  # the boundary frames move most
+    np.testing.assert_array_equal(whole[20:], alone[20:])  # the short last group is a run of its own
+
+
+def test_runs_are_fixed_blocks_of_groups_split_where_lengths_change_or_a_scene_starts():
+    from emtcs.container import TcsHeader
+    from emtcs.decoding import group_runs
+
+    hd = TcsHeader(B=3, n_frames=26, frame_shape=(8, 8), source_dtype="uint8", measurement_dtype="uint16")
+    # eight groups of 3 frames and one of 2
+    assert group_runs(hd, range(hd.n_groups), 4) == [range(0, 4), range(4, 8), range(8, 9)]
+    assert group_runs(hd, range(5, 6), 4) == [range(4, 8)]
+    assert group_runs(hd, range(3, 5), 1) == [range(3, 4), range(4, 5)]
+    cut = TcsHeader(
+        B=3,
+        n_frames=14,
+        frame_shape=(8, 8),
+        source_dtype="uint8",
+        measurement_dtype="uint16",
+        group_starts=[0, 3, 6, 9, 12],
+        cuts=[6],
+    )
+    # groups 3 3 3 3 2 frames; group 2 starts a scene
+    assert group_runs(cut, range(cut.n_groups), 4) == [range(0, 2), range(2, 4), range(4, 5)]

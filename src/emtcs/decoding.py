@@ -204,9 +204,14 @@ def finishing(dec: Decoder, settings: DecodeSettings, *, noise_measured: bool) -
 
 def reported_config(dec: Decoder, settings: DecodeSettings) -> dict[str, Any]:
     """The decoder's config for reports, with the guard's threshold and fallback when it is
-    guarded, and the finishing where the decoder's tiles are finished."""
+    guarded, the finishing where the decoder's tiles are finished and the run length
+    where it decodes runs of groups."""
     config = guarded(dec, settings.guard).get_config()
-    return {**config, "finish": settings.finish} if isinstance(dec, LearnedDecoder) else config
+    if isinstance(dec, LearnedDecoder):
+        config["finish"] = settings.finish
+    if dec.sees_runs:
+        config["run"] = settings.run
+    return config
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:
