@@ -160,20 +160,19 @@ def group_runs(hd: TcsHeader, groups: range, run: int) -> list[range]:
     return runs
 
 
-def noise_gain(reader: TcsReader, g: int | range, y: np.ndarray) -> tuple[float, bool]:
-    """Levels per electron the decoders are told for group ``g`` (measurement ``y``), or for
-    a run of groups (their measurements), and whether that reflects the movie's noise.
+def noise_gain(reader: TcsReader, g: int, y: np.ndarray) -> tuple[float, bool]:
+    """Levels per electron the decoders are told for group ``g`` (measurement ``y``), and
+    whether that reflects the movie's noise.
 
     With the detector's noise model (or an Anscombe coding's gain) it is its gain.  A file
     whose noise was measured without a model (``gaussian-v1``, or ``noise_sigma`` beside exact
     measurements) has noise of sigma levels per frame whatever the intensity; the Poisson
-    gain with that variance at the group's (run's) mean level per frame, sigma² / mean, is
-    what the decoders are told.  Otherwise: one level per electron, a guess."""
+    gain with that variance at the group's mean level per frame, sigma² / mean, is what the
+    decoders are told.  Otherwise: one level per electron, a guess."""
     hd = reader.header
     sigma = hd.measured_sigma
     if sigma is not None:
-        groups = g if isinstance(g, range) else range(g, g + 1)
-        counts = sum(reader.frame_counts(k).astype(np.float64) for k in groups)
+        counts = reader.frame_counts(g)
         mean = float(np.sum(y, dtype=np.float64)) / max(float(np.sum(counts, dtype=np.float64)), 1.0)
         return sigma**2 / max(mean, sigma), True
     return hd.gain_in_levels, hd.noise is not None or hd.measurement_coding.startswith("anscombe")
@@ -238,7 +237,8 @@ def decode_run(
     band: the frames over the band's rows, in the source dtype, the band's residual terms
     and what the guard and ``select`` did.  A decoder that sees across groups decodes the
     run's groups together (those not kept too, for their frames beside the ones kept),
-    each normalised as it would be alone; others decode each group alone.  ``bands`` limits
+    each normalised and told the noise as it would be alone; others decode each group
+    alone.  ``bands`` limits
     decoding to a range of tile-row bands (:func:`emtcs.tiling.decode_run_bands`).  A group
     whose length the decoder's weights do not serve (a short group) is decoded with
     GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
@@ -252,7 +252,8 @@ def decode_run(
     keep = keep if keep is not None else {g: list(range(len(hd.group_frames(g)))) for g in groups}
     masks = hd.group_masks(groups.start)
     y = np.stack([reader.measurement(g) for g in groups])
-    gain, measured = noise_gain(reader, groups, y)
+    told = [noise_gain(reader, g, m) for g, m in zip(groups, y)]
+    gain, measured = np.array([t[0] for t in told]), told[0][1]  # measured or not: the file's
     dec = decoder_for_group(
         dec, masks.nb, unmasked=masks.unmasked, noise_measured=measured, noise_spread=hd.noise_spread
     )

@@ -143,7 +143,7 @@ def decode_run_bands(
     overlap: int = OVERLAP,
     batch: int = 8,
     scale: float | np.ndarray | None = None,
-    gain: float | None = None,
+    gain: float | np.ndarray | None = None,
     pedestal: float = 0.0,
     bands: range | None = None,
     finish: Callable[..., np.ndarray] | None = None,
@@ -161,9 +161,9 @@ def decode_run_bands(
     band's frames are bit-identical whichever range it is decoded in.  ``scale`` (one for
     all groups, or one per group) defaults to each group's :func:`intensity_scale`, so
     that a group is normalised as it would be alone.  ``batch`` is the tiles per decoder
-    call (at least one run's).  ``gain`` (units of ``y`` per electron) gives the decoder
-    the noise level, ``scale / gain`` electrons per normalised unit, per tile; None leaves
-    it unknown.  ``pedestal`` is the level every frame holds
+    call (at least one run's).  ``gain`` (units of ``y`` per electron; one, or one per
+    group) gives the decoder the noise level, ``scale / gain`` electrons per normalised
+    unit, per tile; None leaves it unknown.  ``pedestal`` is the level every frame holds
     at zero electrons (:func:`emtcs.decoding.noise_pedestal`): it is taken off the
     measurement before decoding, so that the decoders see counts whose shot noise ``gain``
     describes, and put back on the frames.  ``finish`` (:func:`emtcs.finish.finisher`)
@@ -177,7 +177,7 @@ def decode_run_bands(
     if scale is None:
         scale = [intensity_scale(g, masks, pedestal=pedestal) for g in y]
     scales = np.broadcast_to(np.asarray(scale, dtype=np.float64), (K,))
-    epu = scales / gain if gain else None
+    epu = None if gain is None or not np.all(np.asarray(gain) > 0) else scales / np.asarray(gain, dtype=np.float64)
     run = {"run": K} if K > 1 and decoder.sees_runs else {}
     ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
     th, tw = min(tile, H), min(tile, W)
