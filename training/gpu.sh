@@ -14,19 +14,18 @@
 #                  (`select` +0.106 dB: abTEM up to +0.71) but lost 0.39 dB on the README
 #                  demo; the head with the plain loss did the opposite (demo +0.32, abTEM
 #                  down; suite -0.006), as in session 31
-#   head-log-s1    the same with another draw of samples (`--seed 1`): the mean of the two
-#                  (training/soup.py) is the next candidate; G2's soup of head and head-log,
-#                  two losses, gave less than head-log alone (+0.051 dB)
-#   head-rmse      the head with `--loss rmse`, halfway between the two losses.  On the CPU
-#                  (phase 54, session 34, from G2's head) it kept the plain loss's grid and
-#                  the README demo (+0.22 dB) and took part of the log loss's abTEM gain
-#                  (`select` +0.015 dB).  (`--finished-loss`, run here in session 33, gave
-#                  -0.03 dB on the finished screen, as phases 47-49 did on the CPU.)
+#   run2           the shipped network trained on runs of two groups (`--run 2`, batch 16:
+#                  32 groups a step), as `decompress --run` decodes them since session 35:
+#                  the frames beside a boundary see the next group's; the shipped weights,
+#                  never trained so, gained 0.06-0.44 dB on movies of four groups with it
+#   head-log-run2  head-log trained on runs of two groups
+#   (Session 34 planned head-log-s1 and head-rmse here; on the CPU phases 55-58 the head with
+#   log-mse or rmse gained on abTEM and lost on nothing by more than 0.1 dB, but showed an
+#   early reflection (docs/benchmarks.md); runs of groups are the larger open gain.)
 # Each writes OUT_DIR/RUN.{safetensors,log.jsonl}, their output goes to OUT_DIR/train.out and the
 # timing to OUT_DIR/decode-4k.json: eight files at most, what the device tool brings back
 # (the checkpoints stay there).  The weights are screened afterwards on the CPU, finished
-# (training/whole_movies.py --finish; benchmarks/grid_alias.py), and the soup of head-log and
-# head-log-s1 is made and screened too.
+# (training/whole_movies.py --finish; benchmarks/grid_alias.py) and through benchmarks/group_runs.py.
 #
 # The device sees the working tree, not ../shared: the training data travels in
 # scratch/gpu/ (abTEM scene files *.h5 and real single images *.tif, 64 MiB with the tree):
@@ -60,8 +59,8 @@ common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-
   "${data[@]}" --quiet --force)
 RUNS=$(mktemp -d)
 "$PY" "${common[@]}" --head 16 --loss log-mse -o "$RUNS/head-log" > "$RUNS/head-log.out" 2>&1 &
-"$PY" "${common[@]}" --head 16 --loss log-mse --seed 1 -o "$RUNS/head-log-s1" > "$RUNS/head-log-s1.out" 2>&1 &
-"$PY" "${common[@]}" --head 16 --loss rmse -o "$RUNS/head-rmse" > "$RUNS/head-rmse.out" 2>&1 &
+"$PY" "${common[@]}" --run 2 --batch 16 -o "$RUNS/run2" > "$RUNS/run2.out" 2>&1 &
+"$PY" "${common[@]}" --head 16 --loss log-mse --run 2 --batch 16 -o "$RUNS/head-log-run2" > "$RUNS/head-log-run2.out" 2>&1 &
 wait || true
 tail -n 5 "$RUNS"/*.out | tee "$OUT/train.out"
 cp "$RUNS"/*.safetensors "$RUNS"/*.log.jsonl "$OUT/" || true
