@@ -306,7 +306,7 @@ class _Tally(Decoder):
         self.blended = np.zeros(K, dtype=np.int64)
 
     def decode(
-        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, **run: int
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None, **run: int
     ) -> np.ndarray:
         frames = self.dec.decode(y, masks, electrons_per_unit, **run)
         slot = np.arange(len(y)) % self.K

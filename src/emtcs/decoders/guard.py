@@ -122,7 +122,7 @@ class GuardedDecoder(Decoder):
         self.last_replaced = np.zeros(0, dtype=bool)
 
     def decode(
-        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | None = None, **run: int
+        self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None, **run: int
     ) -> np.ndarray:
         """``inner``'s frames (of runs of groups where given ``run``), the tiles it failed on
         from the fallback, each alone."""

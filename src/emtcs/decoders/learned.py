@@ -109,14 +109,14 @@ class LearnedDecoder(Decoder):
         it they assume a moderate dose)."""
         import torch
 
-        kwargs = {}
         with torch.inference_mode():
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self.device)
             ct = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).to(self.device)
             epu = per_tile(electrons_per_unit, len(yt))
+            told = None
             if epu is not None and getattr(self.net, "noise_aware", False):
-                kwargs["epu"] = torch.tensor(epu, dtype=torch.float32, device=self.device)
-            return self._run(yt, ct, kwargs.get("epu"), run).float().cpu().numpy()
+                told = torch.tensor(epu, dtype=torch.float32, device=self.device)
+            return self._run(yt, ct, told, run).float().cpu().numpy()
 
     def _run(self, y: Any, C: Any, epu: Any, run: int = 1) -> Any:
         """The network's output for torch tiles (this one decodes each group alone)."""
