@@ -1,11 +1,13 @@
-"""Tiled reconstruction of one group with overlap stitching.
+"""Tiled reconstruction of one group, or of a run of consecutive groups, with overlap stitching.
 
 Any frame size is decoded as tiles (256 x 256 by default) on a grid with overlap
 (32 px by default); each tile's frames are weighted by a smooth window that tapers
 only towards neighbouring tiles, and overlapping tiles are blended by the normalised
 weighted sum.  Tiles are processed one row band at a time and finished rows are handed
 out at once, so memory holds a band of tiles, never the whole group; any range of bands
-can be decoded on its own (row blocks of very large frames, in parallel).
+can be decoded on its own (row blocks of very large frames, in parallel).  The groups
+of a run share the tile grid: a decoder that sees across groups gets each tile
+position's groups together (:func:`decode_run_bands`).
 """
 
 from __future__ import annotations
