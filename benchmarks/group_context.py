@@ -2,16 +2,17 @@
 
 A group's first and last frames decode 1.4 dB below the frames beside them
 (``benchmarks/group_position.py``): inside a group the network sees each frame's
-neighbours, at a group's edge it sees a copy of the frame itself.  With ``run`` = the number of groups
-(:meth:`emtcs.nets.gapunet.GapUNet.forward`) a tile's consecutive groups are decoded as
-one run: the frames on either side of a boundary see each other, as neighbours inside a
-group do, in the U-Net's input and in its temporal convolutions; each group's mean and
-its measurement stay its own.  The weights are the shipped ones, trained on single groups.
+neighbours, at a group's edge it sees a copy of the frame itself.  With ``run`` = the
+number of groups (:meth:`emtcs.nets.gapunet.GapUNet.forward`) a tile's consecutive groups
+are decoded as one run: the frames on either side of a boundary see each other, as
+neighbours inside a group do, in the U-Net's input and in its temporal convolutions;
+each group's mean and its measurement stay its own.  The weights are the shipped ones, trained on single groups.
 
 This decodes abTEM validation movies (seeds 0-31 are never trained on; all 24 frames,
 whole groups of B) whole, as one tile, with the network alone (no views, no finish, no
 choice of decoder), group by group and as one run, and prints the mean PSNR by frame
-against the clean truth.  ``emtcs decompress`` does not decode runs of groups yet.
+against the clean truth.  ``emtcs decompress --run`` decodes runs of groups this way
+(``benchmarks/group_runs.py`` measures it with everything decompress does).
 
     python benchmarks/group_context.py --json docs/figures/group-context.json
 """
