@@ -37,6 +37,7 @@ __all__ = [
     "noise_pedestal",
     "reported_config",
     "wanted_frames",
+    "wanted_runs",
 ]
 
 #: Groups decoded together, as one run, by a decoder that sees across groups (``--run``).
@@ -122,9 +123,8 @@ def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSet
     """The groups holding the frames ``sel``, decoded in this process a run of groups and a
     band of rows at a time (the bands of a run's groups interleaved)."""
     hd, config = reader.header, reported_config(dec, settings)
-    wanted = {g: (keep, t_out) for g, keep, t_out in wanted_frames(hd, sel)}
-    for groups in group_runs(hd, range(min(wanted), max(wanted) + 1), settings.run):
-        keep = {g: wanted[g][0] for g in groups if g in wanted}
+    for groups, wanted in wanted_runs(hd, sel, settings.run):
+        keep = {g: frames for g, (frames, _) in wanted.items()}
         for band in decode_run(reader, groups, dec, settings, keep=keep):
             last = band.rows.stop == hd.frame_shape[0]
             yield DecodedRows(
@@ -211,6 +211,14 @@ def reported_config(dec: Decoder, settings: DecodeSettings) -> dict[str, Any]:
     if dec.sees_runs:
         config["run"] = settings.run
     return config
+
+
+def wanted_runs(hd: TcsHeader, sel: range, run: int) -> Iterator[tuple[range, dict[int, tuple[list[int], list[int]]]]]:
+    """For each run of groups (:func:`group_runs`) holding frames of ``sel``: the run, and for
+    its groups holding some, {group: (its frames to keep, their output indices)}."""
+    wanted = {g: (keep, t_out) for g, keep, t_out in wanted_frames(hd, sel)}
+    for groups in group_runs(hd, range(min(wanted), max(wanted) + 1), run):
+        yield groups, {g: wanted[g] for g in groups if g in wanted}
 
 
 def wanted_frames(hd: TcsHeader, sel: range) -> Iterator[tuple[int, list[int], list[int]]]:

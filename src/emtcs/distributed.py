@@ -40,7 +40,7 @@ import numpy as np
 
 from .container import TcsHeader, TcsReader
 from .decoders import Decoder, decoder_for, is_learned
-from .decoding import DecodedRows, DecodeSettings, decode_run, group_runs, reported_config, wanted_frames
+from .decoding import DecodedRows, DecodeSettings, decode_run, reported_config, wanted_runs
 from .errors import DecoderError, EmtcsError, InputError
 from .optional import require
 from .tiling import tile_starts
@@ -157,10 +157,9 @@ def plan_decode(
     H, W = hd.frame_shape
     ys = tile_starts(H, settings.tile, settings.overlap)
     ends = [*ys[1:], H]
-    wanted = {g: (keep, t_out) for g, keep, t_out in wanted_frames(hd, sel)}
     plan = []
-    for groups in group_runs(hd, range(min(wanted), max(wanted) + 1), settings.run):
-        kept = [g for g in groups if g in wanted]
+    for groups, wanted in wanted_runs(hd, sel, settings.run):
+        kept = list(wanted)
         row_bytes = len(groups) * len(hd.group_frames(groups.start)) * W * 4
         blocks, b0 = [], 0
         for b in range(len(ys)):
