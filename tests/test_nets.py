@@ -421,6 +421,25 @@ def test_scene_files_feed_training_clips_at_random_zoom(tmp_path):
     assert pool.clip(rng, 10, 16).shape == (10, 16, 16)
 
 
+def test_clips_longer_than_the_scene_files_come_from_the_other_sources(tmp_path):
+    import h5py
+
+    from emtcs.train import ClipPool, TrainConfig
+
+    path = tmp_path / "scenes.h5"
+    with h5py.File(path, "w") as f:
+        f["scene_00001"] = np.full((6, 40, 40), 7.0, np.float16)
+    cfg = TrainConfig(scene_files=[str(path)], scene_frames=12, scene_size=32, blur=0.0, flicker=0.0, cuts=0.0)
+    pool = ClipPool(cfg, seed_offset=0, scenes=1)
+    rng = np.random.default_rng(0)
+
+    def from_scene_file(B: int) -> int:
+        return sum(bool(np.all(pool.clip(rng, B, 16) == 7.0)) for _ in range(20))
+
+    assert from_scene_file(6) > 0
+    assert from_scene_file(10) == 0
+
+
 def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
     from emtcs.train import TrainConfig, train
 
@@ -588,6 +607,21 @@ def test_a_run_of_groups_is_one_clip_split_into_groups_measured_each_on_its_own(
     assert summary["train_config"]["run"] == 2
     with pytest.raises(InputError, match="runs of groups"):
         train(TrainConfig(arch="tcsdl", steps=1, run=2, **TINY_RUN), tmp_path / "x")
+
+
+def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path):
+    from emtcs.train import TrainConfig, train, training_batch, training_pool
+
+    cfg = TrainConfig(arch="gapunet", net=TINY["gapunet-temporal"], run=2, run_share=0.3, **TINY_RUN)
+    pool = training_pool(cfg)
+    steps = [training_batch(pool, cfg, step) for step in range(20)]
+    runs = [s.run for s in steps]
+    assert set(runs) == {1, 2} and runs.count(2) < runs.count(1)
+    for s in steps:  # a run's groups are samples of their own
+        assert s.batch["y"].shape[0] == cfg.batch * s.run and s.batch["C"].shape[1] == 3
+    mixed = {**cfg.__dict__, "steps": 4}
+    summary = train(TrainConfig(**mixed), tmp_path / "mixed", device="cpu")
+    assert summary["train_config"]["run_share"] == 0.3
 
 
 def test_temporal_mixing_lets_frames_see_each_other():
@@ -1048,13 +1082,13 @@ def test_worker_processes_make_the_same_batches_as_the_training_process():
     pool = training_pool(cfg)
     with Batches(cfg, 5, workers=2) as batches:
         made = [next(batches) for _ in range(3)]
-    for step, (shift, batch) in zip(range(5, 8), made):
-        want_shift, want = training_batch(pool, cfg, step)
-        assert shift == want_shift
+    for step, (shift, run, batch) in zip(range(5, 8), made):
+        want_shift, want_run, want = training_batch(pool, cfg, step)
+        assert (shift, run) == (want_shift, want_run)
         assert batch.keys() == want.keys()
         for k in want:
             torch.testing.assert_close(batch[k], want[k], rtol=0, atol=0)
-    assert len({float(batch["y"].sum()) for _, batch in made}) == 3  # each step a batch of its own
+    assert len({float(batch["y"].sum()) for *_, batch in made}) == 3  # each step a batch of its own
 
 
 def test_training_with_worker_processes(tmp_path):

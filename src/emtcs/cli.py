@@ -698,6 +698,14 @@ def simulate(
     help="Train on clips of this many consecutive groups decoded as one run (decompress --run; GapUNet).",
 )
 @click.option(
+    "--run-share",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=1.0,
+    show_default=True,
+    metavar="SHARE",
+    help="Share of the steps that train runs of --run groups; the others train single groups.",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(["mse", "rmse", "log-mse"]),
@@ -817,6 +825,7 @@ def train(
     equivariance: float,
     finished_loss: float,
     run_groups: int,
+    run_share: float,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -898,6 +907,7 @@ def train(
         equivariance=equivariance,
         finished_loss=finished_loss,
         run=run_groups,
+        run_share=run_share,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -149,6 +149,10 @@ class TrainConfig:
     #: consecutive groups of a training sample, decoded as one run (``decompress --run``):
     #: each clip is ``run`` groups long, and the loss covers all their frames (GapUNet only)
     run: int = 1
+    #: share of the steps whose clips are runs of ``run`` groups; the others train single
+    #: groups, which every one-group movie and each block's first and last group still need
+    #: (all runs moved the network away from them, sessions 34-35)
+    run_share: float = 1.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -203,6 +207,7 @@ class ClipPool:
         self.scenes: list[np.ndarray] = []
         for path in scene_files if scene_files is not None else cfg.scene_files:
             self.scenes.extend(_load_scene_file(path))
+        self.scene_frames = min((len(m) for m in self.scenes), default=0)
         self.zoom, self.blur = cfg.zoom, cfg.blur
         if not self.movies and not self.frames and not self.scenes:
             raise InputError(NO_DATA)
@@ -226,8 +231,10 @@ class ClipPool:
         return np.ascontiguousarray(clip, dtype=np.float32)
 
     def _one_clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
-        # scene files, when given, make half the clips; simulator and real frames share the rest
-        if self.scenes and (not (self.movies or self.frames) or rng.random() < 0.5):
+        # scene files, when given, make half the clips that fit them; simulator and real
+        # frames share the rest (a longer clip of a scene would play it back and forth)
+        others = bool(self.movies or self.frames)
+        if self.scenes and (not others or (B <= self.scene_frames and rng.random() < 0.5)):
             return self._scene_clip(rng, B, P)
         if self.frames and (not self.movies or rng.random() < 0.5):
             return _moving_crop(self.frames[rng.integers(len(self.frames))], rng, B, P, self.motion)
@@ -419,17 +426,30 @@ def training_pool(cfg: TrainConfig) -> ClipPool:
     return ClipPool(cfg, seed_offset=1000 + cfg.seed, scenes=cfg.scenes)
 
 
-def training_batch(pool: ClipPool, cfg: TrainConfig, step: int) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
-    """Step ``step``'s batch (:func:`make_batch`) and the shift of its equivariance loss.
+class Step(NamedTuple):
+    """One training step's input."""
+
+    #: the move of the equivariance loss's second decode
+    shift: tuple[int, int]
+    #: groups per run in ``batch`` (1: single groups)
+    run: int
+    #: :func:`make_batch`'s tensors
+    batch: dict[str, torch.Tensor]
+
+
+def training_batch(pool: ClipPool, cfg: TrainConfig, step: int) -> Step:
+    """Step ``step``'s batch, the length of its runs and the shift of its equivariance loss.
 
     A function of the seed and the step alone: workers can make steps in any order, and a
     resumed run sees the batches an unbroken one would have seen."""
     rng = np.random.default_rng([cfg.seed, step])
     B = int(rng.choice(cfg.B))
-    clips = np.stack([pool.clip(rng, B * cfg.run, cfg.patch) for _ in range(cfg.batch)])
-    batch = make_batch(clips, rng, cfg, run=cfg.run)
+    # (no draw when every step is a run: the batches of runs trained before stay the same)
+    run = cfg.run if cfg.run_share >= 1 or rng.random() < cfg.run_share else 1
+    clips = np.stack([pool.clip(rng, B * run, cfg.patch) for _ in range(cfg.batch)])
+    batch = make_batch(clips, rng, cfg, run=run)
     shift = SHIFTS[int(rng.integers(len(SHIFTS)))] if cfg.equivariance > 0 else SHIFTS[0]
-    return shift, batch
+    return Step(shift, run, batch)
 
 
 #: each worker process's copy of the training pool (:class:`Batches`)
@@ -445,7 +465,7 @@ def _start_worker(cfg: TrainConfig) -> None:
     _worker_pool = training_pool(cfg)
 
 
-def _worker_batch(cfg: TrainConfig, step: int) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
+def _worker_batch(cfg: TrainConfig, step: int) -> Step:
     assert _worker_pool is not None
     return training_batch(_worker_pool, cfg, step)
 
@@ -478,7 +498,7 @@ class Batches:
     def __iter__(self) -> Batches:
         return self
 
-    def __next__(self) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
+    def __next__(self) -> Step:
         if self.executor is None:
             assert self.pool is not None
             out = training_batch(self.pool, self.cfg, self.step)
@@ -976,11 +996,11 @@ def train(
     with open(log_path, "a") as logf, Batches(cfg, step, workers) as batches:
         while step < cfg.steps:
             net.train()
-            shift, cpu_batch = next(batches)
+            shift, run, cpu_batch = next(batches)
             batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
             B = int(batch["C"].shape[1])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss, cfg.run)
+                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss, run)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
