@@ -147,11 +147,21 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     assert not (tmp_path / "o.png").exists()
     _assert_one_line_error(_cli("compress", src, "-B", "x"), "'x' is not a valid integer")
     _assert_one_line_error(_cli("train"), "Missing option '-o'")
-    for option, value in (("--patch", "0"), ("--steps", "0"), ("--cuts", "1.5"), ("--lr", "-1")):
+    for option, value in (("--patch", "0"), ("--steps", "0"), ("--cuts", "1.5"), ("--lr", "-1"), ("--run-share", "0")):
         _assert_one_line_error(_cli("train", option, value, "-o", tmp_path / "run"), f"Invalid value for '{option}'")
     for value in ("x", "0", "20,-1"):
         _assert_one_line_error(_cli("train", "--val-doses", value, "-o", tmp_path / "run"), "--val-doses")
     assert not list(tmp_path.glob("run*"))
+
+
+def test_train_offers_the_losses_training_knows():
+    """The CLI lists them itself (``import emtcs`` needs no torch): they must agree."""
+    pytest.importorskip("torch")
+    from emtcs.cli import main
+    from emtcs.train import LOSSES
+
+    loss = next(p for p in main.commands["train"].params if p.name == "loss_kind")
+    assert tuple(loss.type.choices) == LOSSES
 
 
 def test_outputs_never_replace_inputs_or_each_other(tmp_path, movie_file):

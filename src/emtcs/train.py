@@ -517,8 +517,11 @@ class Batches:
             self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
-    """The network on a batch, with the noise level and spread for networks that take them."""
+def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], run: int = 1, **kwargs: Any) -> Any:
+    """The network on a batch, with the noise level and spread for networks that take them
+    (and the run length for those that decode runs: only they are given one)."""
+    if run > 1:
+        kwargs["run"] = run
     if getattr(net, "noise_aware", False):
         kwargs["epu"] = batch["epu"]
     if getattr(net, "spread_aware", False):
@@ -619,7 +622,7 @@ def _loss(
     if start is not None:
         final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"], run=run)
     else:
-        final, extra = run_net(net, batch, return_all=True, **({"run": run} if run > 1 else {}))
+        final, extra = run_net(net, batch, run, return_all=True)
     loss = _error(final, batch["x"], loss_kind)
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
@@ -654,7 +657,7 @@ def shift_penalty(
         if start is not None:
             moved = net.refine(y, C, torch.roll(start, shift, dims), batch["epu"], spread=batch["spread"], run=run)
         else:
-            moved = run_net(net, {**batch, "y": y, "C": C}, **({"run": run} if run > 1 else {}))
+            moved = run_net(net, {**batch, "y": y, "C": C}, run)
     back = torch.roll(moved, (-shift[0], -shift[1]), dims)
     m = SHIFT_MARGIN
     return _per_sample_mse(out[..., m:-m, m:-m], back[..., m:-m, m:-m])
