@@ -119,7 +119,7 @@ def test_reconstruct_refuses_bad_settings(kwargs, message):
 
 def test_a_pedestal_is_taken_off_for_the_decoder_and_put_back():
     from emtcs.decoders import get_decoder
-    from emtcs.tiling import decode_bands
+    from emtcs.tiling import decode_run_bands
 
     frames, m, y = _group((40, 56))
     C = ArrayMasks(m)
@@ -127,8 +127,8 @@ def test_a_pedestal_is_taken_off_for_the_decoder_and_put_back():
     lifted = y + pedestal * m.sum(axis=0)
 
     def decoded(meas, **kw):
-        bands = decode_bands(meas, C, get_decoder("gaptv"), tile=32, overlap=8, gain=2.0, **kw)
-        return np.concatenate([block for _, block, _, _ in bands], axis=1)
+        bands = decode_run_bands(meas[None], C, get_decoder("gaptv"), tile=32, overlap=8, gain=2.0, **kw)
+        return np.concatenate([block[0] for _, block, _ in bands], axis=1)
 
     np.testing.assert_allclose(decoded(lifted, pedestal=pedestal), decoded(y) + pedestal, rtol=1e-5, atol=1e-3)
     assert not np.allclose(decoded(lifted), decoded(y) + pedestal, atol=1e-2)  # without it the decoder sees other data

@@ -27,7 +27,6 @@ __all__ = [
     "blend_window",
     "intensity_scale",
     "decoder_tiles",
-    "decode_bands",
     "decode_run_bands",
     "relative_residual",
     "reconstruct_group",
@@ -92,48 +91,12 @@ def decoder_tiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The tiles ``(rows, c)`` for ``c`` in ``cols`` of a measurement ``y`` and its masks as
     the decoders get them: float32 (n, h, w) measurements less the ``pedestal`` and divided
-    by ``scale`` (:func:`decode_bands`), and float32 (n, nb, h, w) masks."""
+    by ``scale`` (:func:`decode_run_bands`), and float32 (n, nb, h, w) masks."""
     mtiles = np.stack([masks.window(rows, c) for c in cols]).astype(np.float32)
     ytiles = np.stack([y[rows, c] for c in cols]).astype(np.float64)
     if pedestal:
         ytiles -= pedestal * mtiles.sum(axis=1, dtype=np.float64)
     return (ytiles / scale).astype(np.float32), mtiles
-
-
-def decode_bands(
-    y: np.ndarray,
-    masks: MaskSource,
-    decoder: Decoder,
-    *,
-    tile: int = TILE,
-    overlap: int = OVERLAP,
-    batch: int = 8,
-    scale: float | None = None,
-    gain: float | None = None,
-    pedestal: float = 0.0,
-    bands: range | None = None,
-    finish: Callable[..., np.ndarray] | None = None,
-) -> Iterator[tuple[slice, np.ndarray, float, float]]:
-    """Reconstruct the frames of one measurement ``y`` (H, W), one band of tile rows at a time.
-
-    Yields ``(rows, frames, num, den)``: the (nb, len(rows), W) float32 frames in the units
-    of ``y`` and the band's terms of the residual (see :func:`relative_residual`); the
-    options are :func:`decode_run_bands`'.
-    """
-    for rows, frames, terms in decode_run_bands(
-        y[None],
-        masks,
-        decoder,
-        tile=tile,
-        overlap=overlap,
-        batch=batch,
-        scale=scale,
-        gain=gain,
-        pedestal=pedestal,
-        bands=bands,
-        finish=finish,
-    ):
-        yield rows, frames[0], *terms[0]
 
 
 def decode_run_bands(
@@ -264,12 +227,12 @@ def reconstruct_group(
     ``emit(rows, frames)`` receives finished rows as a (nb, len(rows), W) float32 block
     in the units of ``y``, top to bottom.  ``progress`` gets the fraction of the group
     done since its last call; ``gain``, ``finish`` and ``pedestal`` as in
-    :func:`decode_bands`.  Returns the relative measurement residual
+    :func:`decode_run_bands`.  Returns the relative measurement residual
     ``||y - sum_b C_b * X_b|| / ||y||`` of the stitched result (0 for a zero ``y``).
     """
     terms = []
-    for rows, block, num, den in decode_bands(
-        y,
+    for rows, block, group_terms in decode_run_bands(
+        y[None],
         masks,
         decoder,
         tile=tile,
@@ -280,8 +243,8 @@ def reconstruct_group(
         finish=finish,
         pedestal=pedestal,
     ):
-        emit(rows, block)
-        terms.append((num, den))
+        emit(rows, block[0])
+        terms.append(group_terms[0])
         if progress is not None:
             progress((rows.stop - rows.start) / y.shape[0])
     return relative_residual(terms)
