@@ -24,39 +24,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
-from emtcs import codec
-from emtcs.io import open_movie
 from emtcs.metrics import psnr
 from emtcs.simulate import simulate
+from round_trip import round_trip
 from validation import DOSES, SHARED, abtem_movie
 
 MODES = ("hrtem", "bright-field", "liquid-cell", "stem")
 SIMULATOR_SEEDS = 20_000_000  # above every training pool's, as training/whole_movies.py
-
-
-def decode(noisy: np.ndarray, B: int, runs: list[int]) -> dict[int, tuple[np.ndarray, float]]:
-    """The movie compressed once at B and decompressed with auto at each run length:
-    run -> (frames, decode seconds)."""
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        src, tcs = Path(tmp) / "movie.tif", Path(tmp) / "movie.tcs"
-        tifffile.imwrite(src, noisy)
-        codec.compress(src, tcs, B)
-        for run in runs:
-            restored = Path(tmp) / f"run{run}.tif"
-            t0 = time.perf_counter()
-            codec.decompress(tcs, restored, decoder="auto", device="cpu", run=run)
-            seconds = time.perf_counter() - t0
-            with open_movie(restored) as movie:
-                out[run] = (movie.read(0, movie.n_frames), seconds)
-    return out
 
 
 def movies(shared: Path, seeds: list[int]) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
@@ -90,7 +68,8 @@ def main() -> None:
     seconds: dict[int, float] = dict.fromkeys(runs, 0.0)
     for kind, B, noisy, clean in movies(a.shared, [int(s) for s in a.seeds.split(",")]):
         span = float(clean.max() - clean.min())
-        for run, (frames, s) in decode(noisy, B, runs).items():
+        settings = {run: {"decoder": "auto", "device": "cpu", "run": run} for run in runs}
+        for run, (frames, s) in round_trip(noisy, B, settings).items():
             rows.setdefault(kind, {}).setdefault(run, []).append(
                 [psnr(c, d, data_range=span) for c, d in zip(clean, frames)]
             )

@@ -20,36 +20,18 @@ clean truth.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
-from emtcs import codec
-from emtcs.io import open_movie
 from emtcs.metrics import PEAK_FACTOR, PEAK_PRESENT, contrast_near, peak_contrast
+from round_trip import round_trip
 from validation import SHARED, abtem_movie
 
 
 def contrast_at(frames: np.ndarray, ky: int, kx: int) -> np.ndarray:
     """Per frame, the highest :func:`peak_contrast` within the check's tolerance of (ky, kx)."""
     return np.array([contrast_near(peak_contrast(f), ky, kx) for f in frames])
-
-
-def decoded(frames: np.ndarray, B: int, decoders: list[str], finish: str = "nlm") -> dict[str, np.ndarray]:
-    """Each decoder's frames of ``frames`` compressed once at B as the suite compresses them."""
-    out: dict[str, np.ndarray] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        src, tcs = Path(tmp) / "movie.tif", Path(tmp) / "movie.tcs"
-        tifffile.imwrite(src, frames)
-        codec.compress(src, tcs, B)
-        for name in decoders:
-            restored = Path(tmp) / f"{name}.tif"
-            codec.decompress(tcs, restored, decoder=name, device="cpu", finish=finish)
-            with open_movie(restored) as movie:
-                out[name] = movie.read(0, movie.n_frames)
-    return out
 
 
 def main() -> None:
@@ -66,7 +48,8 @@ def main() -> None:
     if not scenes.exists():
         raise SystemExit(f"no abTEM scenes at {scenes}")
     noisy, clean = abtem_movie(scenes, a.seed, a.dose)
-    rows = {"truth": clean, **decoded(noisy, a.B, a.decoders.split(","))}
+    settings = {name: {"decoder": name, "device": "cpu", "finish": "nlm"} for name in a.decoders.split(",")}
+    rows = {"truth": clean, **{name: frames for name, (frames, _) in round_trip(noisy, a.B, settings).items()}}
     print(f"abTEM seed {a.seed}, {a.dose:g} e/px, B = {a.B}: peak contrast near bin ({ky}, {kx}) per frame")
     print(f"(a decoded peak counts at {PEAK_FACTOR:g}; the reference holds one from {PEAK_PRESENT:g})")
     for name, frames in rows.items():
