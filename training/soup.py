@@ -1,7 +1,7 @@
 """A weight soup: the mean of fine-tunes of the same network, tensor by tensor.
 
     python training/soup.py runs/gpu2/head.safetensors runs/gpu2/head-log.safetensors -o runs/gpu2/soup.safetensors
-    python training/soup.py runs/soup-p55-p58.safetensors models/gapunet-w24s2.safetensors --shares 0.5,0.5 -o runs/wise.safetensors
+    python training/soup.py runs/soup-p55-p58.safetensors models/gapunet-w24s2.safetensors --shares 1,1 -o w.safetensors
 
 Fine-tunes that start from the same weights stay in one basin, and their mean is often a
 better decoder than either (the G1 soup of session 31: the best candidate on the screen
