@@ -610,6 +610,7 @@ def test_a_run_of_groups_is_one_clip_split_into_groups_measured_each_on_its_own(
 
 
 def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path):
+    from emtcs.errors import InputError
     from emtcs.train import TrainConfig, train, training_batch, training_pool
 
     cfg = TrainConfig(arch="gapunet", net=TINY["gapunet-temporal"], run=2, run_share=0.3, **TINY_RUN)
@@ -622,6 +623,8 @@ def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path)
     mixed = {**cfg.__dict__, "steps": 4}
     summary = train(TrainConfig(**mixed), tmp_path / "mixed", device="cpu")
     assert summary["train_config"]["run_share"] == 0.3
+    with pytest.raises(InputError, match="--run-share"):
+        train(TrainConfig(**{**mixed, "run_share": 0.0}), tmp_path / "none", device="cpu")
 
 
 def test_temporal_mixing_lets_frames_see_each_other():

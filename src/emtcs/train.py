@@ -852,6 +852,8 @@ def train(
         raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
     if cfg.run < 1 or (cfg.run > 1 and (cfg.arch != "gapunet" or cfg.task != "reconstruct")):
         raise InputError(f"--run {cfg.run}: runs of groups (at least 1) are for GapUNet's reconstruction only")
+    if not 0 < cfg.run_share <= 1:
+        raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
     if not (cfg.simulate or cfg.data or cfg.scene_files):
         raise InputError(NO_DATA)
     if workers < 0:
