@@ -317,7 +317,8 @@ def _noise_line(info: dict[str, Any]) -> str:
     show_default=True,
     metavar="GROUPS",
     help="GapUNet (auto, select) decodes blocks of this many consecutive groups together, so that the frames "
-    "either side of a boundary between groups see each other; 1 decodes each group alone.",
+    "either side of a boundary between groups see each other (sharper there, but not yet clear of the "
+    "suite's invented-peak check: docs/decoders.md); 1 decodes each group alone.",
 )
 @adapt_option
 @click.option(
