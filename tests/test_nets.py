@@ -555,6 +555,24 @@ def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
     assert float(net.conv.weight.grad.abs().sum()) > 0
 
 
+def test_the_edge_weight_weighs_a_groups_first_and_last_frames():
+    from emtcs.train import _loss, edge_scale
+
+    w = edge_scale(5, 4.0).flatten() ** 2
+    torch.testing.assert_close(w.mean(), torch.tensor(1.0))
+    assert float(w[0]) == float(w[-1]) == 4 * float(w[1]) and float(w[1]) == float(w[2])
+    y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
+    net = _Conv(grid=False)
+    with torch.no_grad():
+        out = net(y, C)
+    for frames, more in (([0, 3], True), ([1, 2], False)):  # an error on the edge frames alone, then inside
+        x = out.clone()
+        x[:, frames] += 0.1
+        batch = {"y": y, "C": C, "x": x}
+        weighed, plain = _loss(net, batch, edge_weight=3.0).item(), _loss(net, batch).item()
+        assert (weighed > plain) == more
+
+
 def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
     """Under "mse" a sample ten times further off pulls ten times harder; under "log-mse"
     each sample's pull is its error relative to itself, so the nearer one pulls ten times
@@ -625,6 +643,8 @@ def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path)
     assert summary["train_config"]["run_share"] == 0.3
     with pytest.raises(InputError, match="--run-share"):
         train(TrainConfig(**{**mixed, "run_share": 0.0}), tmp_path / "none", device="cpu")
+    with pytest.raises(InputError, match="--edge-weight"):
+        train(TrainConfig(**{**mixed, "edge_weight": 0.0}), tmp_path / "none", device="cpu")
 
 
 def test_temporal_mixing_lets_frames_see_each_other():

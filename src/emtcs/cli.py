@@ -707,6 +707,13 @@ def simulate(
     help="Share of the steps that train runs of --run groups; the others train single groups.",
 )
 @click.option(
+    "--edge-weight",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Weight of each group's first and last frames in the loss (the others 1), where the decoders do worst.",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(["mse", "rmse", "log-mse"]),
@@ -827,6 +834,7 @@ def train(
     finished_loss: float,
     run_groups: int,
     run_share: float,
+    edge_weight: float,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -909,6 +917,7 @@ def train(
         finished_loss=finished_loss,
         run=run_groups,
         run_share=run_share,
+        edge_weight=edge_weight,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

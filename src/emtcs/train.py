@@ -153,6 +153,10 @@ class TrainConfig:
     #: groups, which every one-group movie and each block's first and last group still need
     #: (all runs moved the network away from them, sessions 34-35)
     run_share: float = 1.0
+    #: weight of each group's first and last frames in the reconstruction loss (the others'
+    #: 1, the mean kept at 1): the frames with context on one side only, which the learned
+    #: decoders decode 1.4 dB worse and where a reflection shown early has been flagged
+    edge_weight: float = 1.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -604,6 +608,15 @@ def _per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).square().flatten(1).mean(dim=1)
 
 
+def edge_scale(B: int, edge_weight: float) -> torch.Tensor:
+    """(1, B, 1, 1) factors on a group's frames that weigh its first and last frames'
+    squared errors ``edge_weight`` times the others' (``TrainConfig.edge_weight``), the mean
+    weight 1."""
+    w = torch.ones(B)
+    w[0] = w[-1] = edge_weight
+    return (w / w.mean()).sqrt().reshape(1, B, 1, 1)
+
+
 def _loss(
     net: torch.nn.Module,
     batch: dict[str, torch.Tensor],
@@ -613,6 +626,7 @@ def _loss(
     loss_kind: str = "mse",
     finished_loss: float = 0.0,
     run: int = 1,
+    edge_weight: float = 1.0,
 ) -> torch.Tensor:
     if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         denoised = net.denoise(batch["noisy"], batch["epu"], batch["spread"])  # type: ignore[operator]
@@ -623,10 +637,11 @@ def _loss(
         final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"], run=run)
     else:
         final, extra = run_net(net, batch, run, return_all=True)
-    loss = _error(final, batch["x"], loss_kind)
+    w = edge_scale(final.shape[1], edge_weight).to(final.device)
+    loss = _error(final * w, batch["x"] * w, loss_kind)
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
-        loss = loss + 0.5 * sum(_error(o, batch["x"], loss_kind) for o in inter) / len(inter)
+        loss = loss + 0.5 * sum(_error(o * w, batch["x"] * w, loss_kind) for o in inter) / len(inter)
     if equivariance > 0:
         penalty = shift_penalty(net, batch, final, shift, start, run)
         # each sample's penalty weighed as its error is
@@ -852,6 +867,8 @@ def train(
         raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
     if cfg.run < 1 or (cfg.run > 1 and (cfg.arch != "gapunet" or cfg.task != "reconstruct")):
         raise InputError(f"--run {cfg.run}: runs of groups (at least 1) are for GapUNet's reconstruction only")
+    if cfg.edge_weight <= 0:
+        raise InputError(f"--edge-weight {cfg.edge_weight}: a weight above 0")
     if not 0 < cfg.run_share <= 1:
         raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
     if not (cfg.simulate or cfg.data or cfg.scene_files):
@@ -1005,7 +1022,9 @@ def train(
             batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
             B = int(batch["C"].shape[1])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss, run)
+                loss = _loss(
+                    net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss, run, cfg.edge_weight
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
