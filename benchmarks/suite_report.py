@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,9 @@ def main() -> None:
         sub.add_parser(name, help=f"the {name} of docs").add_argument("json", type=Path)
     a = ap.parse_args()
     if a.what == "compare":
+        old, new = (json.loads(Path(p).read_text()).get("settings") for p in (a.old, a.new))
+        if old and new and old != new:  # runs written before session 36 record none
+            print(f"warning: the runs' settings differ: {old} against {new}", file=sys.stderr)
         print(compare(load(a.old), load(a.new)))
     else:
         print((table if a.what == "table" else card)(load(a.json)))

@@ -277,7 +277,8 @@ def main() -> None:
     print(f"decoders: {', '.join(decoders)}", file=sys.stderr)
     results, figure = [], []
     t_start = time.perf_counter()
-    doc = {"suite": "emtcs-validation/1", "environment": environment(), "results": results}
+    settings = {"exact": a.exact, "run": a.run}  # what a comparison of two runs must hold equal
+    doc = {"suite": "emtcs-validation/1", "environment": environment(), "settings": settings, "results": results}
     for name, frames, clean in movies(a.shared, a.quick, seeds):
         if wanted is not None and not any(w in name for w in wanted):
             continue
