@@ -44,13 +44,13 @@ def soup(paths: list[Path], shares: list[float] | None = None) -> tuple[dict, di
     shares = shares or [1.0] * len(paths)
     first, _, _ = full_state(paths[0])
     loaded = [full_state(p, first["config"]) for p in paths]
+    total = sum(shares)
     mean = {}
     for k, v in loaded[0][1].items():
-        held = [(s[k].float(), w) for (_, s, lacks), w in zip(loaded, shares) if k not in lacks]
         if not v.is_floating_point():
             mean[k] = v
             continue
-        total = sum(shares)
+        held = [(s[k].float(), w) for (_, s, lacks), w in zip(loaded, shares) if k not in lacks]
         if len(held) < len(loaded) and not any(s[k].any() for _, s, lacks in loaded if k in lacks):
             # an output layer that starts at zero: the files that lack it add nothing
             mean[k] = (sum(t * w for t, w in held) / total).to(v.dtype)
