@@ -499,7 +499,7 @@ class _Conv(torch.nn.Module):
 
 @pytest.mark.parametrize("shift", [(0, 1), (1, 0), (1, 1)])
 def test_the_equivariance_loss_sees_a_pixel_grid_and_nothing_else(shift):
-    from emtcs.train import _loss, shift_penalty
+    from emtcs.train import TrainConfig, _loss, shift_penalty
 
     torch.manual_seed(0)
     y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
@@ -509,11 +509,11 @@ def test_the_equivariance_loss_sees_a_pixel_grid_and_nothing_else(shift):
     assert shift_penalty(plain, batch, plain(y, C), shift).max().item() < 1e-12
     # (-1)^x changes sign under a move along x only
     assert (shift_penalty(gridded, batch, gridded(y, C), shift).min().item() > 1e-4) == (shift[1] == 1)
-    with_penalty = _loss(gridded, batch, equivariance=10.0, shift=(0, 1))
-    assert with_penalty.item() > _loss(gridded, batch).item() > 0
+    with_penalty = _loss(gridded, batch, TrainConfig(equivariance=10.0), shift=(0, 1))
+    assert with_penalty.item() > _loss(gridded, batch, TrainConfig()).item() > 0
     # under log-mse the penalty counts too, relative to each sample's error
-    log_base = _loss(gridded, batch, loss_kind="log-mse").item()
-    assert _loss(gridded, batch, equivariance=10.0, shift=(0, 1), loss_kind="log-mse").item() > log_base
+    log_base = _loss(gridded, batch, TrainConfig(loss="log-mse")).item()
+    assert _loss(gridded, batch, TrainConfig(equivariance=10.0, loss="log-mse"), shift=(0, 1)).item() > log_base
     with_penalty.backward()
     assert gridded.conv.weight.grad is not None
 
@@ -534,7 +534,7 @@ def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
     """The differentiable finish of training is the decoders' finish (on the central crop),
     and the loss on it reaches the network's weights."""
     from emtcs.finish import finisher
-    from emtcs.train import FINISHED_STRENGTH, _loss, finished
+    from emtcs.train import FINISHED_STRENGTH, TrainConfig, _loss, finished
 
     torch.manual_seed(0)
     frames = (1 + 0.2 * torch.randn(2, 4, 40, 40)).requires_grad_(True)
@@ -549,14 +549,14 @@ def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
     y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
     batch = {"y": y, "C": C, "x": torch.rand(2, 4, 32, 32)}
     net = _Conv(grid=False)
-    loss = _loss(net, batch, finished_loss=1.0)
-    assert loss.item() > _loss(net, batch).item()
+    loss = _loss(net, batch, TrainConfig(finished_loss=1.0))
+    assert loss.item() > _loss(net, batch, TrainConfig()).item()
     loss.backward()
     assert float(net.conv.weight.grad.abs().sum()) > 0
 
 
 def test_the_edge_weight_weighs_a_groups_first_and_last_frames():
-    from emtcs.train import _loss, edge_scale
+    from emtcs.train import TrainConfig, _loss, edge_scale
 
     w = edge_scale(5, 4.0).flatten() ** 2
     torch.testing.assert_close(w.mean(), torch.tensor(1.0))
@@ -569,8 +569,58 @@ def test_the_edge_weight_weighs_a_groups_first_and_last_frames():
         x = out.clone()
         x[:, frames] += 0.1
         batch = {"y": y, "C": C, "x": x}
-        weighed, plain = _loss(net, batch, edge_weight=3.0).item(), _loss(net, batch).item()
+        weighed, plain = _loss(net, batch, TrainConfig(edge_weight=3.0)).item(), _loss(net, batch, TrainConfig()).item()
         assert (weighed > plain) == more
+
+
+def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly():
+    """A lattice fringe added to frames whose truth has none, or has it ten times weaker,
+    is counted (and its gradient lowers it); the same fringe in the truth and a frequency
+    below the band are not, white noise hardly (a rare bin of it passes the bar); the loss
+    term reaches the network's weights."""
+    from emtcs.train import TrainConfig, _loss, spectral_excess
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    smooth = 1 + 0.3 * np.exp(-((yy - 30) ** 2 + (xx - 34) ** 2) / 400.0)
+    fringe = np.cos(2 * np.pi * (10 * yy + 6 * xx) / 64)  # 0.18 cycles per pixel
+    slow = np.cos(2 * np.pi * xx / 64)  # 0.016: below the band
+    noisy = smooth + 0.02 * rng.standard_normal((3, 64, 64))
+
+    def t(frames: np.ndarray) -> torch.Tensor:
+        return torch.tensor(np.broadcast_to(frames, (1, 3, 64, 64)).copy(), dtype=torch.float32)
+
+    def excess(out: np.ndarray, truth: np.ndarray) -> float:
+        return float(spectral_excess(t(out), t(truth))[0])
+
+    invented = excess(smooth + 0.05 * fringe, smooth)
+    assert invented > 1.0
+    assert excess(noisy, smooth) < 0.01 * invented
+    assert excess(smooth + 0.05 * slow, smooth) == 0.0
+    assert excess(smooth + 0.05 * fringe, smooth + 0.05 * fringe) == 0.0
+    assert 0 < excess(smooth + 0.05 * fringe, smooth + 0.005 * fringe) < invented
+
+    out = t(smooth + 0.05 * fringe).requires_grad_(True)
+    spectral_excess(out, t(smooth)).sum().backward()
+    along = float((out.grad[0, 0].numpy() * fringe).sum())
+    assert along > 0  # descending the gradient takes the fringe out
+
+    class Fringe(torch.nn.Module):  # a "decoder" that prints the fringe on its frames
+        def __init__(self):
+            super().__init__()
+            self.amplitude = torch.nn.Parameter(torch.tensor(0.05))
+
+        def forward(self, y, C, return_all=False):
+            x = torch.tensor(smooth, dtype=torch.float32) + self.amplitude * torch.tensor(fringe, dtype=torch.float32)
+            x = x.expand(C.shape)
+            return (x, []) if return_all else x
+
+    net = Fringe()
+    batch = {"y": torch.zeros(2, 64, 64), "C": torch.ones(2, 3, 64, 64), "x": t(smooth).expand(2, -1, -1, -1)}
+    loss = _loss(net, batch, TrainConfig(spectral_weight=1.0))
+    assert loss.item() > _loss(net, batch, TrainConfig()).item() + 1.0
+    loss.backward()
+    assert float(net.amplitude.grad) > 0
 
 
 def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
@@ -645,6 +695,8 @@ def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path)
         train(TrainConfig(**{**mixed, "run_share": 0.0}), tmp_path / "none", device="cpu")
     with pytest.raises(InputError, match="--edge-weight"):
         train(TrainConfig(**{**mixed, "edge_weight": 0.0}), tmp_path / "none", device="cpu")
+    with pytest.raises(InputError, match="--spectral-weight"):
+        train(TrainConfig(**{**mixed, "spectral_weight": -1.0}), tmp_path / "none", device="cpu")
 
 
 def test_temporal_mixing_lets_frames_see_each_other():
@@ -836,7 +888,7 @@ def test_gapunet_denoiser_pretraining_denoises_and_then_unfolds(tmp_path):
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(100):
-        loss = _loss(model, batch, "denoise")
+        loss = _loss(model, batch, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -714,6 +714,13 @@ def simulate(
     help="Weight of each group's first and last frames in the loss (the others 1), where the decoders do worst.",
 )
 @click.option(
+    "--spectral-weight",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Weight of a loss on spectral peaks the frames show more strongly than the truth (invented reflections).",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(["mse", "rmse", "log-mse"]),
@@ -835,6 +842,7 @@ def train(
     run_groups: int,
     run_share: float,
     edge_weight: float,
+    spectral_weight: float,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -918,6 +926,7 @@ def train(
         run=run_groups,
         run_share=run_share,
         edge_weight=edge_weight,
+        spectral_weight=spectral_weight,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

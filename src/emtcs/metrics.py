@@ -14,6 +14,7 @@ __all__ = [
     "frc_resolution",
     "PEAK_FACTOR",
     "PEAK_PRESENT",
+    "PEAK_MIN_FREQ",
     "peak_contrast",
     "spectral_peaks",
     "invented_peaks",

@@ -44,7 +44,7 @@ from . import zoo
 from .atomic import atomic_output
 from .decoders.gaptv import gap_tv
 from .errors import InputError
-from .metrics import psnr, ssim
+from .metrics import PEAK_MIN_FREQ, PEAK_PRESENT, psnr, ssim
 from .nets import build
 from .noise import noise_spread
 
@@ -157,6 +157,11 @@ class TrainConfig:
     #: 1, the mean kept at 1): the frames with context on one side only, which the learned
     #: decoders decode 1.4 dB worse and where a reflection shown early has been flagged
     edge_weight: float = 1.0
+    #: weight of :func:`spectral_excess`: spectral peaks that the frames show more strongly
+    #: than the truth, relative to the spectrum around them (a reflection shown before it
+    #: appears, which the validation suite counts as invented; the squared errors weigh a
+    #: few Fourier bins' excess as little as any other error of the same energy)
+    spectral_weight: float = 0.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -617,38 +622,78 @@ def edge_scale(B: int, edge_weight: float) -> torch.Tensor:
     return (w / w.mean()).sqrt().reshape(1, B, 1, 1)
 
 
+#: :func:`spectral_excess` counts a bin where the frames' contrast exceeds this many times
+#: the larger of the truth's and the suite's bar for a reflection that is present
+#: (:data:`emtcs.metrics.PEAK_PRESENT`): residual noise passes 10 times its background's
+#: geometric mean in about 1 bin in 300, 20 times in about 1 in 60,000.
+SPECTRAL_MARGIN = 2.0
+
+
+def spectral_excess(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per sample, how much more strongly the frames ``out`` (n, B, h, w) show spectral peaks
+    than the truth ``x``.  A bin's contrast is its log power (mean removed, Hann taper, as
+    :func:`emtcs.metrics.peak_contrast`) less the mean log power of the 9 x 9 bins around it
+    (held fixed for ``out``: the gradient only lowers the peak); the excess is how far
+    ``out``'s contrast rises over :data:`SPECTRAL_MARGIN` times the larger of the truth's
+    highest within 2 bins and :data:`~emtcs.metrics.PEAK_PRESENT`, squared, summed over the
+    bins from :data:`~emtcs.metrics.PEAK_MIN_FREQ` to Nyquist and averaged over the frames."""
+    n, B, h, w = out.shape
+    dev = out.device
+    taper = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False)).to(dev)
+    fy, fx = torch.fft.fftfreq(h, device=dev)[:, None], torch.fft.fftfreq(w, device=dev)[None, :]
+    radius = torch.sqrt(fy**2 + fx**2)
+    band = (radius >= PEAK_MIN_FREQ) & (radius <= 0.5)
+
+    def log_contrast(frames: torch.Tensor) -> torch.Tensor:
+        f = frames.float().reshape(n * B, 1, h, w)
+        power = torch.fft.fft2((f - f.mean((-2, -1), keepdim=True)) * taper).abs().square()
+        log_power = torch.log(power + 1e-8 * power.detach().amax((-2, -1), keepdim=True) + 1e-30)
+        around = F.avg_pool2d(F.pad(log_power.detach(), (4, 4, 4, 4), mode="circular"), 9, stride=1)
+        return log_power - around
+
+    with torch.autocast(dev.type, enabled=False):
+        with torch.no_grad():
+            near = F.max_pool2d(F.pad(log_contrast(x), (2, 2, 2, 2), mode="circular"), 5, stride=1)
+        bar = near.clamp(min=math.log(PEAK_PRESENT)) + math.log(SPECTRAL_MARGIN)
+        excess = F.relu(log_contrast(out) - bar) * band
+        return excess.square().sum((-2, -1)).reshape(n, B).mean(1)
+
+
 def _loss(
     net: torch.nn.Module,
     batch: dict[str, torch.Tensor],
-    task: str = "reconstruct",
-    equivariance: float = 0.0,
+    cfg: TrainConfig,
     shift: tuple[int, int] = SHIFTS[0],
-    loss_kind: str = "mse",
-    finished_loss: float = 0.0,
     run: int = 1,
-    edge_weight: float = 1.0,
 ) -> torch.Tensor:
-    if task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
+    """The training loss of one batch under ``cfg``'s task and loss terms; ``shift``: the
+    equivariance term's move, ``run``: the batch's run length (:class:`Step`)."""
+    kind = cfg.loss
+    if cfg.task == "denoise":  # pretraining the denoiser inside the network on the noisy frames
         denoised = net.denoise(batch["noisy"], batch["epu"], batch["spread"])  # type: ignore[operator]
-        return _error(denoised, batch["x"], loss_kind)
+        return _error(denoised, batch["x"], kind)
     # a network with a fixed start (GapUNet's GAP-TV) computes it once for both decodes
-    start = net.start(batch["y"], batch["C"], batch["epu"]) if equivariance > 0 and hasattr(net, "start") else None
+    start = None
+    if cfg.equivariance > 0 and hasattr(net, "start"):
+        start = net.start(batch["y"], batch["C"], batch["epu"])
     if start is not None:
         final, extra = net.refine(batch["y"], batch["C"], start, batch["epu"], True, batch["spread"], run=run)
     else:
         final, extra = run_net(net, batch, run, return_all=True)
-    w = edge_scale(final.shape[1], edge_weight).to(final.device)
-    loss = _error(final * w, batch["x"] * w, loss_kind)
+    w = edge_scale(final.shape[1], cfg.edge_weight).to(final.device)
+    loss = _error(final * w, batch["x"] * w, kind)
     inter = extra if isinstance(extra, list) else [extra]
     if inter:
-        loss = loss + 0.5 * sum(_error(o * w, batch["x"] * w, loss_kind) for o in inter) / len(inter)
-    if equivariance > 0:
+        loss = loss + 0.5 * sum(_error(o * w, batch["x"] * w, kind) for o in inter) / len(inter)
+    if cfg.equivariance > 0:
         penalty = shift_penalty(net, batch, final, shift, start, run)
         # each sample's penalty weighed as its error is
-        loss = loss + equivariance * (penalty * _sample_weight(final, batch["x"], loss_kind)).mean()
-    if finished_loss > 0:
+        loss = loss + cfg.equivariance * (penalty * _sample_weight(final, batch["x"], kind)).mean()
+    if cfg.finished_loss > 0:
         done, part = finished(final)
-        loss = loss + finished_loss * _error(done, batch["x"][..., part, part], loss_kind)
+        loss = loss + cfg.finished_loss * _error(done, batch["x"][..., part, part], kind)
+    if cfg.spectral_weight > 0:
+        loss = loss + cfg.spectral_weight * spectral_excess(final, batch["x"]).mean()
     return loss
 
 
@@ -869,6 +914,8 @@ def train(
         raise InputError(f"--run {cfg.run}: runs of groups (at least 1) are for GapUNet's reconstruction only")
     if cfg.edge_weight <= 0:
         raise InputError(f"--edge-weight {cfg.edge_weight}: a weight above 0")
+    if cfg.spectral_weight < 0:
+        raise InputError(f"--spectral-weight {cfg.spectral_weight}: a weight of 0 or more")
     if not 0 < cfg.run_share <= 1:
         raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
     if not (cfg.simulate or cfg.data or cfg.scene_files):
@@ -1022,9 +1069,7 @@ def train(
             batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
             B = int(batch["C"].shape[1])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _loss(
-                    net, batch, cfg.task, cfg.equivariance, shift, cfg.loss, cfg.finished_loss, run, cfg.edge_weight
-                )
+                loss = _loss(net, batch, cfg, shift, run)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
