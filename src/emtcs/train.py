@@ -718,7 +718,7 @@ def _loss(
         loss = loss + cfg.finished_loss * _error(done, batch["x"][..., part, part], kind)
     if cfg.spectral_weight > 0:
         # a log contrast's gradient grows as the spectrum's amplitude falls: unbounded, one
-        # well-denoised sample's peak outpulled the whole batch's errors 25 times (session 37)
+        # well-denoised sample's peak outpulled the whole batch's errors 150 times (session 37)
         bound = _pull(loss, final)
         excess = spectral_excess(_BoundedPull.apply(final, bound), batch["x"])
         loss = loss + cfg.spectral_weight * excess.mean()
