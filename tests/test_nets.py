@@ -623,6 +623,17 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
     assert float(net.amplitude.grad) > 0
 
 
+def test_a_bounded_pull_scales_each_samples_gradient_down_to_its_bound():
+    from emtcs.train import _BoundedPull
+
+    out = torch.zeros(3, 2, 4, 4, requires_grad=True)
+    grad = torch.ones(3, 2, 4, 4) * torch.tensor([1.0, 0.1, 0.0]).reshape(3, 1, 1, 1)  # norms 5.66, 0.566, 0
+    _BoundedPull.apply(out, torch.tensor([2.0, 2.0, 2.0])).backward(grad)
+    norms = out.grad.flatten(1).norm(dim=1)
+    torch.testing.assert_close(norms, torch.tensor([2.0, 0.1 * 32**0.5, 0.0]))
+    torch.testing.assert_close(out.grad[0] / out.grad[0].flatten()[0], torch.ones(2, 4, 4))  # the direction kept
+
+
 def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
     """Under "mse" a sample ten times further off pulls ten times harder; under "log-mse"
     each sample's pull is its error relative to itself, so the nearer one pulls ten times

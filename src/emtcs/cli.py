@@ -718,7 +718,8 @@ def simulate(
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="Weight of a loss on spectral peaks the frames show more strongly than the truth (invented reflections).",
+    help="A loss on spectral peaks the frames show more strongly than the truth (invented reflections), "
+    "pulling each sample at most this many times as hard as the reconstruction loss (0: off).",
 )
 @click.option(
     "--loss",

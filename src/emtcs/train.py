@@ -157,10 +157,12 @@ class TrainConfig:
     #: 1, the mean kept at 1): the frames with context on one side only, which the learned
     #: decoders decode 1.4 dB worse and where a reflection shown early has been flagged
     edge_weight: float = 1.0
-    #: weight of :func:`spectral_excess`: spectral peaks that the frames show more strongly
-    #: than the truth, relative to the spectrum around them (a reflection shown before it
-    #: appears, which the validation suite counts as invented; the squared errors weigh a
-    #: few Fourier bins' excess as little as any other error of the same energy)
+    #: weight of :func:`spectral_excess` (spectral peaks that the frames show more strongly
+    #: than the truth, relative to the spectrum around them: a reflection shown before it
+    #: appears, which the validation suite counts as invented, where the squared errors weigh
+    #: a few Fourier bins' excess as little as any other error of the same energy), as the
+    #: most it may pull a sample's frames: this many times as hard as the reconstruction
+    #: loss does (a log contrast's own gradient is of no fixed size)
     spectral_weight: float = 0.0
 
     @property
@@ -719,9 +721,8 @@ def _loss(
     if cfg.spectral_weight > 0:
         # a log contrast's gradient grows as the spectrum's amplitude falls: unbounded, one
         # well-denoised sample's peak outpulled the whole batch's errors 150 times (session 37)
-        bound = _pull(loss, final)
-        excess = spectral_excess(_BoundedPull.apply(final, bound), batch["x"])
-        loss = loss + cfg.spectral_weight * excess.mean()
+        bound = cfg.spectral_weight * _pull(loss, final)
+        loss = loss + spectral_excess(_BoundedPull.apply(final, bound), batch["x"]).mean()
     return loss
 
 
