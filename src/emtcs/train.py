@@ -627,7 +627,7 @@ def edge_scale(B: int, edge_weight: float) -> torch.Tensor:
 #: :func:`spectral_excess` counts a bin where the frames' contrast exceeds this many times
 #: the larger of the truth's and the suite's bar for a reflection that is present
 #: (:data:`emtcs.metrics.PEAK_PRESENT`): residual noise passes 10 times its background's
-#: geometric mean in about 1 bin in 300, 20 times in about 1 in 60,000.
+#: geometric mean in about 1 bin in 300, 20 times in about 1 in 70,000.
 SPECTRAL_MARGIN = 2.0
 
 
