@@ -719,9 +719,9 @@ def _loss(
         done, part = finished(final)
         loss = loss + cfg.finished_loss * _error(done, batch["x"][..., part, part], kind)
     if cfg.spectral_weight > 0:
-        # a log contrast's gradient grows as the spectrum's amplitude falls: unbounded, one
-        # well-denoised sample's peak outpulled the whole batch's errors 150 times (session 37)
-        bound = cfg.spectral_weight * _pull(loss, final)
+        # a log contrast's gradient grows as the spectrum's amplitude falls: unbounded (0.01
+        # times the term), one well-denoised sample outpulled the batch's errors 150 times
+        bound = cfg.spectral_weight * _pull(loss, final)  # the other terms' pull on the frames
         loss = loss + spectral_excess(_BoundedPull.apply(final, bound), batch["x"]).mean()
     return loss
 
