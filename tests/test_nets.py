@@ -617,10 +617,15 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
 
     net = Fringe()
     batch = {"y": torch.zeros(2, 64, 64), "C": torch.ones(2, 3, 64, 64), "x": t(smooth).expand(2, -1, -1, -1)}
-    loss = _loss(net, batch, TrainConfig(spectral_weight=1.0))
-    assert loss.item() > _loss(net, batch, TrainConfig()).item() + 1.0
-    loss.backward()
-    assert float(net.amplitude.grad) > 0
+    assert _loss(net, batch, TrainConfig(spectral_weight=1.0)).item() > _loss(net, batch, TrainConfig()).item() + 1.0
+    pulls = []
+    for weight in (0.0, 1.0, 2.0):
+        net.zero_grad()
+        _loss(net, batch, TrainConfig(spectral_weight=weight)).backward()
+        pulls.append(float(net.amplitude.grad))
+    # the term's own pull is far stronger than its bound, W times the reconstruction's: linear in W
+    assert pulls[1] > pulls[0] > 0
+    assert pulls[2] - pulls[0] == pytest.approx(2 * (pulls[1] - pulls[0]), rel=1e-4)
 
 
 def test_a_bounded_pull_scales_each_samples_gradient_down_to_its_bound():
