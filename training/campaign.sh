@@ -37,6 +37,10 @@
 # 29-30, nor has the unfinished screen, session 32), `python benchmarks/grid_alias.py` (with EMTCS_MODELS set
 # to a candidate folder) measures the network's pixel grid, which costs the README demo most,
 # and `python training/candidate.py RUN` then measures them through the suite (the model card's rule).
+# Before the suite, 16 s screen the reflection that has held back every sharper fine-tune since
+# session 33 (`training/candidate.py RUN --write-only`, then with EMTCS_MODELS set to its folder
+# `python benchmarks/peak_timeline.py --seed 17 --dose 20 -B 20 --bin 16,-6 --decoders gapunet,auto`:
+# `auto`'s frame 0 at 30 or more is counted as invented; the shipped weights 26.8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-20000}
