@@ -31,9 +31,9 @@
 # (training/whole_movies.py --finish; benchmarks/grid_alias.py) and through benchmarks/group_runs.py.
 #
 # The device sees the working tree, not ../shared: the training data travels in
-# scratch/gpu/ (abTEM scene files *.h5 and real single images *.tif, 64 MiB with the tree):
-#   mkdir -p scratch/gpu && cp ../shared/data/em/<the campaign's images> scratch/gpu/
-#   (and 24 scenes of training/make_scenes.sh's file, about 1 MB each, as scratch/gpu/*.h5)
+# scratch/gpu/ (abTEM scene files *.h5 and real single images *.tif, 64 MiB with the tree),
+# which `python training/gpu_data.py` fills (the campaign's images, and as many of its
+# scenes as fit: 27 of 540 in session 38), then
 #   run(command="training/gpu.sh $OUT 7.5", carry=["scratch/gpu"], timeout_s=600)
 # (a minute of that goes to building the pools; the lease's 15 minutes hold one such call)
 # Needs a python with CUDA torch, numpy, scipy, h5py, tifffile, click, rich, scikit-image and
@@ -46,6 +46,7 @@ mkdir -p "$OUT"
 export PYTHONPATH=src EMTCS_MODELS=models PYTHONUNBUFFERED=1
 data=()
 for f in scratch/gpu/*.h5; do [ -e "$f" ] && data+=(--scene-file "$f"); done
+[ ${#data[@]} -gt 0 ] || { echo "no scenes in scratch/gpu: run python training/gpu_data.py first" >&2; exit 2; }
 for f in scratch/gpu/*.tif; do [ -e "$f" ] && data+=(--data "$f"); done
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
