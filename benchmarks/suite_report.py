@@ -88,9 +88,20 @@ def _peaks(res: dict[str, Any], title: str) -> int | None:
     return None if row is None else int(row["invented_peaks"])
 
 
+def _strongest(res: dict[str, Any], title: str) -> str:
+    """The strongest spectral peak the reference lacks, counted or not (runs since session
+    38): its contrast, where the check counts from 30, and [frame, ky, kx]; '-' if unknown."""
+    row = best_row(res["rows"], title)
+    if row is None or row.get("unsupported_contrast") is None:
+        return "-"
+    at = row.get("unsupported_at")
+    return f"{row['unsupported_contrast']:.1f}" + ("" if at is None else f" at {at[0]}:{at[1]},{at[2]}")
+
+
 def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
-    """Per movie and B, the learned rows' PSNR and invented peaks before and after; then the
-    mean change and the peaks summed over the rows both runs have."""
+    """Per movie and B, the learned rows' PSNR, invented peaks and strongest unsupported peak
+    (contrast at frame:ky,kx) before and after; then the mean change and the peaks summed
+    over the rows both runs have."""
     before = {(r["movie"], r["B"]): r for r in old}
     lines = []
     for title in LEARNED:
@@ -105,7 +116,8 @@ def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
             peaks_old, peaks_new = peaks_old + pa, peaks_new + pb
             lines.append(
                 f"{res['movie'][:44]:44s} B={res['B']:<3d}{title:17s}{a:7.2f} -> {b:6.2f} ({b - a:+.2f})  "
-                f"invented peaks {pa} -> {pb}"
+                f"invented peaks {pa} -> {pb}  strongest unsupported "
+                f"{_strongest(prev, title)} -> {_strongest(res, title)}"
             )
         if changes:
             lines.append(

@@ -166,6 +166,8 @@ def table_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
                 "ssim": q["ssim"],
                 "frc_px": q.get("frc_px"),
                 "invented_peaks": q.get("invented_peaks"),
+                "unsupported_contrast": q.get("unsupported_contrast"),
+                "unsupported_at": q.get("unsupported_at"),
                 "note": r.get("note"),
             }
         )

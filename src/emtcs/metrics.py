@@ -18,6 +18,7 @@ __all__ = [
     "peak_contrast",
     "spectral_peaks",
     "invented_peaks",
+    "strongest_unsupported",
     "unsupported_peaks",
     "contrast_near",
     "movie_quality",
@@ -172,6 +173,24 @@ def unsupported_peaks(found: np.ndarray, contrast: np.ndarray, tolerance: float 
     (hysteresis) and no demand for a local maximum there: a reflection that the reference
     shows weakly, or as a shoulder of the spectrum's envelope, is one it holds."""
     return sum(int(contrast_near(contrast, ky, kx, tolerance) < PEAK_PRESENT) for ky, kx in np.reshape(found, (-1, 2)))
+
+
+def strongest_unsupported(
+    reference_contrast: np.ndarray, test: np.ndarray, tolerance: float = PEAK_TOLERANCE
+) -> tuple[float, tuple[int, int] | None]:
+    """The strongest spectral peak of ``test`` that the reference does not hold, counted
+    or not: its :func:`peak_contrast` and frequency offset, or (0, None).  Peaks are sought
+    as :func:`spectral_peaks` does, from :data:`PEAK_PRESENT` on; the reference lacks one
+    as :func:`unsupported_peaks` says.  How near a frame comes to the check's bar of
+    :data:`PEAK_FACTOR`: the count alone flips between near-identical decoders."""
+    contrast = peak_contrast(test)
+    h, w = contrast.shape
+    best: tuple[float, tuple[int, int] | None] = (0.0, None)
+    for ky, kx in spectral_peaks(test, PEAK_PRESENT):
+        c = float(contrast[ky + h // 2, kx + w // 2])
+        if c > best[0] and contrast_near(reference_contrast, ky, kx, tolerance) < PEAK_PRESENT:
+            best = (c, (int(ky), int(kx)))
+    return best
 
 
 def contrast_near(contrast: np.ndarray, ky: int, kx: int, tolerance: float = PEAK_TOLERANCE) -> float:

@@ -30,7 +30,15 @@ from ..decoders.learned import GapUNetDecoder
 from ..decoding import RUN
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
-from ..metrics import frc_resolution, peak_contrast, psnr, spectral_peaks, ssim, unsupported_peaks
+from ..metrics import (
+    frc_resolution,
+    peak_contrast,
+    psnr,
+    spectral_peaks,
+    ssim,
+    strongest_unsupported,
+    unsupported_peaks,
+)
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
 from .denoise import Denoiser, NLMeans, Wavelet
@@ -197,24 +205,30 @@ def count_steps(config: BenchConfig, dtype: np.dtype) -> int:
     return 1 + points * (1 + len(config.decoders) + 2 * len(codec_names(config.codecs, dtype)))
 
 
-QUALITY_FIELDS = ("psnr", "psnr_min", "ssim", "frc_px", "invented_peaks")
+QUALITY_FIELDS = ("psnr", "psnr_min", "ssim", "frc_px", "invented_peaks", "unsupported_contrast", "unsupported_at")
 
 
 def _fidelity(ref: _Reference, test: np.ndarray) -> dict[str, float | None]:
     """Movie PSNR (mean squared error over all frames), worst-frame PSNR, mean SSIM, mean FRC
-    resolution (pixels, 0.5 threshold) and the spectral peaks the reference lacks (all frames)."""
+    resolution (pixels, 0.5 threshold), the spectral peaks the reference lacks (all frames),
+    and the strongest such peak, counted or not: its contrast and [frame, ky, kx]."""
     reference, data_range = ref.frames, ref.data_range
     per_frame = [psnr(r, t, data_range=data_range) for r, t in zip(reference, test)]
     mse = [data_range**2 / 10 ** (p / 10) for p in per_frame]
     mean_mse = float(np.mean(mse))
     movie = math.inf if mean_mse == 0 else 10 * math.log10(data_range**2 / mean_mse)
     s = [ssim(r, t, data_range=data_range) for r, t in zip(reference, test)]
+    unsupported = [strongest_unsupported(k, t) for t, k in zip(test, ref.peaks)]
+    frame = int(np.argmax([c for c, _ in unsupported]))
+    contrast, where = unsupported[frame]
     return {
         "psnr": movie,
         "psnr_min": float(min(per_frame)),
         "ssim": None if all(math.isnan(v) for v in s) else float(np.nanmean(s)),
         "frc_px": float(np.mean([frc_resolution(r, t) for r, t in zip(reference, test)])),
         "invented_peaks": int(sum(unsupported_peaks(spectral_peaks(t), k) for t, k in zip(test, ref.peaks))),
+        "unsupported_contrast": contrast,
+        "unsupported_at": None if where is None else [frame, *where],
     }
 
 
