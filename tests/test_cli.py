@@ -153,8 +153,6 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
         _assert_one_line_error(_cli("train", option, value, "-o", tmp_path / "run"), f"Invalid value for '{option}'")
     for value in ("x", "0", "20,-1"):
         _assert_one_line_error(_cli("train", "--val-doses", value, "-o", tmp_path / "run"), "--val-doses")
-    for option in ("--temporal", "--edge-input"):
-        _assert_one_line_error(_cli("train", "--arch", "tcsdl", option, "-o", tmp_path / "run"), "gapunet options")
     assert not list(tmp_path.glob("run*"))
 
 

@@ -857,35 +857,6 @@ def test_a_full_resolution_head_starts_from_weights_without_it(tmp_path):
     torch.testing.assert_close(torch.roll(out, 1, -1)[..., 2:-2, 3:-2], shifted[..., 2:-2, 3:-2])
 
 
-def test_the_edge_frames_channel_starts_from_weights_without_it(tmp_path):
-    """--edge-input on weights without it: the channel marks the first and last frame of each
-    group (of each run with ``run``), starts with no effect, then training moves its weights."""
-    from dataclasses import replace
-
-    from emtcs.nets.gapunet import GapUNet
-    from emtcs.train import TrainConfig, train
-
-    init = tmp_path / "plain.safetensors"
-    plain = _random_weights(init, {**TINY["gapunet-temporal"], "head": 3}, seed=8)
-    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
-    cfg = TrainConfig(
-        arch="gapunet", net={**net, "head": 3, "edges": True}, steps=1, lr=0.0, init=str(init), **TINY_RUN
-    )
-    edged, weights = _trained(cfg, tmp_path / "edged")
-    assert weights["unet.enc1.0.weight"].shape[1] == 4 * 9 and weights["unet.head.0.weight"].shape[1] == 10
-    _assert_same_output(edged, plain, rtol=0, atol=0)
-    train(replace(cfg, lr=1e-2), tmp_path / "moved", device="cpu")
-    _, moved = zoo.load_weights(tmp_path / "moved.safetensors")
-    assert moved["unet.enc1.0.weight"][:, 32:].abs().sum() > 0
-
-    u = torch.rand(4, 3, 2, 2)
-    args = (torch.ones_like(u), torch.zeros_like(u), torch.tensor(0.1), 0)
-    marks = GapUNet(width=4, edges=True)._context(u, *args)[:, -1, 0, 0].reshape(4, 3)
-    torch.testing.assert_close(marks, torch.tensor([[1.0, 0, 1]] * 4))
-    marks = GapUNet(width=4, edges=True)._context(u, *args, run=2)[:, -1, 0, 0].reshape(4, 3)
-    torch.testing.assert_close(marks, torch.tensor([[1.0, 0, 0], [0, 0, 1]] * 2))
-
-
 def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path):
     """--init at a larger width: the old channels keep their weights and the new ones start
     with no effect, so the wider network computes what the narrower one did; then a training

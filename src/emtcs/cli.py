@@ -619,12 +619,6 @@ def simulate(
     "--init may give weights without it (it starts with no effect).",
 )
 @click.option(
-    "--edge-input",
-    is_flag=True,
-    help="gapunet: tell the U-Net which frames are a group's first and last (their missing neighbour "
-    "is the frame itself); --init may give weights without it (it starts with no effect).",
-)
-@click.option(
     "--discrepancy/--no-discrepancy",
     default=True,
     show_default=True,
@@ -841,7 +835,6 @@ def train(
     stages: int | None,
     temporal: bool,
     head: int,
-    edge_input: bool,
     discrepancy: bool,
     batch: int,
     lr: float,
@@ -915,10 +908,8 @@ def train(
             net["temporal"] = True
         if head:
             net["head"] = head
-        if edge_input:
-            net["edges"] = True
-    elif temporal or head or edge_input:
-        raise InputError("--temporal, --head and --edge-input are gapunet options")
+    elif temporal or head:
+        raise InputError("--temporal and --head are gapunet options")
     cfg = TrainConfig(
         arch=arch,
         net=net,

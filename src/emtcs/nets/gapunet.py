@@ -30,11 +30,6 @@ every scale (:class:`SpreadConditioning`), which does nothing for white noise: w
 trained on white noise alone, and older files without these parameters, decode white
 noise exactly as before, and training them alone (``emtcs train --only spread``) cannot
 change how white noise is decoded.
-
-With ``edges``, the U-Net is also told which frames lie at the edges of what it sees (the
-first and last frame of a group, or of a run of groups), whose missing neighbour is
-replaced by the frame itself: an input channel that weights trained without it take with
-zero weight, so they start with their old output.
 """
 
 from __future__ import annotations
@@ -296,9 +291,7 @@ class GapUNet(nn.Module):
     concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
     #: parameters with one number per stage (``emtcs train --stage-lr``)
     per_stage = ("step", "gate")
-    #: the U-Net's inputs: u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual,
-    #: noise, stage (and, with ``edges``, 1 at the edge frames)
-    _CHANNELS = 8
+    _CHANNELS = 8  # u_{b-1}, u_b, u_{b+1}, group mean of u, C_b, back-projected residual, noise, stage
 
     def __init__(
         self,
@@ -311,16 +304,13 @@ class GapUNet(nn.Module):
         discrepancy: bool = False,
         temporal: bool = False,
         head: int = 0,
-        edges: bool = False,
     ):
         super().__init__()
         self.stages = stages
-        self.edges = edges
-        self.channels = self._CHANNELS + int(edges)
         self.gap_iterations, self.tv_weight, self.tv_iterations = gap_iterations, tv_weight, tv_iterations
         self.kappa = kappa
         self.discrepancy = discrepancy
-        self.unet = UNet(self.channels, 1, width, temporal, head)
+        self.unet = UNet(self._CHANNELS, 1, width, temporal, head)
         self.step = nn.Parameter(torch.zeros(stages))
         #: how much of each stage's correction is added: 1, except in stages added to trained
         #: weights of fewer stages, which start at 0 (:func:`emtcs.train.deepened`)
@@ -336,17 +326,6 @@ class GapUNet(nn.Module):
         # ...and before the spread conditioned the features (up to session 27): none
         for name, value in self.unet.spread.state_dict(prefix=prefix + "unet.spread.").items():
             state_dict.setdefault(name, torch.zeros_like(value))
-        # ...and without the edge frames' channel (``--init`` from such weights): it adds nothing
-        # (the channel is the last input: 4 columns of the first layer after the 2 x 2
-        # unshuffle, 1 of the head's, which sees the U-Net's output before the inputs)
-        if self.edges:
-            for name, before, added in (
-                ("unet.enc1.0.weight", 4 * self._CHANNELS, 4),
-                ("unet.head.0.weight", 1 + self._CHANNELS, 1),
-            ):
-                w = state_dict.get(prefix + name)
-                if w is not None and w.shape[1] == before:
-                    state_dict[prefix + name] = torch.cat([w, w.new_zeros(w.shape[0], added, *w.shape[2:])], 1)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
@@ -391,7 +370,7 @@ class GapUNet(nn.Module):
     ) -> torch.Tensor:
         """The U-Net's input at stage ``k``: each frame on the sqrt scale with its neighbours
         (across the groups' boundaries inside a ``run``), the group mean, its mask, the
-        residual, the noise level, the stage (and with ``edges`` whether it is a first or last frame)."""
+        residual, the noise level and the stage."""
         n, B, h, w = u.shape
         runs = u.reshape(n // run, run * B, h, w)
         prev = torch.cat([runs[:, :1], runs[:, :-1]], 1).reshape(u.shape)
@@ -406,11 +385,7 @@ class GapUNet(nn.Module):
             sigma_u.expand_as(u),
             self.code[k].to(u.dtype).expand_as(u),
         ]
-        if self.edges:
-            edge = u.new_zeros(n // run, run * B, 1, 1)
-            edge[:, [0, -1]] = 1
-            ctx.append(edge.reshape(n, B, 1, 1).expand_as(u))
-        return torch.stack(ctx, 2).reshape(n * B, self.channels, h, w)
+        return torch.stack(ctx, 2).reshape(n * B, self._CHANNELS, h, w)
 
     def refine(
         self,
