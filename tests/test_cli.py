@@ -153,6 +153,7 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
         _assert_one_line_error(_cli("train", option, value, "-o", tmp_path / "run"), f"Invalid value for '{option}'")
     for value in ("x", "0", "20,-1"):
         _assert_one_line_error(_cli("train", "--val-doses", value, "-o", tmp_path / "run"), "--val-doses")
+    _assert_one_line_error(_cli("train", "--arch", "tcsdl", "--temporal", "-o", tmp_path / "run"), "gapunet options")
     assert not list(tmp_path.glob("run*"))
 
 
