@@ -18,7 +18,7 @@ __all__ = [
     "peak_contrast",
     "spectral_peaks",
     "invented_peaks",
-    "strongest_unsupported",
+    "unsupported_contrasts",
     "unsupported_peaks",
     "contrast_near",
     "movie_quality",
@@ -141,16 +141,21 @@ def spectral_peaks(frame: np.ndarray, factor: float = PEAK_FACTOR) -> np.ndarray
     frequency from :data:`PEAK_MIN_FREQ` cycles per pixel to Nyquist.  In white noise the
     power over its local median exceeds 30 with probability ~1e-9 per bin.
     """
+    power = _power(frame)
+    return _local_peaks(power, _contrast(power), factor)
+
+
+def _local_peaks(power: np.ndarray, contrast: np.ndarray, factor: float) -> np.ndarray:
+    """:func:`spectral_peaks` of a frame's centred ``power`` spectrum and its ``contrast``."""
     from scipy.ndimage import maximum_filter
 
-    power = _power(frame)
     h, w = power.shape
     ky = (np.arange(h) - h // 2)[:, None]
     kx = (np.arange(w) - w // 2)[None, :]
     freq = np.sqrt((ky / h) ** 2 + (kx / w) ** 2)
     half = (ky > 0) | ((ky == 0) & (kx > 0))
     peak = (
-        (_contrast(power) >= factor)
+        (contrast >= factor)
         & (power == maximum_filter(power, size=5, mode="wrap"))
         & (freq >= PEAK_MIN_FREQ)
         & (freq <= 0.5)
@@ -175,22 +180,23 @@ def unsupported_peaks(found: np.ndarray, contrast: np.ndarray, tolerance: float 
     return sum(int(contrast_near(contrast, ky, kx, tolerance) < PEAK_PRESENT) for ky, kx in np.reshape(found, (-1, 2)))
 
 
-def strongest_unsupported(
+def unsupported_contrasts(
     reference_contrast: np.ndarray, test: np.ndarray, tolerance: float = PEAK_TOLERANCE
-) -> tuple[float, tuple[int, int] | None]:
-    """The strongest spectral peak of ``test`` that the reference does not hold, counted
-    or not: its :func:`peak_contrast` and frequency offset, or (0, None).  Peaks are sought
-    as :func:`spectral_peaks` does, from :data:`PEAK_PRESENT` on; the reference lacks one
-    as :func:`unsupported_peaks` says.  How near a frame comes to the check's bar of
-    :data:`PEAK_FACTOR`: the count alone flips between near-identical decoders."""
-    contrast = peak_contrast(test)
+) -> list[tuple[float, int, int]]:
+    """Every spectral peak of ``test`` from :data:`PEAK_PRESENT` on (sought as
+    :func:`spectral_peaks` seeks them) that the reference does not hold (as
+    :func:`unsupported_peaks` judges): (its :func:`peak_contrast`, ky, kx).  Those from
+    :data:`PEAK_FACTOR` on are the ones :func:`invented_peaks` counts; the strongest of the
+    rest tells how near a frame comes to that bar, where the count alone flips between
+    near-identical decoders."""
+    power = _power(test)
+    contrast = _contrast(power)
     h, w = contrast.shape
-    best: tuple[float, tuple[int, int] | None] = (0.0, None)
-    for ky, kx in spectral_peaks(test, PEAK_PRESENT):
-        c = float(contrast[ky + h // 2, kx + w // 2])
-        if c > best[0] and contrast_near(reference_contrast, ky, kx, tolerance) < PEAK_PRESENT:
-            best = (c, (int(ky), int(kx)))
-    return best
+    found = []
+    for ky, kx in _local_peaks(power, contrast, PEAK_PRESENT):
+        if contrast_near(reference_contrast, ky, kx, tolerance) < PEAK_PRESENT:
+            found.append((float(contrast[ky + h // 2, kx + w // 2]), int(ky), int(kx)))
+    return found
 
 
 def contrast_near(contrast: np.ndarray, ky: int, kx: int, tolerance: float = PEAK_TOLERANCE) -> float:

@@ -30,15 +30,7 @@ from ..decoders.learned import GapUNetDecoder
 from ..decoding import RUN
 from ..errors import DecoderError, InputError, MissingDependencyError
 from ..io import open_movie
-from ..metrics import (
-    frc_resolution,
-    peak_contrast,
-    psnr,
-    spectral_peaks,
-    ssim,
-    strongest_unsupported,
-    unsupported_peaks,
-)
+from ..metrics import PEAK_FACTOR, frc_resolution, peak_contrast, psnr, ssim, unsupported_contrasts
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
 from .codecs import Codec, codec_names, get_codec
 from .denoise import Denoiser, NLMeans, Wavelet
@@ -218,17 +210,18 @@ def _fidelity(ref: _Reference, test: np.ndarray) -> dict[str, float | None]:
     mean_mse = float(np.mean(mse))
     movie = math.inf if mean_mse == 0 else 10 * math.log10(data_range**2 / mean_mse)
     s = [ssim(r, t, data_range=data_range) for r, t in zip(reference, test)]
-    unsupported = [strongest_unsupported(k, t) for t, k in zip(test, ref.peaks)]
-    frame = int(np.argmax([c for c, _ in unsupported]))
-    contrast, where = unsupported[frame]
+    unsupported = [
+        (c, i, ky, kx) for i, (t, k) in enumerate(zip(test, ref.peaks)) for c, ky, kx in unsupported_contrasts(k, t)
+    ]
+    strongest = max(unsupported, default=None)
     return {
         "psnr": movie,
         "psnr_min": float(min(per_frame)),
         "ssim": None if all(math.isnan(v) for v in s) else float(np.nanmean(s)),
         "frc_px": float(np.mean([frc_resolution(r, t) for r, t in zip(reference, test)])),
-        "invented_peaks": int(sum(unsupported_peaks(spectral_peaks(t), k) for t, k in zip(test, ref.peaks))),
-        "unsupported_contrast": contrast,
-        "unsupported_at": None if where is None else [frame, *where],
+        "invented_peaks": sum(c >= PEAK_FACTOR for c, *_ in unsupported),
+        "unsupported_contrast": 0.0 if strongest is None else strongest[0],
+        "unsupported_at": None if strongest is None else list(strongest[1:]),
     }
 
 
