@@ -341,20 +341,6 @@ def test_clip_options_add_intensity_changes_and_scene_cuts():
     assert cut[1] > 2 * calm[1]  # one large jump per clip where the scene changes
 
 
-def test_a_fade_turns_one_region_into_another_scene_over_time():
-    from emtcs.train import _faded
-
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        clip, other = np.zeros((10, 40, 40), np.float32), np.ones((10, 40, 40), np.float32)
-        weight = _faded(clip, other, rng)  # the share of ``other`` in each pixel
-        assert weight.min() >= 0 and weight.max() <= 1
-        assert np.all(np.diff(weight, axis=0) >= 0)  # it only grows, frame by frame
-        assert weight[-1].max() > 0.9 * weight.max() and weight[0].max() < weight[-1].max()
-        last = weight[-1]
-        assert last.max() > 3 * np.sort(last.ravel())[len(last.ravel()) // 10]  # a region, not the frame
-
-
 def test_untrained_gapunet_is_gaptv_then_the_measurement_projection():
     from emtcs.decoders.gaptv import gap_tv
     from emtcs.nets.gapunet import GapUNet

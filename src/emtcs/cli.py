@@ -651,13 +651,6 @@ def simulate(
     help="Probability that a clip cuts to another scene.",
 )
 @click.option(
-    "--fades",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Probability that a region of a clip fades to another scene's over part of its frames.",
-)
-@click.option(
     "--jpeg",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -842,7 +835,6 @@ def train(
     motion: float,
     flicker: float,
     cuts: float,
-    fades: float,
     jpeg: float,
     flat_noise: float,
     noise_blur: float,
@@ -927,7 +919,6 @@ def train(
         motion=motion,
         flicker=flicker,
         cuts=cuts,
-        fades=fades,
         jpeg=jpeg,
         flat_noise=flat_noise,
         noise_blur=noise_blur,

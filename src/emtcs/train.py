@@ -65,12 +65,10 @@ class TrainConfig:
     dose_range: tuple[float, float] = (1.0, 1000.0)
     #: Temporal variety of the clips: drift of real-frame crops (pixels per frame, standard
     #: deviation), per-frame intensity changes (standard deviation of a log-normal factor)
-    #: the probability that a clip cuts to another scene part-way, and that a region of it
-    #: fades to another scene's over part of the clip (:meth:`ClipPool.clip`).
+    #: and the probability that a clip cuts to another scene part-way.
     motion: float = 0.4
     flicker: float = 0.0
     cuts: float = 0.0
-    fades: float = 0.0
     read_noise: tuple[float, float] = (0.5, 3.0)
     simulate: bool = True
     #: imaging modes of the simulated scenes (:attr:`emtcs.simulate.SimulationConfig.mode`), taken in turn
@@ -189,7 +187,7 @@ class ClipPool:
     ):
         self.movies: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
-        self.motion, self.flicker, self.cuts, self.fades = cfg.motion, cfg.flicker, cfg.cuts, cfg.fades
+        self.motion, self.flicker, self.cuts = cfg.motion, cfg.flicker, cfg.cuts
         if cfg.simulate:
             from .simulate import MovieSimulator, SimulationConfig
 
@@ -231,8 +229,6 @@ class ClipPool:
         if B > 2 and rng.random() < self.cuts:  # a scene change part-way through
             k = int(rng.integers(1, B))
             clip = np.concatenate([clip[:k], self._one_clip(rng, B - k, P)])
-        if self.fades > 0 and B > 2 and rng.random() < self.fades:  # (no draw without: earlier runs' clips stay)
-            clip = _faded(clip, self._one_clip(rng, B, P), rng)
         if rng.random() < self.blur:
             sigma = float(rng.uniform(0.3, 1.0))
             clip = gaussian_filter(clip, (0, sigma, sigma), mode="reflect")
@@ -297,22 +293,6 @@ def _load_real_frames(path: str) -> list[np.ndarray]:
             if f.mean() > 0:
                 out.append(f / f.mean())
     return out
-
-
-def _faded(clip: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``clip`` with a region turning into ``other``'s over part of the frames: a Gaussian
-    window of random place and size (a sixth to a third of the side), whose weight ramps
-    from 0 to 1 between two random frames.  Content that appears or fades part-way through
-    a group (a crystal tilting into a zone axis, a particle drifting into focus) is rare
-    in the scenes; a decoder that has not seen it spreads such content over every frame."""
-    B, H, W = clip.shape
-    start = rng.uniform(-1.0, B - 1.0)
-    ramp = np.clip((np.arange(B) - start) / rng.uniform(1.0, B), 0.0, 1.0)
-    sigma = rng.uniform(1 / 6, 1 / 3) * min(H, W)
-    cy, cx = rng.uniform(0, H), rng.uniform(0, W)
-    window = np.exp(-(((np.arange(H)[:, None] - cy) ** 2 + (np.arange(W)[None] - cx) ** 2) / (2 * sigma**2)))
-    weight = (ramp[:, None, None] * window).astype(np.float32)
-    return clip + weight * (other - clip)
 
 
 def _load_scene_file(path: str) -> list[np.ndarray]:
@@ -772,10 +752,10 @@ def shift_penalty(
     return _per_sample_mse(out[..., m:-m, m:-m], back[..., m:-m, m:-m])
 
 
-#: The validation clips' own scene cuts, fades, flicker and drift, whatever training uses (the
+#: The validation clips' own scene cuts, flicker and drift, whatever training uses (the
 #: campaign's settings since its phase 15, ``training/campaign.sh``), so that runs trained
 #: with other degradations are scored on the same clips.
-VALIDATION_CLIPS = {"cuts": 0.05, "fades": 0.0, "flicker": 0.05, "motion": 0.4}
+VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4}
 
 
 def _embedding(old: int, new: int, groups: int) -> torch.Tensor:
