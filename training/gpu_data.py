@@ -27,9 +27,9 @@ CARRY_BYTES = 60 * 2**20
 
 
 def campaign_images(shared: Path) -> list[Path]:
-    """The real single images ``training/campaign.sh`` lists, where ``shared`` has them."""
-    text = (ROOT / "training" / "campaign.sh").read_text()
-    names = re.findall(r"[\w.-]+_1x\d+x\d+_\w+\.tif|[\w.-]+_2x\d+x\d+_\w+\.tif", text)
+    """The real single images ``training/campaign.sh`` lists (every .tif it names), where
+    ``shared`` has them."""
+    names = re.findall(r"[\w.-]+\.tif\b", (ROOT / "training" / "campaign.sh").read_text())
     return [shared / "em" / n for n in dict.fromkeys(names) if (shared / "em" / n).exists()]
 
 
@@ -69,7 +69,10 @@ def main() -> None:
     for image in images:
         shutil.copy2(image, args.out / image.name)
     budget = CARRY_BYTES - tree_bytes() - sum(i.stat().st_size for i in images)
-    names = [(src, name) for src in sources for name in h5py.File(src, "r")]
+    names = []
+    for src in sources:
+        with h5py.File(src, "r") as f:
+            names += [(src, name) for name in f]
     target = args.out / "scenes.h5"
     # every k-th scene: k from the size of a sample's, grown until the file fits
     sample = names[:: max(1, len(names) // 8)]
