@@ -18,16 +18,16 @@ from emtcs.io import open_movie
 
 
 def round_trip(
-    frames: np.ndarray, B: int, settings: Mapping[Hashable, Mapping[str, Any]]
+    frames: np.ndarray, B: int, settings: Mapping[Hashable, Mapping[str, Any]], seed: int = 0
 ) -> dict[Hashable, tuple[np.ndarray, float]]:
-    """``frames`` compressed at B with the defaults, then decompressed once per entry of
-    ``settings`` (keyword arguments of :func:`emtcs.codec.decompress`): key -> (the
-    decoded frames, the seconds decompression took)."""
+    """``frames`` compressed at B with the defaults (masks of ``seed``), then decompressed
+    once per entry of ``settings`` (keyword arguments of :func:`emtcs.codec.decompress`):
+    key -> (the decoded frames, the seconds decompression took)."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         src, tcs = Path(tmp) / "movie.tif", Path(tmp) / "movie.tcs"
         tifffile.imwrite(src, frames)
-        codec.compress(src, tcs, B)
+        codec.compress(src, tcs, B, seed=seed)
         for i, (key, kwargs) in enumerate(settings.items()):
             restored = Path(tmp) / f"restored{i}.tif"
             t0 = time.perf_counter()

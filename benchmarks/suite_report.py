@@ -200,8 +200,12 @@ def main() -> None:
         sub.add_parser(name, help=f"the {name} of docs").add_argument("json", type=Path)
     a = ap.parse_args()
     if a.what == "compare":
-        old, new = (json.loads(Path(p).read_text()).get("settings") for p in (a.old, a.new))
-        if old and new and old != new:  # runs written before session 36 record none
+        # runs written before session 36 record no settings, before session 38 no mask seed (0)
+        old, new = (
+            {"mask_seed": 0, **s} if s else s
+            for s in (json.loads(Path(p).read_text()).get("settings") for p in (a.old, a.new))
+        )
+        if old and new and old != new:
             print(f"warning: the runs' settings differ: {old} against {new}", file=sys.stderr)
         print(compare(load(a.old), load(a.new)))
     else:
