@@ -268,3 +268,22 @@ def test_next_frame_reference_adds_the_same_noise_to_every_row():
         assert mse["next"] - mse["clean"] == pytest.approx(noise, rel=0.2), r["title"]
     with pytest.raises(emtcs.EmtcsError, match="at least 4 frames"):
         run_bench(noisy[:3], config=cfg)
+
+
+def test_every_row_reports_its_strongest_peak_the_reference_lacks():
+    """``unsupported_contrast`` is at least 30 exactly where ``invented_peaks`` counts one, and
+    ``unsupported_at`` says where: [frame, ky, kx], or None where no peak reaches 10."""
+    from emtcs.metrics import PEAK_FACTOR, PEAK_PRESENT
+
+    noisy, clean = _noisy()
+    cfg = BenchConfig(B=(6,), decoders=("gaptv",), codecs=("jpegxl",), decoder_options=FAST, references=("clean",))
+    run = jsonable(run_bench(noisy, clean, config=cfg).to_json())
+    scored = [r["quality"]["clean"] for r in run["rows"] if r["status"] == "ok" and r["quality"].get("clean")]
+    assert len(scored) >= 3
+    for q in scored:
+        contrast, at = q["unsupported_contrast"], q["unsupported_at"]
+        assert (contrast >= PEAK_FACTOR) == (q["invented_peaks"] > 0)
+        if at is None:
+            assert contrast == 0
+        else:
+            assert contrast >= PEAK_PRESENT and len(at) == 3 and 0 <= at[0] < len(noisy)
