@@ -41,6 +41,8 @@
 # session 33 (`training/candidate.py RUN --write-only`, then with EMTCS_MODELS set to its folder
 # `python benchmarks/peak_timeline.py --seed 17 --dose 20 -B 20 --bin 16,-6 --decoders gapunet,auto`:
 # `auto`'s frame 0 at 30 or more is counted as invented; the shipped weights 26.8).
+# The suite's flags are one draw of the masks: judge a candidate on two draws too
+# (`benchmarks/validation.py --mask-seed 1`, and the shipped weights on the same draw; session 38).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-20000}
