@@ -288,23 +288,28 @@ def main() -> None:
     t_start = time.perf_counter()
     settings = {"exact": a.exact, "run": a.run, "mask_seed": a.mask_seed}  # what two compared runs must hold equal
     doc = {"suite": "emtcs-validation/1", "environment": environment(), "settings": settings, "results": results}
+
+    def bench_config(B: int) -> BenchConfig:
+        """The bench's settings for one group length (its references set by the caller)."""
+        steps = (0.0,) if a.exact else (None,)
+        return BenchConfig(
+            B=(B,),
+            decoders=tuple(decoders),
+            codecs=CODECS,
+            device="cpu",
+            quantise=steps,
+            adapt=a.adapt,
+            run=a.run,
+            seed=a.mask_seed,
+        )
+
     for name, frames, clean in movies(a.shared, a.quick, seeds):
         if wanted is not None and not any(w in name for w in wanted):
             continue
         # a movie shorter than B is one group of all its frames
         for B in sorted({min(b, frames.shape[0]) for b in Bs}):
             t0 = time.perf_counter()
-            steps = (0.0,) if a.exact else (None,)
-            config = BenchConfig(
-                B=(B,),
-                decoders=tuple(decoders),
-                codecs=CODECS,
-                device="cpu",
-                quantise=steps,
-                adapt=a.adapt,
-                run=a.run,
-                seed=a.mask_seed,
-            )
+            config = bench_config(B)
             config.references = ("clean",) if clean is not None else ("denoised",)
             bench = run_bench(frames, clean, config=config, source={"name": name})
             run = bench.to_json()
@@ -330,17 +335,7 @@ def main() -> None:
         if clean is None and holds_still(frames) and len(frames) >= 4:
             t0 = time.perf_counter()
             half = len(frames) // 2
-            steps = (0.0,) if a.exact else (None,)
-            config = BenchConfig(
-                B=(half,),
-                decoders=tuple(decoders),
-                codecs=CODECS,
-                device="cpu",
-                quantise=steps,
-                adapt=a.adapt,
-                run=a.run,
-                seed=a.mask_seed,
-            )
+            config = bench_config(half)
             config.references = ("next",)
             run = run_bench(frames, None, config=config, source={"name": name}).to_json()
             movie = f"{name}, against the next frame"
