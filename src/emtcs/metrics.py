@@ -19,7 +19,6 @@ __all__ = [
     "spectral_peaks",
     "invented_peaks",
     "unsupported_contrasts",
-    "unsupported_peaks",
     "contrast_near",
     "movie_quality",
 ]
@@ -31,7 +30,7 @@ PEAK_MIN_FREQ = 0.03
 #: A peak of a decoded frame is matched by a reference peak within this many frequency bins.
 PEAK_TOLERANCE = 2.0
 #: The reference holds a peak where a bin near it has this many times its surroundings'
-#: power (:func:`unsupported_peaks`): a weaker bar than :data:`PEAK_FACTOR` (hysteresis),
+#: power (:func:`unsupported_contrasts`): a weaker bar than :data:`PEAK_FACTOR` (hysteresis),
 #: so that a weak reflection of the truth that a denoiser lifts over 30 (it lowers the
 #: noise around it) is not counted as invented.  In white noise a bin passes 10 with
 #: probability ~1e-3.
@@ -167,28 +166,23 @@ def _local_peaks(power: np.ndarray, contrast: np.ndarray, factor: float) -> np.n
 
 def invented_peaks(reference: np.ndarray, test: np.ndarray, tolerance: float = PEAK_TOLERANCE) -> int:
     """How many :func:`spectral_peaks` of ``test`` the ``reference`` frame does not hold:
-    periodic structure a decoder made up (:func:`unsupported_peaks`)."""
-    return unsupported_peaks(spectral_peaks(test), peak_contrast(reference), tolerance)
-
-
-def unsupported_peaks(found: np.ndarray, contrast: np.ndarray, tolerance: float = PEAK_TOLERANCE) -> int:
-    """How many of the peaks ``found`` (offsets from the centre, as :func:`spectral_peaks`
-    gives them) have no bin within ``tolerance`` bins where the reference's
-    :func:`peak_contrast` ``contrast`` reaches :data:`PEAK_PRESENT`.  The weaker bar
-    (hysteresis) and no demand for a local maximum there: a reflection that the reference
-    shows weakly, or as a shoulder of the spectrum's envelope, is one it holds."""
-    return sum(int(contrast_near(contrast, ky, kx, tolerance) < PEAK_PRESENT) for ky, kx in np.reshape(found, (-1, 2)))
+    periodic structure a decoder made up (:func:`unsupported_contrasts` from
+    :data:`PEAK_FACTOR` on)."""
+    return sum(c >= PEAK_FACTOR for c, *_ in unsupported_contrasts(peak_contrast(reference), test, tolerance))
 
 
 def unsupported_contrasts(
     reference_contrast: np.ndarray, test: np.ndarray, tolerance: float = PEAK_TOLERANCE
 ) -> list[tuple[float, int, int]]:
     """Every spectral peak of ``test`` from :data:`PEAK_PRESENT` on (sought as
-    :func:`spectral_peaks` seeks them) that the reference does not hold (as
-    :func:`unsupported_peaks` judges): (its :func:`peak_contrast`, ky, kx).  Those from
-    :data:`PEAK_FACTOR` on are the ones :func:`invented_peaks` counts; the strongest of the
-    rest tells how near a frame comes to that bar, where the count alone flips between
-    near-identical decoders."""
+    :func:`spectral_peaks` seeks them) that the reference does not hold: (its
+    :func:`peak_contrast`, ky, kx).  The reference holds a peak where a bin within
+    ``tolerance`` bins reaches :data:`PEAK_PRESENT` in its contrast ``reference_contrast``:
+    the weaker bar (hysteresis) and no demand for a local maximum there, so a reflection
+    that the reference shows weakly, or as a shoulder of the spectrum's envelope, is one it
+    holds.  Those from :data:`PEAK_FACTOR` on are the ones :func:`invented_peaks` counts;
+    the strongest of the rest tells how near a frame comes to that bar, where the count
+    alone flips between near-identical decoders."""
     power = _power(test)
     contrast = _contrast(power)
     h, w = contrast.shape
@@ -201,7 +195,7 @@ def unsupported_contrasts(
 
 def contrast_near(contrast: np.ndarray, ky: int, kx: int, tolerance: float = PEAK_TOLERANCE) -> float:
     """The highest :func:`peak_contrast` ``contrast`` within ``tolerance`` bins (a disc) of
-    the frequency offset (ky, kx) from the centre: what :func:`unsupported_peaks` asks of
+    the frequency offset (ky, kx) from the centre: what :func:`unsupported_contrasts` asks of
     the reference at a decoded peak."""
     h, w = contrast.shape
     r = int(tolerance)
