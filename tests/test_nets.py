@@ -832,6 +832,11 @@ def test_a_full_resolution_head_starts_from_weights_without_it(tmp_path):
     _, moved = zoo.load_weights(tmp_path / "moved.safetensors")
     assert moved["unet.head.2.weight"].abs().sum() > 0
 
+    # another --seed draws other samples but starts the head alike: seed partners average
+    _, other_seed = _trained(replace(cfg, seed=1), tmp_path / "seed1")
+    for k in ("unet.head.0.weight", "unet.head.0.bias"):
+        torch.testing.assert_close(other_seed[k], weights[k], rtol=0, atol=0)
+
     torch.manual_seed(0)
     unet = UNet(3, 1, 4, head=4)
     for p in unet.head.parameters():

@@ -757,8 +757,9 @@ def simulate(
     type=int,
     default=0,
     show_default=True,
-    help="Seed of the training samples and the initialisation (the validation clips stay the same): "
-    "runs that differ only in it measure how much of a result is the draw's.",
+    help="Seed of the training samples and, from scratch, the initialisation (the validation clips stay the "
+    "same; with --init, parts the weights lack start alike): runs that differ only in it measure how much "
+    "of a result is the draw's.",
 )
 @click.option(
     "--task",

@@ -956,7 +956,9 @@ def train(
     dev = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(cfg.seed)
+    # a fine-tune's added parts (a zero-started head, new channels) start alike whatever the
+    # seed, so that runs differing in their samples only stay averageable (training/soup.py)
+    torch.manual_seed(0 if cfg.init else cfg.seed)
     net = build(cfg.net_config).to(dev)
     if cfg.task == "denoise" and not hasattr(net, "denoise"):
         raise InputError(f"--task denoise pretrains a network's denoiser; {cfg.arch} has none (gapunet has)")
