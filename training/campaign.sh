@@ -22,7 +22,8 @@
 #
 # A fresh checkout has no runs/ and no scratch/: first training/make_scenes.sh 1000 645 (about
 # 55 minutes of one core; rename the result to scratch/abtem/train_1000.h5), then this, which
-# starts from the shipped weights (width 24; other widths start from scratch).
+# starts from the shipped weights (width 24; other widths start from scratch), or with
+# EMTCS_INIT=training/lineage/FILE from the line of fine-tunes kept in git (training/lineage/README.md).
 #
 # Validation clips are at the suite's doses, 20 and 200 e/px (since session 15; a run started
 # before validated at drawn doses: resume it with EMTCS_VAL_DOSES= training/campaign.sh ...);
