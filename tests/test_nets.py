@@ -934,7 +934,7 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=6, scene_size=32, val_samples=2)
     plain = validation_set(cfg, 2)
     motion = {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}
-    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"noise_blur": 1.0}, {"quantise": 1.0}, motion):
+    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"noise_blur": 1.0}, motion):
         for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, **degraded}), 2)):
             torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
     pool = ClipPool(cfg, seed_offset=5, scenes=1)
@@ -982,28 +982,6 @@ def test_noise_blur_samples_have_correlated_noise_and_are_told_the_measured_leve
         told = float(spread["epu"][i]) * noise.var() / float(spread["x"][i].mean())
         assert told == pytest.approx(1.0, rel=0.15)
     assert _blur_energy(0.0) == pytest.approx(1.0) and _blur_energy(1.0) == pytest.approx(1 / (4 * np.pi), rel=0.02)
-
-
-def test_quantised_samples_carry_the_roundings_noise_and_are_told_it():
-    """--quantise: the sums are stored as compress stores them (Anscombe levels at the
-    noise), which adds step²/12 of the shot noise's variance, and the network is told the
-    noise with that share, as decompress tells it."""
-    from emtcs.train import TrainConfig, make_batch
-
-    clips = np.full((4, 6, 64, 64), 1.0)
-    cfg = TrainConfig(B=[6], dose_range=(50.0, 50.0), read_noise=(0.0, 0.0), noise_error=0.0)
-    plain = make_batch(clips, np.random.default_rng(3), cfg)
-    rounded = make_batch(clips, np.random.default_rng(3), TrainConfig(**{**cfg.__dict__, "quantise": 1.0}))
-
-    def electrons(batch: dict[str, torch.Tensor], share: float) -> np.ndarray:
-        return (batch["y"] * batch["epu"][:, None, None] * share).numpy().astype(np.float64)
-
-    exact, stored = electrons(plain, 1.0), electrons(rounded, 13 / 12)
-    assert not np.allclose(exact, stored)
-    assert np.var(stored - exact) / np.mean(exact) == pytest.approx(1 / 12, rel=0.15)
-    assert np.mean(stored - exact) == pytest.approx(0.0, abs=0.05 * np.sqrt(np.mean(exact)))
-    # only the sums are stored rounded (each batch is normalised by its own sums)
-    torch.testing.assert_close(plain["noisy"] / plain["x"], rounded["noisy"] / rounded["x"])
 
 
 def test_validation_at_fixed_doses():

@@ -722,16 +722,6 @@ def simulate(
     "pulling each sample at most this many times as hard as the reconstruction loss (0: off).",
 )
 @click.option(
-    "--quantise",
-    "quantise_step",
-    type=click.FloatRange(min=0, max=8),
-    default=0.0,
-    show_default=True,
-    metavar="STEP",
-    help="Quantise the training measurements as compress stores them (its default step is 1 noise "
-    "standard deviation) and tell the network their noise as decompress does (0: exact sums).",
-)
-@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(["mse", "rmse", "log-mse"]),
@@ -855,7 +845,6 @@ def train(
     run_share: float,
     edge_weight: float,
     spectral_weight: float,
-    quantise_step: float,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -940,7 +929,6 @@ def train(
         run_share=run_share,
         edge_weight=edge_weight,
         spectral_weight=spectral_weight,
-        quantise=quantise_step,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

@@ -47,7 +47,6 @@ from .errors import InputError
 from .metrics import PEAK_MIN_FREQ, PEAK_PRESENT, psnr, ssim
 from .nets import build
 from .noise import noise_spread
-from .quantise import MeasurementCoding
 
 __all__ = ["TrainConfig", "ClipPool", "train"]
 
@@ -165,11 +164,6 @@ class TrainConfig:
     #: most it may pull a sample's frames: this many times as hard as the reconstruction
     #: loss does (a log contrast's own gradient is of no fixed size)
     spectral_weight: float = 0.0
-    #: quantisation step (noise standard deviations) of the measurements, as compress stores
-    #: them (``--quantise``, 1 by default there; 0: exact): the sums carry the rounding's
-    #: noise, and the network is told the noise with it, as ``decompress`` tells it
-    #: (:func:`emtcs.decoding.noise_gain`).  The validation clips stay exact.
-    quantise: float = 0.0
 
     @property
     def net_config(self) -> dict[str, Any]:
@@ -385,16 +379,12 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig, ru
         C, noisy, clips = (a.reshape(n, B, P, P) for a in (C, noisy, clips))
         told, dose, spread = (np.repeat(a, run, axis=0) for a in (told, dose, spread))
     y = (C * noisy).sum(axis=1)
-    if cfg.quantise > 0:  # in units whose noise is the level told, as compress quantises at it
-        coding = MeasurementCoding.anscombe(cfg.quantise)
-        counts = np.maximum(y * told[:, 0], 0.0)
-        y = coding.decode(coding.encode(counts)) / told[:, 0]
     ybar = y / np.maximum(C.sum(axis=1), 1)
     scale = np.percentile(ybar.reshape(n, -1), 99.9, axis=1).reshape(n, 1, 1)
     scale = np.where(scale > 0, scale, 1.0)
     # electrons per normalised unit, as a decoder would estimate it (with an error, the run's)
     error = np.repeat(np.exp(rng.normal(0.0, cfg.noise_error, n // run)), run)
-    epu = told[:, 0, 0, 0] * scale[:, 0, 0] * error / (1.0 + cfg.quantise**2 / 12.0)
+    epu = told[:, 0, 0, 0] * scale[:, 0, 0] * error
     return {
         "y": torch.from_numpy((y / scale).astype(np.float32)),
         "C": torch.from_numpy(C),
@@ -846,7 +836,7 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
         pool = ClipPool(vcfg, seed_offset=10_000_000, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
     # the same samples whatever the training degradations
-    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0, quantise=0.0)
+    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0)
     out = []
     for i in range(n):
         B = cfg.B[i % len(cfg.B)]
