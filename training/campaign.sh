@@ -41,7 +41,8 @@
 # Before the suite, 16 s screen the reflection that has held back every sharper fine-tune since
 # session 33 (`training/candidate.py RUN --write-only`, then with EMTCS_MODELS set to its folder
 # `python benchmarks/peak_timeline.py --seed 17 --dose 20 -B 20 --bin 16,-6 --decoders gapunet,auto`:
-# `auto`'s frame 0 at 30 or more is counted as invented; the shipped weights 26.8).
+# `auto`'s frame 0 at 30 or more is counted as invented; the shipped weights 26.8), and the
+# README demo's weak reflection likewise (`... peak_timeline.py --demo -B 20 --bin 8,-105`, session 40).
 # The suite's flags are one draw of the masks: judge a candidate on two draws too
 # (`benchmarks/validation.py --mask-seed 1`, and the shipped weights on the same draw; session 38).
 set -euo pipefail
