@@ -341,6 +341,21 @@ def test_clip_options_add_intensity_changes_and_scene_cuts():
     assert cut[1] > 2 * calm[1]  # one large jump per clip where the scene changes
 
 
+def test_clip_pool_lattice_spacing_sets_the_simulated_sampling():
+    """--column-spacing reaches the simulator: finer lattices put the scenes' power at
+    higher spatial frequencies."""
+    from emtcs.train import ClipPool, TrainConfig
+
+    def mean_frequency(spacing):
+        cfg = TrainConfig(scenes=1, scene_frames=2, scene_size=64, patch=32, column_spacing_px=spacing)
+        frame = ClipPool(cfg, seed_offset=5, scenes=1).movies[0][0]
+        power = np.abs(np.fft.fft2(frame - frame.mean())) ** 2
+        fy, fx = np.meshgrid(*(np.fft.fftfreq(n) for n in frame.shape), indexing="ij")
+        return (power * np.hypot(fy, fx)).sum() / power.sum()
+
+    assert mean_frequency((4.0, 4.0)) > 1.5 * mean_frequency((12.0, 12.0))
+
+
 def test_untrained_gapunet_is_gaptv_then_the_measurement_projection():
     from emtcs.decoders.gaptv import gap_tv
     from emtcs.nets.gapunet import GapUNet
