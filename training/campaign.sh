@@ -43,6 +43,10 @@
 # `python benchmarks/peak_timeline.py --seed 17 --dose 20 -B 20 --bin 16,-6 --decoders gapunet,auto`:
 # `auto`'s frame 0 at 30 or more is counted as invented; the shipped weights 26.8), and the
 # README demo's weak reflection likewise (`... peak_timeline.py --demo -B 20 --bin 8,-105`, session 40).
+# What a run learns follows the lattices it sees: `whole_movies.py SHIPPED RUN.safetensors --seeds ""
+# --spacings 4.5-5.5,6-7,11-12 --finish` (5 minutes) shows which spacings it gained and lost; the
+# simulator's scenes take `--column-spacing LO HI` (px; default 6 12), the abTEM scenes' lattices are
+# mostly coarser (session 41).
 # The suite's flags are one draw of the masks: judge a candidate on two draws too
 # (`benchmarks/validation.py --mask-seed 1`, and the shipped weights on the same draw; session 38).
 set -euo pipefail
