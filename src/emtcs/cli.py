@@ -593,11 +593,10 @@ def simulate(
 @click.option(
     "--column-spacing",
     type=(float, float),
-    default=(6.0, 12.0),
-    show_default=True,
+    default=None,
     metavar="LO HI",
     help="Range of the simulated HRTEM and STEM lattices' {200} spacing in pixels (the sampling they cover; "
-    "finer lattices sit closer to the pixel grid).",
+    "finer lattices sit closer to the pixel grid)  [default: the simulator's, 6 12]",
 )
 @click.option(
     "--steps",
@@ -832,7 +831,7 @@ def train(
     val_scene_files: tuple[Path, ...],
     simulate: bool,
     modes: str,
-    column_spacing: tuple[float, float],
+    column_spacing: tuple[float, float] | None,
     steps: int,
     patch: int,
     width: int | None,
@@ -902,9 +901,10 @@ def train(
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     if not mode_list or any(m not in MODES for m in mode_list):
         raise InputError(f"--modes takes a comma-separated list of {', '.join(MODES)}; got {modes!r}")
-    lo, hi = column_spacing
-    if not (2 <= lo <= hi and math.isfinite(hi)):
-        raise InputError(f"--column-spacing takes LO HI pixels with 2 <= LO <= HI; got {lo:g} {hi:g}")
+    if column_spacing is not None:
+        lo, hi = column_spacing
+        if not (2 <= lo <= hi and math.isfinite(hi)):
+            raise InputError(f"--column-spacing takes LO HI pixels with 2 <= LO <= HI; got {lo:g} {hi:g}")
     net: dict[str, int | bool] = {"width": width or (24 if arch == "gapunet" else 32)}
     if arch != "tcsdl":
         net["stages"] = stages or (2 if arch == "gapunet" else 5)
@@ -926,7 +926,7 @@ def train(
         lr=lr,
         simulate=simulate,
         modes=mode_list,
-        column_spacing_px=(lo, hi),
+        column_spacing_px=column_spacing,
         data=[str(d) for d in data],
         scene_files=[str(f) for f in scene_files],
         val_scene_files=[str(f) for f in val_scene_files],

@@ -73,9 +73,9 @@ class TrainConfig:
     simulate: bool = True
     #: imaging modes of the simulated scenes (:attr:`emtcs.simulate.SimulationConfig.mode`), taken in turn
     modes: list[str] = field(default_factory=lambda: ["hrtem"])
-    #: range of the simulated HRTEM and STEM scenes' lattice spacing in pixels
-    #: (:attr:`emtcs.simulate.SimulationConfig.column_spacing_px`): the sampling they cover
-    column_spacing_px: tuple[float, float] = (6.0, 12.0)
+    #: range of the simulated HRTEM and STEM scenes' lattice spacing in pixels, the sampling
+    #: they cover (None: the simulator's, :attr:`emtcs.simulate.SimulationConfig.column_spacing_px`)
+    column_spacing_px: tuple[float, float] | None = None
     data: list[str] = field(default_factory=list)
     scenes: int = 48
     scene_frames: int = 64
@@ -198,6 +198,7 @@ class ClipPool:
             # clips are cut from one scene: at twice the patch there is room to place them
             # (a scene of the patch's size would give the same whole scene every time)
             size = max(cfg.scene_size, 2 * cfg.patch)
+            spacing = {"column_spacing_px": tuple(cfg.column_spacing_px)} if cfg.column_spacing_px else {}
             for i in range(scenes):
                 sim = MovieSimulator(
                     SimulationConfig(
@@ -210,7 +211,7 @@ class ClipPool:
                         rotation_speed=float(rng.uniform(0.0, 0.3)),
                         background=float(rng.uniform(0.3, 1.2)),
                         mode=cfg.modes[i % len(cfg.modes)],
-                        column_spacing_px=tuple(cfg.column_spacing_px),
+                        **spacing,
                     )
                 )
                 movie = np.stack([sim.electrons(t) for t in range(cfg.scene_frames)])
