@@ -155,6 +155,7 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
         _assert_one_line_error(_cli("train", "--val-doses", value, "-o", tmp_path / "run"), "--val-doses")
     _assert_one_line_error(_cli("train", "--arch", "tcsdl", "--temporal", "-o", tmp_path / "run"), "gapunet options")
     _assert_one_line_error(_cli("train", "--column-spacing", "8", "6", "-o", tmp_path / "run"), "--column-spacing")
+    _assert_one_line_error(_cli("train", "--zoom", "0", "1", "-o", tmp_path / "run"), "--zoom")
     assert not list(tmp_path.glob("run*"))
 
 

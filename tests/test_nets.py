@@ -436,6 +436,27 @@ def test_scene_files_feed_training_clips_at_random_zoom(tmp_path):
     assert pool.clip(rng, 10, 16).shape == (10, 16, 16)
 
 
+def test_scene_clips_zoomed_out_average_fringes_as_larger_pixels_would(tmp_path):
+    """Zooming out is a coarser detector: fringes 2 px apart seen with pixels 2.5 px wide
+    keep about |sinc(1.25)| = 0.18 of their contrast, not the half that point sampling
+    leaves as an aliased moire the network would learn as structure."""
+    import h5py
+
+    from emtcs.train import ClipPool, TrainConfig
+
+    path = tmp_path / "scenes.h5"
+    xx = np.arange(96)[None, :].repeat(96, axis=0)
+    fringes = (1 + 0.5 * np.cos(xx * np.pi)).astype(np.float16)
+    with h5py.File(path, "w") as f:
+        f["scene_00001"] = np.stack([fringes] * 4)
+    cfg = TrainConfig(simulate=False, scene_files=[str(path)], zoom=(0.4, 0.4), blur=0.0, flicker=0.0, cuts=0.0)
+    pool = ClipPool(cfg, seed_offset=0, scenes=0)
+    rng = np.random.default_rng(1)
+    clips = np.stack([pool.clip(rng, 2, 32) for _ in range(8)])
+    assert np.allclose(clips.mean(), 1, atol=0.02)
+    assert clips.std() < 0.25 * fringes.astype(np.float32).std()
+
+
 def test_clips_longer_than_the_scene_files_come_from_the_other_sources(tmp_path):
     import h5py
 

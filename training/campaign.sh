@@ -46,7 +46,8 @@
 # What a run learns follows the lattices it sees: `whole_movies.py SHIPPED RUN.safetensors --seeds ""
 # --spacings 4.5-5.5,6-7,11-12 --finish` (5 minutes) shows which spacings it gained and lost; the
 # simulator's scenes take `--column-spacing LO HI` (px; default 6 12), the abTEM scenes' lattices are
-# mostly coarser (session 41).
+# mostly coarser (session 41); scenes 320 px wide (`training/make_scenes.sh FIRST N 320`) let
+# `--zoom 0.4 1.7` bring them down to 4-6 px, averaged as pixels 1/zoom wide would (session 42).
 # The suite's flags are one draw of the masks: judge a candidate on two draws too
 # (`benchmarks/validation.py --mask-seed 1`, and the shipped weights on the same draw; session 38).
 set -euo pipefail

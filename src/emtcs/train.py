@@ -93,7 +93,8 @@ class TrainConfig:
     #: HDF5 files of clean simulated movies to train on, and to validate on instead of the simulator
     scene_files: list[str] = field(default_factory=list)
     val_scene_files: list[str] = field(default_factory=list)
-    #: magnification range applied to ``scene_files`` clips (covers other pixel sizes)
+    #: magnification range applied to ``scene_files`` clips (covers other pixel sizes); a scene
+    #: zooms out no further than its side allows (``P / side``)
     zoom: tuple[float, float] = (0.6, 1.7)
     #: probability of Gaussian detector blur (sigma 0.3-1.0 px) on a clip
     blur: float = 0.3
@@ -273,6 +274,9 @@ class ClipPool:
         y0, x0 = int(rng.integers(0, H - src + 1)), int(rng.integers(0, W - src + 1))
         clip = movie[t0 : t0 + (B - 1) * stride + 1 : stride, y0 : y0 + src, x0 : x0 + src].astype(np.float32)
         if src != P:
+            if z < 1:  # a detector's pixels 1/z wide average over them (as much variance as a box)
+                sigma = float(np.sqrt((1 / z**2 - 1) / 12))
+                clip = gaussian_filter(clip, (0, sigma, sigma), mode="nearest")
             clip = zoom(clip, (1, z, z), order=1, grid_mode=True, mode="nearest")[:, :P, :P]
             if clip.shape[1] < P or clip.shape[2] < P:
                 clip = np.pad(clip, ((0, 0), (0, P - clip.shape[1]), (0, P - clip.shape[2])), mode="edge")
