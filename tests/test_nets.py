@@ -979,6 +979,21 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     assert batch["noisy"].shape == (3, 4, 16, 16) and torch.isfinite(batch["y"]).all()
 
 
+def test_validation_scene_clips_keep_their_zoom_whatever_training_uses(tmp_path):
+    import h5py
+
+    from emtcs.train import TrainConfig, validation_set
+
+    path = tmp_path / "val.h5"
+    rng = np.random.default_rng(3)
+    with h5py.File(path, "w") as f:
+        f["scene_00000"] = (rng.random((6, 48, 48)) + 0.5).astype(np.float16)
+    cfg = TrainConfig(B=[4], patch=16, simulate=False, val_scene_files=[str(path)], scene_files=[str(path)])
+    plain = validation_set(cfg, 3)
+    for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, "zoom": (0.4, 0.5)}), 3)):
+        torch.testing.assert_close(a["x"], b["x"], rtol=0, atol=0)
+
+
 def test_flat_noise_samples_have_the_same_noise_at_every_intensity():
     """--flat-noise: Gaussian noise of the variance Poisson noise has at the clip's mean, as
     in movies whose noise compress measures as one sigma; Poisson noise grows with the intensity."""

@@ -761,10 +761,10 @@ def shift_penalty(
     return _per_sample_mse(out[..., m:-m, m:-m], back[..., m:-m, m:-m])
 
 
-#: The validation clips' own scene cuts, flicker and drift, whatever training uses (the
-#: campaign's settings since its phase 15, ``training/campaign.sh``), so that runs trained
-#: with other degradations are scored on the same clips.
-VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4}
+#: The validation clips' own scene cuts, flicker, drift and zoom, whatever training uses
+#: (the campaign's settings since its phase 15, ``training/campaign.sh``), so that runs
+#: trained with other degradations or pixel sizes are scored on the same clips.
+VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4, "zoom": (0.6, 1.7)}
 
 
 def _embedding(old: int, new: int, groups: int) -> torch.Tensor:
