@@ -48,6 +48,7 @@
 # simulator's scenes take `--column-spacing LO HI` (px; default 6 12), the abTEM scenes' lattices are
 # mostly coarser (session 41); scenes 320 px wide (`training/make_scenes.sh FIRST N 320`) let
 # `--zoom 0.4 1.7` bring them down to 4-6 px, averaged as pixels 1/zoom wide would (session 42).
+# `training/screen.sh RUN` runs these screens and the README demo in one go (15 minutes; session 42).
 # The suite's flags are one draw of the masks: judge a candidate on two draws too
 # (`benchmarks/validation.py --mask-seed 1`, and the shipped weights on the same draw; session 38).
 set -euo pipefail
