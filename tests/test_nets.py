@@ -980,6 +980,7 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
 
 
 def test_validation_scene_clips_keep_their_zoom_whatever_training_uses(tmp_path):
+    """Runs trained at other pixel sizes (--zoom) are scored on the same clips."""
     import h5py
 
     from emtcs.train import TrainConfig, validation_set
