@@ -156,6 +156,8 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     _assert_one_line_error(_cli("train", "--arch", "tcsdl", "--temporal", "-o", tmp_path / "run"), "gapunet options")
     _assert_one_line_error(_cli("train", "--column-spacing", "8", "6", "-o", tmp_path / "run"), "--column-spacing")
     _assert_one_line_error(_cli("train", "--zoom", "0", "1", "-o", tmp_path / "run"), "--zoom")
+    no_validation = _cli("train", "--no-simulate", "--data", src, "-o", tmp_path / "run")
+    _assert_one_line_error(no_validation, "--val-scene-file")
     assert not list(tmp_path.glob("run*"))
 
 

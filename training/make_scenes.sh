@@ -4,7 +4,7 @@
 #
 #   training/make_scenes.sh FIRST_SEED N [SIZE]   # writes scratch/abtem/next_FIRST.h5 (about 5 s of one core per scene)
 #
-# SIZE (default 192) is the scenes' side in pixels: 320 (about 14 s a scene) leaves room for the
+# SIZE (default 192) is the scenes' side in pixels: 320 (about 15 s a scene) leaves room for the
 # training's zoom to go down to 0.4 (`emtcs train --zoom 0.4 1.7`), which puts the scenes' lattices
 # at the 4-6 px of coarsely sampled movies as well as the 8-34 px they are stored at.
 #

@@ -586,11 +586,10 @@ def simulate(
 @click.option(
     "--zoom",
     type=(float, float),
-    default=(0.6, 1.7),
-    show_default=True,
+    default=None,
     metavar="LO HI",
     help="Range of the magnification applied to --scene-file clips (other pixel sizes; a scene "
-    "zooms out only as far as its side allows, 192 px to 0.67 at a 128 px patch).",
+    "zooms out only as far as its side allows, 192 px to 0.67 at a 128 px patch)  [default: 0.6 1.7]",
 )
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option(
@@ -838,7 +837,7 @@ def train(
     data: tuple[Path, ...],
     scene_files: tuple[Path, ...],
     val_scene_files: tuple[Path, ...],
-    zoom: tuple[float, float],
+    zoom: tuple[float, float] | None,
     simulate: bool,
     modes: str,
     column_spacing: tuple[float, float] | None,
@@ -915,7 +914,7 @@ def train(
         lo, hi = column_spacing
         if not (2 <= lo <= hi and math.isfinite(hi)):
             raise InputError(f"--column-spacing takes LO HI pixels with 2 <= LO <= HI; got {lo:g} {hi:g}")
-    if not (0 < zoom[0] <= zoom[1] and math.isfinite(zoom[1])):
+    if zoom is not None and not (0 < zoom[0] <= zoom[1] and math.isfinite(zoom[1])):
         raise InputError(f"--zoom takes LO HI with 0 < LO <= HI; got {zoom[0]:g} {zoom[1]:g}")
     net: dict[str, int | bool] = {"width": width or (24 if arch == "gapunet" else 32)}
     if arch != "tcsdl":
@@ -942,7 +941,7 @@ def train(
         data=[str(d) for d in data],
         scene_files=[str(f) for f in scene_files],
         val_scene_files=[str(f) for f in val_scene_files],
-        zoom=zoom,
+        **({"zoom": zoom} if zoom else {}),
         scenes=scenes,
         motion=motion,
         flicker=flicker,

@@ -958,6 +958,8 @@ def train(
         raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
     if not (cfg.simulate or cfg.data or cfg.scene_files):
         raise InputError(NO_DATA)
+    if not (cfg.simulate or cfg.val_scene_files):
+        raise InputError("nothing to validate on: --no-simulate needs --val-scene-file FILES")
     if workers < 0:
         raise InputError(f"workers must be 0 or more, got {workers}")
     if device == "auto":
