@@ -165,7 +165,7 @@ def test_train_offers_the_losses_training_knows():
     """The CLI lists them itself (``import emtcs`` needs no torch): they must agree."""
     pytest.importorskip("torch")
     from emtcs.cli import main
-    from emtcs.train import LOSSES
+    from emtcs.training.config import LOSSES
 
     loss = next(p for p in main.commands["train"].params if p.name == "loss_kind")
     assert tuple(loss.type.choices) == LOSSES

@@ -102,7 +102,7 @@ def test_tiny_model_trains_and_loss_falls(tmp_path):
     from dataclasses import replace
 
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     cfg = TrainConfig(
         arch="gapnet",
@@ -138,7 +138,7 @@ def test_ema_saves_the_moving_average_of_the_weights(tmp_path):
     from dataclasses import replace
 
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     torch.manual_seed(123)
     start = build(TINY["tcsdl"])
@@ -167,7 +167,7 @@ def test_ema_saves_the_moving_average_of_the_weights(tmp_path):
 
 def test_init_starts_from_given_weights(tmp_path):
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     torch.manual_seed(123)  # training itself seeds 0: a missed --init would give other weights
     start = build(TINY["tcsdl"])
@@ -325,7 +325,7 @@ def test_short_last_group_outside_the_weights_range_falls_back_to_gaptv(tmp_path
 
 
 def test_clip_options_add_intensity_changes_and_scene_cuts():
-    from emtcs.train import ClipPool, TrainConfig
+    from emtcs.training import ClipPool, TrainConfig
 
     def jumps(**opts):
         cfg = TrainConfig(scenes=2, scene_frames=12, scene_size=48, **opts)
@@ -344,7 +344,7 @@ def test_clip_options_add_intensity_changes_and_scene_cuts():
 def test_clip_pool_lattice_spacing_sets_the_simulated_sampling():
     """--column-spacing reaches the simulator: finer lattices put the scenes' power at
     higher spatial frequencies."""
-    from emtcs.train import ClipPool, TrainConfig
+    from emtcs.training import ClipPool, TrainConfig
 
     def mean_frequency(spacing):
         cfg = TrainConfig(scenes=1, scene_frames=2, scene_size=64, patch=32, column_spacing_px=spacing)
@@ -414,7 +414,7 @@ def test_gapunet_decoder_uses_the_noise_level(tmp_path):
 def test_scene_files_feed_training_clips_at_random_zoom(tmp_path):
     import h5py
 
-    from emtcs.train import ClipPool, TrainConfig
+    from emtcs.training import ClipPool, TrainConfig
 
     path = tmp_path / "scenes.h5"
     yy, xx = np.mgrid[0:40, 0:40]
@@ -442,7 +442,7 @@ def test_scene_clips_zoomed_out_average_fringes_as_larger_pixels_would(tmp_path)
     leaves as an aliased moire the network would learn as structure."""
     import h5py
 
-    from emtcs.train import ClipPool, TrainConfig
+    from emtcs.training import ClipPool, TrainConfig
 
     path = tmp_path / "scenes.h5"
     xx = np.arange(96)[None, :].repeat(96, axis=0)
@@ -460,7 +460,7 @@ def test_scene_clips_zoomed_out_average_fringes_as_larger_pixels_would(tmp_path)
 def test_clips_longer_than_the_scene_files_come_from_the_other_sources(tmp_path):
     import h5py
 
-    from emtcs.train import ClipPool, TrainConfig
+    from emtcs.training import ClipPool, TrainConfig
 
     path = tmp_path / "scenes.h5"
     with h5py.File(path, "w") as f:
@@ -477,7 +477,7 @@ def test_clips_longer_than_the_scene_files_come_from_the_other_sources(tmp_path)
 
 
 def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     cfg = TrainConfig(arch="gapunet", net={"stages": 1, "width": 4, "gap_iterations": 2}, steps=1000, **TINY_RUN)
     summary = train(cfg, tmp_path / "short", device="cpu", threads=1, max_minutes=0.0)
@@ -490,7 +490,7 @@ def test_training_stops_after_max_minutes_with_weights_and_checkpoint(tmp_path):
 
 
 def test_simulated_scenes_leave_room_to_place_the_clips(tmp_path):
-    from emtcs.train import ClipPool, TrainConfig, train
+    from emtcs.training import ClipPool, TrainConfig, train
 
     cfg = TrainConfig(arch="tcsdl", net={"width": 4}, steps=2, **{**TINY_RUN, "patch": 48})
     assert {m.shape[1:] for m in ClipPool(cfg, seed_offset=0, scenes=1).movies} == {(96, 96)}
@@ -535,7 +535,8 @@ class _Conv(torch.nn.Module):
 
 @pytest.mark.parametrize("shift", [(0, 1), (1, 0), (1, 1)])
 def test_the_equivariance_loss_sees_a_pixel_grid_and_nothing_else(shift):
-    from emtcs.train import TrainConfig, _loss, shift_penalty
+    from emtcs.training import TrainConfig
+    from emtcs.training.losses import shift_penalty, training_loss
 
     torch.manual_seed(0)
     y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
@@ -545,17 +546,17 @@ def test_the_equivariance_loss_sees_a_pixel_grid_and_nothing_else(shift):
     assert shift_penalty(plain, batch, plain(y, C), shift).max().item() < 1e-12
     # (-1)^x changes sign under a move along x only
     assert (shift_penalty(gridded, batch, gridded(y, C), shift).min().item() > 1e-4) == (shift[1] == 1)
-    with_penalty = _loss(gridded, batch, TrainConfig(equivariance=10.0), shift=(0, 1))
-    assert with_penalty.item() > _loss(gridded, batch, TrainConfig()).item() > 0
+    with_penalty = training_loss(gridded, batch, TrainConfig(equivariance=10.0), shift=(0, 1))
+    assert with_penalty.item() > training_loss(gridded, batch, TrainConfig()).item() > 0
     # under log-mse the penalty counts too, relative to each sample's error
-    log_base = _loss(gridded, batch, TrainConfig(loss="log-mse")).item()
-    assert _loss(gridded, batch, TrainConfig(equivariance=10.0, loss="log-mse"), shift=(0, 1)).item() > log_base
+    log_base = training_loss(gridded, batch, TrainConfig(loss="log-mse")).item()
+    assert training_loss(gridded, batch, TrainConfig(equivariance=10.0, loss="log-mse"), shift=(0, 1)).item() > log_base
     with_penalty.backward()
     assert gridded.conv.weight.grad is not None
 
 
 def test_training_with_the_equivariance_loss(tmp_path):
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     # clips larger than the penalty's two 8-pixel margins
     run = {**TINY_RUN, "patch": 24, "val_every": 3}
@@ -570,7 +571,8 @@ def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
     """The differentiable finish of training is the decoders' finish (on the central crop),
     and the loss on it reaches the network's weights."""
     from emtcs.finish import finisher
-    from emtcs.train import FINISHED_STRENGTH, TrainConfig, _loss, finished
+    from emtcs.training import TrainConfig
+    from emtcs.training.losses import FINISHED_STRENGTH, finished, training_loss
 
     torch.manual_seed(0)
     frames = (1 + 0.2 * torch.randn(2, 4, 40, 40)).requires_grad_(True)
@@ -585,14 +587,15 @@ def test_the_finished_loss_scores_the_frames_as_auto_finishes_them():
     y, C = torch.rand(2, 32, 32), (torch.rand(2, 4, 32, 32) < 0.5).float()
     batch = {"y": y, "C": C, "x": torch.rand(2, 4, 32, 32)}
     net = _Conv(grid=False)
-    loss = _loss(net, batch, TrainConfig(finished_loss=1.0))
-    assert loss.item() > _loss(net, batch, TrainConfig()).item()
+    loss = training_loss(net, batch, TrainConfig(finished_loss=1.0))
+    assert loss.item() > training_loss(net, batch, TrainConfig()).item()
     loss.backward()
     assert float(net.conv.weight.grad.abs().sum()) > 0
 
 
 def test_the_edge_weight_weighs_a_groups_first_and_last_frames():
-    from emtcs.train import TrainConfig, _loss, edge_scale
+    from emtcs.training import TrainConfig
+    from emtcs.training.losses import edge_scale, training_loss
 
     w = edge_scale(5, 4.0).flatten() ** 2
     torch.testing.assert_close(w.mean(), torch.tensor(1.0))
@@ -605,7 +608,10 @@ def test_the_edge_weight_weighs_a_groups_first_and_last_frames():
         x = out.clone()
         x[:, frames] += 0.1
         batch = {"y": y, "C": C, "x": x}
-        weighed, plain = _loss(net, batch, TrainConfig(edge_weight=3.0)).item(), _loss(net, batch, TrainConfig()).item()
+        weighed, plain = (
+            training_loss(net, batch, TrainConfig(edge_weight=3.0)).item(),
+            training_loss(net, batch, TrainConfig()).item(),
+        )
         assert (weighed > plain) == more
 
 
@@ -614,7 +620,8 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
     is counted (and its gradient lowers it); the same fringe in the truth and a frequency
     below the band are not, white noise hardly (a rare bin of it passes the bar); the loss
     term reaches the network's weights."""
-    from emtcs.train import TrainConfig, _loss, spectral_excess
+    from emtcs.training import TrainConfig
+    from emtcs.training.losses import spectral_excess, training_loss
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:64, :64]
@@ -653,11 +660,14 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
 
     net = Fringe()
     batch = {"y": torch.zeros(2, 64, 64), "C": torch.ones(2, 3, 64, 64), "x": t(smooth).expand(2, -1, -1, -1)}
-    assert _loss(net, batch, TrainConfig(spectral_weight=1.0)).item() > _loss(net, batch, TrainConfig()).item() + 1.0
+    assert (
+        training_loss(net, batch, TrainConfig(spectral_weight=1.0)).item()
+        > training_loss(net, batch, TrainConfig()).item() + 1.0
+    )
     pulls = []
     for weight in (0.0, 1.0, 2.0):
         net.zero_grad()
-        _loss(net, batch, TrainConfig(spectral_weight=weight)).backward()
+        training_loss(net, batch, TrainConfig(spectral_weight=weight)).backward()
         pulls.append(float(net.amplitude.grad))
     # the term's own pull is far stronger than its bound, W times the reconstruction's: linear in W
     assert pulls[1] > pulls[0] > 0
@@ -665,7 +675,7 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
 
 
 def test_a_bounded_pull_scales_each_samples_gradient_down_to_its_bound():
-    from emtcs.train import _BoundedPull
+    from emtcs.training.losses import _BoundedPull
 
     out = torch.zeros(3, 2, 4, 4, requires_grad=True)
     grad = torch.ones(3, 2, 4, 4) * torch.tensor([1.0, 0.1, 0.0]).reshape(3, 1, 1, 1)  # norms 5.66, 0.566, 0
@@ -680,7 +690,7 @@ def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
     each sample's pull is its error relative to itself, so the nearer one pulls ten times
     harder and a dose's share of the gradient no longer follows its noise; "rmse" is
     halfway: each pulls with its error over its own root-mean-square error, alike here."""
-    from emtcs.train import _error
+    from emtcs.training.losses import _error
 
     x = torch.zeros(2, 3, 8, 8)
     direction = torch.randn(1, 3, 8, 8).expand(2, -1, -1, -1)
@@ -693,7 +703,7 @@ def test_the_log_mse_loss_weighs_each_sample_by_its_own_error():
 
 def test_training_with_the_log_mse_loss(tmp_path):
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     cfg = TrainConfig(arch="gapunet", net=TINY["gapunet"], steps=2, loss="log-mse", **TINY_RUN)
     summary = train(cfg, tmp_path / "log", device="cpu")
@@ -709,7 +719,7 @@ def test_a_run_of_groups_is_one_clip_split_into_groups_measured_each_on_its_own(
     another in the batch, each with its own measurement and normalisation; training with
     --run decodes them as runs (GapUNet only)."""
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, make_batch, train
+    from emtcs.training import TrainConfig, make_batch, train
 
     rng = np.random.default_rng(0)
     clips = 1.0 + rng.random((2, 12, 16, 16))
@@ -731,7 +741,8 @@ def test_a_run_of_groups_is_one_clip_split_into_groups_measured_each_on_its_own(
 
 def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path):
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train, training_batch, training_pool
+    from emtcs.training import TrainConfig, train
+    from emtcs.training.data import training_batch, training_pool
 
     cfg = TrainConfig(arch="gapunet", net=TINY["gapunet-temporal"], run=2, run_share=0.3, **TINY_RUN)
     pool = training_pool(cfg)
@@ -820,7 +831,7 @@ def _assert_same_output(a: torch.nn.Module, b: torch.nn.Module, **tolerance: flo
 
 def _trained(cfg, stem) -> tuple[torch.nn.Module, dict]:
     """Train ``cfg`` to ``stem``; the saved network, loaded, and its weights."""
-    from emtcs.train import train
+    from emtcs.training import train
 
     train(cfg, stem, device="cpu")
     info, weights = zoo.load_weights(stem.with_suffix(".safetensors"))
@@ -833,7 +844,7 @@ def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
     """--init from weights that lack the temporal mixing: it starts with no effect, so the
     grown network computes exactly what the weights did; weights with other parts are refused."""
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     init = tmp_path / "plain.safetensors"
     plain = _random_weights(init, TINY["gapunet"], seed=5)
@@ -855,7 +866,7 @@ def test_a_full_resolution_head_starts_from_weights_without_it(tmp_path):
     from dataclasses import replace
 
     from emtcs.nets.gapunet import UNet
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     init = tmp_path / "plain.safetensors"
     plain = _random_weights(init, TINY["gapunet-temporal"], seed=7)
@@ -891,7 +902,7 @@ def test_a_wider_gapunet_starts_from_narrower_weights_with_their_output(tmp_path
     from dataclasses import replace
 
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     init = tmp_path / "w4.safetensors"
     small = _random_weights(init, TINY["gapunet-temporal"], seed=6)
@@ -930,7 +941,8 @@ def test_gapunet_denoiser_pretraining_denoises_and_then_unfolds(tmp_path):
     """Issue 11: pretrain GapUNet's U-Net as a plain denoiser (no masks, no GAP), then start
     an end-to-end run from those weights."""
     from emtcs.errors import InputError
-    from emtcs.train import ClipPool, TrainConfig, _loss, make_batch, train
+    from emtcs.training import ClipPool, TrainConfig, make_batch, train
+    from emtcs.training.losses import training_loss
 
     common = {"B": [4], "patch": 24, "batch": 4, "scenes": 2, "scene_frames": 12, "scene_size": 48, "val_samples": 2}
     net = {"stages": 1, "width": 8}
@@ -945,7 +957,7 @@ def test_gapunet_denoiser_pretraining_denoises_and_then_unfolds(tmp_path):
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(100):
-        loss = _loss(model, batch, cfg)
+        loss = training_loss(model, batch, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -959,7 +971,8 @@ def test_gapunet_denoiser_pretraining_denoises_and_then_unfolds(tmp_path):
 
 
 def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
-    from emtcs.train import ClipPool, TrainConfig, _jpeg_frames, make_batch, validation_set
+    from emtcs.training import ClipPool, TrainConfig, make_batch, validation_set
+    from emtcs.training.data import _jpeg_frames
 
     rng = np.random.default_rng(0)
     clean = rng.random((2, 3, 32, 32)) + 0.5
@@ -983,7 +996,7 @@ def test_validation_scene_clips_keep_their_zoom_whatever_training_uses(tmp_path)
     """Runs trained at other pixel sizes (--zoom) are scored on the same clips."""
     import h5py
 
-    from emtcs.train import TrainConfig, validation_set
+    from emtcs.training import TrainConfig, validation_set
 
     path = tmp_path / "val.h5"
     rng = np.random.default_rng(3)
@@ -998,7 +1011,7 @@ def test_validation_scene_clips_keep_their_zoom_whatever_training_uses(tmp_path)
 def test_flat_noise_samples_have_the_same_noise_at_every_intensity():
     """--flat-noise: Gaussian noise of the variance Poisson noise has at the clip's mean, as
     in movies whose noise compress measures as one sigma; Poisson noise grows with the intensity."""
-    from emtcs.train import TrainConfig, make_batch
+    from emtcs.training import TrainConfig, make_batch
 
     clips = np.ones((2, 8, 64, 64))
     clips[:, :, :, 32:] = 9.0  # a dark and a bright half, mean 5
@@ -1016,7 +1029,8 @@ def test_noise_blur_samples_have_correlated_noise_and_are_told_the_measured_leve
     """--noise-blur: the noise is blurred with the image (neighbours correlate), the target
     is the blurred clean clip, and the network is told the electrons that the per-pixel
     variance says (fewer than arrived), as compress would measure them."""
-    from emtcs.train import TrainConfig, _blur_energy, make_batch
+    from emtcs.training import TrainConfig, make_batch
+    from emtcs.training.data import _blur_energy
 
     rng = np.random.default_rng(0)
     clips = 1.0 + 0.5 * rng.random((3, 6, 64, 64))
@@ -1038,7 +1052,7 @@ def test_noise_blur_samples_have_correlated_noise_and_are_told_the_measured_leve
 
 def test_validation_at_fixed_doses():
     """--val-doses: each dose with every B in turn, the clips otherwise the same draw."""
-    from emtcs.train import TrainConfig, validation_set
+    from emtcs.training import TrainConfig, validation_set
 
     cfg = TrainConfig(B=[4, 6], patch=16, scenes=1, scene_frames=8, scene_size=32, val_doses=[20.0, 200.0])
     val = validation_set(cfg, 6)
@@ -1050,7 +1064,7 @@ def test_validation_at_fixed_doses():
 
 def test_validation_psnr_at_each_fixed_dose():
     """With fixed doses the baseline's PSNR at each dose is reported, and their mean is the mean."""
-    from emtcs.train import TrainConfig, evaluate, validation_set
+    from emtcs.training import TrainConfig, evaluate, validation_set
 
     cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=8, scene_size=32, val_doses=[2.0, 500.0])
     scores = evaluate(None, validation_set(cfg, 4), by_dose=True)
@@ -1063,7 +1077,7 @@ def test_validation_psnr_at_each_fixed_dose():
 def test_moving_crops_stay_positive_over_long_clips():
     """A real frame moved synthetically over 30 frames with a 6-sigma intensity drift: the
     clean clip stays positive (a linear drift once made it negative and stopped training)."""
-    from emtcs.train import _moving_crop
+    from emtcs.training.data import _moving_crop
 
     class SixSigma:
         def uniform(self, lo, hi, size=None):
@@ -1084,7 +1098,7 @@ def test_a_gapunet_with_more_stages_starts_from_fewer_with_their_output(tmp_path
     from dataclasses import replace
 
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     init = tmp_path / "s2.safetensors"
     shallow = _random_weights(init, TINY["gapunet-temporal"], seed=7)
@@ -1155,7 +1169,7 @@ def test_training_only_the_spread_conditioning_leaves_white_noise_decodes_alone(
     """--only spread: a run moves the spread conditioning and nothing else, so the network
     decodes white noise exactly as the weights it started from."""
     from emtcs.errors import InputError
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     init = tmp_path / "start.safetensors"
     start = _random_weights(init, TINY["gapunet"], seed=6)
@@ -1173,7 +1187,7 @@ def test_training_only_the_spread_conditioning_leaves_white_noise_decodes_alone(
 def test_training_samples_tell_the_network_the_noise_spread_compress_would_measure():
     """make_batch's ``spread``: about 0 for white noise, about what compress measures on a
     camera's noise spread by 0.5-1 px (emtcs.noise.noise_spread) for --noise-blur samples."""
-    from emtcs.train import TrainConfig, make_batch
+    from emtcs.training import TrainConfig, make_batch
 
     rng = np.random.default_rng(0)
     clips = 1.0 + 0.5 * rng.random((3, 6, 64, 64))
@@ -1204,7 +1218,7 @@ def test_learned_decoders_are_told_the_files_noise_spread(tmp_path):
 def test_training_seed_draws_other_samples_on_the_same_validation_clips(tmp_path):
     """Runs that differ only in their seed see other training samples (the loss of their
     first step differs) and are scored on the same validation clips."""
-    from emtcs.train import TrainConfig, train, validation_set
+    from emtcs.training import TrainConfig, train, validation_set
 
     def config(seed: int) -> TrainConfig:
         return TrainConfig(
@@ -1222,7 +1236,8 @@ def test_training_seed_draws_other_samples_on_the_same_validation_clips(tmp_path
 
 
 def test_worker_processes_make_the_same_batches_as_the_training_process():
-    from emtcs.train import Batches, TrainConfig, training_batch, training_pool
+    from emtcs.training import TrainConfig
+    from emtcs.training.data import Batches, training_batch, training_pool
 
     cfg = TrainConfig(
         arch="gapunet", B=[4, 6], patch=32, batch=2, scenes=2, scene_frames=12, scene_size=48, equivariance=1.0
@@ -1240,7 +1255,7 @@ def test_worker_processes_make_the_same_batches_as_the_training_process():
 
 
 def test_training_with_worker_processes(tmp_path):
-    from emtcs.train import TrainConfig, train
+    from emtcs.training import TrainConfig, train
 
     net = {k: v for k, v in TINY["gapnet"].items() if k != "arch"}
     cfg = TrainConfig(arch="gapnet", net=net, steps=3, val_every=3, **TINY_RUN)

@@ -28,7 +28,7 @@
 # Validation clips are at the suite's doses, 20 and 200 e/px (since session 15; a run started
 # before validated at drawn doses: resume it with EMTCS_VAL_DOSES= training/campaign.sh ...);
 # their scene cuts and flicker are the campaign's whatever --cuts/--flicker say
-# (emtcs.train.VALIDATION_CLIPS, since session 21), so every phase is scored on the same clips.
+# (emtcs.training.data.VALIDATION_CLIPS, since session 21), so every phase is scored on the same clips.
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
 # -sK added with K stages, $EMTCS_RUN.* when that is set).  `python training/whole_movies.py

@@ -24,7 +24,7 @@ import torch
 
 from emtcs import zoo
 from emtcs.nets import build
-from emtcs.train import TrainConfig, evaluate, validation_set
+from emtcs.training import TrainConfig, evaluate, validation_set
 
 
 def compare(cfg: TrainConfig) -> dict[str, dict[str, float]]:

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-import emtcs.train as T
 from emtcs import zoo
 from emtcs.nets import build
+from emtcs.training import ClipPool, TrainConfig, evaluate, make_batch
+from emtcs.training.data import VALIDATION_CLIPS, _blur_energy
 
 SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
 SPREAD = 0.75
@@ -41,9 +42,9 @@ def main() -> None:
         net = build(info["config"])
         net.load_state_dict(state)
         nets[str(path)] = net.eval()
-    cfg = T.TrainConfig(B=[10], patch=128, simulate=False, val_scene_files=[str(a.scenes)], **T.VALIDATION_CLIPS)
-    pool = T.ClipPool(cfg, seed_offset=0, scenes=0, scene_files=cfg.val_scene_files)
-    kept = T._blur_energy(SPREAD)
+    cfg = TrainConfig(B=[10], patch=128, simulate=False, val_scene_files=[str(a.scenes)], **VALIDATION_CLIPS)
+    pool = ClipPool(cfg, seed_offset=0, scenes=0, scene_files=cfg.val_scene_files)
+    kept = _blur_energy(SPREAD)
     for dose in (20.0, 200.0):
         rng = np.random.default_rng(5)
         clips = [pool.clip(rng, 10, 128)[None] for _ in range(12)]
@@ -52,13 +53,13 @@ def main() -> None:
         )
         white_cfg = replace(cfg, dose_range=(dose / kept, dose / kept), noise_error=0.0)
         rng = np.random.default_rng(7)
-        spread = [T.make_batch(c, rng, spread_cfg) for c in clips]
+        spread = [make_batch(c, rng, spread_cfg) for c in clips]
         rng = np.random.default_rng(7)
-        white = [T.make_batch(gaussian_filter(c, (0, 0, SPREAD, SPREAD)), rng, white_cfg) for c in clips]
+        white = [make_batch(gaussian_filter(c, (0, 0, SPREAD, SPREAD)), rng, white_cfg) for c in clips]
         for name, samples in (("white", white), ("spread", spread)):
-            line = f"{dose:5g} e/px {name:7s} GAP-TV {T.evaluate(None, samples)['psnr']:.2f}"
+            line = f"{dose:5g} e/px {name:7s} GAP-TV {evaluate(None, samples)['psnr']:.2f}"
             for path, net in nets.items():
-                line += f" | {path}: {T.evaluate(net, samples)['psnr']:.2f}"
+                line += f" | {path}: {evaluate(net, samples)['psnr']:.2f}"
             print(line, flush=True)
 
 

@@ -40,16 +40,17 @@ import h5py
 import numpy as np
 import torch
 
-import emtcs.train as T
 from emtcs import zoo
 from emtcs.finish import finisher
 from emtcs.metrics import psnr
 from emtcs.nets import build
 from emtcs.simulate import MODES, MovieSimulator, SimulationConfig
+from emtcs.training import TrainConfig, make_batch
+from emtcs.training.losses import run_net
 
 SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
 SUITE = (3, 17)  # the validation suite's scenes (benchmarks/validation.py)
-SIMULATOR_SEEDS = 20_000_000  # above every training pool's (emtcs.train: 1000 + seed + i) and validation's
+SIMULATOR_SEEDS = 20_000_000  # above every training pool's (emtcs.training.data: 1000 + seed + i) and validation's
 SPACING_SEEDS, SPACING_MOVIES = 21_000_000, 6
 FRAMES, SIZE = 20, 192
 DOSES = (20.0, 200.0)  # (report() reads a movie's decodes 0-1 as the first dose's, 2-3 as the second's)
@@ -135,7 +136,7 @@ def main() -> None:
         net = build(info["config"])
         net.load_state_dict(state)
         nets.append(net.eval())
-    cfg = T.TrainConfig(noise_error=0.0)
+    cfg = TrainConfig(noise_error=0.0)
     movies = abtem_movies(a.scenes, [int(s) for s in a.seeds.split(",") if s]) + simulated_movies(a.simulated)
     movies += spacing_movies(parse_bands(a.spacings))
     scores = np.zeros((len(nets), len(movies), 4))
@@ -143,12 +144,12 @@ def main() -> None:
     for m, (kind, seed, clean) in enumerate(movies):
         for j, (dose, B) in enumerate(itertools.product(DOSES, (10, 20))):
             rng = np.random.default_rng([seed, int(dose), B])  # the same sample for every network
-            sample = T.make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
+            sample = make_batch(clean[None, :B], rng, replace(cfg, dose_range=(dose, dose)))
             x = sample["x"][0].numpy()
             line = f"{kind} {seed}, {dose:3g} e/px, B = {B:2d}".ljust(48)
             for n, net in enumerate(nets):
                 with torch.inference_mode():
-                    out = T.run_net(net, sample).numpy()
+                    out = run_net(net, sample).numpy()
                 if finish is not None:
                     out = finish(out, sample["y"].numpy(), sample["C"].numpy(), float(sample["epu"][0]))
                 out = out[0]

@@ -891,8 +891,8 @@ def train(
     from .errors import InputError
 
     try:
-        from .train import TrainConfig
-        from .train import train as run_training
+        from .training import TrainConfig
+        from .training import train as run_training
     except ImportError:
         raise InputError("training needs PyTorch: pip install torch") from None
     try:

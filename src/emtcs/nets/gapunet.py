@@ -14,7 +14,7 @@ The network starts where the classical decoder ends and learns only what it miss
    coarse scales.  The steps and the U-Net's last layer start at zero: an untrained
    GapUNet *is* GAP-TV, and training can only add to it.  Each stage's correction has a
    learned gate (1 to start with), so that stages can be added to trained weights closed
-   (:func:`emtcs.train.deepened`).
+   (:func:`emtcs.training.grow.deepened`).
 3. A projection on the measurement: wherever the residual ``Y - sum_b C_b X_b`` exceeds
    ``kappa`` times the pixel's shot noise, the excess is put back into the frames, so no
    correction leaves the data by more than the noise.  ``kappa`` = 2.5 was chosen on
@@ -313,7 +313,7 @@ class GapUNet(nn.Module):
         self.unet = UNet(self._CHANNELS, 1, width, temporal, head)
         self.step = nn.Parameter(torch.zeros(stages))
         #: how much of each stage's correction is added: 1, except in stages added to trained
-        #: weights of fewer stages, which start at 0 (:func:`emtcs.train.deepened`)
+        #: weights of fewer stages, which start at 0 (:func:`emtcs.training.grow.deepened`)
         self.gate = nn.Parameter(torch.ones(stages))
         #: the stage code the U-Net is told, (k + 1) / stages, or the one a stage had in the
         #: weights it came from
@@ -357,7 +357,7 @@ class GapUNet(nn.Module):
         """The U-Net as a plain denoiser of noisy frames ``x`` (n, B, h, w): its context as
         in a stage with every pixel measured and nothing left to fit (masks of ones, zero
         residual).  Pretraining it this way needs no masks and no GAP; the unfolded
-        network then starts from a denoiser that has seen the data (:func:`emtcs.train.train`,
+        network then starts from a denoiser that has seen the data (:func:`emtcs.training.train`,
         ``task="denoise"``)."""
         n, B, h, w = x.shape
         epu = epu.reshape(n, 1, 1, 1).to(x.dtype)
