@@ -161,14 +161,34 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     assert not list(tmp_path.glob("run*"))
 
 
-def test_train_offers_the_losses_training_knows():
-    """The CLI lists them itself (``import emtcs`` needs no torch): they must agree."""
-    pytest.importorskip("torch")
+def test_train_defaults_are_the_python_apis():
+    """``emtcs train`` shows and uses ``TrainConfig``'s defaults, not copies of them."""
     from emtcs.cli import main
-    from emtcs.training.config import LOSSES
+    from emtcs.training.config import LOSSES, TrainConfig
 
-    loss = next(p for p in main.commands["train"].params if p.name == "loss_kind")
-    assert tuple(loss.type.choices) == LOSSES
+    params = {p.name: p for p in main.commands["train"].params}
+    defaults = TrainConfig()
+    assert tuple(params["loss_kind"].type.choices) == LOSSES
+    assert params["loss_kind"].default == defaults.loss
+    assert params["B"].default == ",".join(map(str, defaults.B))
+    assert tuple(params["zoom"].default) == defaults.zoom
+    for name in ("steps", "patch", "batch", "lr", "motion", "cuts", "edge_weight", "spectral_weight", "val_every"):
+        assert params[name].default == getattr(defaults, name), name
+
+
+def test_cli_and_compress_need_no_torch(tmp_path, movie_file):
+    """``import emtcs``, the CLI and the encoder work where PyTorch is not installed, and
+    training says what it needs."""
+    src, _ = movie_file(n=6, shape=(16, 16))
+    out = tmp_path / "m.tcs"
+    code = "import sys; sys.modules['torch'] = None; from emtcs.cli import main; main(sys.argv[1:])"
+    run = [sys.executable, "-c", code]
+    proc = subprocess.run([*run, "compress", src, "-B", "3", "-o", out], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    with emtcs.TcsReader(out) as reader:
+        assert reader.header.B == 3
+    proc = subprocess.run([*run, "train", "-o", tmp_path / "run"], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.strip() == "emtcs: error: training needs PyTorch: pip install torch"
 
 
 def test_outputs_never_replace_inputs_or_each_other(tmp_path, movie_file):

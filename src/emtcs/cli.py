@@ -28,8 +28,12 @@ from .decoding import RUN
 from .errors import EmtcsError
 from .finish import FINISHES
 from .progress import progress_bar, stderr_console
+from .simulate import MODES, SimulationConfig
+from .training.config import LOSSES, TrainConfig
 
 EXIT_ERROR = 1
+#: ``emtcs train``'s defaults: the Python API's (a run from the CLI and one from ``TrainConfig()`` agree)
+_TRAINING = TrainConfig()
 
 
 class TrainingInterrupted(Exception):
@@ -557,7 +561,13 @@ def simulate(
 
 
 @main.command()
-@click.option("-B", "B", default="10,20,30", show_default=True, help="Group size(s) to train for, comma-separated.")
+@click.option(
+    "-B",
+    "B",
+    default=",".join(map(str, _TRAINING.B)),
+    show_default=True,
+    help="Group size(s) to train for, comma-separated.",
+)
 @click.option(
     "--arch",
     type=click.Choice(["tcsdl", "gapnet", "gapunet"]),
@@ -586,10 +596,11 @@ def simulate(
 @click.option(
     "--zoom",
     type=(float, float),
-    default=None,
+    default=_TRAINING.zoom,
+    show_default=True,
     metavar="LO HI",
     help="Range of the magnification applied to --scene-file clips (other pixel sizes; a scene "
-    "zooms out only as far as its side allows, 192 px to 0.67 at a 128 px patch)  [default: 0.6 1.7]",
+    "zooms out only as far as its side allows, 192 px to 0.67 at a 128 px patch).",
 )
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option(
@@ -604,17 +615,22 @@ def simulate(
     default=None,
     metavar="LO HI",
     help="Range of the simulated HRTEM and STEM lattices' {200} spacing in pixels (the sampling they cover; "
-    "finer lattices sit closer to the pixel grid)  [default: the simulator's, 6 12]",
+    "finer lattices sit closer to the pixel grid)  [default: the simulator's, "
+    f"{' '.join(f'{v:g}' for v in SimulationConfig().column_spacing_px)}]",
 )
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
-    default=2000,
+    default=_TRAINING.steps,
     show_default=True,
     help="Optimiser steps (the cosine schedule's length).",
 )
 @click.option(
-    "--patch", type=click.IntRange(min=16), default=64, show_default=True, help="Training crop size in pixels."
+    "--patch",
+    type=click.IntRange(min=16),
+    default=_TRAINING.patch,
+    show_default=True,
+    help="Training crop size in pixels.",
 )
 @click.option("--width", type=click.IntRange(min=1), help="Channels of the network  [default: 32; gapunet: 24]")
 @click.option(
@@ -640,43 +656,49 @@ def simulate(
     show_default=True,
     help="gapunet: start from the GAP-TV that stops accelerating at the measured noise.",
 )
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Clips per step.")
-@click.option("--lr", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Peak learning rate (Adam).")
+@click.option("--batch", type=click.IntRange(min=1), default=_TRAINING.batch, show_default=True, help="Clips per step.")
 @click.option(
-    "--scenes", type=click.IntRange(min=0), default=48, show_default=True, help="Simulated scenes in the training pool."
+    "--lr", type=click.FloatRange(min=0), default=_TRAINING.lr, show_default=True, help="Peak learning rate (Adam)."
+)
+@click.option(
+    "--scenes",
+    type=click.IntRange(min=0),
+    default=_TRAINING.scenes,
+    show_default=True,
+    help="Simulated scenes in the training pool.",
 )
 @click.option(
     "--motion",
     type=click.FloatRange(min=0),
-    default=0.4,
+    default=_TRAINING.motion,
     show_default=True,
     help="Drift of --data crops, pixels per frame (std).",
 )
 @click.option(
     "--flicker",
     type=click.FloatRange(min=0),
-    default=0.0,
+    default=_TRAINING.flicker,
     show_default=True,
     help="Per-frame intensity changes (std of log gain).",
 )
 @click.option(
     "--cuts",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=_TRAINING.cuts,
     show_default=True,
     help="Probability that a clip cuts to another scene.",
 )
 @click.option(
     "--jpeg",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=_TRAINING.jpeg,
     show_default=True,
     help="Probability that a sample's frames are 8-bit JPEG (quality 50-95).",
 )
 @click.option(
     "--flat-noise",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=_TRAINING.flat_noise,
     show_default=True,
     help="Probability that a sample's noise is the same at every intensity, as in movies whose noise "
     "compress measures as one sigma.",
@@ -684,7 +706,7 @@ def simulate(
 @click.option(
     "--noise-blur",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=_TRAINING.noise_blur,
     show_default=True,
     help="Probability that a sample's noise is blurred with its image (correlated between neighbouring "
     "pixels), as on scintillator-coupled cameras.",
@@ -692,7 +714,7 @@ def simulate(
 @click.option(
     "--equivariance",
     type=click.FloatRange(min=0),
-    default=0.0,
+    default=_TRAINING.equivariance,
     show_default=True,
     help="Weight of a loss on how the output changes when the measurement moves by one pixel "
     "(against a network's own pixel grid showing in its frames).",
@@ -700,7 +722,7 @@ def simulate(
 @click.option(
     "--finished-loss",
     type=click.FloatRange(min=0),
-    default=0.0,
+    default=_TRAINING.finished_loss,
     show_default=True,
     help="Weight of a loss on the frames after the NL-means finish that auto applies (what the finish "
     "cannot remove, not what it removes anyway).",
@@ -709,7 +731,7 @@ def simulate(
     "--run",
     "run_groups",
     type=click.IntRange(min=1),
-    default=1,
+    default=_TRAINING.run,
     show_default=True,
     metavar="GROUPS",
     help="Train on clips of this many consecutive groups decoded as one run (decompress --run; GapUNet).",
@@ -717,7 +739,7 @@ def simulate(
 @click.option(
     "--run-share",
     type=click.FloatRange(min=0, max=1, min_open=True),
-    default=1.0,
+    default=_TRAINING.run_share,
     show_default=True,
     metavar="SHARE",
     help="Share of the steps that train runs of --run groups; the others train single groups.",
@@ -725,14 +747,14 @@ def simulate(
 @click.option(
     "--edge-weight",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    default=_TRAINING.edge_weight,
     show_default=True,
     help="Weight of each group's first and last frames in the loss (the others 1), where the decoders do worst.",
 )
 @click.option(
     "--spectral-weight",
     type=click.FloatRange(min=0),
-    default=0.0,
+    default=_TRAINING.spectral_weight,
     show_default=True,
     help="A loss on spectral peaks the frames show more strongly than the truth (invented reflections), "
     "pulling each sample at most this many times as hard as the reconstruction loss (0: off).",
@@ -740,8 +762,8 @@ def simulate(
 @click.option(
     "--loss",
     "loss_kind",
-    type=click.Choice(["mse", "rmse", "log-mse"]),
-    default="mse",
+    type=click.Choice(LOSSES),
+    default=_TRAINING.loss,
     show_default=True,
     help="mse: the squared error over the batch, which low-dose samples dominate; log-mse: the mean of each "
     "sample's log squared error, which weighs every dose alike (as a mean PSNR does); rmse: the mean of each "
@@ -750,28 +772,28 @@ def simulate(
 @click.option(
     "--ema",
     type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
+    default=_TRAINING.ema,
     show_default=True,
     help="Decay of a moving average of the weights, validated and saved instead of them (e.g. 0.999; 0: off).",
 )
 @click.option(
     "--stage-lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    default=_TRAINING.stage_lr,
     show_default=True,
     help="Learning-rate factor for GapUNet's per-stage steps and gates (e.g. 50 to open stages that --init "
     "added closed at a fine-tuning learning rate).",
 )
 @click.option(
     "--only",
-    default="",
+    default=_TRAINING.only,
     help="Train only the parameters whose names contain this, the others fixed (e.g. 'spread': GapUNet's "
     "conditioning on the noise's spread, which leaves white-noise decodes unchanged).",
 )
 @click.option(
     "--seed",
     type=int,
-    default=0,
+    default=_TRAINING.seed,
     show_default=True,
     help="Seed of the training samples and, from scratch, the initialisation (the validation clips stay the "
     "same; with --init, parts the weights lack start alike): runs that differ only in it measure how much "
@@ -780,14 +802,14 @@ def simulate(
 @click.option(
     "--task",
     type=click.Choice(["reconstruct", "denoise"]),
-    default="reconstruct",
+    default=_TRAINING.task,
     show_default=True,
     help="denoise: pretrain the network's denoiser on noisy frames (gapunet), then --init a reconstruct run.",
 )
 @click.option(
     "--val-every",
     type=click.IntRange(min=1),
-    default=250,
+    default=_TRAINING.val_every,
     show_default=True,
     help="Validate every N steps, keeping the best weights (checkpoints also every ~10 minutes).",
 )
@@ -837,7 +859,7 @@ def train(
     data: tuple[Path, ...],
     scene_files: tuple[Path, ...],
     val_scene_files: tuple[Path, ...],
-    zoom: tuple[float, float] | None,
+    zoom: tuple[float, float],
     simulate: bool,
     modes: str,
     column_spacing: tuple[float, float] | None,
@@ -891,7 +913,6 @@ def train(
     from .errors import InputError
 
     try:
-        from .training import TrainConfig
         from .training import train as run_training
     except ImportError:
         raise InputError("training needs PyTorch: pip install torch") from None
@@ -905,8 +926,6 @@ def train(
     doses = numbers(val_doses, "--val-doses", meaning) if val_doses.strip() else []
     if any(not (math.isfinite(d) and d > 0) for d in doses):
         raise InputError(f"--val-doses must be {meaning} (got {val_doses!r})")
-    from .simulate import MODES
-
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     if not mode_list or any(m not in MODES for m in mode_list):
         raise InputError(f"--modes takes a comma-separated list of {', '.join(MODES)}; got {modes!r}")
@@ -914,7 +933,7 @@ def train(
         lo, hi = column_spacing
         if not (2 <= lo <= hi and math.isfinite(hi)):
             raise InputError(f"--column-spacing takes LO HI pixels with 2 <= LO <= HI; got {lo:g} {hi:g}")
-    if zoom is not None and not (0 < zoom[0] <= zoom[1] and math.isfinite(zoom[1])):
+    if not (0 < zoom[0] <= zoom[1] and math.isfinite(zoom[1])):
         raise InputError(f"--zoom takes LO HI with 0 < LO <= HI; got {zoom[0]:g} {zoom[1]:g}")
     net: dict[str, int | bool] = {"width": width or (24 if arch == "gapunet" else 32)}
     if arch != "tcsdl":
@@ -941,7 +960,7 @@ def train(
         data=[str(d) for d in data],
         scene_files=[str(f) for f in scene_files],
         val_scene_files=[str(f) for f in val_scene_files],
-        **({"zoom": zoom} if zoom else {}),
+        zoom=zoom,
         scenes=scenes,
         motion=motion,
         flicker=flicker,
