@@ -148,7 +148,7 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     _assert_one_line_error(_cli("compress", src, "-B", "x"), "'x' is not a valid integer")
     _assert_one_line_error(_cli("train"), "Missing option '-o'")
     bad = [("--patch", "0"), ("--steps", "0"), ("--cuts", "1.5"), ("--lr", "-1")]
-    bad += [("--run-share", "0"), ("--edge-weight", "0"), ("--spectral-weight", "-1")]
+    bad += [("--run-share", "0"), ("--edge-weight", "0"), ("--spectral-weight", "-1"), ("--spectral-margin", "0.5")]
     for option, value in bad:
         _assert_one_line_error(_cli("train", option, value, "-o", tmp_path / "run"), f"Invalid value for '{option}'")
     for value in ("x", "0", "20,-1"):

@@ -642,6 +642,9 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
     assert excess(smooth + 0.05 * slow, smooth) == 0.0
     assert excess(smooth + 0.05 * fringe, smooth + 0.05 * fringe) == 0.0
     assert 0 < excess(smooth + 0.05 * fringe, smooth + 0.005 * fringe) < invented
+    # a fringe twice as strong as the truth's passes the default margin, not a tighter one
+    doubled = (t(smooth + 0.1 * fringe), t(smooth + 0.05 * fringe))
+    assert float(spectral_excess(*doubled)[0]) == 0.0 < float(spectral_excess(*doubled, margin=1.0)[0])
 
     out = t(smooth + 0.05 * fringe).requires_grad_(True)
     spectral_excess(out, t(smooth)).sum().backward()

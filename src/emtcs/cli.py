@@ -760,6 +760,14 @@ def simulate(
     "pulling each sample at most this many times as hard as the reconstruction loss (0: off).",
 )
 @click.option(
+    "--spectral-margin",
+    type=click.FloatRange(min=1),
+    default=_TRAINING.spectral_margin,
+    show_default=True,
+    help="How many times stronger than the truth's (or than the weakest reflection the suite counts as "
+    "present) a spectral peak may be before --spectral-weight's loss counts it.",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(LOSSES),
@@ -885,6 +893,7 @@ def train(
     run_share: float,
     edge_weight: float,
     spectral_weight: float,
+    spectral_margin: float,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -974,6 +983,7 @@ def train(
         run_share=run_share,
         edge_weight=edge_weight,
         spectral_weight=spectral_weight,
+        spectral_margin=spectral_margin,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

@@ -124,6 +124,13 @@ class TrainConfig:
     #: most it may pull a sample's frames: this many times as hard as the reconstruction
     #: loss does (a log contrast's own gradient is of no fixed size)
     spectral_weight: float = 0.0
+    #: how far a bin's contrast may rise over the larger of the truth's (highest within 2 bins)
+    #: and the suite's bar for a reflection that is present (:data:`emtcs.metrics.PEAK_PRESENT`)
+    #: before :func:`~.losses.spectral_excess` counts it, as a factor: residual noise passes
+    #: 10 times its background's geometric mean in about 1 bin in 300, 20 times in about 1 in
+    #: 70,000.  The suite counts a reflection from 30 on, in frames larger than the clips,
+    #: where a fringe stands out more over its background than in a 128-pixel crop.
+    spectral_margin: float = 2.0
 
     @property
     def net_config(self) -> dict[str, Any]:

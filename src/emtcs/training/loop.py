@@ -134,6 +134,8 @@ def train(
         raise InputError(f"--edge-weight {cfg.edge_weight}: a weight above 0")
     if cfg.spectral_weight < 0:
         raise InputError(f"--spectral-weight {cfg.spectral_weight}: a weight of 0 or more")
+    if cfg.spectral_margin < 1:
+        raise InputError(f"--spectral-margin {cfg.spectral_margin}: a factor of 1 or more")
     if not 0 < cfg.run_share <= 1:
         raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
     if not (cfg.simulate or cfg.data or cfg.scene_files):

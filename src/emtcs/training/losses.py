@@ -93,19 +93,12 @@ def edge_scale(B: int, edge_weight: float) -> torch.Tensor:
     return (w / w.mean()).sqrt().reshape(1, B, 1, 1)
 
 
-#: :func:`spectral_excess` counts a bin where the frames' contrast exceeds this many times
-#: the larger of the truth's and the suite's bar for a reflection that is present
-#: (:data:`emtcs.metrics.PEAK_PRESENT`): residual noise passes 10 times its background's
-#: geometric mean in about 1 bin in 300, 20 times in about 1 in 70,000.
-SPECTRAL_MARGIN = 2.0
-
-
-def spectral_excess(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def spectral_excess(out: torch.Tensor, x: torch.Tensor, margin: float = TrainConfig.spectral_margin) -> torch.Tensor:
     """Per sample, how much more strongly the frames ``out`` (n, B, h, w) show spectral peaks
     than the truth ``x``.  A bin's contrast is its log power (mean removed, Hann taper, as
     :func:`emtcs.metrics.peak_contrast`) less the mean log power of the 9 x 9 bins around it
     (held fixed for ``out``: the gradient only lowers the peak); the excess is how far
-    ``out``'s contrast rises over :data:`SPECTRAL_MARGIN` times the larger of the truth's
+    ``out``'s contrast rises over ``margin`` times the larger of the truth's
     highest within 2 bins and :data:`~emtcs.metrics.PEAK_PRESENT`, squared, summed over the
     bins from :data:`~emtcs.metrics.PEAK_MIN_FREQ` to Nyquist and averaged over the frames."""
     n, B, h, w = out.shape
@@ -125,7 +118,7 @@ def spectral_excess(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     with torch.autocast(dev.type, enabled=False):
         with torch.no_grad():
             near = F.max_pool2d(F.pad(log_contrast(x), (2, 2, 2, 2), mode="circular"), 5, stride=1)
-        bar = near.clamp(min=math.log(PEAK_PRESENT)) + math.log(SPECTRAL_MARGIN)
+        bar = near.clamp(min=math.log(PEAK_PRESENT)) + math.log(margin)
         excess = F.relu(log_contrast(out) - bar) * band
         return excess.square().sum((-2, -1)).reshape(n, B).mean(1)
 
@@ -191,7 +184,7 @@ def training_loss(
         # a log contrast's gradient grows as the spectrum's amplitude falls: unbounded (0.01
         # times the term), one well-denoised sample outpulled the batch's errors 150 times
         bound = cfg.spectral_weight * _pull(loss, final)  # the other terms' pull on the frames
-        loss = loss + spectral_excess(_BoundedPull.apply(final, bound), batch["x"]).mean()
+        loss = loss + spectral_excess(_BoundedPull.apply(final, bound), batch["x"], cfg.spectral_margin).mean()
     return loss
 
 
