@@ -25,7 +25,8 @@ def run_net(net: torch.nn.Module, batch: dict[str, torch.Tensor], run: int = 1, 
     return net(batch["y"], batch["C"], **kwargs)
 
 
-#: Pixels along each border left out of it: the move wraps the measurement around there.
+#: Pixels along each border that the equivariance loss leaves out: the moves (:data:`~.data.SHIFTS`) wrap
+#: the measurement around there.
 SHIFT_MARGIN = 8
 
 
