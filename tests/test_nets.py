@@ -645,6 +645,11 @@ def test_the_spectral_excess_counts_a_reflection_the_truth_lacks_or_shows_weakly
     # a fringe twice as strong as the truth's passes the default margin, not a tighter one
     doubled = (t(smooth + 0.1 * fringe), t(smooth + 0.05 * fringe))
     assert float(spectral_excess(*doubled)[0]) == 0.0 < float(spectral_excess(*doubled, margin=1.0)[0])
+    # judged at a larger frame's bar, a fringe too faint for the clip's own bar counts
+    faint, clean = t(noisy + 0.003 * fringe), t(smooth)
+    assert float(spectral_excess(faint, clean)[0]) == pytest.approx(excess(noisy, smooth), rel=1e-3)
+    at_96 = float(spectral_excess(t(noisy), clean, frame=96)[0])
+    assert float(spectral_excess(faint, clean, frame=96)[0]) > at_96 + 0.2
 
     out = t(smooth + 0.05 * fringe).requires_grad_(True)
     spectral_excess(out, t(smooth)).sum().backward()

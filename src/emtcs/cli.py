@@ -768,6 +768,14 @@ def simulate(
     "present) a spectral peak may be before --spectral-weight's loss counts it.",
 )
 @click.option(
+    "--spectral-frame",
+    type=click.IntRange(min=16),
+    metavar="PX",
+    help="Frame side at which --spectral-margin's bar for a peak the truth lacks is the suite's (e.g. 256): "
+    "a fringe stands out over its background in proportion to the frame's area, so smaller clips get a lower "
+    "bar  [default: the clips' own side]",
+)
+@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(LOSSES),
@@ -894,6 +902,7 @@ def train(
     edge_weight: float,
     spectral_weight: float,
     spectral_margin: float,
+    spectral_frame: int | None,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -984,6 +993,7 @@ def train(
         edge_weight=edge_weight,
         spectral_weight=spectral_weight,
         spectral_margin=spectral_margin,
+        spectral_frame=spectral_frame,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

@@ -94,14 +94,17 @@ def edge_scale(B: int, edge_weight: float) -> torch.Tensor:
     return (w / w.mean()).sqrt().reshape(1, B, 1, 1)
 
 
-def spectral_excess(out: torch.Tensor, x: torch.Tensor, margin: float = TrainConfig.spectral_margin) -> torch.Tensor:
+def spectral_excess(
+    out: torch.Tensor, x: torch.Tensor, margin: float = TrainConfig.spectral_margin, frame: int | None = None
+) -> torch.Tensor:
     """Per sample, how much more strongly the frames ``out`` (n, B, h, w) show spectral peaks
     than the truth ``x``.  A bin's contrast is its log power (mean removed, Hann taper, as
     :func:`emtcs.metrics.peak_contrast`) less the mean log power of the 9 x 9 bins around it
     (held fixed for ``out``: the gradient only lowers the peak); the excess is how far
     ``out``'s contrast rises over ``margin`` times the larger of the truth's
-    highest within 2 bins and :data:`~emtcs.metrics.PEAK_PRESENT`, squared, summed over the
-    bins from :data:`~emtcs.metrics.PEAK_MIN_FREQ` to Nyquist and averaged over the frames."""
+    highest within 2 bins and :data:`~emtcs.metrics.PEAK_PRESENT` (scaled by the frames' area
+    over ``frame`` squared where that is given), squared, summed over the bins from
+    :data:`~emtcs.metrics.PEAK_MIN_FREQ` to Nyquist and averaged over the frames."""
     n, B, h, w = out.shape
     dev = out.device
     taper = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False)).to(dev)
@@ -119,7 +122,8 @@ def spectral_excess(out: torch.Tensor, x: torch.Tensor, margin: float = TrainCon
     with torch.autocast(dev.type, enabled=False):
         with torch.no_grad():
             near = F.max_pool2d(F.pad(log_contrast(x), (2, 2, 2, 2), mode="circular"), 5, stride=1)
-        bar = near.clamp(min=math.log(PEAK_PRESENT)) + math.log(margin)
+        floor = PEAK_PRESENT * (h * w / frame**2 if frame else 1.0)
+        bar = near.clamp(min=math.log(floor)) + math.log(margin)
         excess = F.relu(log_contrast(out) - bar) * band
         return excess.square().sum((-2, -1)).reshape(n, B).mean(1)
 
@@ -185,7 +189,12 @@ def training_loss(
         # a log contrast's gradient grows as the spectrum's amplitude falls: unbounded (0.01
         # times the term), one well-denoised sample outpulled the batch's errors 150 times
         bound = cfg.spectral_weight * _pull(loss, final)  # the other terms' pull on the frames
-        loss = loss + spectral_excess(_BoundedPull.apply(final, bound), batch["x"], cfg.spectral_margin).mean()
+        loss = (
+            loss
+            + spectral_excess(
+                _BoundedPull.apply(final, bound), batch["x"], cfg.spectral_margin, cfg.spectral_frame
+            ).mean()
+        )
     return loss
 
 
