@@ -132,7 +132,7 @@ class TrainConfig:
     #: where a fringe stands out more over its background than in a 128-pixel crop.
     spectral_margin: float = 2.0
     #: the frame side (px) at which a peak's contrast is judged against
-    #: :data:`~emtcs.metrics.PEAK_PRESENT` (the suite's frames: 256): a fringe's contrast over a
+    #: :data:`~emtcs.metrics.PEAK_PRESENT` (the suite's frames: 192-256): a fringe's contrast over a
     #: broadband background grows with the frame's area, so in a 128-pixel clip the bar
     #: falls to a quarter of it (None: the clip's own size, the bar unscaled, as before)
     spectral_frame: int | None = None
