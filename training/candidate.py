@@ -13,8 +13,9 @@ folder: ``grid-alias.json`` (``benchmarks/grid_alias.py``: the network's own pix
 a lattice) and the validation suite's whole default run (``benchmarks/validation.py``:
 ``validation.json``, ``validation.md``, ``validation.png``, every row, so that a candidate
 that ships brings the docs' files along), and prints ``benchmarks/suite_report.py compare``
-against the shipped weights' suite run (``docs/figures/validation.json``).  About 20
-minutes of one core with ``../shared``; shipping then adds the ``--exact`` run (see the
+against the shipped weights' suite run (``docs/figures/validation.json``) and ``targets``
+(the issue's targets on the candidate's run: a candidate keeps those the shipped weights
+meet).  About 20 minutes of one core with ``../shared``; shipping then adds the ``--exact`` run (see the
 model card).
 """
 
@@ -58,7 +59,7 @@ def write_candidate(run: Path, last: bool) -> Path:
 
 
 def measure(folder: Path) -> None:
-    """Grid alias, the suite's default run, and the comparison with the shipped weights."""
+    """Grid alias, the suite's default run, the comparison with the shipped weights, the targets."""
     env = {**os.environ, "EMTCS_MODELS": str(folder), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     bench, shipped_suite = ROOT / "benchmarks", ROOT / "docs" / "figures" / "validation.json"
     steps = [
@@ -66,6 +67,7 @@ def measure(folder: Path) -> None:
         [bench / "validation.py", "--json", folder / "validation.json", "--table", folder / "validation.md"]
         + ["--figure", folder / "validation.png"],
         [bench / "suite_report.py", "compare", shipped_suite, folder / "validation.json"],
+        [bench / "suite_report.py", "targets", folder / "validation.json"],
     ]
     for args in steps:
         subprocess.run([sys.executable, *map(str, args)], env=env, cwd=ROOT, check=True)
