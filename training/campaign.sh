@@ -9,8 +9,11 @@
 #   EMTCS_RUN=runs/gapunet-dt training/campaign.sh 6000 --discrepancy
 #                                               # other `emtcs train` options, in a run of their own
 #
-# The network is the shipped one's (temporal mixing, accelerated GAP-TV start; phase 9), and so
-# is the recipe (128 x 128 clips, batch 2, the equivariance loss; phase 13): later options win.
+# The network is the shipped one's (temporal mixing, accelerated GAP-TV start; phase 9; the
+# full-resolution head since phase 93), and so is the recipe (128 x 128 clips, batch 2, the
+# equivariance loss; phase 13; rmse, edges weighed 3 times, the spectral loss at the suite's
+# frame size, simulated lattices 4.5-12 px apart, abTEM scenes zoomed out to 0.4; phase 93,
+# shipped in session 44): later options win.
 #   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output
@@ -77,7 +80,7 @@ done
 resume=(); LR=1e-3
 if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
 elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s2.safetensors ]; }; then
-  resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=1e-4
+  resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=5e-5
 fi
 # bfloat16 autocast where the CPU has AMX tiles: 1.9x faster per training step on an Intel
 # Xeon with AMX (session 26); 9x slower on an AMD EPYC without native bf16 (session 5)
@@ -86,5 +89,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages "$STAGES" --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
   --patch 128 --batch 2 --equivariance 10 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses "${EMTCS_VAL_DOSES-20,200}" \
+  --head 16 --loss rmse --edge-weight 3 --spectral-weight 4 --spectral-frame 256 --spectral-margin 3 \
+  --column-spacing 4.5 12 --zoom 0.4 1.0 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
   "${resume[@]}" "${precision[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

@@ -9,6 +9,7 @@
 # (`emtcs train --workers`; one process made 16 clips of 128 x 128 x 20 in 0.4 s of a core),
 # with the CPU campaign's JPEG samples (session 31's had none, and lost 0.2 dB on the real
 # 8-bit liquid-cell movie; Pillow makes them since):
+# Every run has the shipped network's full-resolution head (`--head 16`, since session 44).
 #   head-log       a full-resolution head (`--head 16`) with the log-mse loss.  Session 33's
 #                  run (phase G2, 1,000 steps) was the first fine-tune ahead on the suite
 #                  (`select` +0.106 dB: abTEM up to +0.71) but lost 0.39 dB on the README
@@ -21,7 +22,7 @@
 #                  with it.  The other steps keep single groups: on the CPU every step a run
 #                  (phases 59-61) lost 0.09-0.32 dB on the suite, whose movies are mostly one
 #                  group (session 36)
-#   spectral       the CPU campaign's best recipe (phases 92-94, session 43): a head, rmse, the
+#   spectral       the recipe of the shipped weights (phase 93, sessions 43-44): a head, rmse, the
 #                  edge frames weighed 3 times, fine lattices from the simulator, and the
 #                  spectral loss at the suite's scale (`--spectral-frame 256 --spectral-margin 3`),
 #                  which brought the first candidate ahead on the suite without invented peaks
@@ -59,7 +60,7 @@ workers=$(( ($(nproc) - 3) / 3 )); [ "$workers" -ge 1 ] || workers=1
 # 2,500 and stopped at 650 with the rate still at 0.9 of its peak); the moving average of
 # the weights (--ema) is what is validated and saved, so a run that --minutes cuts short
 # still gives averaged weights
-common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy -B 6,10,20
+common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-discrepancy --head 16 -B 6,10,20
   --steps 1000 --patch 128 --batch 32 --lr 2e-4 --ema 0.995 --equivariance 10 --scenes 96
   --modes hrtem,bright-field,liquid-cell,stem --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses 20,200
   --device cuda --bf16 --minutes "$MINUTES" --workers "$workers" --init models/gapunet-w24s2.safetensors
