@@ -254,6 +254,16 @@ def targets(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def warn_if_settings_differ(paths: list[Path]) -> None:
+    """Say on stderr when runs differ in what two compared runs must hold equal (coding,
+    ``--run``, the mask draw)."""
+    # runs written before session 36 record no settings, before session 38 no mask seed (0)
+    settings = [json.loads(Path(p).read_text()).get("settings") for p in paths]
+    known = [{"mask_seed": 0, **s} for s in settings if s]
+    if any(s != known[0] for s in known[1:]):
+        print(f"warning: the runs' settings differ: {' against '.join(map(str, known))}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -266,15 +276,10 @@ def main() -> None:
     tgt.add_argument("json", type=Path, nargs="+", help="a run, then runs of other decoders on the same draw")
     a = ap.parse_args()
     if a.what == "compare":
-        # runs written before session 36 record no settings, before session 38 no mask seed (0)
-        old, new = (
-            {"mask_seed": 0, **s} if s else s
-            for s in (json.loads(Path(p).read_text()).get("settings") for p in (a.old, a.new))
-        )
-        if old and new and old != new:
-            print(f"warning: the runs' settings differ: {old} against {new}", file=sys.stderr)
+        warn_if_settings_differ([a.old, a.new])
         print(compare(load(a.old), load(a.new)))
     elif a.what == "targets":
+        warn_if_settings_differ(a.json)
         print(targets(merged([load(p) for p in a.json])))
     else:
         print((table if a.what == "table" else card)(load(a.json)))
