@@ -15,8 +15,8 @@ a lattice) and the validation suite's whole default run (``benchmarks/validation
 that ships brings the docs' files along), and prints ``benchmarks/suite_report.py compare``
 against the shipped weights' suite run (``docs/figures/validation.json``) and ``targets``
 (the issue's targets on the candidate's run: a candidate keeps those the shipped weights
-meet on both mask draws).  About 20 minutes of one core with ``../shared``; shipping then adds the ``--exact`` run (see the
-model card).
+meet on both mask draws).  About 20 minutes of one core with ``../shared``; shipping then
+adds the ``--exact`` run (see the model card).
 """
 
 from __future__ import annotations
