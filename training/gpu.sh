@@ -10,7 +10,7 @@
 # with the CPU campaign's JPEG samples (session 31's had none, and lost 0.2 dB on the real
 # 8-bit liquid-cell movie; Pillow makes them since):
 # Every run has the shipped network's full-resolution head (`--head 16`, since session 44).
-#   head-log       a full-resolution head (`--head 16`) with the log-mse loss.  Session 33's
+#   head-log       the head with the log-mse loss.  Session 33's
 #                  run (phase G2, 1,000 steps) was the first fine-tune ahead on the suite
 #                  (`select` +0.106 dB: abTEM up to +0.71) but lost 0.39 dB on the README
 #                  demo; the head with the plain loss did the opposite (demo +0.32, abTEM
@@ -22,7 +22,7 @@
 #                  with it.  The other steps keep single groups: on the CPU every step a run
 #                  (phases 59-61) lost 0.09-0.32 dB on the suite, whose movies are mostly one
 #                  group (session 36)
-#   spectral       the recipe of the shipped weights (phase 93, sessions 43-44): a head, rmse, the
+#   spectral       the recipe of the shipped weights (phase 93, sessions 43-44): rmse, the
 #                  edge frames weighed 3 times, fine lattices from the simulator, and the
 #                  spectral loss at the suite's scale (`--spectral-frame 256 --spectral-margin 3`),
 #                  which brought the first candidate ahead on the suite without invented peaks
@@ -66,9 +66,9 @@ common=(-m emtcs.cli train --arch gapunet --width 24 --stages 2 --temporal --no-
   --device cuda --bf16 --minutes "$MINUTES" --workers "$workers" --init models/gapunet-w24s2.safetensors
   "${data[@]}" --quiet --force)
 RUNS=$(mktemp -d)
-"$PY" "${common[@]}" --head 16 --loss log-mse -o "$RUNS/head-log" > "$RUNS/head-log.out" 2>&1 &
+"$PY" "${common[@]}" --loss log-mse -o "$RUNS/head-log" > "$RUNS/head-log.out" 2>&1 &
 "$PY" "${common[@]}" --run 2 --run-share 0.25 -o "$RUNS/mixed" > "$RUNS/mixed.out" 2>&1 &
-"$PY" "${common[@]}" --head 16 --loss rmse --edge-weight 3 --spectral-weight 4 --spectral-frame 256 --spectral-margin 3 \
+"$PY" "${common[@]}" --loss rmse --edge-weight 3 --spectral-weight 4 --spectral-frame 256 --spectral-margin 3 \
   --column-spacing 4.5 12 --zoom 0.4 1.0 -o "$RUNS/spectral" > "$RUNS/spectral.out" 2>&1 &
 wait || true
 tail -n 5 "$RUNS"/*.out | tee "$OUT/train.out"
