@@ -1096,6 +1096,24 @@ def test_validation_at_fixed_doses():
     assert len({round(float(s["dose"][0]), 3) for s in drawn}) == 6  # log-uniform over 1-1,000
 
 
+def test_a_group_size_given_twice_is_drawn_twice_as_often_and_validated_once():
+    from emtcs.training import TrainConfig, validation_set
+    from emtcs.training.data import training_batch
+
+    class Pool:  # clips of the requested length only: the draw of B is what is tested
+        def clip(self, rng, B, P):
+            return np.ones((B, P, P), np.float32)
+
+    cfg = TrainConfig(B=[4, 6], patch=16, batch=1, scenes=1, scene_frames=8, scene_size=32, val_doses=[20.0])
+    weighted = TrainConfig(**{**cfg.__dict__, "B": [4, 6, 6]})
+    share = [
+        np.mean([training_batch(Pool(), c, i).batch["C"].shape[1] == 6 for i in range(300)]) for c in [cfg, weighted]
+    ]
+    assert 0.4 < share[0] < 0.6 and 0.58 < share[1] < 0.75
+    for a, b in zip(validation_set(cfg, 4), validation_set(weighted, 4)):
+        torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
+
+
 def test_validation_psnr_at_each_fixed_dose():
     """With fixed doses the baseline's PSNR at each dose is reported, and their mean is the mean."""
     from emtcs.training import TrainConfig, evaluate, validation_set

@@ -566,7 +566,7 @@ def simulate(
     "B",
     default=",".join(map(str, _TRAINING.B)),
     show_default=True,
-    help="Group size(s) to train for, comma-separated.",
+    help="Group size(s) to train for, comma-separated; a size given twice is drawn twice as often.",
 )
 @click.option(
     "--arch",
@@ -942,7 +942,7 @@ def train(
     except ImportError:
         raise InputError("training needs PyTorch: pip install torch") from None
     try:
-        Bs = sorted({int(b) for b in B.split(",")})
+        Bs = sorted(int(b) for b in B.split(","))  # repeats kept: drawn that many times as often
     except ValueError:
         raise InputError(f"-B takes comma-separated integers, got {B!r}") from None
     if min(Bs) < 2:

@@ -13,6 +13,7 @@ class TrainConfig:
 
     arch: str = "tcsdl"
     net: dict[str, Any] = field(default_factory=dict)
+    #: group sizes drawn for each step; a size listed twice is drawn twice as often
     B: list[int] = field(default_factory=lambda: [10, 20, 30])
     steps: int = 2000
     patch: int = 64

@@ -417,11 +417,12 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
     rng = np.random.default_rng(99)
     # the same samples whatever the training degradations
     fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0)
+    sizes = sorted(set(cfg.B))  # each size once, however often training draws it
     out = []
     for i in range(n):
-        B = cfg.B[i % len(cfg.B)]
+        B = sizes[i % len(sizes)]
         if cfg.val_doses:  # each dose with every B in turn
-            dose = cfg.val_doses[(i // len(cfg.B)) % len(cfg.val_doses)]
+            dose = cfg.val_doses[(i // len(sizes)) % len(cfg.val_doses)]
             fixed = replace(fixed, dose_range=(dose, dose))
         out.append(make_batch(pool.clip(rng, B, cfg.patch)[None], rng, fixed))
     return out
