@@ -776,12 +776,6 @@ def simulate(
     "bar  [default: the clips' own side]",
 )
 @click.option(
-    "--spectral-group",
-    is_flag=True,
-    help="Judge --spectral-weight's peaks on each group's mean power spectrum, not each frame's: residual noise "
-    "averages out over the frames, a reflection shown throughout the group does not.",
-)
-@click.option(
     "--loss",
     "loss_kind",
     type=click.Choice(LOSSES),
@@ -909,7 +903,6 @@ def train(
     spectral_weight: float,
     spectral_margin: float,
     spectral_frame: int | None,
-    spectral_group: bool,
     loss_kind: str,
     ema: float,
     stage_lr: float,
@@ -1001,7 +994,6 @@ def train(
         spectral_weight=spectral_weight,
         spectral_margin=spectral_margin,
         spectral_frame=spectral_frame,
-        spectral_group=spectral_group,
         loss=loss_kind,
         ema=ema,
         stage_lr=stage_lr,

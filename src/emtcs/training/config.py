@@ -137,10 +137,6 @@ class TrainConfig:
     #: broadband background grows with the frame's area, so in a 128-pixel clip the bar
     #: falls to a quarter of it (None: the clip's own size, the bar unscaled, as before)
     spectral_frame: int | None = None
-    #: judge the peaks on each group's mean power spectrum instead of each frame's: at a bar
-    #: scaled down to 128-pixel clips, the frames' residual noise passes it in about 100 bins
-    #: a frame, and those bins took most of the term's bounded pull (session 45)
-    spectral_group: bool = False
 
     @property
     def net_config(self) -> dict[str, Any]:

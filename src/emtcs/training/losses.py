@@ -95,11 +95,7 @@ def edge_scale(B: int, edge_weight: float) -> torch.Tensor:
 
 
 def spectral_excess(
-    out: torch.Tensor,
-    x: torch.Tensor,
-    margin: float = TrainConfig.spectral_margin,
-    frame: int | None = None,
-    group: bool = False,
+    out: torch.Tensor, x: torch.Tensor, margin: float = TrainConfig.spectral_margin, frame: int | None = None
 ) -> torch.Tensor:
     """Per sample, how much more strongly the frames ``out`` (n, B, h, w) show spectral peaks
     than the truth ``x``.  A bin's contrast is its log power (mean removed, Hann taper, as
@@ -119,8 +115,6 @@ def spectral_excess(
     def log_contrast(frames: torch.Tensor) -> torch.Tensor:
         f = frames.float().reshape(n * B, 1, h, w)
         power = torch.fft.fft2((f - f.mean((-2, -1), keepdim=True)) * taper).abs().square()
-        if group:
-            power = power.reshape(n, B, h, w).mean(1, keepdim=True)
         log_power = torch.log(power + 1e-8 * power.detach().amax((-2, -1), keepdim=True) + 1e-30)
         around = F.avg_pool2d(F.pad(log_power.detach(), (4, 4, 4, 4), mode="circular"), 9, stride=1)
         return log_power - around
@@ -131,7 +125,7 @@ def spectral_excess(
         floor = PEAK_PRESENT * (h * w / frame**2 if frame else 1.0)
         bar = near.clamp(min=math.log(floor)) + math.log(margin)
         excess = F.relu(log_contrast(out) - bar) * band
-        return excess.square().sum((-2, -1)).reshape(n, -1).mean(1)
+        return excess.square().sum((-2, -1)).reshape(n, B).mean(1)
 
 
 def _pull(loss: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -198,11 +192,7 @@ def training_loss(
         loss = (
             loss
             + spectral_excess(
-                _BoundedPull.apply(final, bound),
-                batch["x"],
-                cfg.spectral_margin,
-                cfg.spectral_frame,
-                cfg.spectral_group,
+                _BoundedPull.apply(final, bound), batch["x"], cfg.spectral_margin, cfg.spectral_frame
             ).mean()
         )
     return loss
