@@ -6,7 +6,7 @@ on, the simulator's four modes in uint16, uint8 and as a CMOS camera records the
 movies unlike the training data), 128 x 128 tiles.  Each group is decoded by ``select``
 with the shipped weights, then with weights fitted to that group by ``--steps`` steps of
 :func:`emtcs.adapt.adapt` (the tile is the file: it fits the measurement it then decodes;
-the parameters of :data:`emtcs.adapt.FITTED`, or all with ``--all``),
+the parameters of :data:`emtcs.adapt.FITTED`, those named by ``--fit``, or all with ``--all``),
 unfinished, against the clean truth.  Reported per group of cases: the mean gain in PSNR,
 the worst tile's, the tiles losing more than 0.1 dB, how often the fitted weights were
 kept and the seconds of fitting per tile.
@@ -46,7 +46,13 @@ def main() -> None:
     ap.add_argument("--phase", type=int, default=0, help="...starting from this one (0 to every - 1)")
     ap.add_argument("-B", default="10", help="group sizes (comma-separated; 10 and/or 20)")
     ap.add_argument("--all", action="store_true", help="fit every parameter, not emtcs.adapt.FITTED")
+    ap.add_argument("--fit", help="comma-separated name prefixes of the parameters fitted (default emtcs.adapt.FITTED)")
     a = ap.parse_args()
+    prefixes = tuple(a.fit.split(",")) if a.fit else FITTED
+
+    def chosen(name: str) -> bool:
+        return a.all or name.startswith(prefixes)
+
     import torch
 
     torch.set_num_threads(1)
@@ -70,7 +76,7 @@ def main() -> None:
                 fitted,
             )
             t0 = time.perf_counter()
-            done = adapt(fitted, [sample], a.steps, fit=(lambda name: True) if a.all else None)
+            done = adapt(fitted, [sample], a.steps, fit=chosen)
             row |= {"seconds": time.perf_counter() - t0, "kept": done.kept, "ratio": done.ratio}
             row["fitted"] = g.psnr(fitted.decode(g.y, g.C, epu))
             rows.append(row)
@@ -78,7 +84,7 @@ def main() -> None:
     report = {name: summary(part) for name, part in split_unseen(rows, a.shared).items() if part}
     print(json.dumps(report, indent=1))
     if a.json:
-        fitted = "all" if a.all else list(FITTED)
+        fitted = "all" if a.all else list(prefixes)
         a.json.write_text(json.dumps({"steps": a.steps, "fitted": fitted, "summary": report, "rows": rows}, indent=1))
 
 
