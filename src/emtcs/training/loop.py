@@ -90,6 +90,52 @@ def _parameter_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, 
     return [g for g in ({"params": rest}, {"params": fast, "lr": cfg.lr * cfg.stage_lr}) if g["params"]]
 
 
+def _check(cfg: TrainConfig) -> None:
+    """One-line errors for settings no run can train with."""
+    if cfg.task not in ("reconstruct", "denoise"):
+        raise InputError(f"unknown training task {cfg.task!r} (reconstruct or denoise)")
+    if cfg.loss not in LOSSES:
+        raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
+    if cfg.run < 1 or (cfg.run > 1 and (cfg.arch != "gapunet" or cfg.task != "reconstruct")):
+        raise InputError(f"--run {cfg.run}: runs of groups (at least 1) are for GapUNet's reconstruction only")
+    if cfg.edge_weight <= 0:
+        raise InputError(f"--edge-weight {cfg.edge_weight}: a weight above 0")
+    if cfg.spectral_weight < 0:
+        raise InputError(f"--spectral-weight {cfg.spectral_weight}: a weight of 0 or more")
+    if cfg.spectral_margin < 1:
+        raise InputError(f"--spectral-margin {cfg.spectral_margin}: a factor of 1 or more")
+    if not 0 < cfg.run_share <= 1:
+        raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
+    if not 0 <= cfg.ema < 1:
+        raise InputError(f"the weights' moving average needs a decay in [0, 1), got {cfg.ema}")
+    if not (cfg.simulate or cfg.data or cfg.scene_files):
+        raise InputError(NO_DATA)
+    if not (cfg.simulate or cfg.val_scene_files):
+        raise InputError("nothing to validate on: --no-simulate needs --val-scene-file FILES")
+
+
+def _load_checkpoint(path: str | os.PathLike[str], cfg: TrainConfig, dev: torch.device) -> dict[str, Any]:
+    """A checkpoint's state (tensors and JSON only), checked against the run that resumes it."""
+    state = torch.load(path, map_location=dev, weights_only=True)
+    saved = TrainConfig(**json.loads(state["config"]))
+    if saved.net_config != cfg.net_config:
+        raise InputError(f"{path} was trained with {saved.net_config}, not {cfg.net_config}")
+    if saved.val_doses != cfg.val_doses:  # the best checkpoint is chosen by one validation
+        doses = saved.val_doses or "drawn"
+        raise InputError(f"{path} was validated at doses {doses}: resume with the same --val-doses")
+    return state
+
+
+@torch.no_grad()
+def _update_average(averaged: dict[str, torch.Tensor], net: torch.nn.Module, decay: float) -> None:
+    """One step of the weights' exponential moving average (buffers copied as they are)."""
+    for k, v in net.state_dict().items():
+        if v.is_floating_point():
+            averaged[k].lerp_(v, 1 - decay)
+        else:
+            averaged[k].copy_(v)
+
+
 def train(
     cfg: TrainConfig,
     output: str | os.PathLike[str],
@@ -124,24 +170,7 @@ def train(
         raise InputError(f"output folder {out.parent} does not exist")
     if weights_path.exists() and not (force or resume):
         raise InputError(f"{weights_path} exists; use --force to overwrite it or --resume to continue its run")
-    if cfg.task not in ("reconstruct", "denoise"):
-        raise InputError(f"unknown training task {cfg.task!r} (reconstruct or denoise)")
-    if cfg.loss not in LOSSES:
-        raise InputError(f"unknown loss {cfg.loss!r} (known: {', '.join(LOSSES)})")
-    if cfg.run < 1 or (cfg.run > 1 and (cfg.arch != "gapunet" or cfg.task != "reconstruct")):
-        raise InputError(f"--run {cfg.run}: runs of groups (at least 1) are for GapUNet's reconstruction only")
-    if cfg.edge_weight <= 0:
-        raise InputError(f"--edge-weight {cfg.edge_weight}: a weight above 0")
-    if cfg.spectral_weight < 0:
-        raise InputError(f"--spectral-weight {cfg.spectral_weight}: a weight of 0 or more")
-    if cfg.spectral_margin < 1:
-        raise InputError(f"--spectral-margin {cfg.spectral_margin}: a factor of 1 or more")
-    if not 0 < cfg.run_share <= 1:
-        raise InputError(f"--run-share {cfg.run_share}: a share of the steps, above 0 and at most 1")
-    if not (cfg.simulate or cfg.data or cfg.scene_files):
-        raise InputError(NO_DATA)
-    if not (cfg.simulate or cfg.val_scene_files):
-        raise InputError("nothing to validate on: --no-simulate needs --val-scene-file FILES")
+    _check(cfg)
     if workers < 0:
         raise InputError(f"workers must be 0 or more, got {workers}")
     if device == "auto":
@@ -157,19 +186,10 @@ def train(
         raise InputError(f"--task denoise pretrains a network's denoiser; {cfg.arch} has none (gapunet has)")
     opt = torch.optim.Adam(_parameter_groups(net, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
-    if not 0 <= cfg.ema < 1:
-        raise InputError(f"the weights' moving average needs a decay in [0, 1), got {cfg.ema}")
     step, elapsed, cpu_s, history = 0, 0.0, 0.0, []
     averaged: dict[str, torch.Tensor] | None = None
     if resume:
-        state = torch.load(resume, map_location=dev, weights_only=True)
-        saved = TrainConfig(**json.loads(state["config"]))
-        if saved.net_config != cfg.net_config:
-            raise InputError(f"{resume} was trained with {saved.net_config}, not {cfg.net_config}")
-        if saved.val_doses != cfg.val_doses:  # the best checkpoint is chosen by one validation
-            raise InputError(
-                f"{resume} was validated at doses {saved.val_doses or 'drawn'}: resume with the same --val-doses"
-            )
+        state = _load_checkpoint(resume, cfg, dev)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         sched.load_state_dict(state["sched"])
@@ -279,12 +299,7 @@ def train(
             opt.step()
             sched.step()
             if averaged is not None:
-                with torch.no_grad():
-                    for k, v in net.state_dict().items():
-                        if v.is_floating_point():
-                            averaged[k].lerp_(v, 1 - cfg.ema)
-                        else:
-                            averaged[k].copy_(v)
+                _update_average(averaged, net, cfg.ema)
             step += 1
             rec: dict[str, float] = {"step": step, "loss": float(loss.detach()), "B": B, "lr": sched.get_last_lr()[0]}
             out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
