@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
-import platform
 import pstats
 import tempfile
 import time
 from pathlib import Path
 
 import emtcs
+from emtcs.bench.run import environment
 from emtcs.codec import write_simulation
 from emtcs.decoding import RUN
 
@@ -90,7 +89,7 @@ def main() -> None:
                         flush=True,
                     )
     if args.json:
-        machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
+        machine = environment()["machine"]
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
 
 
