@@ -21,7 +21,17 @@ import click
 
 from . import codec
 from ._version import __version__
-from .cli_options import adapt_option, device_option, numbers, quantise_options, quantise_settings
+from .cli_options import (
+    adapt_option,
+    device_option,
+    force_option,
+    numbers,
+    quantise_options,
+    quantise_settings,
+    quiet_option,
+    scheduler_option,
+    workers_option,
+)
 from .container import TcsReader
 from .decoders.guard import GUARD_RATIO
 from .decoding import RUN
@@ -99,10 +109,6 @@ def _progress(description: str, total: float, **kwargs: Any) -> Iterator[Callabl
         yield tick
 
 
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-force_option = click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emtcs")
 def main() -> None:
@@ -114,18 +120,6 @@ def main() -> None:
       emtcs info movie.tcs
       emtcs decompress movie.tcs -o restored.tif
     """
-
-
-workers_option = click.option(
-    "--workers", type=int, default=None, help="Run on a local Dask cluster of N processes (needs emtcs[distributed])."
-)
-scheduler_option = click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    default=None,
-    help="Run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; its workers "
-    "must see the files under the same paths.",
-)
 
 
 @main.command()

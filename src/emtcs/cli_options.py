@@ -1,4 +1,4 @@
-"""Click options shared by several ``emtcs`` commands (``compress``, ``bench``)."""
+"""Click options shared by several ``emtcs`` commands (:mod:`emtcs.cli`, :mod:`emtcs.bench.cli`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,32 @@ from typing import Any
 
 import click
 
-__all__ = ["device_option", "quantise_options", "quantise_settings", "quantise_steps"]
+__all__ = [
+    "adapt_option",
+    "device_option",
+    "force_option",
+    "numbers",
+    "quiet_option",
+    "quantise_options",
+    "quantise_settings",
+    "quantise_steps",
+    "scheduler_option",
+    "workers_option",
+]
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+force_option = click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+#: ``--workers N`` and ``--scheduler ADDRESS``: where ``compress`` and ``decompress`` run on dask
+workers_option = click.option(
+    "--workers", type=int, default=None, help="Run on a local Dask cluster of N processes (needs emtcs[distributed])."
+)
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; its workers "
+    "must see the files under the same paths.",
+)
 
 
 def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
