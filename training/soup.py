@@ -7,11 +7,13 @@ Fine-tunes that start from the same weights stay in one basin, and their mean is
 better decoder than either (the G1 soup of session 31: the best candidate on the screen
 finished as `auto` finishes, session 32); a fine-tune's mean with its start (``--shares``:
 a weighted mean) moves part of the way from the start towards it.  The config and what
-the weights serve are the first file's.  A later file may lack parts of the first one's
-network that start with no effect (``optional_parts``, e.g. the full-resolution head
-added to the shipped weights): it counts as holding them with no effect, its zero output
-layer zero and the layers behind it the mean of the files that hold them, so that the
-part's output is scaled by the holders' share.  The training record lists the parts.
+the weights serve are the first file's; the training record names the partners, their
+shares, steps and CPU-hours, and has no steps or validation score of its own.  A later
+file may lack parts of the first one's network that start with no effect
+(``optional_parts``, e.g. the full-resolution head added to the shipped weights): it
+counts as holding them with no effect, its zero output layer zero and the layers behind
+it the mean of the files that hold them, so that the part's output is scaled by the
+holders' share.
 Partners must start alike in every part, added ones included: before session 39 `--seed`
 also drew a fine-tune's added head, and the mean of phases 81 and 82 (seeds 0 and 1, each
 26.35 dB on the clips; their start 26.04) scored 26.20.
@@ -62,6 +64,18 @@ def soup(paths: list[Path], shares: list[float] | None = None) -> tuple[dict, di
     return first, mean
 
 
+def soup_record(paths: list[Path], shares: list[float]) -> dict:
+    """The training record of a soup: the network's description and each partner's steps,
+    CPU-hours and share; no steps or validation of its own (it had no training)."""
+    first = zoo.read_info(paths[0]).get("training", {})
+    partners = []
+    for p, w in zip(paths, shares):
+        t = zoo.read_info(p).get("training", {})
+        share = w / sum(shares)
+        partners.append({"file": p.name, "share": share, "steps": t.get("steps"), "cpu_hours": t.get("cpu_hours")})
+    return {**{k: first[k] for k in ("arch", "net", "parameters") if k in first}, "steps": 0, "soup_of": partners}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("weights", nargs="+", type=Path)
@@ -74,7 +88,7 @@ def main() -> None:
     if shares is not None and (len(shares) != len(a.weights) or min(shares) <= 0):
         ap.error("--shares: one positive number per weights file")
     info, state = soup(a.weights, shares)
-    training = {**info.get("training", {}), "soup_of": [str(p) for p in a.weights], "shares": shares}
+    training = soup_record(a.weights, shares or [1.0] * len(a.weights))
     zoo.save_weights(a.output, state, info["config"], serves=info["serves"], training=training)
     print(f"{a.output}: the mean of {len(a.weights)} weights files")
 
