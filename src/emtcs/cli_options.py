@@ -12,10 +12,10 @@ __all__ = [
     "device_option",
     "force_option",
     "numbers",
-    "quiet_option",
     "quantise_options",
     "quantise_settings",
     "quantise_steps",
+    "quiet_option",
     "scheduler_option",
     "workers_option",
 ]
