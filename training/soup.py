@@ -67,13 +67,13 @@ def soup(paths: list[Path], shares: list[float] | None = None) -> tuple[dict, di
 def soup_record(paths: list[Path], shares: list[float]) -> dict:
     """The training record of a soup: the network's description and each partner's steps,
     CPU-hours and share; no steps or validation of its own (it had no training)."""
-    first = zoo.read_info(paths[0]).get("training", {})
-    partners = []
-    for p, w in zip(paths, shares):
-        t = zoo.read_info(p).get("training", {})
-        share = w / sum(shares)
-        partners.append({"file": p.name, "share": share, "steps": t.get("steps"), "cpu_hours": t.get("cpu_hours")})
-    return {**{k: first[k] for k in ("arch", "net", "parameters") if k in first}, "steps": 0, "soup_of": partners}
+    records = [zoo.read_info(p).get("training", {}) for p in paths]
+    partners = [
+        {"file": p.name, "share": w / sum(shares), "steps": t.get("steps"), "cpu_hours": t.get("cpu_hours")}
+        for p, w, t in zip(paths, shares, records)
+    ]
+    network = {k: records[0][k] for k in ("arch", "net", "parameters") if k in records[0]}
+    return {**network, "steps": 0, "soup_of": partners}
 
 
 def main() -> None:
