@@ -48,7 +48,7 @@ MODES = ("hrtem", "bright-field", "liquid-cell", "stem")
 GROUP_SIZES = (10, 20)
 TAUS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 2.0)
 #: GapUNet's weights in a blend, and the lower bounds of the score ratio blended
-WEIGHTS = (0.5, 0.75)
+WEIGHTS = (0.5, 0.75, 0.9)
 BLEND_FROMS = (0.85, 0.9, 0.95, 0.98, 1.0)
 
 
