@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from emtcs.decoders import for_noise, get_decoder
+from emtcs.decoders.base import per_tile
 from emtcs.decoders.select import MARGIN
 from emtcs.metrics import psnr
 from emtcs.sensing import encode, masks
@@ -257,7 +258,7 @@ def main() -> None:
         sel = get_decoder("select", B=B, device="cpu")
         for g in coded_groups(cases, B):
             dec = for_noise(sel, measured=g.gain is not None)
-            net, tv = dec._both(g.y, g.C, g.electrons_per_unit)
+            net, tv = dec._both(g.y, g.C, per_tile(g.electrons_per_unit, len(g.y)))
             dec.decode(g.y, g.C, g.electrons_per_unit)  # for its scores
             row = {
                 "case": g.name,
