@@ -13,8 +13,8 @@
 # full-resolution head since phase 93), and so is the recipe (128 x 128 clips, batch 2, the
 # equivariance loss; phase 13; rmse, edges weighed 3 times, the spectral loss at the suite's
 # frame size, simulated lattices 4.5-12 px apart, abTEM scenes zoomed out to 0.4; phase 93,
-# shipped in session 44; since session 46 the shipped weights are its mean with phase 101,
-# which continued that recipe on 256 x 256 clips): later options win.
+# shipped in session 44; since session 47 the shipped weights are its mean with phases 101 and
+# 106, which continued that recipe on 256 x 256 clips): later options win.
 #   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output

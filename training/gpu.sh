@@ -22,7 +22,7 @@
 #                  with it.  The other steps keep single groups: on the CPU every step a run
 #                  (phases 59-61) lost 0.09-0.32 dB on the suite, whose movies are mostly one
 #                  group (session 36)
-#   spectral       the recipe of phase 93 (sessions 43-44; half of the shipped mean): rmse, the
+#   spectral       the recipe of phase 93 (sessions 43-44; a third of the shipped mean): rmse, the
 #                  edge frames weighed 3 times, fine lattices from the simulator, and the
 #                  spectral loss at the suite's scale (`--spectral-frame 256 --spectral-margin 3`),
 #                  which brought the first candidate ahead on the suite without invented peaks
