@@ -10,7 +10,8 @@
 # mask draws; a frame at 30 or more where the truth is under 10 counts as invented; the
 # shipped weights (the mean of phases 93, 101 and 106 since session 47) count 1 and 0, as phase 93 did;
 # phase 13 none), and the README demo decoded as the README does at B = 10 and 20 (shipped:
-# 27.54 and 25.13 dB; the mean of phases 93 and 101 27.47 and 25.07; phase 93 27.31 and 24.98; phase 13 27.30 and 25.05).  The report goes to stdout and to
+# 27.54 and 25.13 dB; the mean of phases 93 and 101 27.47 and 25.07; phase 93 27.31 and
+# 24.98; phase 13 27.30 and 25.05).  The report goes to stdout and to
 # scratch/notes/screen-CANDIDATE.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
