@@ -287,3 +287,44 @@ def test_every_row_reports_its_strongest_peak_the_reference_lacks():
             assert contrast == 0
         else:
             assert contrast >= PEAK_PRESENT and len(at) == 3 and 0 <= at[0] < len(noisy)
+
+
+def _fringed(frames_with: slice, n: int = 12, shape: tuple[int, int] = (64, 64)) -> tuple[np.ndarray, np.ndarray]:
+    """A flat noisy movie whose ``frames_with`` hold lattice fringes (one spectral peak each),
+    and its clean truth, which holds none."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    clean = np.full((n, *shape), 2000.0)
+    noisy = clean + np.random.default_rng(3).normal(0, 60, clean.shape)
+    noisy[frames_with] += 400 * np.cos(2 * np.pi * (y * 9 / shape[0] + x * 5 / shape[1]))
+    return np.clip(np.rint(noisy), 0, 65535).astype(np.uint16), clean
+
+
+def _invented(noisy: np.ndarray, clean: np.ndarray | None, reference: str, iterations: int = 4) -> dict[str, int]:
+    cfg = BenchConfig(
+        B=(3,),
+        decoders=("gaptv",),
+        codecs=("jpegxl",),
+        decoder_options={"gaptv": {"iterations": iterations}},
+        references=(reference,),
+    )
+    run = jsonable(run_bench(noisy, clean, config=cfg).to_json())
+    return {r["title"]: r["quality"][reference]["invented_peaks"] for r in run["rows"] if r["status"] == "ok"}
+
+
+def test_a_periodicity_the_recording_holds_is_not_invented_against_a_reference_made_from_it():
+    """Against the next frame, a lattice that the frames given to the codecs hold (and the
+    reference frames lack) is not counted as invented; against a truth that lacks it, it is."""
+    noisy, clean = _fringed(slice(0, None, 2))
+    against_next = _invented(noisy, None, "next")
+    assert against_next["JPEG XL"] == 0 and against_next["raw (uncompressed)"] == 0
+    against_truth = _invented(noisy, clean, "clean")
+    assert against_truth["JPEG XL"] == against_truth["raw (uncompressed)"] == len(noisy[::2])
+
+
+def test_a_lattice_moved_into_frames_without_it_is_invented_against_a_reference_made_from_the_recording():
+    """GAP-TV spreads a lattice that one frame of each group holds over the group's other
+    frames: those peaks count against the denoised reference, the raw frame's never do."""
+    noisy, _ = _fringed(slice(0, None, 3))
+    counts = _invented(noisy, None, "denoised", iterations=30)
+    assert counts["emtcs / gaptv"] > 0
+    assert counts["raw (uncompressed)"] == counts["JPEG XL"] == 0
