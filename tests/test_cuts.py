@@ -128,3 +128,49 @@ def test_frames_that_change_faster_than_a_group_can_follow_are_reported(tmp_path
     result = CliRunner().invoke(main, ["compress", str(src), "-B", "4", "--force"])
     assert result.exit_code == 0 and "change faster than a group of 4" in result.output
     assert emtcs.compress(src, tmp_path / "off.tcs", B=4, cuts=False)["coherence"] is None
+
+
+def _fringes(n: int, dose: float, turn: float, seed: int = 0) -> np.ndarray:
+    """Counts of lattice fringes 5 px apart over a flat background, the lattice turned by
+    ``turn`` radians a frame (a particle rotating in place: its outline stays put)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:96, :96]
+    frames = []
+    for t in range(n):
+        a = 0.3 + turn * t
+        frames.append(1.0 + 0.5 * np.cos(2 * np.pi * (x * np.cos(a) + y * np.sin(a)) / 5))
+    return rng.poisson(dose * np.stack(frames)).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("dose", "turn", "loses"),
+    [(200.0, 0.01, True), (200.0, 0.0, False), (0.5, 0.01, False)],
+)
+def test_fine_detail_that_changes_within_a_group_is_reported(tmp_path, dose, turn, loses):
+    """Fringes well above the noise that turn from frame to frame are reported (their
+    outline stays put); still fringes are not, nor
+    turning fringes under the noise (0.5 e/px), where there is little detail to lose."""
+    src = tmp_path / "fringes.tif"
+    tifffile.imwrite(src, _fringes(20, dose, turn))
+    coherence = emtcs.compress(src, tmp_path / "fringes.tcs", B=10)["coherence"]
+    assert coherence["lag"] == 5 and coherence["loses_detail"] is loses, coherence
+    assert coherence["too_fast"] is False
+    if dose > 1:
+        assert coherence["detail_next"] >= 0.3
+    result = CliRunner().invoke(main, ["compress", str(src), "-B", "10", "--force"])
+    said = " ".join(result.output.split())  # as the console wrapped it
+    assert result.exit_code == 0 and ("changes within a group of 10" in said) is loses
+
+
+def test_fine_detail_is_followed_only_with_a_lag():
+    from emtcs.cuts import CutDetector
+
+    frames = _fringes(8, 200.0, 0.01)
+    plain = CutDetector()
+    for f in frames:
+        plain.add(f)
+    coherence = plain.coherence()
+    assert coherence.detail_next is None and coherence.loses_detail is False
+    assert coherence.to_json()["detail_next"] is None
+    with pytest.raises(ValueError, match="at least 2"):
+        CutDetector(lag=1)

@@ -213,6 +213,13 @@ def compress(
                     f"a group of {info['B']} can follow and will decode blurred into each other; a smaller -B suits "
                     "this movie"
                 )
+            if coherence and coherence.get("loses_detail"):
+                stderr_console().print(
+                    f"  detail: fine detail correlates {coherence['detail_next']:.2f} between consecutive frames "
+                    f"and {coherence['detail_apart']:.2f} between frames {coherence['lag']} apart: it stands above "
+                    f"the noise but changes within a group of {info['B']}, and may decode no better than the raw "
+                    "frames show it; a smaller -B keeps more of it (docs/usage.md, 'Fine detail')"
+                )
 
 
 def _groups_line(info: dict[str, Any]) -> str:

@@ -77,8 +77,10 @@ def compress(
 ) -> dict[str, Any]:
     """Compress the movie ``src`` into a ``.tcs`` file; returns its :meth:`TcsReader.info`,
     with ``"coherence"`` added (not stored in the file): how consecutive frames correlate
-    against neighbouring blocks within a frame (:class:`emtcs.cuts.Coherence`; None with
-    ``cuts`` off), whose ``too_fast`` says the frames change faster than a group can follow.
+    against neighbouring blocks within a frame, and their fine detail against frames half
+    a group apart (:class:`emtcs.cuts.Coherence`; None with ``cuts`` off), whose
+    ``too_fast`` says the frames change faster than a group can follow and
+    ``loses_detail`` that detail well above the noise changes within a group.
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float and
@@ -148,7 +150,7 @@ def compress(
             noise_sigma=sigma if sigma is not None and coding.name != "gaussian-v1" else 0.0,
             noise_spread=spread if sigma is not None else 0.0,
         )
-        detector = CutDetector() if cuts else None
+        detector = CutDetector(lag=B // 2 if B >= 4 else None) if cuts else None
         with atomic_output(dst, force=force) as tmp:
             with TcsWriter(tmp, header) as writer:
                 for frames in _groups(read, n, group, B, detector, progress):

@@ -33,7 +33,18 @@ their neighbours (structure larger than a block, not noise) but hardly with the 
 blocks of the next frame changes faster than a group can follow (a time-lapse with frames
 far apart in time): its decoded frames blur into each other, and a smaller B suits it.
 
-The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts").
+Fine detail asks the same at the scale of atoms and lattice fringes, which binning
+averages away: with ``lag`` (``compress`` gives half its B), each frame's central crop of
+at most ``DETAIL_SIDE`` pixels less its Gaussian blur (``DETAIL_SIGMA``) is correlated
+with the frame before it and with the frame ``lag`` before it.  Noise is independent
+between frames, so the first correlation is the share of the detail that stands above
+the noise and persists for a frame; the second, against it, how much of that a group
+keeps.  Detail well above the noise (``DETAIL_STRONG``) that a group does not keep
+(``DETAIL_KEPT``) is what a temporal decoder loses: such a movie may decode no better
+than its raw frames (:attr:`Coherence.loses_detail`).
+
+The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts", "Fine
+detail").
 """
 
 from __future__ import annotations
@@ -56,6 +67,10 @@ __all__ = [
     "MIN_VALUES",
     "MIN_STRUCTURE",
     "MAX_LAG",
+    "DETAIL_SIDE",
+    "DETAIL_SIGMA",
+    "DETAIL_STRONG",
+    "DETAIL_KEPT",
 ]
 
 #: Side of the blocks a frame is binned to.
@@ -79,34 +94,67 @@ MIN_VALUES = 64
 MIN_STRUCTURE = 0.5
 #: ...and consecutive frames correlate by more than this much less.
 MAX_LAG = 0.3
+#: Fine detail is compared over a central crop of at most this side...
+DETAIL_SIDE = 256
+#: ...less its Gaussian blur of this sigma (pixels).
+DETAIL_SIGMA = 2.0
+#: Detail stands well above the noise where consecutive frames' detail correlates by this much...
+DETAIL_STRONG = 0.3
+#: ...and a group loses it where frames ``lag`` apart keep less than this share of that correlation.
+DETAIL_KEPT = 0.5
 
 
 @dataclass(frozen=True)
 class Coherence:
     """Medians over a movie of the correlation of consecutive binned frames (``between``,
-    cuts left out) and of neighbouring blocks within a frame (``within``)."""
+    cuts left out) and of neighbouring blocks within a frame (``within``); with a lag,
+    of consecutive frames' fine detail (``detail_next``) and of frames ``lag`` apart
+    (``detail_apart``), None without."""
 
     between: float
     within: float
+    detail_next: float | None = None
+    detail_apart: float | None = None
+    lag: int | None = None
 
     @property
     def too_fast(self) -> bool:
         """Whether the frames change faster than a group of them can follow."""
         return self.within >= MIN_STRUCTURE and self.between < self.within - MAX_LAG
 
-    def to_json(self) -> dict[str, float | bool]:
-        """``between_frames``, ``within_frames`` (three decimals) and ``too_fast``."""
+    @property
+    def loses_detail(self) -> bool:
+        """Whether fine detail stands well above the noise and changes within a group: a
+        temporal decoder may then give the frames back no better than they were recorded."""
+        if self.detail_next is None or self.detail_apart is None:
+            return False
+        return self.detail_next >= DETAIL_STRONG and self.detail_apart < DETAIL_KEPT * self.detail_next
+
+    def to_json(self) -> dict[str, float | bool | int | None]:
+        """``between_frames``, ``within_frames``, ``detail_next``, ``detail_apart`` (three
+        decimals; the last two None without a lag), ``lag``, ``too_fast`` and ``loses_detail``."""
         return {
             "between_frames": round(self.between, 3),
             "within_frames": round(self.within, 3),
+            "detail_next": None if self.detail_next is None else round(self.detail_next, 3),
+            "detail_apart": None if self.detail_apart is None else round(self.detail_apart, 3),
+            "lag": self.lag,
             "too_fast": self.too_fast,
+            "loses_detail": self.loses_detail,
         }
 
 
 class CutDetector:
-    """Streams frames (:meth:`add`) and collects the indices of frames that start a new scene."""
+    """Streams frames (:meth:`add`) and collects the indices of frames that start a new scene;
+    with ``lag`` (2 or more) it also follows their fine detail over that many frames."""
 
-    def __init__(self) -> None:
+    def __init__(self, lag: int | None = None) -> None:
+        if lag is not None and lag < 2:
+            raise ValueError(f"lag must be at least 2 (got {lag})")
+        self.lag = lag
+        self._details: deque[np.ndarray] = deque(maxlen=lag or 1)
+        self._detail_next = np.zeros(_LEVELS, dtype=np.int64)
+        self._detail_apart = np.zeros(_LEVELS, dtype=np.int64)
         self.cuts: list[int] = []
         # histograms of the correlations between consecutive frames (cuts left out) and
         # within frames: a movie's medians in constant memory
@@ -145,16 +193,44 @@ class CutDetector:
                 self.cuts.append(self._t)
             else:
                 self._between[_level(r)] += 1
+        if self.lag is not None:
+            self._add_detail(frame, cut)
         self._previous = binned
         self._t += 1
         return cut
+
+    def _add_detail(self, frame: np.ndarray, cut: bool) -> None:
+        """Count the frame's fine detail against the frame before it and ``lag`` before it."""
+        from scipy.ndimage import gaussian_filter
+
+        h, w = frame.shape
+        if min(h, w) < 8 * DETAIL_SIGMA:  # too small to have detail apart from its blur
+            return
+        y0, x0 = max((h - DETAIL_SIDE) // 2, 0), max((w - DETAIL_SIDE) // 2, 0)
+        part = np.asarray(frame[y0 : y0 + DETAIL_SIDE, x0 : x0 + DETAIL_SIDE], dtype=np.float32)
+        detail = part - gaussian_filter(part, DETAIL_SIGMA, mode="reflect")
+        if cut:
+            self._details.clear()  # another scene: nothing before it continues
+        if self._details:
+            self._detail_next[_level(_correlation(self._details[-1], detail))] += 1
+            if len(self._details) == self.lag:
+                self._detail_apart[_level(_correlation(self._details[0], detail))] += 1
+        self._details.append(detail)
 
     def coherence(self) -> Coherence | None:
         """How consecutive frames correlate against neighbouring blocks within a frame
         (:class:`Coherence`); None before two frames of at least 8 x 8 pixels."""
         if not self._between.any():
             return None
-        return Coherence(_median(self._between), _median(self._within))
+        if not self._detail_apart.any():
+            return Coherence(_median(self._between), _median(self._within))
+        return Coherence(
+            _median(self._between),
+            _median(self._within),
+            _median(self._detail_next),
+            _median(self._detail_apart),
+            self.lag,
+        )
 
     def _drops(self, r: float) -> bool:
         """Whether correlation ``r`` falls far below the scene's running statistics."""
