@@ -132,7 +132,7 @@ def test_frames_that_change_faster_than_a_group_can_follow_are_reported(tmp_path
 
 def _fringes(n: int, dose: float, turn: float, seed: int = 0) -> np.ndarray:
     """Counts of lattice fringes 5 px apart over a flat background, the lattice turned by
-    ``turn`` radians a frame (a particle rotating in place: its outline stays put)."""
+    ``turn`` radians a frame (a crystal turning in place)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[:96, :96]
     frames = []
@@ -147,9 +147,9 @@ def _fringes(n: int, dose: float, turn: float, seed: int = 0) -> np.ndarray:
     [(200.0, 0.01, True), (200.0, 0.0, False), (0.5, 0.01, False)],
 )
 def test_fine_detail_that_changes_within_a_group_is_reported(tmp_path, dose, turn, loses):
-    """Fringes well above the noise that turn from frame to frame are reported (their
-    outline stays put); still fringes are not, nor
-    turning fringes under the noise (0.5 e/px), where there is little detail to lose."""
+    """Fringes well above the noise that turn from frame to frame are reported (binned, they
+    hardly change: not too fast); still fringes are not, nor turning fringes under the
+    noise (0.5 e/px), where there is little detail to lose."""
     src = tmp_path / "fringes.tif"
     tifffile.imwrite(src, _fringes(20, dose, turn))
     coherence = emtcs.compress(src, tmp_path / "fringes.tcs", B=10)["coherence"]
