@@ -130,19 +130,16 @@ class _Reference:
     frames: np.ndarray
     data_range: float
     description: str
-    #: Frames whose spectral peaks count as held too (for references made from the recording:
-    #: the raw frames the codecs were given).
-    support: np.ndarray | None = None
+    #: A reference whose spectral peaks count as held too (for references made from the
+    #: recording: the raw frames the codecs were given).
+    support: _Reference | None = None
 
     @cached_property
     def peaks(self) -> list[np.ndarray]:
         """Each frame's :func:`emtcs.metrics.peak_contrast`, found once for every row scored
         against it; with ``support``, bin by bin the higher of the frame's and its support's."""
-        if self.support is None:
-            return [peak_contrast(f).astype(np.float32) for f in self.frames]
-        return [
-            np.maximum(peak_contrast(f), peak_contrast(s)).astype(np.float32) for f, s in zip(self.frames, self.support)
-        ]
+        own = [peak_contrast(f).astype(np.float32) for f in self.frames]
+        return own if self.support is None else [np.maximum(a, b) for a, b in zip(own, self.support.peaks)]
 
 
 def simulated_movie(
@@ -426,14 +423,20 @@ class _Bench:
             "raw": (self.frames, "raw frames as recorded"),
             "next": (self.next, NEXT_RULE),
         }
+        # the raw frames' spectra are found once, whether they are a reference, support, or both
+        given = _Reference(
+            self.frames, float(np.max(self.frames)) - float(np.min(self.frames)) or 1.0, stacks["raw"][1]
+        )
         self.refs: dict[str, _Reference] = {}
         for name in names:
             stack, text = stacks[name]
             span = float(np.max(stack)) - float(np.min(stack))
-            support = self.frames if name in RECORDED else None
-            if support is not None:
-                text = f"{text}; {RECORDED_PEAKS}"
-            self.refs[name] = _Reference(stack, span or 1.0, text, support)
+            if name == "raw":
+                self.refs[name] = given
+            elif name in RECORDED:
+                self.refs[name] = _Reference(stack, span or 1.0, f"{text}; {RECORDED_PEAKS}", given)
+            else:
+                self.refs[name] = _Reference(stack, span or 1.0, text)
         self.samples["raw"] = np.array(self.frames[self.k])
         if self.clean is not None:
             self.samples["clean"] = np.array(self.clean[self.k])
