@@ -34,29 +34,46 @@ from emtcs.metrics import psnr
 FRAMES = 20
 
 
-def measure(clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tmp: Path) -> dict[str, Any]:
-    """One scene at one dose and B: the raw and decoded PSNR and compress's coherence report."""
+def measure(
+    clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tmp: Path, split: bool = False
+) -> list[dict[str, Any]]:
+    """One scene at one dose and B: the raw and decoded PSNR, the file's size and compress's
+    coherence report; with ``split`` a second row compressed with ``split_detail`` (its
+    decode skipped where no group ended early: the file is then the same)."""
     noisy = rng.poisson(clean * dose).astype(np.uint16)
     truth = clean * dose
     span = float(truth.max() - truth.min()) or 1.0
-    src, tcs, out = tmp / "movie.tif", tmp / "movie.tcs", tmp / "decoded.tif"
+    src = tmp / "movie.tif"
     tifffile.imwrite(src, noisy)
-    t0 = time.perf_counter()
-    info = emtcs.compress(src, tcs, B=B, force=True)
-    emtcs.decompress(tcs, out, force=True)
-    decoded = tifffile.imread(out).astype(np.float64)
-    return {
-        "dose": dose,
-        "B": B,
-        "raw_psnr": psnr(truth, noisy.astype(np.float64), data_range=span),
-        "decoded_psnr": psnr(truth, decoded, data_range=span),
-        "seconds": time.perf_counter() - t0,
-        "coherence": info["coherence"],
-    }
+    raw = psnr(truth, noisy.astype(np.float64), data_range=span)
+    rows: list[dict[str, Any]] = []
+    for split_detail in (False, True) if split else (False,):
+        tcs, out = tmp / "movie.tcs", tmp / "decoded.tif"
+        t0 = time.perf_counter()
+        info = emtcs.compress(src, tcs, B=B, split_detail=split_detail, force=True)
+        row = {"dose": dose, "B": B, "split_detail": split_detail, "raw_psnr": raw}
+        if split_detail and not info["detail_splits"]:
+            rows.append({**rows[0], **row, "detail_splits": []})
+            continue
+        emtcs.decompress(tcs, out, force=True)
+        decoded = tifffile.imread(out).astype(np.float64)
+        rows.append(
+            {
+                **row,
+                "decoded_psnr": psnr(truth, decoded, data_range=span),
+                "file_bytes": info["file_bytes"],
+                "groups": len(info["groups"]),
+                "detail_splits": info["detail_splits"],
+                "seconds": time.perf_counter() - t0,
+                "coherence": info["coherence"],
+            }
+        )
+    return rows
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """How the report's calls fall against decoding below the raw frames."""
+    """How the report's calls fall against decoding below the raw frames (fixed groups)."""
+    rows = [r for r in rows if not r["split_detail"]]
     below = [r["decoded_psnr"] < r["raw_psnr"] for r in rows]
     called = [bool(r["coherence"] and r["coherence"]["loses_detail"]) for r in rows]
     return {
@@ -73,6 +90,7 @@ def main() -> None:
     ap.add_argument("--doses", default="20,200", help="electrons per pixel (default 20,200)")
     ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the counting noise")
+    ap.add_argument("--split", action="store_true", help="also compress with --split-detail (rows of their own)")
     ap.add_argument("--json", type=Path, help="write every movie's numbers here")
     a = ap.parse_args()
     doses = [float(d) for d in a.doses.split(",")]
@@ -84,15 +102,17 @@ def main() -> None:
             clean = f[name][:FRAMES].astype(np.float64)
             for dose in doses:
                 for B in Bs:
-                    row = {"scene": name, **measure(clean, dose, B, rng, Path(tmp))}
-                    rows.append(row)
-                    c = row["coherence"]
-                    print(
-                        f"{name} {dose:g} e/px B={B}: raw {row['raw_psnr']:.2f} dB, decoded "
-                        f"{row['decoded_psnr']:.2f} dB; detail {c['detail_next']:.3f} next, "
-                        f"{c['detail_apart']:.3f} apart{'; reported' if c['loses_detail'] else ''}",
-                        flush=True,
-                    )
+                    for row in measure(clean, dose, B, rng, Path(tmp), a.split):
+                        rows.append({"scene": name, **row})
+                        c = row["coherence"]
+                        print(
+                            f"{name} {dose:g} e/px B={B}{' split' if row['split_detail'] else ''}: raw "
+                            f"{row['raw_psnr']:.2f} dB, decoded {row['decoded_psnr']:.2f} dB, "
+                            f"{row['file_bytes']} bytes; detail {c['detail_next']:.3f} next, "
+                            f"{c['detail_apart']:.3f} apart{'; reported' if c['loses_detail'] else ''}"
+                            + (f"; {len(row['detail_splits'])} split" if row["split_detail"] else ""),
+                            flush=True,
+                        )
     totals = summary(rows)
     print(
         f"{totals['movies']} movies: {totals['below_raw']} decode below their raw frames, "

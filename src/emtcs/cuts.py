@@ -148,11 +148,18 @@ class CutDetector:
     """Streams frames (:meth:`add`) and collects the indices of frames that start a new scene;
     with ``lag`` (2 or more) it also follows their fine detail over that many frames."""
 
-    def __init__(self, lag: int | None = None) -> None:
+    def __init__(self, lag: int | None = None, *, split_detail: bool = False) -> None:
         if lag is not None and lag < 2:
             raise ValueError(f"lag must be at least 2 (got {lag})")
         self.lag = lag
+        self.split_detail = split_detail
         self._details: deque[np.ndarray] = deque(maxlen=lag or 1)
+        # for split_detail: the detail of the frame the current group started with, and the
+        # scene's recent correlations of consecutive frames' detail
+        self._group_detail: np.ndarray | None = None
+        self._recent_detail: deque[float] = deque(maxlen=WINDOW)
+        #: Frames that start a group because their detail moved (``detail_moved``), ascending.
+        self.detail_splits: list[int] = []
         self._detail_next = np.zeros(_LEVELS, dtype=np.int64)
         self._detail_apart = np.zeros(_LEVELS, dtype=np.int64)
         self.cuts: list[int] = []
@@ -193,7 +200,7 @@ class CutDetector:
                 self.cuts.append(self._t)
             else:
                 self._between[_level(r)] += 1
-        if self.lag is not None:
+        if self.lag is not None or self.split_detail:
             self._add_detail(frame, cut)
         self._previous = binned
         self._t += 1
@@ -211,11 +218,31 @@ class CutDetector:
         detail = part - gaussian_filter(part, DETAIL_SIGMA, mode="reflect")
         if cut:
             self._details.clear()  # another scene: nothing before it continues
+            self._recent_detail.clear()
         if self._details:
-            self._detail_next[_level(_correlation(self._details[-1], detail))] += 1
+            r = _correlation(self._details[-1], detail)
+            self._detail_next[_level(r)] += 1
+            self._recent_detail.append(r)
             if len(self._details) == self.lag:
                 self._detail_apart[_level(_correlation(self._details[0], detail))] += 1
         self._details.append(detail)
+
+    def start_group(self) -> None:
+        """The frame added last starts a group: later frames' detail is compared with its."""
+        self._group_detail = self._details[-1] if self.split_detail and self._details else None
+
+    def detail_moved(self) -> bool:
+        """With ``split_detail``: whether the frame added last should start a new group, its fine
+        detail keeping less than ``DETAIL_KEPT`` of what consecutive frames keep (a running
+        median of at least ``DETAIL_STRONG``) against the frame its group started with.  A
+        True is recorded in ``detail_splits``; the caller then calls :meth:`start_group`."""
+        if self._group_detail is None or len(self._recent_detail) < WARMUP:
+            return False
+        typical = float(np.median(self._recent_detail))
+        if typical < DETAIL_STRONG or _correlation(self._group_detail, self._details[-1]) >= DETAIL_KEPT * typical:
+            return False
+        self.detail_splits.append(self._t - 1)
+        return True
 
     def coherence(self) -> Coherence | None:
         """How consecutive frames correlate against neighbouring blocks within a frame
