@@ -28,46 +28,73 @@ import numpy as np
 import tifffile
 
 import emtcs
+import emtcs.cuts
+from emtcs.bench.codecs import get_codec
 from emtcs.bench.run import environment
 from emtcs.metrics import psnr
 
 FRAMES = 20
 
 
+def _coded(
+    noisy: np.ndarray, truth: np.ndarray, tmp: Path, B: int, split_detail: bool = False
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The movie compressed at ``B`` and decoded as ``emtcs decompress`` does by default:
+    its PSNR, the file's size and JPEG XL's PSNR at that size (None with ``split_detail``
+    where no group ended early: the file is then that of groups of B); and compress's info."""
+    span = float(truth.max() - truth.min()) or 1.0
+    src, tcs, out = tmp / "movie.tif", tmp / "movie.tcs", tmp / "decoded.tif"
+    tifffile.imwrite(src, noisy)
+    t0 = time.perf_counter()
+    info = emtcs.compress(src, tcs, B=B, split_detail=split_detail, force=True)
+    if split_detail and not info["detail_splits"]:
+        return None, info
+    emtcs.decompress(tcs, out, force=True)
+    decoded = tifffile.imread(out).astype(np.float64)
+    seconds = time.perf_counter() - t0
+    jxl = get_codec("jpegxl").at_budget(noisy, info["file_bytes"])
+    return {
+        "decoded_psnr": psnr(truth, decoded, data_range=span),
+        "jpegxl_psnr": None if jxl.decoded is None else psnr(truth, jxl.decoded.astype(np.float64), data_range=span),
+        "file_bytes": info["file_bytes"],
+        "groups": len(info["groups"]),
+        "seconds": seconds,
+    }, info
+
+
 def measure(
     clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tmp: Path, split: bool = False
 ) -> list[dict[str, Any]]:
-    """One scene at one dose and B: the raw and decoded PSNR, the file's size and compress's
-    coherence report; with ``split`` a second row compressed with ``split_detail`` (its
-    decode skipped where no group ended early: the file is then the same)."""
+    """One scene at one dose and B: the raw and decoded PSNR, the file's size, JPEG XL's
+    PSNR at that size and compress's coherence report.  With ``split`` a second row
+    compressed with ``split_detail``, which where groups ended early also holds
+    ``uniform``: the movie in fixed groups of about the same mean length (about the same
+    size)."""
     noisy = rng.poisson(clean * dose).astype(np.uint16)
     truth = clean * dose
     span = float(truth.max() - truth.min()) or 1.0
-    src = tmp / "movie.tif"
-    tifffile.imwrite(src, noisy)
     raw = psnr(truth, noisy.astype(np.float64), data_range=span)
-    rows: list[dict[str, Any]] = []
-    for split_detail in (False, True) if split else (False,):
-        tcs, out = tmp / "movie.tcs", tmp / "decoded.tif"
-        t0 = time.perf_counter()
-        info = emtcs.compress(src, tcs, B=B, split_detail=split_detail, force=True)
-        row = {"dose": dose, "B": B, "split_detail": split_detail, "raw_psnr": raw}
-        if split_detail and not info["detail_splits"]:
-            rows.append({**rows[0], **row, "detail_splits": []})
-            continue
-        emtcs.decompress(tcs, out, force=True)
-        decoded = tifffile.imread(out).astype(np.float64)
-        rows.append(
-            {
-                **row,
-                "decoded_psnr": psnr(truth, decoded, data_range=span),
-                "file_bytes": info["file_bytes"],
-                "groups": len(info["groups"]),
-                "detail_splits": info["detail_splits"],
-                "seconds": time.perf_counter() - t0,
-                "coherence": info["coherence"],
-            }
-        )
+    scores, info = _coded(noisy, truth, tmp, B)
+    head = {"dose": dose, "B": B, "raw_psnr": raw}
+    rows = [{**head, "split_detail": False, **scores, "coherence": info["coherence"]}]
+    if not split:
+        return rows
+    split_scores, info = _coded(noisy, truth, tmp, B, split_detail=True)
+    if split_scores is None:
+        rows.append({**rows[0], "split_detail": True, "detail_splits": []})
+        return rows
+    uniform_B = max(2, round(len(noisy) / split_scores["groups"]))
+    uniform, _ = _coded(noisy, truth, tmp, uniform_B)
+    rows.append(
+        {
+            **head,
+            "split_detail": True,
+            **split_scores,
+            "detail_splits": info["detail_splits"],
+            "coherence": info["coherence"],
+            "uniform": {"B": uniform_B, **uniform},
+        }
+    )
     return rows
 
 
@@ -91,15 +118,25 @@ def main() -> None:
     ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the counting noise")
     ap.add_argument("--split", action="store_true", help="also compress with --split-detail (rows of their own)")
+    ap.add_argument("--split-kept", type=float, help="emtcs.cuts.SPLIT_KEPT for --split (default: as shipped)")
+    ap.add_argument(
+        "--still",
+        type=int,
+        default=0,
+        help="frames of the scene's first frame (fresh noise) before its own: a specimen that holds still, then moves",
+    )
     ap.add_argument("--json", type=Path, help="write every movie's numbers here")
     a = ap.parse_args()
     doses = [float(d) for d in a.doses.split(",")]
     Bs = [int(b) for b in a.B.split(",")]
+    if a.split_kept is not None:
+        emtcs.cuts.SPLIT_KEPT = a.split_kept  # the detector reads it at every frame
     rng = np.random.default_rng(a.seed)
     rows: list[dict[str, Any]] = []
     with h5py.File(a.scenes, "r") as f, tempfile.TemporaryDirectory() as tmp:
         for name in sorted(f.keys()):
             clean = f[name][:FRAMES].astype(np.float64)
+            clean = np.concatenate([np.repeat(clean[:1], a.still, axis=0), clean])
             for dose in doses:
                 for B in Bs:
                     for row in measure(clean, dose, B, rng, Path(tmp), a.split):
@@ -108,7 +145,8 @@ def main() -> None:
                         print(
                             f"{name} {dose:g} e/px B={B}{' split' if row['split_detail'] else ''}: raw "
                             f"{row['raw_psnr']:.2f} dB, decoded {row['decoded_psnr']:.2f} dB, "
-                            f"{row['file_bytes']} bytes; detail {c['detail_next']:.3f} next, "
+                            f"{row['file_bytes']} bytes (JPEG XL {row['jpegxl_psnr'] or float('nan'):.2f} dB); "
+                            f"detail {c['detail_next']:.3f} next, "
                             f"{c['detail_apart']:.3f} apart{'; reported' if c['loses_detail'] else ''}"
                             + (f"; {len(row['detail_splits'])} split" if row["split_detail"] else ""),
                             flush=True,
@@ -120,7 +158,15 @@ def main() -> None:
         f"{totals['at_or_above_raw_reported']} reported that do not"
     )
     if a.json:
-        doc = {"scenes": str(a.scenes), "seed": a.seed, "environment": environment(), "summary": totals, "movies": rows}
+        doc = {
+            "scenes": str(a.scenes),
+            "seed": a.seed,
+            "still": a.still,
+            "split_kept": emtcs.cuts.SPLIT_KEPT,
+            "environment": environment(),
+            "summary": totals,
+            "movies": rows,
+        }
         a.json.write_text(json.dumps(doc, indent=1) + "\n")
 
 

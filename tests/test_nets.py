@@ -341,6 +341,24 @@ def test_clip_options_add_intensity_changes_and_scene_cuts():
     assert cut[1] > 2 * calm[1]  # one large jump per clip where the scene changes
 
 
+def test_still_clips_hold_their_first_frame():
+    """--still makes about that share of the clips one frame throughout (a specimen that
+    does not move); without it no clip holds still."""
+    from emtcs.training import ClipPool, TrainConfig
+
+    def clips(still: float) -> list[np.ndarray]:
+        pool = ClipPool(TrainConfig(scenes=2, scene_frames=12, scene_size=48, still=still), seed_offset=5, scenes=2)
+        rng = np.random.default_rng(0)
+        return [pool.clip(rng, 8, 24) for _ in range(40)]
+
+    def held(c: np.ndarray) -> bool:
+        return bool(np.all(c == c[:1]))
+
+    plain, half, every = clips(0.0), clips(0.5), clips(1.0)
+    assert not any(map(held, plain)) and all(map(held, every))
+    assert 10 <= sum(map(held, half)) <= 30
+
+
 def test_clip_pool_lattice_spacing_sets_the_simulated_sampling():
     """--column-spacing reaches the simulator: finer lattices put the scenes' power at
     higher spatial frequencies."""

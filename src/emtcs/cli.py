@@ -721,6 +721,13 @@ def simulate(
     help="Probability that a clip cuts to another scene.",
 )
 @click.option(
+    "--still",
+    type=click.FloatRange(0, 1),
+    default=_TRAINING.still,
+    show_default=True,
+    help="Probability that a clip holds still (its first frame throughout, counted anew each frame).",
+)
+@click.option(
     "--jpeg",
     type=click.FloatRange(0, 1),
     default=_TRAINING.jpeg,
@@ -924,6 +931,7 @@ def train(
     motion: float,
     flicker: float,
     cuts: float,
+    still: float,
     jpeg: float,
     flat_noise: float,
     noise_blur: float,
@@ -1015,6 +1023,7 @@ def train(
         motion=motion,
         flicker=flicker,
         cuts=cuts,
+        still=still,
         jpeg=jpeg,
         flat_noise=flat_noise,
         noise_blur=noise_blur,

@@ -43,6 +43,13 @@ keeps.  Detail well above the noise (``DETAIL_STRONG``) that a group does not ke
 (``DETAIL_KEPT``) is what a temporal decoder loses: such a movie may decode no better
 than its raw frames (:attr:`Coherence.loses_detail`).
 
+With ``split_detail`` the same comparison decides where groups end, frame by frame rather
+than for the whole movie: :meth:`CutDetector.detail_moved` says when a frame's detail
+keeps less than ``SPLIT_KEPT`` of the running median of consecutive frames' (itself at
+least ``DETAIL_STRONG``, over the last ``WINDOW`` frames, after ``WARMUP``) against the
+frame its group started with, and ``compress`` starts a new group there: bytes are spent
+where the detail changes, and a still movie keeps groups of B.
+
 The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts", "Fine
 detail").
 """
@@ -71,6 +78,7 @@ __all__ = [
     "DETAIL_SIGMA",
     "DETAIL_STRONG",
     "DETAIL_KEPT",
+    "SPLIT_KEPT",
 ]
 
 #: Side of the blocks a frame is binned to.
@@ -102,6 +110,9 @@ DETAIL_SIGMA = 2.0
 DETAIL_STRONG = 0.3
 #: ...and a group loses it where frames ``lag`` apart keep less than this share of that correlation.
 DETAIL_KEPT = 0.5
+#: With ``split_detail`` a frame starts a new group where it keeps less than this share of
+#: that correlation against the group's first frame.
+SPLIT_KEPT = 0.5
 
 
 @dataclass(frozen=True)
@@ -233,13 +244,13 @@ class CutDetector:
 
     def detail_moved(self) -> bool:
         """With ``split_detail``: whether the frame added last should start a new group, its fine
-        detail keeping less than ``DETAIL_KEPT`` of what consecutive frames keep (a running
+        detail keeping less than ``SPLIT_KEPT`` of what consecutive frames keep (a running
         median of at least ``DETAIL_STRONG``) against the frame its group started with.  A
         True is recorded in ``detail_splits``; the caller then calls :meth:`start_group`."""
         if self._group_detail is None or len(self._recent_detail) < WARMUP:
             return False
         typical = float(np.median(self._recent_detail))
-        if typical < DETAIL_STRONG or _correlation(self._group_detail, self._details[-1]) >= DETAIL_KEPT * typical:
+        if typical < DETAIL_STRONG or _correlation(self._group_detail, self._details[-1]) >= SPLIT_KEPT * typical:
             return False
         self.detail_splits.append(self._t - 1)
         return True

@@ -53,7 +53,7 @@ class ClipPool:
     ):
         self.movies: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
-        self.motion, self.flicker, self.cuts = cfg.motion, cfg.flicker, cfg.cuts
+        self.motion, self.flicker, self.cuts, self.still = cfg.motion, cfg.flicker, cfg.cuts, cfg.still
         if cfg.simulate:
             from ..simulate import MovieSimulator, SimulationConfig
 
@@ -94,6 +94,8 @@ class ClipPool:
     def clip(self, rng: np.random.Generator, B: int, P: int) -> np.ndarray:
         """A (B, P, P) clean clip, randomly flipped/rotated, mean intensity about 1."""
         clip = self._one_clip(rng, B, P)
+        if self.still > 0 and rng.random() < self.still:  # drawn only when asked: runs without it stay as they were
+            clip = np.repeat(clip[:1], B, axis=0)
         if B > 2 and rng.random() < self.cuts:  # a scene change part-way through
             k = int(rng.integers(1, B))
             clip = np.concatenate([clip[:k], self._one_clip(rng, B - k, P)])
@@ -399,10 +401,10 @@ class Batches:
             self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-#: The validation clips' own scene cuts, flicker, drift and zoom, whatever training uses
+#: The validation clips' own scene cuts, flicker, drift, stillness and zoom, whatever training uses
 #: (the campaign's settings since its phase 15, ``training/campaign.sh``), so that runs
 #: trained with other degradations or pixel sizes are scored on the same clips.
-VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4, "zoom": (0.6, 1.7)}
+VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4, "still": 0.0, "zoom": (0.6, 1.7)}
 
 
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
