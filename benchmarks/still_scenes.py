@@ -1,0 +1,128 @@
+"""How well do the decoders give back a specimen that holds still?
+
+A still specimen is the easiest movie for temporal compressive sensing: every frame of a
+group is the same, so the normalised measurement Y / sum_b C_b already holds it, with the
+noise of about sum_b C_b frames averaged.  Training movies always move (simulated drift,
+turning and hopping atoms), so this asks whether the decoders learned that case too:
+
+* lattice fringes 5, 7 and 10 px apart (half the mean intensity in contrast, 256 x 256,
+  200 e/px), still;
+* abTEM validation scenes (``../shared/data/abtem-hrtem``, seeds no training run uses),
+  their first frame held still, and as recorded (moving), at 20 and 200 e/px.
+
+Each movie (20 frames, Poisson counts) is compressed at each B and decoded with each
+decoder; PSNR against the clean truth (the bench's movie PSNR), beside the raw frames'
+and that of the still estimate itself, Y / sum_b C_b repeated over the group (a
+reference point, not a decoder emtcs offers: it is exact only for a specimen that does
+not move).  ``EMTCS_MODELS`` picks the weights as for ``emtcs decompress``.
+
+    python benchmarks/still_scenes.py --json still.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import tifffile
+
+import emtcs
+from emtcs import zoo
+from emtcs.bench.run import environment
+from emtcs.metrics import psnr
+from emtcs.sensing import masks
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENES = ROOT.parent / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
+FRAMES = 20
+
+
+def fringes(period: float, side: int = 256) -> np.ndarray:
+    """Clean still fringes ``period`` px apart, mean 1, contrast 0.5, turned 0.3 rad."""
+    y, x = np.mgrid[:side, :side]
+    frame = 1.0 + 0.5 * np.cos(2 * np.pi * (x * np.cos(0.3) + y * np.sin(0.3)) / period)
+    return np.repeat(frame[None], FRAMES, axis=0)
+
+
+def still_estimate(counts: np.ndarray, B: int, seed: int = 0) -> np.ndarray:
+    """Each group's Y / sum_b C_b (where no mask covers a pixel, its group's mean) repeated
+    over its frames: the movie as a decoder that assumed it still would give it."""
+    out = np.empty(counts.shape, dtype=np.float64)
+    for g in range(0, len(counts), B):
+        part = counts[g : g + B].astype(np.float64)
+        c = masks(seed, len(part), part.shape[1:]).astype(np.float64)
+        covered = c.sum(axis=0)
+        y = (c * part).sum(axis=0)
+        ratio = np.where(covered > 0, y / np.maximum(covered, 1), np.nan)
+        out[g : g + B] = np.where(np.isnan(ratio), np.nanmean(ratio), ratio)
+    return out
+
+
+def measure(truth: np.ndarray, B: int, decoders: list[str], rng: np.random.Generator, tmp: Path) -> dict[str, Any]:
+    """One movie (clean intensities at the dose) at one B: PSNR of raw, still estimate, decoders."""
+    counts = rng.poisson(truth).astype(np.uint16)
+    span = float(truth.max() - truth.min()) or 1.0
+    src, tcs = tmp / "movie.tif", tmp / "movie.tcs"
+    tifffile.imwrite(src, counts)
+    emtcs.compress(src, tcs, B=B, force=True)
+    row: dict[str, Any] = {
+        "B": B,
+        "raw": psnr(truth, counts.astype(np.float64), data_range=span),
+        "still_estimate": psnr(truth, still_estimate(counts, B), data_range=span),
+    }
+    for name in decoders:
+        emtcs.decompress(tcs, tmp / "out.tif", decoder=name, force=True)
+        decoded = tifffile.imread(tmp / "out.tif").astype(np.float64)
+        row[name] = psnr(truth, decoded, data_range=span)
+    return row
+
+
+def movies(seeds: list[int], doses: list[float]) -> list[tuple[str, np.ndarray]]:
+    """(label, clean movie at its dose) for the fringes and the abTEM scenes, still and moving."""
+    out = [(f"fringes {p} px, still, 200 e/px", 200.0 * fringes(p)) for p in (5, 7, 10)]
+    if not SCENES.exists():
+        print(f"{SCENES} not found: fringes only")
+        return out
+    with h5py.File(SCENES, "r") as f:
+        for seed in seeds:
+            clean = f[f"scene_{seed:05d}"][:FRAMES].astype(np.float64)
+            clean /= clean.mean()
+            for dose in doses:
+                out.append((f"abTEM seed {seed}, still, {dose:g} e/px", dose * np.repeat(clean[:1], FRAMES, axis=0)))
+                out.append((f"abTEM seed {seed}, moving, {dose:g} e/px", dose * clean))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="5,8,11,14,20,23,26,29", help="abTEM validation seeds (0-31)")
+    ap.add_argument("--doses", default="20,200", help="e/px of the abTEM movies")
+    ap.add_argument("-B", default="10,20", help="group sizes")
+    ap.add_argument("--decoders", default="auto,gaptv", help="decoders, comma-separated")
+    ap.add_argument("--json", type=Path, help="write every row here")
+    a = ap.parse_args()
+    seeds = [int(s) for s in a.seeds.split(",") if s]
+    doses = [float(d) for d in a.doses.split(",")]
+    decoders = a.decoders.split(",")
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, truth in movies(seeds, doses):
+            for B in (int(b) for b in a.B.split(",")):
+                row = {"movie": label, **measure(truth, B, decoders, rng, Path(tmp))}
+                rows.append(row)
+                scores = ", ".join(f"{k} {row[k]:.2f}" for k in ("raw", "still_estimate", *decoders))
+                print(f"{label}, B={B}: {scores}", flush=True)
+    if a.json:
+        weights = zoo.find_weights("gapunet", 10)
+        doc = {"environment": environment(), "gapunet_weights": str(weights), "rows": rows}
+        a.json.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
