@@ -120,6 +120,8 @@ def main() -> None:
                 print(f"{label}, B={B}: {scores}", flush=True)
     if a.json:
         weights = zoo.find_weights("gapunet", 10)
+        if weights is not None and ROOT in weights.resolve().parents:
+            weights = weights.resolve().relative_to(ROOT)
         doc = {"environment": environment(), "gapunet_weights": str(weights), "rows": rows}
         a.json.write_text(json.dumps(doc, indent=1) + "\n")
 
