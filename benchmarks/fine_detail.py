@@ -6,7 +6,9 @@ training or decision has seen them), the first 20 frames are counted at each dos
 (Poisson), compressed at each B and decoded as ``emtcs decompress`` does by default
 (``auto``); the decoded movie's PSNR and the raw frames' against the clean truth (the
 bench's movie PSNR: mean squared error over all frames, the truth's span) are set beside
-what compress reported (``detail_next``, ``detail_apart``, ``loses_detail``).  Printed:
+what compress reported (``detail_next``, ``detail_apart``, ``loses_detail``), and JPEG
+XL's PSNR at the file's size.  Where the report names a group length that keeps the
+detail (``detail_frames``), the movie is also compressed and decoded at that B.  Printed:
 how many movies decode below their raw frames and how many of those, and of the others,
 are reported.
 
@@ -28,7 +30,6 @@ import numpy as np
 import tifffile
 
 import emtcs
-import emtcs.cuts
 from emtcs.bench.codecs import get_codec
 from emtcs.bench.run import environment
 from emtcs.metrics import psnr
@@ -36,19 +37,14 @@ from emtcs.metrics import psnr
 FRAMES = 20
 
 
-def _coded(
-    noisy: np.ndarray, truth: np.ndarray, tmp: Path, B: int, split_detail: bool = False
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def _coded(noisy: np.ndarray, truth: np.ndarray, tmp: Path, B: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The movie compressed at ``B`` and decoded as ``emtcs decompress`` does by default:
-    its PSNR, the file's size and JPEG XL's PSNR at that size (None with ``split_detail``
-    where no group ended early: the file is then that of groups of B); and compress's info."""
+    its PSNR, the file's size and JPEG XL's PSNR at that size; and compress's info."""
     span = float(truth.max() - truth.min()) or 1.0
     src, tcs, out = tmp / "movie.tif", tmp / "movie.tcs", tmp / "decoded.tif"
     tifffile.imwrite(src, noisy)
     t0 = time.perf_counter()
-    info = emtcs.compress(src, tcs, B=B, split_detail=split_detail, force=True)
-    if split_detail and not info["detail_splits"]:
-        return None, info
+    info = emtcs.compress(src, tcs, B=B, force=True)
     emtcs.decompress(tcs, out, force=True)
     decoded = tifffile.imread(out).astype(np.float64)
     seconds = time.perf_counter() - t0
@@ -57,50 +53,36 @@ def _coded(
         "decoded_psnr": psnr(truth, decoded, data_range=span),
         "jpegxl_psnr": None if jxl.decoded is None else psnr(truth, jxl.decoded.astype(np.float64), data_range=span),
         "file_bytes": info["file_bytes"],
-        "groups": len(info["groups"]),
         "seconds": seconds,
     }, info
 
 
-def measure(
-    clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tmp: Path, split: bool = False
-) -> list[dict[str, Any]]:
+def measure(clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tmp: Path) -> dict[str, Any]:
     """One scene at one dose and B: the raw and decoded PSNR, the file's size, JPEG XL's
-    PSNR at that size and compress's coherence report.  With ``split`` a second row
-    compressed with ``split_detail``, which where groups ended early also holds
-    ``uniform``: the movie in fixed groups of about the same mean length (about the same
-    size)."""
+    PSNR at that size and compress's coherence report; where the report says the detail
+    is lost and names a group length (``detail_frames``), the same at that B
+    (``suggested``)."""
     noisy = rng.poisson(clean * dose).astype(np.uint16)
     truth = clean * dose
     span = float(truth.max() - truth.min()) or 1.0
-    raw = psnr(truth, noisy.astype(np.float64), data_range=span)
     scores, info = _coded(noisy, truth, tmp, B)
-    head = {"dose": dose, "B": B, "raw_psnr": raw}
-    rows = [{**head, "split_detail": False, **scores, "coherence": info["coherence"]}]
-    if not split:
-        return rows
-    split_scores, info = _coded(noisy, truth, tmp, B, split_detail=True)
-    if split_scores is None:
-        rows.append({**rows[0], "split_detail": True, "detail_splits": []})
-        return rows
-    uniform_B = max(2, round(len(noisy) / split_scores["groups"]))
-    uniform, _ = _coded(noisy, truth, tmp, uniform_B)
-    rows.append(
-        {
-            **head,
-            "split_detail": True,
-            **split_scores,
-            "detail_splits": info["detail_splits"],
-            "coherence": info["coherence"],
-            "uniform": {"B": uniform_B, **uniform},
-        }
-    )
-    return rows
+    row = {
+        "dose": dose,
+        "B": B,
+        "raw_psnr": psnr(truth, noisy.astype(np.float64), data_range=span),
+        **scores,
+        "coherence": info["coherence"],
+        "suggested": None,
+    }
+    c = info["coherence"]
+    if c and c["loses_detail"] and c["detail_frames"] is not None:
+        shorter = max(2, round(c["detail_frames"]))
+        row["suggested"] = {"B": shorter, **_coded(noisy, truth, tmp, shorter)[0]}
+    return row
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """How the report's calls fall against decoding below the raw frames (fixed groups)."""
-    rows = [r for r in rows if not r["split_detail"]]
+    """How the report's calls fall against decoding below the raw frames."""
     below = [r["decoded_psnr"] < r["raw_psnr"] for r in rows]
     called = [bool(r["coherence"] and r["coherence"]["loses_detail"]) for r in rows]
     return {
@@ -117,40 +99,33 @@ def main() -> None:
     ap.add_argument("--doses", default="20,200", help="electrons per pixel (default 20,200)")
     ap.add_argument("-B", default="10,20", help="group sizes (default 10,20)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the counting noise")
-    ap.add_argument("--split", action="store_true", help="also compress with --split-detail (rows of their own)")
-    ap.add_argument("--split-kept", type=float, help="emtcs.cuts.SPLIT_KEPT for --split (default: as shipped)")
-    ap.add_argument(
-        "--still",
-        type=int,
-        default=0,
-        help="frames of the scene's first frame (fresh noise) before its own: a specimen that holds still, then moves",
-    )
     ap.add_argument("--json", type=Path, help="write every movie's numbers here")
     a = ap.parse_args()
     doses = [float(d) for d in a.doses.split(",")]
     Bs = [int(b) for b in a.B.split(",")]
-    if a.split_kept is not None:
-        emtcs.cuts.SPLIT_KEPT = a.split_kept  # the detector reads it at every frame
     rng = np.random.default_rng(a.seed)
     rows: list[dict[str, Any]] = []
     with h5py.File(a.scenes, "r") as f, tempfile.TemporaryDirectory() as tmp:
         for name in sorted(f.keys()):
             clean = f[name][:FRAMES].astype(np.float64)
-            clean = np.concatenate([np.repeat(clean[:1], a.still, axis=0), clean])
             for dose in doses:
                 for B in Bs:
-                    for row in measure(clean, dose, B, rng, Path(tmp), a.split):
-                        rows.append({"scene": name, **row})
-                        c = row["coherence"]
-                        print(
-                            f"{name} {dose:g} e/px B={B}{' split' if row['split_detail'] else ''}: raw "
-                            f"{row['raw_psnr']:.2f} dB, decoded {row['decoded_psnr']:.2f} dB, "
-                            f"{row['file_bytes']} bytes (JPEG XL {row['jpegxl_psnr'] or float('nan'):.2f} dB); "
-                            f"detail {c['detail_next']:.3f} next, "
-                            f"{c['detail_apart']:.3f} apart{'; reported' if c['loses_detail'] else ''}"
-                            + (f"; {len(row['detail_splits'])} split" if row["split_detail"] else ""),
-                            flush=True,
-                        )
+                    row = {"scene": name, **measure(clean, dose, B, rng, Path(tmp))}
+                    rows.append(row)
+                    c, shorter = row["coherence"], row["suggested"]
+                    print(
+                        f"{name} {dose:g} e/px B={B}: raw {row['raw_psnr']:.2f} dB, decoded "
+                        f"{row['decoded_psnr']:.2f} dB, {row['file_bytes']} bytes (JPEG XL at them "
+                        f"{row['jpegxl_psnr'] or float('nan'):.2f}); detail {c['detail_next']:.3f} next, "
+                        f"{c['detail_apart']:.3f} apart{'; reported' if c['loses_detail'] else ''}"
+                        + (
+                            f"; at -B {shorter['B']}: {shorter['decoded_psnr']:.2f} dB, {shorter['file_bytes']} "
+                            f"bytes (JPEG XL {shorter['jpegxl_psnr'] or float('nan'):.2f})"
+                            if shorter
+                            else ""
+                        ),
+                        flush=True,
+                    )
     totals = summary(rows)
     print(
         f"{totals['movies']} movies: {totals['below_raw']} decode below their raw frames, "
@@ -161,8 +136,6 @@ def main() -> None:
         doc = {
             "scenes": str(a.scenes),
             "seed": a.seed,
-            "still": a.still,
-            "split_kept": emtcs.cuts.SPLIT_KEPT,
             "environment": environment(),
             "summary": totals,
             "movies": rows,

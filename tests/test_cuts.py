@@ -185,52 +185,36 @@ def _still_then_turning(dose: float, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return np.random.default_rng(seed).poisson(truth).astype(np.uint16), truth
 
 
-def test_split_detail_ends_groups_where_the_detail_moves_and_keeps_it(tmp_path):
-    """With split_detail the still frames keep a group of B, groups end early only where the
-    fringes turn, and the turning frames decode closer to the truth than in groups of B."""
+def test_the_report_says_how_many_frames_keep_the_detail_and_that_b_keeps_it(tmp_path):
+    """Turning fringes keep half their detail's correlation over a few frames: compress says
+    how many, and at that B the turning frames decode closer to the truth than at B = 10."""
     from emtcs.metrics import psnr
 
     counts, truth = _still_then_turning(200.0)
     src = tmp_path / "turn.tif"
     tifffile.imwrite(src, counts)
-    fixed = emtcs.compress(src, tmp_path / "fixed.tcs", B=10)
-    split = emtcs.compress(src, tmp_path / "split.tcs", B=10, split_detail=True)
-    ends = {*fixed["cuts"], 30}
-    assert fixed["detail_splits"] is None
-    assert all(g["length"] == 10 or g["start"] + g["length"] in ends for g in fixed["groups"])
-    # the binned frames' aliasing changes as the fringes start to turn: a scene cut at 15
-    assert split["cuts"] == fixed["cuts"] and set(split["cuts"]) <= {15}
-    assert len(split["detail_splits"]) >= 2 and min(split["detail_splits"]) > 15
-    assert split["groups"][0]["length"] == 10
-    assert set(split["detail_splits"]) <= {g["start"] for g in split["groups"]}
+    coherence = emtcs.compress(src, tmp_path / "b10.tcs", B=10)["coherence"]
+    assert coherence["loses_detail"] and 2 <= coherence["detail_frames"] <= 5, coherence
+    suggested = max(2, round(coherence["detail_frames"]))
+    emtcs.compress(src, tmp_path / "short.tcs", B=suggested)
     turning = slice(15, 30)
     scores = {}
-    for name in ("fixed", "split"):
+    for name in ("b10", "short"):
         emtcs.decompress(tmp_path / f"{name}.tcs", tmp_path / f"{name}.tif")
         decoded = tifffile.imread(tmp_path / f"{name}.tif").astype(np.float64)
         scores[name] = psnr(truth[turning], decoded[turning], data_range=float(np.ptp(truth)))
-    assert scores["split"] > scores["fixed"] + 1.0, scores
-    result = CliRunner().invoke(main, ["compress", str(src), "-B", "10", "--split-detail", "--force"])
+    assert scores["short"] > scores["b10"] + 1.0, scores
+    result = CliRunner().invoke(main, ["compress", str(src), "-B", "10", "--force"])
     said = " ".join(result.output.split())
-    assert result.exit_code == 0 and "started early where the fine detail moved" in said, said
+    assert result.exit_code == 0 and f"-B {suggested} would keep it" in said, said
 
 
 @pytest.mark.parametrize(("dose", "turn"), [(200.0, 0.0), (0.5, 0.01)])
-def test_split_detail_leaves_still_or_noise_hidden_detail_in_groups_of_b(tmp_path, dose, turn):
-    """Still fringes, and turning fringes under the noise, keep groups of B: the same file."""
-    src = tmp_path / "fringes.tif"
-    tifffile.imwrite(src, _fringes(20, dose, turn))
-    split = emtcs.compress(src, tmp_path / "split.tcs", B=10, split_detail=True)
-    assert split["detail_splits"] == [] and [g["length"] for g in split["groups"]] == [10, 10]
-    result = CliRunner().invoke(main, ["compress", str(src), "-B", "10", "--split-detail", "--force"])
-    assert result.exit_code == 0 and "no group ended early" in " ".join(result.output.split())
+def test_no_run_of_detail_ends_where_it_stands_still_or_under_the_noise(dose, turn):
+    """Still fringes, and turning fringes under the noise, give no length to keep."""
+    from emtcs.cuts import CutDetector
 
-
-def test_split_detail_needs_the_cut_detector(tmp_path):
-    src = tmp_path / "fringes.tif"
-    tifffile.imwrite(src, _fringes(10, 200.0, 0.01))
-    with pytest.raises(emtcs.InputError, match="--cuts on"):
-        emtcs.compress(src, tmp_path / "x.tcs", B=5, cuts=False, split_detail=True)
-    result = CliRunner().invoke(main, ["compress", str(src), "-B", "5", "--cuts", "off", "--split-detail"])
-    assert result.exit_code != 0 and "--cuts on" in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "fringes.tcs").exists() and not (tmp_path / "x.tcs").exists()
+    detector = CutDetector(lag=5)
+    for frame in _fringes(20, dose, turn):
+        detector.add(frame)
+    assert detector.coherence().detail_frames is None

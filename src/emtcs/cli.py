@@ -140,12 +140,6 @@ def main() -> None:
     show_default=True,
     help="Look for scene cuts (frames unlike the one before) and end groups there (off: groups of B).",
 )
-@click.option(
-    "--split-detail",
-    is_flag=True,
-    help="Also end a group early where the frames' fine detail (atoms, fringes) has moved away from its "
-    "first frame's: larger files where the detail changes, sharper frames there.",
-)
 @workers_option
 @scheduler_option
 @force_option
@@ -160,7 +154,6 @@ def compress(
     gain: str,
     offset: float | None,
     cuts: str,
-    split_detail: bool,
     workers: int | None,
     scheduler: str | None,
     force: bool,
@@ -183,15 +176,7 @@ def compress(
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
     quantise, gain = quantise_settings(quantise, exact, gain)
-    options = {
-        "seed": seed,
-        "quantise": quantise,
-        "gain": gain,
-        "offset": offset,
-        "cuts": cuts == "on",
-        "split_detail": split_detail,
-        "force": force,
-    }
+    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "cuts": cuts == "on", "force": force}
     total = 0
     for src in inputs:
         with open_movie(src) as movie:
@@ -228,29 +213,21 @@ def compress(
                     f"a group of {info['B']} can follow and will decode blurred into each other; a smaller -B suits "
                     "this movie"
                 )
-            splits = info.get("detail_splits")
-            if splits is not None:
-                stderr_console().print(f"  detail: {_splits_line(info)}")
-            elif coherence and coherence.get("loses_detail"):
+            if coherence and coherence.get("loses_detail"):
                 stderr_console().print(
                     f"  detail: fine detail correlates {coherence['detail_next']:.2f} between consecutive frames "
                     f"and {coherence['detail_apart']:.2f} between frames {coherence['lag']} apart: it stands above "
                     f"the noise but changes within a group of {info['B']}, and may decode no better than the raw "
-                    "frames show it; a smaller -B or --split-detail keeps more of it (docs/usage.md, 'Fine detail')"
+                    f"frames show it; {_smaller_b(coherence)} (docs/usage.md, 'Fine detail')"
                 )
 
 
-def _splits_line(info: dict[str, Any]) -> str:
-    """Where --split-detail ended groups early, in words."""
-    splits = info["detail_splits"]
-    if not splits:
-        return "no group ended early for its fine detail"
-    lengths = [g["length"] for g in info["groups"]]
-    shown = ", ".join(str(t) for t in splits[:10]) + (" ..." if len(splits) > 10 else "")
-    return (
-        f"{_count(len(splits), 'group')} started early where the fine detail moved (at frame {shown}); "
-        f"{len(lengths)} groups of {sum(lengths) / len(lengths):.1f} frames on average"
-    )
+def _smaller_b(coherence: dict[str, Any]) -> str:
+    """The B that keeps the fine detail, in words, where the movie showed how long it lasts."""
+    frames = coherence.get("detail_frames")
+    if frames is None:
+        return "a smaller -B keeps more of it"
+    return f"it keeps about half its correlation over {frames:.1f} frames: -B {max(2, round(frames))} would keep it"
 
 
 def _groups_line(info: dict[str, Any]) -> str:

@@ -72,7 +72,6 @@ def compress(
     gain: float | None = None,
     offset: float | None = None,
     cuts: bool = True,
-    split_detail: bool = False,
     force: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -88,11 +87,7 @@ def compress(
     signed-integer sources are read twice (once for their value range).  With ``cuts``
     (the default), frames that start a new scene are found (:mod:`emtcs.cuts`) and no
     group straddles one: the group before a cut ends early, and a frame between two
-    cuts is stored alone, unmasked (formats/tcs.md §3).  With ``split_detail`` (needs
-    ``cuts``) a group also ends early where a frame's fine detail has moved away from
-    that of the group's first frame (:meth:`emtcs.cuts.CutDetector.detail_moved`): more
-    bytes where atoms and fringes change within a group, groups of B elsewhere; the
-    frames that started such a group are in ``"detail_splits"``.
+    cuts is stored alone, unmasked (formats/tcs.md §3).
 
     The detector's noise model (:mod:`emtcs.noise`) is stored with the measurements:
     ``gain`` (source values per electron) and ``offset`` when given, else measured from
@@ -110,7 +105,6 @@ def compress(
         raise InputError(f"B must be at least 2 (got {B})")
     if not 0 <= seed < 2**32:
         raise InputError(f"seed must be in 0..4294967295 (got {seed})")
-    _check_grouping(cuts, split_detail)
     _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
     _check_tcs_output(dst, src, force)
@@ -156,7 +150,7 @@ def compress(
             noise_sigma=sigma if sigma is not None and coding.name != "gaussian-v1" else 0.0,
             noise_spread=spread if sigma is not None else 0.0,
         )
-        detector = CutDetector(lag=B // 2 if B >= 4 else None, split_detail=split_detail) if cuts else None
+        detector = CutDetector(lag=B // 2 if B >= 4 else None) if cuts else None
         with atomic_output(dst, force=force) as tmp:
             with TcsWriter(tmp, header) as writer:
                 for frames in _groups(read, n, group, B, detector, progress):
@@ -166,7 +160,6 @@ def compress(
         info = reader.info()
     coherence = detector.coherence() if detector is not None else None
     info["coherence"] = coherence.to_json() if coherence is not None else None
-    info["detail_splits"] = detector.detail_splits if split_detail and detector is not None else None
     return info
 
 
@@ -175,12 +168,6 @@ def _check_tcs_output(dst: Path, src: str | os.PathLike[str], force: bool) -> No
     if dst.suffix.lower() != ".tcs" and not dst.is_dir():
         raise InputError(f"cannot write {dst.name}: a compressed movie is a .tcs file (name it {dst.stem}.tcs)")
     check_output(dst, force=force, inputs=(src,))
-
-
-def _check_grouping(cuts: bool, split_detail: bool) -> None:
-    """Refuse ``split_detail`` without ``cuts``: the cut detector follows the detail."""
-    if split_detail and not cuts:
-        raise InputError("splitting groups where the fine detail moves needs the scene-cut detector (--cuts on)")
 
 
 def _check_coding_options(quantise: float | None, gain: float | None, offset: float | None) -> None:
@@ -212,15 +199,11 @@ def _groups(
     for t in range(n):
         if t >= ready:
             read(t, group[t - start])
-        if detector is not None:
-            cut = detector.add(group[t - start])
-            if t > start and (cut or detector.detail_moved()):
-                yield range(start, t)
-                last = max(ready, t + 1)  # with the frames read ahead for the noise model
-                group[: last - t] = group[t - start : last - start].copy()
-                start = t
-            if t == start:
-                detector.start_group()
+        if detector is not None and detector.add(group[t - start]) and t > start:
+            yield range(start, t)
+            last = max(ready, t + 1)  # with the frames read ahead for the noise model
+            group[: last - t] = group[t - start : last - start].copy()
+            start = t
         if progress is not None:
             progress(1)
         if t + 1 - start == B:
@@ -271,7 +254,6 @@ def compress_many(
     gain: float | None = None,
     offset: float | None = None,
     cuts: bool = True,
-    split_detail: bool = False,
     force: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -292,7 +274,6 @@ def compress_many(
             raise InputError(f"{seen[key]} and {src} would both be compressed into {dst}")
         seen[key] = src
         _check_tcs_output(dst, src, force)
-    _check_grouping(cuts, split_detail)
     _check_coding_options(quantise, gain, offset)
     options: dict[str, Any] = {
         "seed": seed,
@@ -300,7 +281,6 @@ def compress_many(
         "gain": gain,
         "offset": offset,
         "cuts": cuts,
-        "split_detail": split_detail,
         "force": force,
     }
     if workers is None and scheduler is None:

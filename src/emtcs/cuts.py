@@ -43,12 +43,13 @@ keeps.  Detail well above the noise (``DETAIL_STRONG``) that a group does not ke
 (``DETAIL_KEPT``) is what a temporal decoder loses: such a movie may decode no better
 than its raw frames (:attr:`Coherence.loses_detail`).
 
-With ``split_detail`` the same comparison decides where groups end, frame by frame rather
-than for the whole movie: :meth:`CutDetector.detail_moved` says when a frame's detail
-keeps less than ``SPLIT_KEPT`` of the running median of consecutive frames' (itself at
-least ``DETAIL_STRONG``, over the last ``WINDOW`` frames, after ``WARMUP``) against the
-frame its group started with, and ``compress`` starts a new group there: bytes are spent
-where the detail changes, and a still movie keeps groups of B.
+How long the detail lasts is measured frame by frame too: the movie is cut into runs, a
+run ending at the first frame whose detail keeps less than ``DETAIL_KEPT`` of the running
+median of consecutive frames' correlation (itself at least ``DETAIL_STRONG``, over the
+last ``WINDOW`` frames, after ``WARMUP``) against the run's first frame.  The mean length
+of the runs that ended (:attr:`Coherence.detail_frames`) is about the longest group that
+keeps the detail: groups of that many frames in a row measured better than groups that
+end wherever the detail moved, at the same size (docs/usage.md).
 
 The rule, thresholds and what was measured: ``docs/usage.md`` ("Scene cuts", "Fine
 detail").
@@ -78,7 +79,6 @@ __all__ = [
     "DETAIL_SIGMA",
     "DETAIL_STRONG",
     "DETAIL_KEPT",
-    "SPLIT_KEPT",
 ]
 
 #: Side of the blocks a frame is binned to.
@@ -110,9 +110,6 @@ DETAIL_SIGMA = 2.0
 DETAIL_STRONG = 0.3
 #: ...and a group loses it where frames ``lag`` apart keep less than this share of that correlation.
 DETAIL_KEPT = 0.5
-#: With ``split_detail`` a frame starts a new group where it keeps less than this share of
-#: that correlation against the group's first frame.
-SPLIT_KEPT = 0.5
 
 
 @dataclass(frozen=True)
@@ -120,13 +117,15 @@ class Coherence:
     """Medians over a movie of the correlation of consecutive binned frames (``between``,
     cuts left out) and of neighbouring blocks within a frame (``within``); with a lag,
     of consecutive frames' fine detail (``detail_next``) and of frames ``lag`` apart
-    (``detail_apart``), None without."""
+    (``detail_apart``), None without; and the mean length in frames of the runs over which
+    the detail kept half its correlation (``detail_frames``), None where no run ended."""
 
     between: float
     within: float
     detail_next: float | None = None
     detail_apart: float | None = None
     lag: int | None = None
+    detail_frames: float | None = None
 
     @property
     def too_fast(self) -> bool:
@@ -143,13 +142,15 @@ class Coherence:
 
     def to_json(self) -> dict[str, float | bool | int | None]:
         """``between_frames``, ``within_frames``, ``detail_next``, ``detail_apart`` (three
-        decimals; the last two None without a lag), ``lag``, ``too_fast`` and ``loses_detail``."""
+        decimals; the last two None without a lag), ``lag``, ``detail_frames`` (one decimal),
+        ``too_fast`` and ``loses_detail``."""
         return {
             "between_frames": round(self.between, 3),
             "within_frames": round(self.within, 3),
             "detail_next": None if self.detail_next is None else round(self.detail_next, 3),
             "detail_apart": None if self.detail_apart is None else round(self.detail_apart, 3),
             "lag": self.lag,
+            "detail_frames": None if self.detail_frames is None else round(self.detail_frames, 1),
             "too_fast": self.too_fast,
             "loses_detail": self.loses_detail,
         }
@@ -159,18 +160,17 @@ class CutDetector:
     """Streams frames (:meth:`add`) and collects the indices of frames that start a new scene;
     with ``lag`` (2 or more) it also follows their fine detail over that many frames."""
 
-    def __init__(self, lag: int | None = None, *, split_detail: bool = False) -> None:
+    def __init__(self, lag: int | None = None) -> None:
         if lag is not None and lag < 2:
             raise ValueError(f"lag must be at least 2 (got {lag})")
         self.lag = lag
-        self.split_detail = split_detail
         self._details: deque[np.ndarray] = deque(maxlen=lag or 1)
-        # for split_detail: the detail of the frame the current group started with, and the
-        # scene's recent correlations of consecutive frames' detail
-        self._group_detail: np.ndarray | None = None
+        # the detail of the frame the current run started with, the scene's recent
+        # correlations of consecutive frames' detail, and the runs that ended (count, frames)
+        self._run_detail: np.ndarray | None = None
+        self._run_start = 0
         self._recent_detail: deque[float] = deque(maxlen=WINDOW)
-        #: Frames that start a group because their detail moved (``detail_moved``), ascending.
-        self.detail_splits: list[int] = []
+        self._runs = np.zeros(2, dtype=np.int64)
         self._detail_next = np.zeros(_LEVELS, dtype=np.int64)
         self._detail_apart = np.zeros(_LEVELS, dtype=np.int64)
         self.cuts: list[int] = []
@@ -211,7 +211,7 @@ class CutDetector:
                 self.cuts.append(self._t)
             else:
                 self._between[_level(r)] += 1
-        if self.lag is not None or self.split_detail:
+        if self.lag is not None:
             self._add_detail(frame, cut)
         self._previous = binned
         self._t += 1
@@ -230,29 +230,27 @@ class CutDetector:
         if cut:
             self._details.clear()  # another scene: nothing before it continues
             self._recent_detail.clear()
+            self._run_detail = None
         if self._details:
             r = _correlation(self._details[-1], detail)
             self._detail_next[_level(r)] += 1
             self._recent_detail.append(r)
             if len(self._details) == self.lag:
                 self._detail_apart[_level(_correlation(self._details[0], detail))] += 1
+        if self._run_detail is None or self._detail_moved(detail):
+            self._run_detail, self._run_start = detail, self._t
         self._details.append(detail)
 
-    def start_group(self) -> None:
-        """The frame added last starts a group: later frames' detail is compared with its."""
-        self._group_detail = self._details[-1] if self.split_detail and self._details else None
-
-    def detail_moved(self) -> bool:
-        """With ``split_detail``: whether the frame added last should start a new group, its fine
-        detail keeping less than ``SPLIT_KEPT`` of what consecutive frames keep (a running
-        median of at least ``DETAIL_STRONG``) against the frame its group started with.  A
-        True is recorded in ``detail_splits``; the caller then calls :meth:`start_group`."""
-        if self._group_detail is None or len(self._recent_detail) < WARMUP:
+    def _detail_moved(self, detail: np.ndarray) -> bool:
+        """Whether ``detail`` keeps less than ``DETAIL_KEPT`` of what consecutive frames keep (a
+        running median of at least ``DETAIL_STRONG``) against its run's first frame; if so the
+        run ends before it and is counted."""
+        if len(self._recent_detail) < WARMUP:
             return False
         typical = float(np.median(self._recent_detail))
-        if typical < DETAIL_STRONG or _correlation(self._group_detail, self._details[-1]) >= SPLIT_KEPT * typical:
+        if typical < DETAIL_STRONG or _correlation(self._run_detail, detail) >= DETAIL_KEPT * typical:
             return False
-        self.detail_splits.append(self._t - 1)
+        self._runs += (1, self._t - self._run_start)
         return True
 
     def coherence(self) -> Coherence | None:
@@ -262,12 +260,14 @@ class CutDetector:
             return None
         if not self._detail_apart.any():
             return Coherence(_median(self._between), _median(self._within))
+        runs, frames = (int(v) for v in self._runs)
         return Coherence(
             _median(self._between),
             _median(self._within),
             _median(self._detail_next),
             _median(self._detail_apart),
             self.lag,
+            frames / runs if runs else None,
         )
 
     def _drops(self, r: float) -> bool:
