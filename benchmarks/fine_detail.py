@@ -60,8 +60,8 @@ def _coded(noisy: np.ndarray, truth: np.ndarray, tmp: Path, B: int) -> tuple[dic
 def measure(clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tmp: Path) -> dict[str, Any]:
     """One scene at one dose and B: the raw and decoded PSNR, the file's size, JPEG XL's
     PSNR at that size and compress's coherence report; where the report says the detail
-    is lost and names a group length (``detail_frames``), the same at that B
-    (``suggested``)."""
+    is lost and names a group length (``detail_frames``) shorter than B, the same at that
+    B (``suggested``), as ``emtcs compress`` names it."""
     noisy = rng.poisson(clean * dose).astype(np.uint16)
     truth = clean * dose
     span = float(truth.max() - truth.min()) or 1.0
@@ -75,7 +75,7 @@ def measure(clean: np.ndarray, dose: float, B: int, rng: np.random.Generator, tm
         "suggested": None,
     }
     c = info["coherence"]
-    if c and c["loses_detail"] and c["detail_frames"] is not None:
+    if c and c["loses_detail"] and c["detail_frames"] is not None and round(c["detail_frames"]) < B:
         shorter = max(2, round(c["detail_frames"]))
         row["suggested"] = {"B": shorter, **_coded(noisy, truth, tmp, shorter)[0]}
     return row

@@ -218,14 +218,14 @@ def compress(
                     f"  detail: fine detail correlates {coherence['detail_next']:.2f} between consecutive frames "
                     f"and {coherence['detail_apart']:.2f} between frames {coherence['lag']} apart: it stands above "
                     f"the noise but changes within a group of {info['B']}, and may decode no better than the raw "
-                    f"frames show it; {_smaller_b(coherence)} (docs/usage.md, 'Fine detail')"
+                    f"frames show it; {_smaller_b(coherence, info['B'])} (docs/usage.md, 'Fine detail')"
                 )
 
 
-def _smaller_b(coherence: dict[str, Any]) -> str:
-    """The B that keeps the fine detail, in words, where the movie showed how long it lasts."""
+def _smaller_b(coherence: dict[str, Any], B: int) -> str:
+    """The B that keeps the fine detail, in words, where the movie showed it lasts fewer than B frames."""
     frames = coherence.get("detail_frames")
-    if frames is None:
+    if frames is None or round(frames) >= B:
         return "a smaller -B keeps more of it"
     return f"it keeps about half its correlation over {frames:.1f} frames: -B {max(2, round(frames))} would keep it"
 
