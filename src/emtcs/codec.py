@@ -79,8 +79,9 @@ def compress(
     with ``"coherence"`` added (not stored in the file): how consecutive frames correlate
     against neighbouring blocks within a frame, and their fine detail against frames half
     a group apart (:class:`emtcs.cuts.Coherence`; None with ``cuts`` off), whose
-    ``too_fast`` says the frames change faster than a group can follow and
-    ``loses_detail`` that detail well above the noise changes within a group.
+    ``too_fast`` says the frames change faster than a group can follow,
+    ``loses_detail`` that detail well above the noise changes within a group, and
+    ``detail_frames`` over about how many frames it lasts.
 
     Frames are read one at a time and each group of ``B`` frames becomes one
     measurement; a last group of fewer than ``B`` frames is stored as it is.  Float and

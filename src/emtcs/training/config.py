@@ -21,7 +21,7 @@ class TrainConfig:
     lr: float = 1e-3
     dose_range: tuple[float, float] = (1.0, 1000.0)
     #: Temporal variety of the clips: drift of real-frame crops (pixels per frame, standard
-    #: deviation), per-frame intensity changes (standard deviation of a log-normal factor)
+    #: deviation), per-frame intensity changes (standard deviation of a log-normal factor),
     #: the probability that a clip cuts to another scene part-way, and that it holds still
     #: (its first frame throughout, each frame counted anew: a specimen that does not move).
     motion: float = 0.4
