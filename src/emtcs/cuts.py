@@ -166,11 +166,11 @@ class CutDetector:
         self.lag = lag
         self._details: deque[np.ndarray] = deque(maxlen=lag or 1)
         # the detail of the frame the current run started with, the scene's recent
-        # correlations of consecutive frames' detail, and the runs that ended (count, frames)
+        # correlations of consecutive frames' detail, and the runs that ended and their frames
         self._run_detail: np.ndarray | None = None
         self._run_start = 0
         self._recent_detail: deque[float] = deque(maxlen=WINDOW)
-        self._runs = np.zeros(2, dtype=np.int64)
+        self._runs_ended = self._run_frames = 0
         self._detail_next = np.zeros(_LEVELS, dtype=np.int64)
         self._detail_apart = np.zeros(_LEVELS, dtype=np.int64)
         self.cuts: list[int] = []
@@ -237,21 +237,21 @@ class CutDetector:
             self._recent_detail.append(r)
             if len(self._details) == self.lag:
                 self._detail_apart[_level(_correlation(self._details[0], detail))] += 1
-        if self._run_detail is None or self._detail_moved(detail):
+        if self._run_detail is not None and self._detail_moved(self._run_detail, detail):
+            self._runs_ended += 1
+            self._run_frames += self._t - self._run_start
+            self._run_detail = None
+        if self._run_detail is None:
             self._run_detail, self._run_start = detail, self._t
         self._details.append(detail)
 
-    def _detail_moved(self, detail: np.ndarray) -> bool:
+    def _detail_moved(self, start: np.ndarray, detail: np.ndarray) -> bool:
         """Whether ``detail`` keeps less than ``DETAIL_KEPT`` of what consecutive frames keep (a
-        running median of at least ``DETAIL_STRONG``) against its run's first frame; if so the
-        run ends before it and is counted."""
+        running median of at least ``DETAIL_STRONG``) against ``start``, its run's first frame's."""
         if len(self._recent_detail) < WARMUP:
             return False
         typical = float(np.median(self._recent_detail))
-        if typical < DETAIL_STRONG or _correlation(self._run_detail, detail) >= DETAIL_KEPT * typical:
-            return False
-        self._runs += (1, self._t - self._run_start)
-        return True
+        return typical >= DETAIL_STRONG and _correlation(start, detail) < DETAIL_KEPT * typical
 
     def coherence(self) -> Coherence | None:
         """How consecutive frames correlate against neighbouring blocks within a frame
@@ -260,14 +260,13 @@ class CutDetector:
             return None
         if not self._detail_apart.any():
             return Coherence(_median(self._between), _median(self._within))
-        runs, frames = (int(v) for v in self._runs)
         return Coherence(
             _median(self._between),
             _median(self._within),
             _median(self._detail_next),
             _median(self._detail_apart),
             self.lag,
-            frames / runs if runs else None,
+            self._run_frames / self._runs_ended if self._runs_ended else None,
         )
 
     def _drops(self, r: float) -> bool:
