@@ -8,13 +8,16 @@ turning and hopping atoms), so this asks whether the decoders learned that case 
 * lattice fringes 5, 7 and 10 px apart (half the mean intensity in contrast, 256 x 256,
   200 e/px), still;
 * abTEM validation scenes (``../shared/data/abtem-hrtem``, seeds no training run uses),
-  their first frame held still, and as recorded (moving), at 20 and 200 e/px.
+  their first frame held still, drifting slowly (``--drifts``, px a frame, moved in
+  Fourier space) and as recorded (moving), at 20 and 200 e/px.
 
-Each movie (20 frames, Poisson counts) is compressed at each B and decoded with each
-decoder; PSNR against the clean truth (the bench's movie PSNR), beside the raw frames'
-and that of the still estimate itself, Y / sum_b C_b repeated over the group (a
-reference point, not a decoder emtcs offers: it is exact only for a specimen that does
-not move).  ``EMTCS_MODELS`` picks the weights as for ``emtcs decompress``.
+Each movie (Poisson counts; :data:`FRAMES` frames, the recorded ones all the scene has)
+is compressed at each B and decoded with each decoder, the learned ones with the still
+stage of ``emtcs decompress`` (:mod:`emtcs.still`) and without it (``--no-still``);
+PSNR against the clean truth (the bench's movie PSNR), beside the raw frames' and that
+of one group's still estimate, Y / sum_b C_b repeated over the group (a reference
+point: it is exact only for a specimen that does not move), and the tiles the still
+stage took.  ``EMTCS_MODELS`` picks the weights as for ``emtcs decompress``.
 
     python benchmarks/still_scenes.py --json still.json
 """
@@ -34,12 +37,15 @@ import tifffile
 import emtcs
 from emtcs import zoo
 from emtcs.bench.run import environment
+from emtcs.decoders import is_learned
 from emtcs.metrics import psnr
 from emtcs.sensing import masks
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT.parent / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
-FRAMES = 20
+#: Frames of the still and drifting movies: two groups at B = 20, so the still stage has a
+#: neighbour to test against.
+FRAMES = 40
 
 
 def fringes(period: float, side: int = 256) -> np.ndarray:
@@ -63,8 +69,22 @@ def still_estimate(counts: np.ndarray, B: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+def shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``image`` moved by (dy, dx) px, periodically (a phase ramp in Fourier space)."""
+    ky = np.fft.fftfreq(image.shape[0])[:, None]
+    kx = np.fft.fftfreq(image.shape[1])[None, :]
+    moved = np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (ky * dy + kx * dx))).real
+    return np.maximum(moved, 0)
+
+
+def learned(name: str) -> bool:
+    """Whether ``name`` decodes with a network (``auto`` does, where weights serve B)."""
+    return name == "auto" or is_learned(name)
+
+
 def measure(truth: np.ndarray, B: int, decoders: list[str], rng: np.random.Generator, tmp: Path) -> dict[str, Any]:
-    """One movie (clean intensities at the dose) at one B: PSNR of raw, still estimate, decoders."""
+    """One movie (clean intensities at the dose) at one B: PSNR of raw, still estimate, decoders
+    (learned ones with and without the still stage) and the tiles the still stage took."""
     counts = rng.poisson(truth).astype(np.uint16)
     span = float(truth.max() - truth.min()) or 1.0
     src, tcs = tmp / "movie.tif", tmp / "movie.tcs"
@@ -76,24 +96,31 @@ def measure(truth: np.ndarray, B: int, decoders: list[str], rng: np.random.Gener
         "still_estimate": psnr(truth, still_estimate(counts, B), data_range=span),
     }
     for name in decoders:
-        emtcs.decompress(tcs, tmp / "out.tif", decoder=name, force=True)
-        decoded = tifffile.imread(tmp / "out.tif").astype(np.float64)
-        row[name] = psnr(truth, decoded, data_range=span)
+        for still in (True, False) if learned(name) else (True,):
+            report = emtcs.decompress(tcs, tmp / "out.tif", decoder=name, force=True, still=still)
+            decoded = tifffile.imread(tmp / "out.tif").astype(np.float64)
+            row[name if still else f"{name} --no-still"] = psnr(truth, decoded, data_range=span)
+            if still and learned(name):
+                row[f"{name} still tiles"] = sum(report.still.values())
     return row
 
 
-def movies(seeds: list[int], doses: list[float]) -> list[tuple[str, np.ndarray]]:
-    """(label, clean movie at its dose) for the fringes and the abTEM scenes, still and moving."""
+def movies(seeds: list[int], doses: list[float], drifts: list[float]) -> list[tuple[str, np.ndarray]]:
+    """(label, clean movie at its dose) for the fringes and the abTEM scenes: still, drifting
+    ``drifts`` px a frame (at 0.6, 0.8 of it down and across) and moving as recorded."""
     out = [(f"fringes {p} px, still, 200 e/px", 200.0 * fringes(p)) for p in (5, 7, 10)]
     if not SCENES.exists():
         print(f"{SCENES} not found: fringes only")
         return out
     with h5py.File(SCENES, "r") as f:
         for seed in seeds:
-            clean = f[f"scene_{seed:05d}"][:FRAMES].astype(np.float64)
+            clean = f[f"scene_{seed:05d}"][:].astype(np.float64)
             clean /= clean.mean()
             for dose in doses:
                 out.append((f"abTEM seed {seed}, still, {dose:g} e/px", dose * np.repeat(clean[:1], FRAMES, axis=0)))
+                for d in drifts:
+                    drifting = np.stack([shifted(clean[0], 0.6 * d * t, 0.8 * d * t) for t in range(FRAMES)])
+                    out.append((f"abTEM seed {seed}, drift {d:g} px/frame, {dose:g} e/px", dose * drifting))
                 out.append((f"abTEM seed {seed}, moving, {dose:g} e/px", dose * clean))
     return out
 
@@ -102,8 +129,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="5,8,11,14,20,23,26,29", help="abTEM validation seeds (0-31)")
     ap.add_argument("--doses", default="20,200", help="e/px of the abTEM movies")
+    ap.add_argument("--drifts", default="0.005,0.02,0.05", help="slow drifts of the abTEM scenes, px a frame")
     ap.add_argument("-B", default="10,20", help="group sizes")
-    ap.add_argument("--decoders", default="auto,gaptv", help="decoders, comma-separated")
+    ap.add_argument("--decoders", default="auto", help="decoders, comma-separated (e.g. auto,gaptv)")
     ap.add_argument("--json", type=Path, help="write every row here")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",") if s]
@@ -112,11 +140,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, truth in movies(seeds, doses):
+        for label, truth in movies(seeds, doses, [float(d) for d in a.drifts.split(",") if d]):
             for B in (int(b) for b in a.B.split(",")):
                 row = {"movie": label, **measure(truth, B, decoders, rng, Path(tmp))}
                 rows.append(row)
-                scores = ", ".join(f"{k} {row[k]:.2f}" for k in ("raw", "still_estimate", *decoders))
+                scores = ", ".join(
+                    f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in row.items()
+                    if k not in ("movie", "B")
+                )
                 print(f"{label}, B={B}: {scores}", flush=True)
     if a.json:
         weights = zoo.find_weights("gapunet", 10)

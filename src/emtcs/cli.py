@@ -333,6 +333,14 @@ def _noise_line(info: dict[str, Any]) -> str:
     "either side of a boundary between groups see each other (sharper there, but not yet clear of the "
     "suite's invented-peak check: docs/decoders.md); 1 decodes each group alone.",
 )
+@click.option(
+    "--still/--no-still",
+    default=True,
+    show_default=True,
+    help="Where a tile's measurement equals a neighbouring group's to the shot noise (the specimen held still), "
+    "give back its frames from the measurement, which keeps fine lattices the decoders lose (where the file "
+    "holds a Poisson noise model: compress measures one by default).",
+)
 @adapt_option
 @click.option(
     "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
@@ -354,6 +362,7 @@ def decompress(
     guard: float,
     finish: str,
     run: int,
+    still: bool,
     adapt: int,
     reference: Path | None,
     report: Path | None,
@@ -400,6 +409,7 @@ def decompress(
             guard=guard,
             finish=finish,
             run=run,
+            still=still,
             progress=advance,
             log=lambda msg: console.print(f"note: {msg}"),
             on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),

@@ -323,6 +323,8 @@ class DecompressReport:
     holdout: dict[int, tuple[float, int]] = field(default_factory=dict)
     #: Per group: tiles ``select`` blended with GAP-TV (scores too close to choose); only groups with some.
     blended: dict[int, int] = field(default_factory=dict)
+    #: Per group: tiles that held still, given back from their measurement (:mod:`emtcs.still`); only groups with some.
+    still: dict[int, int] = field(default_factory=dict)
     #: What fitting the network to the file did (``adapt``), or None.
     adaptation: Adaptation | None = None
 
@@ -358,6 +360,16 @@ class DecompressReport:
         line = f"{line}, where {why}"
         return line if mixed is None else f"{line}; {mixed}"
 
+    def still_summary(self) -> str | None:
+        """One line on the tiles that held still, if there were any."""
+        if not self.still:
+            return None
+        tiles = sum(self.still.values())
+        return (
+            f"still: {tiles} tiles ({len(self.still)} groups) held still beside a neighbouring group; "
+            "their frames are the measurement's (emtcs.still)"
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "output": str(self.output),
@@ -367,6 +379,7 @@ class DecompressReport:
             "fallback_tiles": {str(g): list(f) for g, f in self.fallback.items()},
             "holdout_scores": {str(g): h for g, h in self.holdout_scores().items()},
             "blended_tiles": {str(g): n for g, n in self.blended.items()},
+            "still_tiles": {str(g): n for g, n in self.still.items()},
             "adaptation": None
             if self.adaptation is None
             else {k: v for k, v in asdict(self.adaptation).items() if k != "weights"},
@@ -417,6 +430,7 @@ def decompress(
     guard: float = GUARD_RATIO,
     finish: str = "nlm",
     run: int = RUN,
+    still: bool = True,
     decoder_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     on_group: Callable[[int, float], None] | None = None,
@@ -439,7 +453,9 @@ def decompress(
     GAP-TV's frames and frames stored alone are left as they are.  ``run``: a decoder that
     sees across groups (GapUNet's) decodes blocks of that many consecutive groups together,
     so that the frames either side of a boundary between groups inside a block see each
-    other (:func:`emtcs.decoding.group_runs`; 1: each group alone).  ``progress`` is
+    other (:func:`emtcs.decoding.group_runs`; 1: each group alone).  ``still``: a learned
+    decoder's tiles that held still beside a neighbouring group are given back from their
+    measurement (:mod:`emtcs.still`; where the noise was measured or given).  ``progress`` is
     called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``
@@ -459,6 +475,7 @@ def decompress(
         options=tuple((decoder_options or {}).items()),
         finish=finish,
         run=run,
+        still=still,
     )
     check_writable(dst)
     check_output(dst, force=force, inputs=(src,))
@@ -504,6 +521,8 @@ def decompress(
                         report.fallback[piece.g] = (done[0] + piece.fallback[0], done[1] + piece.fallback[1])
                     if piece.blended:
                         report.blended[piece.g] = report.blended.get(piece.g, 0) + piece.blended
+                    if piece.still:
+                        report.still[piece.g] = report.still.get(piece.g, 0) + piece.still
                     if piece.holdout[1]:
                         total = report.holdout.get(piece.g, (0.0, 0))
                         report.holdout[piece.g] = (total[0] + piece.holdout[0], total[1] + piece.holdout[1])
@@ -513,9 +532,9 @@ def decompress(
                         report.residuals[piece.g] = relative_residual(terms.pop(piece.g))
                         if on_group is not None:
                             on_group(piece.g, report.residuals[piece.g])
-    summary = report.guard_summary()
-    if summary and log is not None:
-        log(summary)
+    for summary in (report.guard_summary(), report.still_summary()):
+        if summary and log is not None:
+            log(summary)
     return report
 
 

@@ -22,6 +22,7 @@ from .decoders.learned import LearnedDecoder
 from .decoders.select import SelectingDecoder
 from .errors import InputError
 from .finish import FINISHES, STRENGTH, finisher
+from .still import StillTiles
 from .tiling import OVERLAP, TILE, decode_run_bands, intensity_scale
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "decode_here",
     "finishing",
     "group_runs",
+    "neighbour",
     "noise_gain",
     "noise_pedestal",
     "reported_config",
@@ -71,6 +73,8 @@ class DecodeSettings:
     """How decoded tiles are finished (:mod:`emtcs.finish`): nlm or none."""
     run: int = RUN
     """Consecutive groups a decoder that sees across groups decodes together (:func:`group_runs`)."""
+    still: bool = True
+    """Give back the tiles of a learned decoder that held still from their measurement (:mod:`emtcs.still`)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.guard) and self.guard >= 0):
@@ -106,6 +110,7 @@ class DecodedRows(NamedTuple):
     fallback: tuple[int, int] = (0, 0)  # (tiles given to GAP-TV, tiles decoded): gap_tv_tiles
     holdout: tuple[float, int] = (0.0, 0)  # (sum of hold-out scores, tiles scored): holdout_scores
     blended: int = 0  # tiles select blended with GAP-TV: blended_tiles
+    still: int = 0  # tiles given back still (emtcs.still): still_tiles
 
 
 class GroupBand(NamedTuple):
@@ -119,6 +124,7 @@ class GroupBand(NamedTuple):
     fallback: tuple[int, int]  # (tiles given to GAP-TV, tiles decoded) for this band: gap_tv_tiles
     holdout: tuple[float, int]  # (sum of hold-out scores, tiles scored) for this band: holdout_scores
     blended: int  # tiles select blended with GAP-TV in this band: blended_tiles
+    still: int  # tiles given back still in this band (emtcs.still): still_tiles
 
 
 def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSettings) -> Iterator[DecodedRows]:
@@ -140,6 +146,7 @@ def decode_here(reader: TcsReader, sel: range, dec: Decoder, settings: DecodeSet
                 band.fallback,
                 band.holdout,
                 band.blended,
+                band.still,
             )
 
 
@@ -205,11 +212,12 @@ def finishing(dec: Decoder, settings: DecodeSettings, *, noise_measured: bool) -
 
 def reported_config(dec: Decoder, settings: DecodeSettings) -> dict[str, Any]:
     """The decoder's config for reports, with the guard's threshold and fallback when it is
-    guarded, the finishing where the decoder's tiles are finished and the run length
+    guarded, the finishing and the still stage where the decoder's tiles are finished and the run length
     where it decodes runs of groups."""
     config = guarded(dec, settings.guard).get_config()
     if isinstance(dec, LearnedDecoder):
         config["finish"] = settings.finish
+        config["still"] = settings.still
     if dec.sees_runs:
         config["run"] = settings.run
     return config
@@ -273,6 +281,11 @@ def decode_run(
                 yield from decode_run(reader, range(g, g + 1), dec, settings, keep={g: keep[g]}, bands=bands)
         return
     finish = finishing(dec, settings, noise_measured=measured)
+    # a still tile is told by its shot noise: only where the file holds a Poisson noise model
+    poisson = measured and hd.measured_sigma is None
+    learned = isinstance(dec, LearnedDecoder)
+    still = StillTiles(len(groups), hd.quant_step) if settings.still and poisson and learned else None
+    neighbours = [[neighbour(reader, g, g + d) for d in (-1, 1)] for g in groups] if still is not None else []
     pedestal = noise_pedestal(hd)
     scale = np.array([intensity_scale(m, masks, pedestal=pedestal) for m in y])
     tally = _Tally(guarded(dec, settings.guard, noise_measured=measured), len(groups))
@@ -289,13 +302,29 @@ def decode_run(
         gain=gain,
         pedestal=pedestal,
         finish=finish,
+        still=still,
+        neighbours=neighbours,
     ):
         for k, g in enumerate(groups):
             if g in keep:
                 fallback, holdout, blended = tally.take(k)
                 # the hold-out score is in units of the noise only where the noise was measured or given
                 holdout = holdout if measured else (0.0, 0)
-                yield GroupBand(g, rows, vmap.to_source(blocks[k][keep[g]]), *terms[k], fallback, holdout, blended)
+                held = still.take(k) if still is not None else 0
+                frames = vmap.to_source(blocks[k][keep[g]])
+                yield GroupBand(g, rows, frames, *terms[k], fallback, holdout, blended, held)
+
+
+def neighbour(reader: TcsReader, g: int, h: int) -> np.ndarray | None:
+    """Group ``h``'s measurement where it neighbours group ``g`` with the same masks (a
+    group of the same length, no scene cut between them) for the still test of
+    :mod:`emtcs.still`; else None."""
+    hd = reader.header
+    if not 0 <= h < hd.n_groups or len(hd.group_frames(h)) != len(hd.group_frames(g)):
+        return None
+    if hd.group_frames(max(g, h))[0] in set(hd.cuts or []):
+        return None
+    return reader.measurement(h)
 
 
 class _Tally(Decoder):

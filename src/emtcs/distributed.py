@@ -84,8 +84,8 @@ class DecodeTask:
 
 def decode_task(task: DecodeTask) -> list[dict[str, Any]]:
     """Run on a worker: decode one task; returns, for each group kept, its frames, residual
-    terms, the guard's (replaced, tiles) counts, select's hold-out scores and blended tiles
-    and the decoder config."""
+    terms, the guard's (replaced, tiles) counts, select's hold-out scores and blended tiles,
+    the tiles given back still and the decoder config."""
     dec = _worker_decoder(task.decoder, task.B, task.settings)
     r0, r1 = task.rows
     config = reported_config(dec, task.settings)
@@ -99,6 +99,7 @@ def decode_task(task: DecodeTask) -> list[dict[str, Any]]:
                 "fallback": (0, 0),
                 "holdout": (0.0, 0),
                 "blended": 0,
+                "still": 0,
                 "decoder": config,
             }
             for g, keep in zip(task.kept, task.keep)
@@ -112,6 +113,7 @@ def decode_task(task: DecodeTask) -> list[dict[str, Any]]:
             out["fallback"] = tuple(a + b for a, b in zip(out["fallback"], band.fallback))
             out["holdout"] = tuple(a + b for a, b in zip(out["holdout"], band.holdout))
             out["blended"] += band.blended
+            out["still"] += band.still
     return [results[g] for g in task.kept]
 
 
@@ -221,6 +223,7 @@ def decode_on_cluster(
                     result["fallback"],
                     result["holdout"],
                     result["blended"],
+                    result["still"],
                 )
 
 

@@ -12,7 +12,7 @@ position's groups together (:func:`decode_run_bands`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -93,10 +93,18 @@ def decoder_tiles(
     the decoders get them: float32 (n, h, w) measurements less the ``pedestal`` and divided
     by ``scale`` (:func:`decode_run_bands`), and float32 (n, nb, h, w) masks."""
     mtiles = np.stack([masks.window(rows, c) for c in cols]).astype(np.float32)
+    return measurement_tiles(y, mtiles, rows, cols, scale, pedestal), mtiles
+
+
+def measurement_tiles(
+    y: np.ndarray, mtiles: np.ndarray, rows: slice, cols: list[slice], scale: float, pedestal: float = 0.0
+) -> np.ndarray:
+    """The tiles ``(rows, c)`` of a measurement ``y`` taken with the masks ``mtiles`` (those
+    tiles' (n, nb, h, w)), as :func:`decoder_tiles` gives them."""
     ytiles = np.stack([y[rows, c] for c in cols]).astype(np.float64)
     if pedestal:
         ytiles -= pedestal * mtiles.sum(axis=1, dtype=np.float64)
-    return (ytiles / scale).astype(np.float32), mtiles
+    return (ytiles / scale).astype(np.float32)
 
 
 def decode_run_bands(
@@ -112,6 +120,8 @@ def decode_run_bands(
     pedestal: float = 0.0,
     bands: range | None = None,
     finish: Callable[..., np.ndarray] | None = None,
+    still: Callable[..., np.ndarray] | None = None,
+    neighbours: Sequence[Sequence[np.ndarray | None]] = (),
 ) -> Iterator[tuple[slice, np.ndarray, list[tuple[float, float]]]]:
     """Reconstruct the frames of a run of consecutive groups of one length, their
     measurements ``y`` (K, H, W) taken with the same ``masks``, one band of tile rows at a time.
@@ -133,7 +143,10 @@ def decode_run_bands(
     measurement before decoding, so that the decoders see counts whose shot noise ``gain``
     describes, and put back on the frames.  ``finish`` (:func:`emtcs.finish.finisher`)
     takes each batch of decoded tiles before they are stitched; the residual is that of
-    the finished frames.
+    the finished frames.  ``still`` (:class:`emtcs.still.StillTiles`) then takes them, with
+    the same tiles of each group's ``neighbours`` (per group, the measurements of up to two
+    neighbouring groups taken with the same masks; a missing one None, its tiles NaN),
+    where ``gain`` is known.
     """
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
@@ -167,14 +180,19 @@ def decode_run_bands(
         for j in range(0, len(xs), per_call):
             chunk = xs[j : j + per_call]
             cols = [slice(x0, x0 + tw) for x0 in chunk]
-            # position-major: each position's K groups in time order, a run
-            tiles = [decoder_tiles(g, masks, rows, cols, s, pedestal) for g, s in zip(y, scales)]
-            ytiles = np.stack([t[0] for t in tiles], 1).reshape(-1, th, tw)
-            mtiles = np.stack([t[1] for t in tiles], 1).reshape(-1, nb, th, tw)
+            mt = np.stack([masks.window(rows, c) for c in cols]).astype(np.float32)
+            ytiles = _position_major(list(y), mt, rows, cols, scales, pedestal)
+            mtiles = np.repeat(mt, K, axis=0)
             told = None if epu is None else np.tile(epu, len(chunk))
             frames = decoder.decode(ytiles, mtiles, told, **run)
             if finish is not None:
                 frames = finish(frames, ytiles, mtiles, told)
+            if still is not None and told is not None and neighbours:
+                others = [
+                    _position_major([n[side] for n in neighbours], mt, rows, cols, scales, pedestal)
+                    for side in range(len(neighbours[0]))
+                ]
+                frames = still(frames, ytiles, mtiles, told, others)
             for x0, f in zip(chunk, frames.reshape(len(chunk), K, nb, th, tw)):
                 w2 = wy[:, None] * blend_window(tw, overlap, x0 > 0, x0 + tw < W)[None, :]
                 acc[..., x0 : x0 + tw] += f * w2
@@ -195,6 +213,27 @@ def decode_run_bands(
                 model += block[k, b] * m
             terms.append((float(np.sum((yr - model) ** 2)), float(np.sum(yr**2))))
         yield out_rows, block, terms
+
+
+def _position_major(
+    ys: Sequence[np.ndarray | None],
+    mt: np.ndarray,
+    rows: slice,
+    cols: list[slice],
+    scales: Sequence[float] | np.ndarray,
+    pedestal: float,
+) -> np.ndarray:
+    """The tiles ``(rows, c)`` of one measurement per group, each group's own scale, as one
+    (len(cols) * K, h, w) batch in the decoders' order: each position's K groups in time
+    order.  A missing measurement (None) gives NaN tiles."""
+    n, _, h, w = mt.shape
+    return np.stack(
+        [
+            np.full((n, h, w), np.nan, np.float32) if g is None else measurement_tiles(g, mt, rows, cols, s, pedestal)
+            for g, s in zip(ys, scales)
+        ],
+        1,
+    ).reshape(-1, h, w)
 
 
 def relative_residual(terms: Iterable[tuple[float, float]]) -> float:

@@ -1,0 +1,139 @@
+"""Tiles where the specimen held still, given back from the measurement itself.
+
+Every group of a file is taken with the same masks (formats/tcs.md §5), so a specimen
+that did not move between two groups left the same measurement in both, to the shot
+noise; and within a still group every frame is Y / Σ_b C_b, exactly, with the noise of
+about Σ_b C_b frames averaged.  The decoders learned from moving movies, and GAP-TV, the
+networks' start, fills in each frame from the half of its pixels its mask keeps: a strong
+fine lattice that holds still is lost by all of them (docs/benchmarks.md, "Still
+specimens").
+
+Per tile, :func:`still_score` is the mean over pixels of (Y − Y')² / Var(Y − Y') for the
+group's measurement Y and a neighbouring group's Y', in units of their shot noise: for
+Poisson counts its expectation is exactly 1 where nothing changed, at any dose (given
+the sum of two Poisson counts, their difference is binomial), and it grows with the
+square of any change.  A tile whose score against its better-agreeing neighbour is at
+most :data:`STILL_BAR` held still; :func:`hold_still` then gives all its frames one
+image: the decoded frames' mean M, corrected towards the two groups' normalised
+measurement S = (Y + Y') / (2 Σ_b C_b) where S − M stands out of S's noise in the power
+spectrum (at least :data:`SPECTRAL_BAR` times the noise's power, weighted 1 − noise /
+power as a Wiener filter would).  The noise's power spectrum is measured, not modelled:
+(Y − Y') / (2 Σ_b C_b) holds exactly the noise of S and none of the specimen, and its
+periodogram averaged over :data:`NOISE_BOX` × :data:`NOISE_BOX` neighbouring frequencies
+follows noise that neighbouring pixels share, and quantisation, as well as white shot
+noise.  What the decoder lost and the measurement holds comes back; noise the decoder
+removed stays removed; nothing the measurement lacks is added.  Measured by
+``benchmarks/still_scenes.py`` (docs/decoders.md, "Still specimens").
+
+Stored measurements quantised in steps of q noise standard deviations (formats/tcs.md
+§9) carry q²/12 more variance, which the score takes in.  The test needs the shot noise
+in electrons, so it runs only where the file holds a Poisson noise model (measured or
+given); a group without a neighbour of its own length (a file of one group, a scene cut
+on both sides) is not tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+__all__ = ["STILL_BAR", "SPECTRAL_BAR", "NOISE_BOX", "still_score", "hold_still", "StillTiles"]
+
+#: A tile held still where its measurement differs from a neighbouring group's by at most
+#: this mean square, in units of the difference's shot noise (1 where nothing moved).
+STILL_BAR = 1.1
+#: Frequencies where the still estimate departs from the decoded mean by at least this
+#: many times its noise power are put back (Wiener weighted); the rest are left decoded.
+SPECTRAL_BAR = 9.0
+#: The noise's power spectrum is the two groups' difference's, averaged over this many
+#: neighbouring frequencies along each axis.
+NOISE_BOX = 5
+
+
+def still_score(y: np.ndarray, other: np.ndarray, electrons_per_unit: np.ndarray) -> np.ndarray:
+    """Per tile, the mean of (y − other)² over its shot-noise variance (y + other) /
+    ``electrons_per_unit``, over the pixels some electron reached; NaN where none did.
+
+    ``y`` and ``other`` are (n, h, w) measurements of the same tiles in two groups,
+    normalised alike; ``electrons_per_unit`` one per tile.
+    """
+    total = np.maximum(y, 0).astype(np.float64) + np.maximum(other, 0)
+    counted = total > 0
+    ratio = np.where(counted, np.square(y.astype(np.float64) - other) / np.where(counted, total, 1.0), 0.0)
+    epu = np.asarray(electrons_per_unit, dtype=np.float64).reshape(-1)
+    n = counted.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, ratio.sum(axis=(-2, -1)) * epu / np.maximum(n, 1), np.nan)
+
+
+def hold_still(frames: np.ndarray, y: np.ndarray, other: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Each tile's one still image, repeated over its frames (module docstring).
+
+    ``frames`` (n, B, h, w) decoded, ``y`` and ``other`` (n, h, w) the tiles' measurements
+    in two groups that held still, ``masks`` (n, B, h, w); returns float32 (n, B, h, w).
+    """
+    k = 2 * masks.sum(axis=1, dtype=np.float64)
+    mean = frames.mean(axis=1, dtype=np.float64)
+    covered = k > 0
+    estimate = np.where(covered, (y.astype(np.float64) + other) / np.maximum(k, 1), mean)
+    # (Y - Y') / 2k has the noise of (Y + Y') / 2k and none of the specimen
+    difference = np.where(covered, (y.astype(np.float64) - other) / np.maximum(k, 1), 0.0)
+    noise = uniform_filter(
+        np.square(np.abs(np.fft.rfft2(difference))), size=(1, NOISE_BOX, NOISE_BOX), mode=("nearest", "wrap", "nearest")
+    )
+    spectrum = np.fft.rfft2(estimate - mean)
+    power = np.square(np.abs(spectrum))
+    weight = np.where(power > SPECTRAL_BAR * noise, 1 - noise / np.maximum(power, np.finfo(np.float64).tiny), 0.0)
+    still = mean + np.fft.irfft2(weight * spectrum, s=mean.shape[-2:])
+    return np.broadcast_to(still[:, None], frames.shape).astype(np.float32)
+
+
+class StillTiles:
+    """The still stage of a decode, counting by group the tiles it gave back still.
+
+    Called on a batch of decoded tiles of runs of ``K`` groups (tile i of group i % K, as
+    :func:`emtcs.tiling.decode_run_bands` orders them) with their measurements, masks,
+    electrons per unit and, per tile, the same tile of the neighbouring groups'
+    measurements (none, one or two).  ``quant_step``: the measurements' quantisation step
+    in noise standard deviations (0: stored exactly).  ``take(k)`` returns group k's count
+    since the last take.
+    """
+
+    def __init__(self, K: int, quant_step: float = 0.0):
+        self.K = K
+        self.excess = 1 + quant_step**2 / 12  # a still tile's expected score
+        self.counts = np.zeros(K, dtype=np.int64)
+        self.last_still = np.zeros(0, dtype=bool)
+
+    def __call__(
+        self,
+        frames: np.ndarray,
+        y: np.ndarray,
+        masks: np.ndarray,
+        electrons_per_unit: np.ndarray,
+        neighbours: Sequence[np.ndarray],
+    ) -> np.ndarray:
+        """``frames`` with the still tiles replaced; ``neighbours`` holds (n, h, w) tiles of
+        the neighbouring groups, NaN where a tile's group has no such neighbour."""
+        still = np.zeros(len(y), dtype=bool)
+        if neighbours:
+            scores = np.stack([still_score(y, o, electrons_per_unit) for o in neighbours])
+            scores = np.where(np.isfinite(scores), scores, np.inf)
+            best = scores.argmin(axis=0)
+            still = scores[best, np.arange(len(y))] <= STILL_BAR * self.excess
+        self.last_still = still
+        np.add.at(self.counts, np.flatnonzero(still) % self.K, 1)
+        if not still.any():
+            return frames
+        other = np.stack(neighbours)[best, np.arange(len(y))]
+        out = frames.copy()
+        out[still] = hold_still(frames[still], y[still], other[still], masks[still])
+        return out
+
+    def take(self, k: int) -> int:
+        """Tiles of group ``k`` given back still since the last take."""
+        count = int(self.counts[k])
+        self.counts[k] = 0
+        return count

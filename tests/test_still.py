@@ -1,0 +1,133 @@
+"""The still stage (emtcs.still): tiles whose measurement equals a neighbouring group's to the
+shot noise are given back from the measurement, which keeps a fine lattice the decoders lose;
+a moving specimen is left to the decoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+
+import emtcs
+from emtcs.cli import main
+from emtcs.still import STILL_BAR, StillTiles, hold_still, still_score
+
+pytest.importorskip("torch")
+
+
+def _fringes(period: float, side: int = 128, shift: float = 0.0) -> np.ndarray:
+    """Mean 1, contrast 0.5, turned 0.3 rad, moved ``shift`` px across the fringes."""
+    y, x = np.mgrid[:side, :side]
+    return 1.0 + 0.5 * np.cos(2 * np.pi * (x * np.cos(0.3) + y * np.sin(0.3) - shift) / period)
+
+
+def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    peak = float(ref.max() - ref.min())
+    return float(10 * np.log10(peak**2 / np.mean((x.astype(np.float64) - ref) ** 2)))
+
+
+@pytest.mark.parametrize("dose", [0.5, 5.0, 500.0])
+def test_the_score_of_two_counts_of_one_image_is_one_at_any_dose(dose):
+    rng = np.random.default_rng(0)
+    image = dose * _fringes(6)[None]
+    epu = np.array([2.0])  # normalised units: counts / 2
+    y, other = rng.poisson(image) / 2.0, rng.poisson(image) / 2.0
+    assert abs(still_score(y, other, epu)[0] - 1) < 0.05
+    # a third of a period across the fringes is far beyond the noise at 5 e/px and above
+    moved = rng.poisson(dose * _fringes(6, shift=2.0)[None]) / 2.0
+    if dose >= 5:
+        assert still_score(y, moved, epu)[0] > STILL_BAR + 0.5
+
+
+def test_no_electrons_or_no_neighbour_is_never_still():
+    zeros, epu = np.zeros((1, 8, 8)), np.ones(1)
+    assert np.isnan(still_score(zeros, zeros, epu)[0])
+    assert np.isnan(still_score(np.ones((1, 8, 8)), np.full((1, 8, 8), np.nan), epu)[0])
+    stage = StillTiles(1)
+    frames = np.zeros((1, 4, 8, 8), dtype=np.float32)
+    out = stage(frames, np.ones((1, 8, 8)), np.ones((1, 4, 8, 8)), epu, [np.full((1, 8, 8), np.nan)])
+    assert out is frames and stage.take(0) == 0
+
+
+def test_a_lost_lattice_comes_back_and_noise_removed_stays_removed():
+    rng = np.random.default_rng(1)
+    B, dose = 8, 200.0
+    truth = _fringes(4, side=64)
+    masks = (rng.random((1, B, 64, 64)) < 0.5).astype(np.float32)
+    y, other = (rng.poisson(dose * truth * masks.sum(1)) / dose for _ in range(2))  # normalised: 1 = dose e
+    lost = np.ones((1, B, 64, 64), dtype=np.float32)  # a decoder that kept the mean, lost the fringes
+    held = hold_still(lost, y, other, masks)
+    assert held.shape == lost.shape and np.all(held == held[:, :1])
+    estimate = (y + other) / np.maximum(2 * masks.sum(1), 1)  # the still estimate, noise and all
+    assert _psnr(held[0, 0], truth) > _psnr(estimate[0], truth) > _psnr(lost[0, 0], truth) + 10
+    # a decoder that kept everything: what the still estimate adds is below its noise, so little is added
+    kept = np.broadcast_to(truth, lost.shape).astype(np.float32)
+    assert _psnr(hold_still(kept, y, other, masks)[0, 0], truth) > _psnr(estimate[0], truth) + 6
+
+
+def test_tiles_are_counted_by_their_group():
+    rng = np.random.default_rng(2)
+    image = 100 * _fringes(5, side=32)
+    y = rng.poisson(np.stack([image] * 4)) / 100.0  # positions 0, 1 of groups 0, 1 (position-major)
+    moved = rng.poisson(100 * _fringes(5, side=32, shift=2.0)) / 100.0
+    neighbour = rng.poisson(np.stack([image, image, image, image])) / 100.0
+    neighbour[3] = moved  # position 1, group 1: its neighbour moved
+    stage = StillTiles(2)
+    frames = np.ones((4, 2, 32, 32), dtype=np.float32)
+    out = stage(frames, y, np.ones((4, 2, 32, 32)), np.full(4, 100.0), [neighbour])
+    assert stage.last_still.tolist() == [True, True, True, False]
+    assert (stage.take(0), stage.take(1), stage.take(1)) == (2, 1, 0)
+    assert np.array_equal(out[3], frames[3]) and not np.array_equal(out[0], frames[0])
+
+
+def _compressed(tmp_path, movie: np.ndarray, name: str, B: int = 10):
+    src, tcs = tmp_path / f"{name}-source.tif", tmp_path / f"{name}.tcs"
+    tifffile.imwrite(src, movie)
+    emtcs.compress(src, tcs, B=B)
+    return tcs
+
+
+def test_a_still_lattice_decodes_from_its_measurement_and_a_moving_one_does_not(tmp_path):
+    """The still-specimen case of docs/benchmarks.md at test size: 5-px fringes held still for
+    three groups at 200 e/px, which the decoders alone lose (128 x 128: the smallest frames
+    whose detector gain compress measures, which the still test needs)."""
+    rng = np.random.default_rng(3)
+    truth = 200 * np.repeat(_fringes(5)[None], 30, axis=0)
+    tcs = _compressed(tmp_path, rng.poisson(truth).astype(np.uint16), "still")
+    held = emtcs.decompress(tcs, tmp_path / "held.tif")
+    alone = emtcs.decompress(tcs, tmp_path / "alone.tif", still=False)
+    assert held.still == {0: 1, 1: 1, 2: 1} and alone.still == {}
+    assert held.decoder["still"] is True and "3 tiles (3 groups)" in (held.still_summary() or "")
+    gain = _psnr(tifffile.imread(tmp_path / "held.tif"), truth) - _psnr(tifffile.imread(tmp_path / "alone.tif"), truth)
+    assert gain > 6
+    # the same fringes drifting 0.1 px a frame: every group differs from its neighbours
+    moving = np.stack([200 * _fringes(5, shift=0.1 * t) for t in range(30)])
+    tcs = _compressed(tmp_path, rng.poisson(moving).astype(np.uint16), "moving")
+    assert emtcs.decompress(tcs, tmp_path / "moving.tif").still == {}
+
+
+def test_without_a_poisson_noise_model_nothing_is_tested(tmp_path):
+    """Still frames whose noise has one size everywhere (8-bit, Gaussian): the file holds that
+    sigma, not the shot noise the test needs."""
+    rng = np.random.default_rng(5)
+    still = 110 + 10 * np.sin(np.mgrid[0:64, 0:96][1] / 3.0)
+    movie = np.clip(np.rint(still + rng.normal(0, 5.0, (20, 64, 96))), 0, 255).astype(np.uint8)
+    tcs = _compressed(tmp_path, movie, "g")
+    with emtcs.open(tcs) as reader:
+        assert reader.info()["measurement_coding"] == "gaussian-v1"
+    assert emtcs.decompress(tcs, tmp_path / "o.tif").still == {}
+
+
+def test_the_cli_says_which_tiles_held_still(tmp_path):
+    rng = np.random.default_rng(4)
+    tcs = _compressed(tmp_path, rng.poisson(200 * np.repeat(_fringes(5)[None], 20, axis=0)).astype(np.uint16), "m")
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(main, ["decompress", str(tcs), "-o", str(tmp_path / "o.tif"), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "still: 2 tiles (2 groups) held still" in result.output
+    assert json.loads(report.read_text())["still_tiles"] == {"0": 1, "1": 1}
+    result = CliRunner().invoke(main, ["decompress", str(tcs), "-o", str(tmp_path / "n.tif"), "--no-still", "-q"])
+    assert result.exit_code == 0 and "still:" not in result.output
