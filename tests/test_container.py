@@ -92,6 +92,10 @@ def test_reader_gives_header_groups_and_masks(tcs):
         info = r.info()
         assert info["compression_ratio"] == pytest.approx(info["raw_bytes"] / info["file_bytes"])
         assert info["raw_bytes"] == frames.nbytes
+        # a measurement read again (kept: decoding reads each group's neighbours) is the caller's own copy
+        first = r.measurement(2)
+        first[:] = 0
+        np.testing.assert_array_equal(r.measurement(2), encode(frames[10:], masks(77, 3, (40, 52))))
 
 
 def _set_attr(path, name, value):

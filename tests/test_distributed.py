@@ -242,6 +242,29 @@ def test_select_and_its_holdout_scores_on_workers(cluster, tmp_path):
     assert spread.blended == plain.blended and sum(plain.blended.values()) > 0, plain.blended
 
 
+def test_still_tiles_on_workers(cluster, tmp_path):
+    """Fringes held still for three groups: each group's still test reads its neighbours on
+    the worker that decodes it, whichever frames are asked for."""
+    pytest.importorskip("torch", reason="the learned decoders need PyTorch")
+    from emtcs import zoo
+
+    if zoo.find_weights("gapunet", 8) is None:
+        pytest.skip("no GapUNet weights serve B=8")
+    yy, xx = np.mgrid[0:64, 0:72]
+    fringes = 200 * (1 + 0.5 * np.cos(2 * np.pi * (xx * np.cos(0.3) + yy * np.sin(0.3)) / 5))
+    movie, tcs = tmp_path / "s.tif", tmp_path / "s.tcs"
+    tifffile.imwrite(movie, np.random.default_rng(3).poisson(np.repeat(fringes[None], 24, axis=0)).astype(np.uint16))
+    emtcs.compress(movie, tcs, B=8, gain=1.0)
+    opts = {"decoder": "select", "device": "cpu", "tile": 64, "overlap": 16}
+    plain = emtcs.decompress(tcs, tmp_path / "plain.tif", **opts)
+    assert plain.still == {0: 2, 1: 2, 2: 2}
+    part = emtcs.decompress(tcs, tmp_path / "d.tif", frames="8:16", scheduler=cluster.scheduler_address, **opts)
+    assert part.still == {1: 2}
+    np.testing.assert_allclose(
+        tifffile.imread(tmp_path / "d.tif").astype(float), tifffile.imread(tmp_path / "plain.tif")[8:16], atol=1
+    )
+
+
 def test_groups_cut_to_scenes_on_workers(cluster, tmp_path):
     """A version-3 file (groups of 3, 1, 4 and 1 frames) decodes on workers as in one process."""
     example = Path(__file__).resolve().parents[1] / "formats" / "example-v3.tcs"

@@ -12,6 +12,7 @@ import math
 import os
 import zlib
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -355,10 +356,19 @@ def _set_text(attrs: h5py.AttributeManager, name: str, text: str) -> None:
 
 
 class TcsReader:
-    """Reads a ``.tcs`` file: header, per-group measurements and the masks that go with them."""
+    """Reads a ``.tcs`` file: header, per-group measurements and the masks that go with them.
+
+    The last :data:`RECENT` whole measurements read are kept: decoding reads each group's
+    neighbours too (:mod:`emtcs.still`), and a quantised 4k measurement takes about a second
+    to read back.
+    """
+
+    #: Whole measurements kept after they are read.
+    RECENT = 3
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()
         if not self.path.exists():
             raise InputError(f"{self.path}: no such file")
         if not self.path.is_file():
@@ -541,6 +551,16 @@ class TcsReader:
         """Measurement (group sums) of group ``g``, optionally a (rows, cols) window of it
         (slices with positive steps): integers as stored, or float32 when the file stores
         them quantised."""
+        if window is None:
+            if g not in self._recent:
+                self._recent[g] = self._measurement(g, None)
+                if len(self._recent) > self.RECENT:
+                    self._recent.popitem(last=False)
+            self._recent.move_to_end(g)
+            return self._recent[g].copy()
+        return self._measurement(g, window)
+
+    def _measurement(self, g: int, window: tuple[slice, slice] | None) -> np.ndarray:
         hd = self.header
         coding = hd.coding
         rows, cols = window or (slice(None), slice(None))
