@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import emtcs
 from emtcs.cli import main
-from emtcs.still import STILL_BAR, StillTiles, hold_still, still_score
+from emtcs.still import BLOCK, BLOCK_BAR, STILL_BAR, StillTiles, hold_still, still_score
 
 pytest.importorskip("torch")
 
@@ -66,6 +66,27 @@ def test_a_lost_lattice_comes_back_and_noise_removed_stays_removed():
     # a decoder that kept everything: what the still estimate adds is below its noise, so little is added
     kept = np.broadcast_to(truth, lost.shape).astype(np.float32)
     assert _psnr(hold_still(kept, y, other, masks)[0, 0], truth) > _psnr(estimate[0], truth) + 6
+
+
+def test_one_atom_that_moved_is_not_averaged_away_over_the_tile():
+    """A strong atom column hops 3 px between the groups of an otherwise still lattice at 200
+    e/px: too few pixels change to lift the tile's score, but its block's score is far up."""
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[:128, :128]
+    masks = (rng.random((1, 10, 128, 128)) < 0.5).astype(np.float32)
+    k = masks.sum(1)
+
+    def counts(x0: float) -> np.ndarray:
+        atom = 0.3 * np.exp(-((yy - 64) ** 2 + (xx - x0) ** 2) / (2 * 1.5**2))
+        return rng.poisson(200 * (_fringes(6) + atom) * k) / 200.0
+
+    y, epu = counts(64), np.array([200.0])
+    for other, still in ((counts(64), True), (counts(67), False)):
+        assert still_score(y, other, epu)[0] <= STILL_BAR
+        stage = StillTiles(1)
+        stage(np.ones((1, 10, 128, 128), np.float32), y, masks, epu, [other])
+        assert stage.last_still.tolist() == [still]
+    assert still_score(y, other, epu, BLOCK)[0] > BLOCK_BAR + 0.3
 
 
 def test_tiles_are_counted_by_their_group():

@@ -12,16 +12,18 @@ Per tile, :func:`still_score` is the mean over pixels of (Y − Y')² / Var(Y �
 group's measurement Y and a neighbouring group's Y', in units of their shot noise: for
 Poisson counts its expectation is exactly 1 where nothing changed, at any dose (given
 the sum of two Poisson counts, their difference is binomial), and it grows with the
-square of any change.  A tile whose score against its better-agreeing neighbour is at
-most :data:`STILL_BAR` held still; :func:`hold_still` then gives all its frames one
-image: the decoded frames' mean M, corrected towards the two groups' normalised
-measurement S = (Y + Y') / (2 Σ_b C_b) where S − M stands out of S's noise in the power
-spectrum (at least :data:`SPECTRAL_BAR` times the noise's power, weighted 1 − noise /
-power as a Wiener filter would).  The noise's power spectrum is measured, not modelled:
-(Y − Y') / (2 Σ_b C_b) holds exactly the noise of S and none of the specimen, and its
-periodogram averaged over :data:`NOISE_BOX` × :data:`NOISE_BOX` neighbouring frequencies
-follows noise that neighbouring pixels share, and quantisation, as well as white shot
-noise.  What the decoder lost and the measurement holds comes back; noise the decoder
+square of any change. A tile whose score against its better-agreeing neighbour is at
+most :data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each of its blocks of
+:data:`BLOCK` × :data:`BLOCK` pixels (one atom that moved changes one block), held
+still; :func:`hold_still` then gives all its frames one image: the decoded frames' mean
+M, corrected towards the two groups' normalised measurement S = (Y + Y') / (2 Σ_b C_b)
+where S − M stands out of S's noise in the power spectrum (at least :data:`SPECTRAL_BAR`
+times the noise's power, weighted 1 − noise / power as a Wiener filter would). The
+noise's power spectrum is measured, not modelled: (Y − Y') / (2 Σ_b C_b) holds exactly
+the noise of S and none of the specimen, and its periodogram averaged over
+:data:`NOISE_BOX` × :data:`NOISE_BOX` neighbouring frequencies follows noise that
+neighbouring pixels share, and quantisation, as well as white shot noise.
+What the decoder lost and the measurement holds comes back; noise the decoder
 removed stays removed; nothing the measurement lacks is added.  Measured by
 ``benchmarks/still_scenes.py`` (docs/decoders.md, "Still specimens").
 
@@ -39,11 +41,16 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-__all__ = ["STILL_BAR", "SPECTRAL_BAR", "NOISE_BOX", "still_score", "hold_still", "StillTiles"]
+__all__ = ["STILL_BAR", "BLOCK_BAR", "BLOCK", "SPECTRAL_BAR", "NOISE_BOX", "still_score", "hold_still", "StillTiles"]
 
 #: A tile held still where its measurement differs from a neighbouring group's by at most
-#: this mean square, in units of the difference's shot noise (1 where nothing moved).
+#: this mean square, in units of the difference's shot noise (1 where nothing moved) ...
 STILL_BAR = 1.1
+#: ... and by at most this much in each of its blocks of BLOCK x BLOCK pixels, so that one
+#: atom that moved is not averaged away over the tile (where nothing changed, the largest of
+#: a 256 x 256 tile's blocks is about 1.3: at most 1.44 in 114 tiles at 0.2-2000 e/px).
+BLOCK_BAR = 1.6
+BLOCK = 16
 #: Frequencies where the still estimate departs from the decoded mean by at least this
 #: many times its noise power are put back (Wiener weighted); the rest are left decoded.
 SPECTRAL_BAR = 9.0
@@ -52,9 +59,12 @@ SPECTRAL_BAR = 9.0
 NOISE_BOX = 5
 
 
-def still_score(y: np.ndarray, other: np.ndarray, electrons_per_unit: np.ndarray) -> np.ndarray:
+def still_score(y: np.ndarray, other: np.ndarray, electrons_per_unit: np.ndarray, block: int = 0) -> np.ndarray:
     """Per tile, the mean of (y − other)² over its shot-noise variance (y + other) /
     ``electrons_per_unit``, over the pixels some electron reached; NaN where none did.
+    With ``block``, the largest such mean over the tile's ``block`` × ``block`` blocks, on
+    two grids half a block apart diagonally (so that a change no block holds whole still
+    falls mostly within one); the whole tile's where it is smaller than two blocks.
 
     ``y`` and ``other`` are (n, h, w) measurements of the same tiles in two groups,
     normalised alike; ``electrons_per_unit`` one per tile.
@@ -62,10 +72,27 @@ def still_score(y: np.ndarray, other: np.ndarray, electrons_per_unit: np.ndarray
     total = np.maximum(y, 0).astype(np.float64) + np.maximum(other, 0)
     counted = total > 0
     ratio = np.where(counted, np.square(y.astype(np.float64) - other) / np.where(counted, total, 1.0), 0.0)
-    epu = np.asarray(electrons_per_unit, dtype=np.float64).reshape(-1)
-    n = counted.sum(axis=(-2, -1))
+    epu = np.asarray(electrons_per_unit, dtype=np.float64).reshape(-1, 1)
+    n, h, w = ratio.shape
+    if not block or min(h, w) < 2 * block:
+        return _largest(ratio.reshape(n, 1, -1), counted.reshape(n, 1, -1), epu)
+    grids = []
+    for start in (0, block // 2):
+        hb, wb = (h - start) // block, (w - start) // block
+        for a in (ratio, counted):
+            cut = a[:, start : start + hb * block, start : start + wb * block]
+            grids.append(cut.reshape(n, hb, block, wb, block).swapaxes(2, 3).reshape(n, hb * wb, -1))
+    return np.fmax(_largest(grids[0], grids[1], epu), _largest(grids[2], grids[3], epu))
+
+
+def _largest(ratio: np.ndarray, counted: np.ndarray, epu: np.ndarray) -> np.ndarray:
+    """Per tile, the largest mean ratio over its (n, blocks, pixels) blocks, in units of the
+    shot noise; NaN where no electron reached any."""
+    pixels = counted.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, ratio.sum(axis=(-2, -1)) * epu / np.maximum(n, 1), np.nan)
+        scores = np.where(pixels > 0, ratio.sum(axis=-1) * epu / np.maximum(pixels, 1), -np.inf)
+    best = scores.max(axis=-1)
+    return np.where(np.isfinite(best), best, np.nan)
 
 
 def hold_still(frames: np.ndarray, y: np.ndarray, other: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -119,10 +146,11 @@ class StillTiles:
         the neighbouring groups, NaN where a tile's group has no such neighbour."""
         still = np.zeros(len(y), dtype=bool)
         if neighbours:
-            scores = np.stack([still_score(y, o, electrons_per_unit) for o in neighbours])
-            scores = np.where(np.isfinite(scores), scores, np.inf)
-            best = scores.argmin(axis=0)
-            still = scores[best, np.arange(len(y))] <= STILL_BAR * self.excess
+            whole = np.stack([still_score(y, o, electrons_per_unit) for o in neighbours])
+            worst = np.stack([still_score(y, o, electrons_per_unit, BLOCK) for o in neighbours])
+            agree = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
+            best = np.where(agree, whole, np.inf).argmin(axis=0)
+            still = agree[best, np.arange(len(y))]
         self.last_still = still
         np.add.at(self.counts, np.flatnonzero(still) % self.K, 1)
         if not still.any():

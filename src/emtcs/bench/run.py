@@ -526,7 +526,7 @@ class _Bench:
                 f"{name} -> {dec.name}: {notice}" if notice else (f"{name} -> {dec.name}" if name != dec.name else None)
             )
             fitted = report.adaptation.summary() if report.adaptation else None
-            note = "; ".join(filter(None, [note, report.guard_summary(), fitted])) or None
+            note = "; ".join(filter(None, [note, report.guard_summary(), report.still_summary(), fitted])) or None
             done[dec.name] = self._row(
                 "emtcs",
                 f"emtcs / {dec.name}",
