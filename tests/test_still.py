@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import emtcs
 from emtcs.cli import main
-from emtcs.still import BLOCK, BLOCK_BAR, STILL_BAR, StillTiles, hold_still, still_score
+from emtcs.still import BLOCK, BLOCK_BAR, STILL_BAR, StillTiles, hold_still, shot_variance, still_score
 
 pytest.importorskip("torch")
 
@@ -22,6 +22,11 @@ def _fringes(period: float, side: int = 128, shift: float = 0.0) -> np.ndarray:
     """Mean 1, contrast 0.5, turned 0.3 rad, moved ``shift`` px across the fringes."""
     y, x = np.mgrid[:side, :side]
     return 1.0 + 0.5 * np.cos(2 * np.pi * (x * np.cos(0.3) + y * np.sin(0.3) - shift) / period)
+
+
+def _score(y: np.ndarray, other: np.ndarray, epu: np.ndarray, block: int = 0) -> float:
+    """The still score of one tile of Poisson measurements."""
+    return float(still_score(y, other, shot_variance(y, other, np.ones((1, 1) + y.shape[1:]), epu, None), block)[0])
 
 
 def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
@@ -35,17 +40,17 @@ def test_the_score_of_two_counts_of_one_image_is_one_at_any_dose(dose):
     image = dose * _fringes(6)[None]
     epu = np.array([2.0])  # normalised units: counts / 2
     y, other = rng.poisson(image) / 2.0, rng.poisson(image) / 2.0
-    assert abs(still_score(y, other, epu)[0] - 1) < 0.05
+    assert abs(_score(y, other, epu) - 1) < 0.05
     # a third of a period across the fringes is far beyond the noise at 5 e/px and above
     moved = rng.poisson(dose * _fringes(6, shift=2.0)[None]) / 2.0
     if dose >= 5:
-        assert still_score(y, moved, epu)[0] > STILL_BAR + 0.5
+        assert _score(y, moved, epu) > STILL_BAR + 0.5
 
 
 def test_no_electrons_or_no_neighbour_is_never_still():
     zeros, epu = np.zeros((1, 8, 8)), np.ones(1)
-    assert np.isnan(still_score(zeros, zeros, epu)[0])
-    assert np.isnan(still_score(np.ones((1, 8, 8)), np.full((1, 8, 8), np.nan), epu)[0])
+    assert np.isnan(_score(zeros, zeros, epu))
+    assert np.isnan(_score(np.ones((1, 8, 8)), np.full((1, 8, 8), np.nan), epu))
     stage = StillTiles(1)
     frames = np.zeros((1, 4, 8, 8), dtype=np.float32)
     out = stage(frames, np.ones((1, 8, 8)), np.ones((1, 4, 8, 8)), epu, [np.full((1, 8, 8), np.nan)])
@@ -82,11 +87,11 @@ def test_one_atom_that_moved_is_not_averaged_away_over_the_tile():
 
     y, epu = counts(64), np.array([200.0])
     for other, still in ((counts(64), True), (counts(67), False)):
-        assert still_score(y, other, epu)[0] <= STILL_BAR
+        assert _score(y, other, epu) <= STILL_BAR
         stage = StillTiles(1)
         stage(np.ones((1, 10, 128, 128), np.float32), y, masks, epu, [other])
         assert stage.last_still.tolist() == [still]
-    assert still_score(y, other, epu, BLOCK)[0] > BLOCK_BAR + 0.3
+    assert _score(y, other, epu, BLOCK) > BLOCK_BAR + 0.3
 
 
 def test_tiles_are_counted_by_their_group():
@@ -130,16 +135,18 @@ def test_a_still_lattice_decodes_from_its_measurement_and_a_moving_one_does_not(
     assert emtcs.decompress(tcs, tmp_path / "moving.tif").still == {}
 
 
-def test_without_a_poisson_noise_model_nothing_is_tested(tmp_path):
-    """Still frames whose noise has one size everywhere (8-bit, Gaussian): the file holds that
-    sigma, not the shot noise the test needs."""
+def test_a_file_with_one_noise_sigma_is_tested_with_it(tmp_path):
+    """Frames whose noise has one size everywhere (8-bit, Gaussian): the file holds that
+    sigma (gaussian-v1), and the test takes each pixel's noise from it and its mask sum."""
     rng = np.random.default_rng(5)
-    still = 110 + 10 * np.sin(np.mgrid[0:64, 0:96][1] / 3.0)
-    movie = np.clip(np.rint(still + rng.normal(0, 5.0, (20, 64, 96))), 0, 255).astype(np.uint8)
-    tcs = _compressed(tmp_path, movie, "g")
-    with emtcs.open(tcs) as reader:
-        assert reader.info()["measurement_coding"] == "gaussian-v1"
-    assert emtcs.decompress(tcs, tmp_path / "o.tif").still == {}
+    xx = np.mgrid[0:64, 0:96][1]
+    for name, shift, taken in (("still", 0.0, 3), ("moving", 0.3, 0)):
+        clean = np.stack([110 + 30 * np.sin((xx - shift * t) / 3.0) for t in range(24)])
+        movie = np.clip(np.rint(clean + rng.normal(0, 5.0, clean.shape)), 0, 255).astype(np.uint8)
+        tcs = _compressed(tmp_path, movie, name, B=8)
+        with emtcs.open(tcs) as reader:
+            assert reader.info()["measurement_coding"] == "gaussian-v1"
+        assert sum(emtcs.decompress(tcs, tmp_path / f"{name}.tif").still.values()) == taken
 
 
 def test_the_cli_says_which_tiles_held_still(tmp_path):

@@ -339,7 +339,7 @@ def _noise_line(info: dict[str, Any]) -> str:
     show_default=True,
     help="Where a tile's measurement equals a neighbouring group's to the shot noise (the specimen held still), "
     "give back its frames from the measurement, which keeps fine lattices the decoders lose (where the file "
-    "holds a Poisson noise model: compress measures one by default).",
+    "holds its noise, which compress measures by default).",
 )
 @adapt_option
 @click.option(

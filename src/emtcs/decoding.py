@@ -281,13 +281,13 @@ def decode_run(
                 yield from decode_run(reader, range(g, g + 1), dec, settings, keep={g: keep[g]}, bands=bands)
         return
     finish = finishing(dec, settings, noise_measured=measured)
-    # a still tile is told by its shot noise: only where the file holds a Poisson noise model
-    poisson = measured and hd.measured_sigma is None
-    learned = isinstance(dec, LearnedDecoder)
-    still = StillTiles(len(groups), hd.quant_step) if settings.still and poisson and learned else None
-    neighbours = [[neighbour(reader, g, g + d) for d in (-1, 1)] for g in groups] if still is not None else []
     pedestal = noise_pedestal(hd)
     scale = np.array([intensity_scale(m, masks, pedestal=pedestal) for m in y])
+    still = neighbours = None  # a still tile is told by its noise: only where it was measured or given
+    if settings.still and measured and isinstance(dec, LearnedDecoder):
+        sigma = None if hd.measured_sigma is None else hd.measured_sigma / scale  # one sigma, not Poisson
+        still = StillTiles(len(groups), hd.quant_step, sigma)
+        neighbours = [[neighbour(reader, g, g + d) for d in (-1, 1)] for g in groups]
     tally = _Tally(guarded(dec, settings.guard, noise_measured=measured), len(groups))
     vmap = hd.value_map
     for rows, blocks, terms in decode_run_bands(
@@ -303,7 +303,7 @@ def decode_run(
         pedestal=pedestal,
         finish=finish,
         still=still,
-        neighbours=neighbours,
+        neighbours=neighbours or (),
     ):
         for k, g in enumerate(groups):
             if g in keep:

@@ -28,10 +28,13 @@ removed stays removed; nothing the measurement lacks is added.  Measured by
 ``benchmarks/still_scenes.py`` (docs/decoders.md, "Still specimens").
 
 Stored measurements quantised in steps of q noise standard deviations (formats/tcs.md
-§9) carry q²/12 more variance, which the score takes in.  The test needs the shot noise
-in electrons, so it runs only where the file holds a Poisson noise model (measured or
-given); a group without a neighbour of its own length (a file of one group, a scene cut
-on both sides) is not tested.
+§9) carry q²/12 more variance, which the score takes in.  The test needs each pixel's
+noise: the file's Poisson model (measured or given), or, where compress could only
+measure one noise σ per frame (``gaussian-v1`` files, and Poisson counts whose gain it
+could not fit: there the tile's score is still right on average, and its blocks brighter
+than the mean score high, so the test errs towards the decoder); without either it does
+not run.  A group without a neighbour of its own length (a file of one group, a scene
+cut on both sides) is not tested.
 """
 
 from __future__ import annotations
@@ -41,7 +44,17 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-__all__ = ["STILL_BAR", "BLOCK_BAR", "BLOCK", "SPECTRAL_BAR", "NOISE_BOX", "still_score", "hold_still", "StillTiles"]
+__all__ = [
+    "STILL_BAR",
+    "BLOCK_BAR",
+    "BLOCK",
+    "SPECTRAL_BAR",
+    "NOISE_BOX",
+    "still_score",
+    "shot_variance",
+    "hold_still",
+    "StillTiles",
+]
 
 #: A tile held still where its measurement differs from a neighbouring group's by at most
 #: this mean square, in units of the difference's shot noise (1 where nothing moved) ...
@@ -59,38 +72,51 @@ SPECTRAL_BAR = 9.0
 NOISE_BOX = 5
 
 
-def still_score(y: np.ndarray, other: np.ndarray, electrons_per_unit: np.ndarray, block: int = 0) -> np.ndarray:
-    """Per tile, the mean of (y − other)² over its shot-noise variance (y + other) /
-    ``electrons_per_unit``, over the pixels some electron reached; NaN where none did.
+def still_score(y: np.ndarray, other: np.ndarray, variance: np.ndarray, block: int = 0) -> np.ndarray:
+    """Per tile, the mean of (y − other)² / ``variance`` (the noise variance of y − other,
+    :func:`shot_variance`) over the pixels where it is positive; NaN where it is nowhere.
     With ``block``, the largest such mean over the tile's ``block`` × ``block`` blocks, on
     two grids half a block apart diagonally (so that a change no block holds whole still
     falls mostly within one); the whole tile's where it is smaller than two blocks.
 
-    ``y`` and ``other`` are (n, h, w) measurements of the same tiles in two groups,
-    normalised alike; ``electrons_per_unit`` one per tile.
+    ``y``, ``other`` and ``variance`` are (n, h, w): measurements of the same tiles in two
+    groups, normalised alike, and their difference's noise variance.
     """
-    total = np.maximum(y, 0).astype(np.float64) + np.maximum(other, 0)
-    counted = total > 0
-    ratio = np.where(counted, np.square(y.astype(np.float64) - other) / np.where(counted, total, 1.0), 0.0)
-    epu = np.asarray(electrons_per_unit, dtype=np.float64).reshape(-1, 1)
+    counted = variance > 0  # False where NaN too
+    ratio = np.where(counted, np.square(y.astype(np.float64) - other) / np.where(counted, variance, 1.0), 0.0)
     n, h, w = ratio.shape
     if not block or min(h, w) < 2 * block:
-        return _largest(ratio.reshape(n, 1, -1), counted.reshape(n, 1, -1), epu)
+        return _largest(ratio.reshape(n, 1, -1), counted.reshape(n, 1, -1))
     grids = []
     for start in (0, block // 2):
         hb, wb = (h - start) // block, (w - start) // block
         for a in (ratio, counted):
             cut = a[:, start : start + hb * block, start : start + wb * block]
             grids.append(cut.reshape(n, hb, block, wb, block).swapaxes(2, 3).reshape(n, hb * wb, -1))
-    return np.fmax(_largest(grids[0], grids[1], epu), _largest(grids[2], grids[3], epu))
+    return np.fmax(_largest(grids[0], grids[1]), _largest(grids[2], grids[3]))
 
 
-def _largest(ratio: np.ndarray, counted: np.ndarray, epu: np.ndarray) -> np.ndarray:
-    """Per tile, the largest mean ratio over its (n, blocks, pixels) blocks, in units of the
-    shot noise; NaN where no electron reached any."""
+def shot_variance(
+    y: np.ndarray, other: np.ndarray, masks: np.ndarray, electrons_per_unit: np.ndarray, sigma: np.ndarray | None
+) -> np.ndarray:
+    """The noise variance of y − other for (n, h, w) tiles of two groups' measurements
+    taken with ``masks`` (n, B, h, w): Poisson, (y + other) / ``electrons_per_unit``; or,
+    where the file holds one noise ``sigma`` per frame instead (per tile, normalised like
+    y), 2 Σ_b C_b sigma²."""
+    if sigma is None:
+        total = np.maximum(y, 0).astype(np.float64) + np.maximum(other, 0)
+        return total / np.asarray(electrons_per_unit, dtype=np.float64).reshape(-1, 1, 1)
+    frames = masks.sum(axis=1, dtype=np.float64)
+    variance = 2 * frames * np.square(np.asarray(sigma, dtype=np.float64)).reshape(-1, 1, 1)
+    return np.where(np.isnan(other), np.nan, variance)
+
+
+def _largest(ratio: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Per tile, the largest mean ratio over its (n, blocks, pixels) blocks; NaN where no
+    block has a pixel counted."""
     pixels = counted.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scores = np.where(pixels > 0, ratio.sum(axis=-1) * epu / np.maximum(pixels, 1), -np.inf)
+        scores = np.where(pixels > 0, ratio.sum(axis=-1) / np.maximum(pixels, 1), -np.inf)
     best = scores.max(axis=-1)
     return np.where(np.isfinite(best), best, np.nan)
 
@@ -124,13 +150,15 @@ class StillTiles:
     :func:`emtcs.tiling.decode_run_bands` orders them) with their measurements, masks,
     electrons per unit and, per tile, the same tile of the neighbouring groups'
     measurements (none, one or two).  ``quant_step``: the measurements' quantisation step
-    in noise standard deviations (0: stored exactly).  ``take(k)`` returns group k's count
-    since the last take.
+    in noise standard deviations (0: stored exactly); ``sigma``: per group, one frame's
+    noise standard deviation in the tiles' units, for a file that holds that instead of a
+    Poisson model (None: Poisson).  ``take(k)`` returns group k's count since the last take.
     """
 
-    def __init__(self, K: int, quant_step: float = 0.0):
+    def __init__(self, K: int, quant_step: float = 0.0, sigma: np.ndarray | None = None):
         self.K = K
         self.excess = 1 + quant_step**2 / 12  # a still tile's expected score
+        self.sigma = None if sigma is None else np.asarray(sigma, dtype=np.float64).reshape(K)
         self.counts = np.zeros(K, dtype=np.int64)
         self.last_still = np.zeros(0, dtype=bool)
 
@@ -146,8 +174,10 @@ class StillTiles:
         the neighbouring groups, NaN where a tile's group has no such neighbour."""
         still = np.zeros(len(y), dtype=bool)
         if neighbours:
-            whole = np.stack([still_score(y, o, electrons_per_unit) for o in neighbours])
-            worst = np.stack([still_score(y, o, electrons_per_unit, BLOCK) for o in neighbours])
+            sigma = None if self.sigma is None else self.sigma[np.arange(len(y)) % self.K]
+            variances = [shot_variance(y, o, masks, electrons_per_unit, sigma) for o in neighbours]
+            whole = np.stack([still_score(y, o, v) for o, v in zip(neighbours, variances)])
+            worst = np.stack([still_score(y, o, v, BLOCK) for o, v in zip(neighbours, variances)])
             agree = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
             best = np.where(agree, whole, np.inf).argmin(axis=0)
             still = agree[best, np.arange(len(y))]
