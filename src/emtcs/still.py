@@ -82,8 +82,18 @@ def still_score(y: np.ndarray, other: np.ndarray, variance: np.ndarray, block: i
     ``y``, ``other`` and ``variance`` are (n, h, w): measurements of the same tiles in two
     groups, normalised alike, and their difference's noise variance.
     """
+    return _score(*_ratio(y, other, variance), block)
+
+
+def _ratio(y: np.ndarray, other: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(y − other)² / variance per pixel (0 where the variance is not positive), and where it is."""
     counted = variance > 0  # False where NaN too
     ratio = np.where(counted, np.square(y.astype(np.float64) - other) / np.where(counted, variance, 1.0), 0.0)
+    return ratio, counted
+
+
+def _score(ratio: np.ndarray, counted: np.ndarray, block: int) -> np.ndarray:
+    """:func:`still_score` from the per-pixel ratios."""
     n, h, w = ratio.shape
     if not block or min(h, w) < 2 * block:
         return _largest(ratio.reshape(n, 1, -1), counted.reshape(n, 1, -1))
@@ -175,9 +185,9 @@ class StillTiles:
         still = np.zeros(len(y), dtype=bool)
         if neighbours:
             sigma = None if self.sigma is None else self.sigma[np.arange(len(y)) % self.K]
-            variances = [shot_variance(y, o, masks, electrons_per_unit, sigma) for o in neighbours]
-            whole = np.stack([still_score(y, o, v) for o, v in zip(neighbours, variances)])
-            worst = np.stack([still_score(y, o, v, BLOCK) for o, v in zip(neighbours, variances)])
+            ratios = [_ratio(y, o, shot_variance(y, o, masks, electrons_per_unit, sigma)) for o in neighbours]
+            whole = np.stack([_score(*r, 0) for r in ratios])
+            worst = np.stack([_score(*r, BLOCK) for r in ratios])
             agree = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
             best = np.where(agree, whole, np.inf).argmin(axis=0)
             still = agree[best, np.arange(len(y))]
