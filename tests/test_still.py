@@ -64,13 +64,37 @@ def test_a_lost_lattice_comes_back_and_noise_removed_stays_removed():
     masks = (rng.random((1, B, 64, 64)) < 0.5).astype(np.float32)
     y, other = (rng.poisson(dose * truth * masks.sum(1)) / dose for _ in range(2))  # normalised: 1 = dose e
     lost = np.ones((1, B, 64, 64), dtype=np.float32)  # a decoder that kept the mean, lost the fringes
-    held = hold_still(lost, y, other, masks)
+    held = hold_still(lost, y, [other], masks)
     assert held.shape == lost.shape and np.all(held == held[:, :1])
     estimate = (y + other) / np.maximum(2 * masks.sum(1), 1)  # the still estimate, noise and all
     assert _psnr(held[0, 0], truth) > _psnr(estimate[0], truth) > _psnr(lost[0, 0], truth) + 10
     # a decoder that kept everything: what the still estimate adds is below its noise, so little is added
     kept = np.broadcast_to(truth, lost.shape).astype(np.float32)
-    assert _psnr(hold_still(kept, y, other, masks)[0, 0], truth) > _psnr(estimate[0], truth) + 6
+    assert _psnr(hold_still(kept, y, [other], masks)[0, 0], truth) > _psnr(estimate[0], truth) + 6
+
+
+def test_both_neighbours_that_held_still_are_used_and_one_that_moved_is_not():
+    """Three still groups lower the still estimate's noise by a third against two; a
+    neighbour that moved is left out of the estimate, whichever side it is on."""
+    rng = np.random.default_rng(3)
+    B, dose, side = 8, 5.0, 64
+    truth = _fringes(4, side=side)
+    masks = (rng.random((1, B, side, side)) < 0.5).astype(np.float32)
+    k = masks.sum(1)
+    y, before, after = (rng.poisson(dose * truth * k) / dose for _ in range(3))
+    moved = rng.poisson(dose * _fringes(4, side=side, shift=1.0) * k) / dose
+    lost = np.ones((1, B, side, side), dtype=np.float32)
+    two, three = (_psnr(hold_still(lost, y, others, masks)[0, 0], truth) for others in ([before], [before, after]))
+    assert three > two + 0.4  # +0.6 … +1.4 dB over seeds and doses; 10 log10(3/2) = 1.76 where all of S is kept
+    epu = np.array([dose])
+    for neighbours, expected in (([before, after], three), ([moved, after], None), ([before, moved], two)):
+        stage = StillTiles(1)
+        out = stage(lost, y, masks, epu, neighbours)
+        assert stage.last_still.tolist() == [True]
+        score = _psnr(out[0, 0], truth)
+        if expected is None:  # only `after` held still
+            expected = _psnr(hold_still(lost, y, [after], masks)[0, 0], truth)
+        assert score == pytest.approx(expected, abs=1e-4)
 
 
 def test_one_atom_that_moved_is_not_averaged_away_over_the_tile():

@@ -12,16 +12,18 @@ Per tile, :func:`still_score` is the mean over pixels of (Y − Y')² / Var(Y �
 group's measurement Y and a neighbouring group's Y', in units of their shot noise: for
 Poisson counts its expectation is exactly 1 where nothing changed, at any dose (given
 the sum of two Poisson counts, their difference is binomial), and it grows with the
-square of any change. A tile whose score against its better-agreeing neighbour is at
-most :data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each of its blocks of
+square of any change. A tile whose score against a neighbour is at most
+:data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each of its blocks of
 :data:`BLOCK` × :data:`BLOCK` pixels (one atom that moved changes one block), held
-still; :func:`hold_still` then gives all its frames one image: the decoded frames' mean
-M, corrected towards the two groups' normalised measurement S = (Y + Y') / (2 Σ_b C_b)
+still beside it; :func:`hold_still` then gives all its frames one image: the decoded
+frames' mean M, corrected towards the normalised measurement S of the n groups that
+held still (the tile's and one or both neighbours': S = (Y + Y') / (2 Σ_b C_b) for two)
 where S − M stands out of S's noise in the power spectrum (at least :data:`SPECTRAL_BAR`
 times the noise's power, weighted 1 − noise / power as a Wiener filter would). The
-noise's power spectrum is measured, not modelled: (Y − Y') / (2 Σ_b C_b) holds exactly
-the noise of S and none of the specimen, and its periodogram averaged over
-:data:`NOISE_BOX` × :data:`NOISE_BOX` neighbouring frequencies follows noise that
+noise's power spectrum is measured, not modelled: the groups' n − 1 orthonormal
+contrasts ((Y − Y') / √2 for two), divided by √n Σ_b C_b, hold exactly the noise of S
+and none of the specimen, and their periodograms averaged over
+:data:`NOISE_BOX` × :data:`NOISE_BOX` neighbouring frequencies follow noise that
 neighbouring pixels share, and quantisation, as well as white shot noise.
 What the decoder lost and the measurement holds comes back; noise the decoder
 removed stays removed; nothing the measurement lacks is added.  Measured by
@@ -131,21 +133,26 @@ def _largest(ratio: np.ndarray, counted: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(best), best, np.nan)
 
 
-def hold_still(frames: np.ndarray, y: np.ndarray, other: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def hold_still(frames: np.ndarray, y: np.ndarray, others: Sequence[np.ndarray], masks: np.ndarray) -> np.ndarray:
     """Each tile's one still image, repeated over its frames (module docstring).
 
-    ``frames`` (n, B, h, w) decoded, ``y`` and ``other`` (n, h, w) the tiles' measurements
-    in two groups that held still, ``masks`` (n, B, h, w); returns float32 (n, B, h, w).
+    ``frames`` (n, B, h, w) decoded, ``y`` and each of ``others`` (n, h, w) the tiles'
+    measurements in groups that held still (one or two neighbours), ``masks`` (n, B, h, w);
+    returns float32 (n, B, h, w).
     """
-    k = 2 * masks.sum(axis=1, dtype=np.float64)
+    groups = [y.astype(np.float64), *(np.asarray(o, dtype=np.float64) for o in others)]
+    frames_in = masks.sum(axis=1, dtype=np.float64)
+    covered = frames_in > 0
+    unit = np.where(covered, 1 / (np.sqrt(len(groups)) * np.maximum(frames_in, 1)), 0.0)
     mean = frames.mean(axis=1, dtype=np.float64)
-    covered = k > 0
-    estimate = np.where(covered, (y.astype(np.float64) + other) / np.maximum(k, 1), mean)
-    # (Y - Y') / 2k has the noise of (Y + Y') / 2k and none of the specimen
-    difference = np.where(covered, (y.astype(np.float64) - other) / np.maximum(k, 1), 0.0)
-    noise = uniform_filter(
-        np.square(np.abs(np.fft.rfft2(difference))), size=(1, NOISE_BOX, NOISE_BOX), mode=("nearest", "wrap", "nearest")
-    )
+    estimate = np.where(covered, sum(groups) / (len(groups) * np.maximum(frames_in, 1)), mean)
+    # orthonormal contrasts of the groups (Helmert's) hold exactly the noise of their sum and
+    # none of the specimen: scaled by `unit`, each has the noise of `estimate`
+    noise = np.zeros(mean.shape[:-1] + (mean.shape[-1] // 2 + 1,))
+    for j in range(1, len(groups)):
+        contrast = (sum(groups[:j]) - j * groups[j]) / np.sqrt(j * (j + 1))
+        noise += np.square(np.abs(np.fft.rfft2(contrast * unit))) / (len(groups) - 1)
+    noise = uniform_filter(noise, size=(1, NOISE_BOX, NOISE_BOX), mode=("nearest", "wrap", "nearest"))
     spectrum = np.fft.rfft2(estimate - mean)
     power = np.square(np.abs(spectrum))
     weight = np.where(power > SPECTRAL_BAR * noise, 1 - noise / np.maximum(power, np.finfo(np.float64).tiny), 0.0)
@@ -182,22 +189,26 @@ class StillTiles:
     ) -> np.ndarray:
         """``frames`` with the still tiles replaced; ``neighbours`` holds (n, h, w) tiles of
         the neighbouring groups, NaN where a tile's group has no such neighbour."""
-        still = np.zeros(len(y), dtype=bool)
+        agree = np.zeros((len(neighbours), len(y)), dtype=bool)
         if neighbours:
             sigma = None if self.sigma is None else self.sigma[np.arange(len(y)) % self.K]
-            ratios = [_ratio(y, o, shot_variance(y, o, masks, electrons_per_unit, sigma)) for o in neighbours]
-            whole = np.stack([_score(*r, 0) for r in ratios])
-            worst = np.stack([_score(*r, BLOCK) for r in ratios])
-            agree = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
-            best = np.where(agree, whole, np.inf).argmin(axis=0)
-            still = agree[best, np.arange(len(y))]
+            for i, other in enumerate(neighbours):
+                ratio = _ratio(y, other, shot_variance(y, other, masks, electrons_per_unit, sigma))
+                # NaN (no such neighbour) compares False
+                agree[i] = (_score(*ratio, 0) <= STILL_BAR * self.excess) & (
+                    _score(*ratio, BLOCK) <= BLOCK_BAR * self.excess
+                )
+        still = agree.any(axis=0)
         self.last_still = still
         np.add.at(self.counts, np.flatnonzero(still) % self.K, 1)
         if not still.any():
             return frames
-        other = np.stack(neighbours)[best, np.arange(len(y))]
         out = frames.copy()
-        out[still] = hold_still(frames[still], y[still], other[still], masks[still])
+        # a tile held still beside both neighbours is given back from all three groups
+        for chosen in {tuple(column) for column in agree[:, still].T}:
+            tiles = still & np.all(agree == np.array(chosen)[:, None], axis=0)
+            others = [neighbours[i][tiles] for i in np.flatnonzero(chosen)]
+            out[tiles] = hold_still(frames[tiles], y[tiles], others, masks[tiles])
         return out
 
     def take(self, k: int) -> int:
