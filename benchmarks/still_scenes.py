@@ -9,7 +9,9 @@ turning and hopping atoms), so this asks whether the decoders learned that case 
   200 e/px), still;
 * abTEM validation scenes (``../shared/data/abtem-hrtem``, seeds no training run uses),
   their first frame held still, drifting slowly (``--drifts``, px a frame, moved in
-  Fourier space) and as recorded (moving), at 20 and 200 e/px.
+  Fourier space), as recorded (moving), and held still but for a disc where the
+  recorded movie plays (part moving: a particle that changes on a still support; the
+  disc and the still part beyond it are scored apart too), at 20 and 200 e/px.
 
 Each movie (Poisson counts; :data:`FRAMES` frames, the recorded ones all the scene has)
 is compressed at each B and decoded with each decoder, the learned ones with the still
@@ -47,6 +49,8 @@ SCENES = ROOT.parent / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5
 #: Frames of the still and drifting movies: two groups at B = 20, so the still stage has a
 #: neighbour to test against.
 FRAMES = 40
+#: Radius (px) of the disc that moves in the partly moving movies.
+DISC = 32
 
 
 def fringes(period: float, side: int = 256) -> np.ndarray:
@@ -78,14 +82,33 @@ def shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
     return np.maximum(moved, 0)
 
 
+def part_moving(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first frame held still but for a disc (radius ``DISC`` px, centred a disc and a
+    half from the top left corner) where the recorded movie plays, forwards then backwards
+    to ``FRAMES`` frames, and the disc's weight (1 inside, falling to 0 over 4 px)."""
+    order = np.r_[np.arange(len(clean)), np.arange(len(clean) - 2, 0, -1)]
+    played = clean[np.resize(order, FRAMES)]
+    y, x = np.mgrid[: clean.shape[1], : clean.shape[2]]
+    disc = np.clip((DISC + 2 - np.hypot(y - 1.5 * DISC, x - 1.5 * DISC)) / 4, 0, 1)
+    return clean[0] * (1 - disc) + played * disc, disc
+
+
 def learned(name: str) -> bool:
     """Whether ``name`` decodes with a network (``auto`` does, where weights serve B)."""
     return name == "auto" or is_learned(name)
 
 
-def measure(truth: np.ndarray, B: int, decoders: list[str], rng: np.random.Generator, tmp: Path) -> dict[str, Any]:
+def measure(
+    truth: np.ndarray,
+    B: int,
+    decoders: list[str],
+    rng: np.random.Generator,
+    tmp: Path,
+    parts: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """One movie (clean intensities at the dose) at one B: PSNR of raw, still estimate, decoders
-    (learned ones with and without the still stage) and the tiles the still stage took."""
+    (learned ones with and without the still stage) and the tiles the still stage took; with
+    ``parts`` (name: a frame-sized boolean mask), the decoders' PSNR over each part too."""
     counts = rng.poisson(truth).astype(np.uint16)
     span = float(truth.max() - truth.min()) or 1.0
     src, tcs = tmp / "movie.tif", tmp / "movie.tcs"
@@ -96,22 +119,36 @@ def measure(truth: np.ndarray, B: int, decoders: list[str], rng: np.random.Gener
         "raw": psnr(truth, counts.astype(np.float64), data_range=span),
         "still_estimate": psnr(truth, still_estimate(counts, B), data_range=span),
     }
+
+    def score(label: str) -> None:
+        decoded = tifffile.imread(tmp / "out.tif").astype(np.float64)
+        row[label] = psnr(truth, decoded, data_range=span)
+        for part, where in (parts or {}).items():
+            row[f"{label} {part}"] = psnr(truth[:, where], decoded[:, where], data_range=span)
+
     for name in decoders:
         report = emtcs.decompress(tcs, tmp / "out.tif", decoder=name, force=True)
-        row[name] = psnr(truth, tifffile.imread(tmp / "out.tif").astype(np.float64), data_range=span)
+        score(name)
         if learned(name):
             row[f"{name} still tiles"] = sum(report.still.values())
             if report.still:  # else the frames are the same without the still stage
                 emtcs.decompress(tcs, tmp / "out.tif", decoder=name, force=True, still=False)
-            decoded = tifffile.imread(tmp / "out.tif").astype(np.float64)
-            row[f"{name} --no-still"] = psnr(truth, decoded, data_range=span)
+            score(f"{name} --no-still")
     return row
 
 
-def movies(seeds: list[int], doses: list[float], drifts: list[float]) -> list[tuple[str, np.ndarray]]:
-    """(label, clean movie at its dose) for the fringes and the abTEM scenes: still, drifting
-    ``drifts`` px a frame (at 0.6, 0.8 of it down and across) and moving as recorded."""
-    out = [(f"fringes {p} px, still, 200 e/px", 200.0 * fringes(p)) for p in (5, 7, 10)]
+Movie = tuple[str, np.ndarray, dict[str, np.ndarray] | None]
+
+
+def movies(seeds: list[int], doses: list[float], drifts: list[float], kinds: set[str]) -> list[Movie]:
+    """(label, clean movie at its dose, parts to score apart) for the fringes and the abTEM
+    scenes: still, drifting ``drifts`` px a frame (at 0.6, 0.8 of it down and across), moving
+    as recorded, and still but for a disc where the recorded movie plays (:func:`part_moving`;
+    scored apart inside the disc and beyond twice its radius from its centre).  ``kinds``:
+    which of fringes, still, drift, moving and part."""
+    out: list[Movie] = []
+    if "fringes" in kinds:
+        out += [(f"fringes {p} px, still, 200 e/px", 200.0 * fringes(p), None) for p in (5, 7, 10)]
     if not SCENES.exists():
         print(f"{SCENES} not found: fringes only")
         return out
@@ -119,12 +156,20 @@ def movies(seeds: list[int], doses: list[float], drifts: list[float]) -> list[tu
         for seed in seeds:
             clean = f[f"scene_{seed:05d}"][:].astype(np.float64)
             clean /= clean.mean()
+            partly, disc = part_moving(clean)
+            y, x = np.mgrid[: disc.shape[0], : disc.shape[1]]
+            parts = {"disc": disc == 1, "beyond": np.hypot(y - 1.5 * DISC, x - 1.5 * DISC) > 2 * DISC}
             for dose in doses:
-                out.append((f"abTEM seed {seed}, still, {dose:g} e/px", dose * np.repeat(clean[:1], FRAMES, axis=0)))
-                for d in drifts:
+                label = f"abTEM seed {seed}, {{}}, {dose:g} e/px"
+                if "still" in kinds:
+                    out.append((label.format("still"), dose * np.repeat(clean[:1], FRAMES, axis=0), None))
+                for d in drifts if "drift" in kinds else ():
                     drifting = np.stack([shifted(clean[0], 0.6 * d * t, 0.8 * d * t) for t in range(FRAMES)])
-                    out.append((f"abTEM seed {seed}, drift {d:g} px/frame, {dose:g} e/px", dose * drifting))
-                out.append((f"abTEM seed {seed}, moving, {dose:g} e/px", dose * clean))
+                    out.append((label.format(f"drift {d:g} px/frame"), dose * drifting, None))
+                if "moving" in kinds:
+                    out.append((label.format("moving"), dose * clean, None))
+                if "part" in kinds:
+                    out.append((label.format("part moving"), dose * partly, parts))
     return out
 
 
@@ -134,6 +179,7 @@ def main() -> None:
     ap.add_argument("--doses", default="20,200", help="e/px of the abTEM movies")
     ap.add_argument("--drifts", default="0.005,0.02,0.05", help="slow drifts of the abTEM scenes, px a frame")
     ap.add_argument("-B", default="10,20", help="group sizes")
+    ap.add_argument("--kinds", default="fringes,still,drift,moving,part", help="which movies (default: all)")
     ap.add_argument("--decoders", default="auto", help="decoders, comma-separated (e.g. auto,gaptv)")
     ap.add_argument("--json", type=Path, help="write every row here")
     a = ap.parse_args()
@@ -143,9 +189,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, truth in movies(seeds, doses, [float(d) for d in a.drifts.split(",") if d]):
+        drifts = [float(d) for d in a.drifts.split(",") if d]
+        for label, truth, parts in movies(seeds, doses, drifts, set(a.kinds.split(","))):
             for B in (int(b) for b in a.B.split(",")):
-                row = {"movie": label, **measure(truth, B, decoders, rng, Path(tmp))}
+                row = {"movie": label, **measure(truth, B, decoders, rng, Path(tmp), parts)}
                 rows.append(row)
                 scores = ", ".join(
                     f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"

@@ -50,6 +50,7 @@ __all__ = [
     "STILL_BAR",
     "BLOCK_BAR",
     "BLOCK",
+    "WINDOW",
     "SPECTRAL_BAR",
     "NOISE_BOX",
     "still_score",
@@ -66,6 +67,10 @@ STILL_BAR = 1.1
 #: a 256 x 256 tile's blocks is about 1.3: at most 1.44 in 114 tiles at 0.2-2000 e/px).
 BLOCK_BAR = 1.6
 BLOCK = 16
+#: Stillness is decided per window of WINDOW x WINDOW pixels, half overlapping (a tile
+#: smaller than that is one window), so that what moves in one part of a tile leaves the
+#: rest of it still.
+WINDOW = 64
 #: Frequencies where the still estimate departs from the decoded mean by at least this
 #: many times its noise power are put back (Wiener weighted); the rest are left decoded.
 SPECTRAL_BAR = 9.0
@@ -133,31 +138,75 @@ def _largest(ratio: np.ndarray, counted: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(best), best, np.nan)
 
 
-def hold_still(frames: np.ndarray, y: np.ndarray, others: Sequence[np.ndarray], masks: np.ndarray) -> np.ndarray:
-    """Each tile's one still image, repeated over its frames (module docstring).
+def hold_still(
+    frames: np.ndarray,
+    y: np.ndarray,
+    others: Sequence[np.ndarray],
+    masks: np.ndarray,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each tile's one still image (module docstring), float64 (n, h, w).
 
     ``frames`` (n, B, h, w) decoded, ``y`` and each of ``others`` (n, h, w) the tiles'
-    measurements in groups that held still (one or two neighbours), ``masks`` (n, B, h, w);
-    returns float32 (n, B, h, w).
+    measurements in groups that held still (one or two neighbours), ``masks`` (n, B, h, w).
+    ``weight`` (n, h, w), from 0 to 1, says where the tiles held still (None: everywhere):
+    what moved elsewhere is left out of the corrections and their noise.
     """
     groups = [y.astype(np.float64), *(np.asarray(o, dtype=np.float64) for o in others)]
     frames_in = masks.sum(axis=1, dtype=np.float64)
     covered = frames_in > 0
     unit = np.where(covered, 1 / (np.sqrt(len(groups)) * np.maximum(frames_in, 1)), 0.0)
     mean = frames.mean(axis=1, dtype=np.float64)
-    estimate = np.where(covered, sum(groups) / (len(groups) * np.maximum(frames_in, 1)), mean)
+    difference = np.where(covered, sum(groups) / (len(groups) * np.maximum(frames_in, 1)) - mean, 0.0)
+    if weight is not None:
+        unit = unit * weight
+        difference = difference * weight
     # orthonormal contrasts of the groups (Helmert's) hold exactly the noise of their sum and
-    # none of the specimen: scaled by `unit`, each has the noise of `estimate`
+    # none of the specimen: scaled by `unit`, each has the noise of the groups' mean
     noise = np.zeros(mean.shape[:-1] + (mean.shape[-1] // 2 + 1,))
     for j in range(1, len(groups)):
         contrast = (sum(groups[:j]) - j * groups[j]) / np.sqrt(j * (j + 1))
         noise += np.square(np.abs(np.fft.rfft2(contrast * unit))) / (len(groups) - 1)
     noise = uniform_filter(noise, size=(1, NOISE_BOX, NOISE_BOX), mode=("nearest", "wrap", "nearest"))
-    spectrum = np.fft.rfft2(estimate - mean)
+    spectrum = np.fft.rfft2(difference)
     power = np.square(np.abs(spectrum))
-    weight = np.where(power > SPECTRAL_BAR * noise, 1 - noise / np.maximum(power, np.finfo(np.float64).tiny), 0.0)
-    still = mean + np.fft.irfft2(weight * spectrum, s=mean.shape[-2:])
-    return np.broadcast_to(still[:, None], frames.shape).astype(np.float32)
+    kept = np.where(power > SPECTRAL_BAR * noise, 1 - noise / np.maximum(power, np.finfo(np.float64).tiny), 0.0)
+    return mean + np.fft.irfft2(kept * spectrum, s=mean.shape[-2:])
+
+
+def _windows(size: int) -> np.ndarray:
+    """Starts of the half-overlapping windows along an axis of ``size`` pixels (the last
+    one flush with the end)."""
+    if size <= WINDOW:
+        return np.zeros(1, dtype=int)
+    starts = np.arange(0, size - WINDOW + 1, WINDOW // 2)
+    return starts if starts[-1] + WINDOW == size else np.append(starts, size - WINDOW)
+
+
+def _spread(starts: np.ndarray, size: int) -> np.ndarray:
+    """(size, windows): each pixel's share of the windows along an axis, interpolated
+    linearly between their centres: only windows that hold the pixel have a share."""
+    centres = starts + min(WINDOW, size) / 2
+    pixels = np.arange(size) + 0.5
+    return np.stack([np.interp(pixels, centres, np.eye(len(starts))[k]) for k in range(len(starts))], axis=1)
+
+
+def _window_scores(ratio: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per tile and window (n, rows, cols): the mean ratio over the window, and the largest
+    mean ratio over the blocks (:func:`_score`) of the window grown by a block on each side,
+    so that a change across the window's edge is seen whole; NaN where no pixel is counted."""
+    n, h, w = ratio.shape
+    rows, cols = _windows(h), _windows(w)
+    side_y, side_x = min(WINDOW, h), min(WINDOW, w)
+    whole = np.empty((n, len(rows), len(cols)))
+    worst = np.empty_like(whole)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            inner = np.s_[:, r : r + side_y, c : c + side_x]
+            outer = np.s_[:, max(r - BLOCK, 0) : r + side_y + BLOCK, max(c - BLOCK, 0) : c + side_x + BLOCK]
+            whole[:, i, j] = _score(ratio[inner], counted[inner], 0)
+            worst[:, i, j] = _score(ratio[outer], counted[outer], BLOCK)
+    return whole, worst
 
 
 class StillTiles:
@@ -189,26 +238,30 @@ class StillTiles:
     ) -> np.ndarray:
         """``frames`` with the still tiles replaced; ``neighbours`` holds (n, h, w) tiles of
         the neighbouring groups, NaN where a tile's group has no such neighbour."""
-        agree = np.zeros((len(neighbours), len(y)), dtype=bool)
-        if neighbours:
-            sigma = None if self.sigma is None else self.sigma[np.arange(len(y)) % self.K]
-            for i, other in enumerate(neighbours):
-                ratio = _ratio(y, other, shot_variance(y, other, masks, electrons_per_unit, sigma))
-                # NaN (no such neighbour) compares False
-                agree[i] = (_score(*ratio, 0) <= STILL_BAR * self.excess) & (
-                    _score(*ratio, BLOCK) <= BLOCK_BAR * self.excess
-                )
-        still = agree.any(axis=0)
+        n, h, w = y.shape
+        rows, cols = _windows(h), _windows(w)
+        agree = np.zeros((len(neighbours), n, len(rows), len(cols)), dtype=bool)
+        sigma = None if self.sigma is None else self.sigma[np.arange(n) % self.K]
+        for i, other in enumerate(neighbours):
+            whole, worst = _window_scores(*_ratio(y, other, shot_variance(y, other, masks, electrons_per_unit, sigma)))
+            agree[i] = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
+        still = agree.any(axis=(0, 2, 3))
         self.last_still = still
         np.add.at(self.counts, np.flatnonzero(still) % self.K, 1)
         if not still.any():
             return frames
+        spread_y, spread_x = _spread(rows, h), _spread(cols, w)
         out = frames.copy()
-        # a tile held still beside both neighbours is given back from all three groups
-        for chosen in {tuple(column) for column in agree[:, still].T}:
-            tiles = still & np.all(agree == np.array(chosen)[:, None], axis=0)
-            others = [neighbours[i][tiles] for i in np.flatnonzero(chosen)]
-            out[tiles] = hold_still(frames[tiles], y[tiles], others, masks[tiles])
+        # which neighbours each window held still beside, bit by bit: beside both, it is
+        # given back from all three groups
+        beside = np.tensordot(1 << np.arange(len(neighbours)), agree, axes=1)
+        for code in np.unique(beside[beside > 0]):
+            tiles = np.flatnonzero((beside == code).any(axis=(1, 2)))
+            windows = (beside[tiles] == code).astype(np.float64)
+            weight = np.einsum("yi,nij,xj->nyx", spread_y, windows, spread_x)
+            others = [neighbours[i][tiles] for i in range(len(neighbours)) if code >> i & 1]
+            image = hold_still(frames[tiles], y[tiles], others, masks[tiles], weight)
+            out[tiles] += (weight[:, None] * (image[:, None] - frames[tiles])).astype(np.float32)
         return out
 
     def take(self, k: int) -> int:
