@@ -251,17 +251,20 @@ class StillTiles:
         if not still.any():
             return frames
         spread_y, spread_x = _spread(rows, h), _spread(cols, w)
-        out = frames.copy()
+        share = np.zeros((n, h, w))  # of each pixel given back still
+        image = np.zeros((n, h, w))  # the still images, times their shares
         # which neighbours each window held still beside, bit by bit: beside both, it is
         # given back from all three groups
         beside = np.tensordot(1 << np.arange(len(neighbours)), agree, axes=1)
         for code in np.unique(beside[beside > 0]):
             tiles = np.flatnonzero((beside == code).any(axis=(1, 2)))
-            windows = (beside[tiles] == code).astype(np.float64)
-            weight = np.einsum("yi,nij,xj->nyx", spread_y, windows, spread_x)
+            weight = spread_y @ (beside[tiles] == code).astype(np.float64) @ spread_x.T
             others = [neighbours[i][tiles] for i in range(len(neighbours)) if code >> i & 1]
-            image = hold_still(frames[tiles], y[tiles], others, masks[tiles], weight)
-            out[tiles] += (weight[:, None] * (image[:, None] - frames[tiles])).astype(np.float32)
+            share[tiles] += weight
+            image[tiles] += weight * hold_still(frames[tiles], y[tiles], others, masks[tiles], weight)
+        out = frames.copy()
+        kept = (1 - share[still]).astype(np.float32)[:, None]
+        out[still] = frames[still] * kept + image[still].astype(np.float32)[:, None]
         return out
 
     def take(self, k: int) -> int:
