@@ -337,9 +337,9 @@ def _noise_line(info: dict[str, Any]) -> str:
     "--still/--no-still",
     default=True,
     show_default=True,
-    help="Where a tile's measurement equals a neighbouring group's to the shot noise (the specimen held still), "
-    "give back its frames from the measurement, which keeps fine lattices the decoders lose (where the file "
-    "holds its noise, which compress measures by default).",
+    help="Where a tile's measurement, or part of it, equals a neighbouring group's to the shot noise (the "
+    "specimen held still there), give back its frames there from the measurement, which keeps fine lattices "
+    "the decoders lose (where the file holds its noise, which compress measures by default).",
 )
 @adapt_option
 @click.option(

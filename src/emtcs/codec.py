@@ -323,7 +323,8 @@ class DecompressReport:
     holdout: dict[int, tuple[float, int]] = field(default_factory=dict)
     #: Per group: tiles ``select`` blended with GAP-TV (scores too close to choose); only groups with some.
     blended: dict[int, int] = field(default_factory=dict)
-    #: Per group: tiles that held still, given back from their measurement (:mod:`emtcs.still`); only groups with some.
+    #: Per group: tiles that held still in whole or in part, given back there from their measurement
+    #: (:mod:`emtcs.still`); only groups with some.
     still: dict[int, int] = field(default_factory=dict)
     #: What fitting the network to the file did (``adapt``), or None.
     adaptation: Adaptation | None = None
@@ -366,8 +367,8 @@ class DecompressReport:
             return None
         tiles = sum(self.still.values())
         return (
-            f"still: {tiles} tiles ({len(self.still)} groups) held still beside a neighbouring group; "
-            "their frames are the measurement's (emtcs.still)"
+            f"still: {tiles} tiles ({len(self.still)} groups) held still, in whole or in part, beside a "
+            "neighbouring group; their frames there are the measurement's (emtcs.still)"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -454,8 +455,8 @@ def decompress(
     sees across groups (GapUNet's) decodes blocks of that many consecutive groups together,
     so that the frames either side of a boundary between groups inside a block see each
     other (:func:`emtcs.decoding.group_runs`; 1: each group alone).  ``still``: a learned
-    decoder's tiles that held still beside a neighbouring group are given back from their
-    measurement (:mod:`emtcs.still`; where the noise was measured or given).  ``progress`` is
+    decoder's tiles that held still beside a neighbouring group, in whole or in part, are given
+    back there from their measurement (:mod:`emtcs.still`; where the noise was measured or given).  ``progress`` is
     called with frames done (fractions while a group is in progress);
     ``on_group(g, residual)`` after each group; ``log`` receives one-line notices
     (which decoder ``auto`` fell back to, how many tiles the guard replaced).  ``workers``

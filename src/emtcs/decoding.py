@@ -74,7 +74,7 @@ class DecodeSettings:
     run: int = RUN
     """Consecutive groups a decoder that sees across groups decodes together (:func:`group_runs`)."""
     still: bool = True
-    """Give back the tiles of a learned decoder that held still from their measurement (:mod:`emtcs.still`)."""
+    """Give back the parts of a learned decoder's tiles that held still from their measurement (:mod:`emtcs.still`)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.guard) and self.guard >= 0):

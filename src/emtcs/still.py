@@ -1,4 +1,4 @@
-"""Tiles where the specimen held still, given back from the measurement itself.
+"""Parts of tiles where the specimen held still, given back from the measurement itself.
 
 Every group of a file is taken with the same masks (formats/tcs.md §5), so a specimen
 that did not move between two groups left the same measurement in both, to the shot
@@ -8,18 +8,22 @@ networks' start, fills in each frame from the half of its pixels its mask keeps:
 fine lattice that holds still is lost by all of them (docs/benchmarks.md, "Still
 specimens").
 
-Per tile, :func:`still_score` is the mean over pixels of (Y − Y')² / Var(Y − Y') for the
-group's measurement Y and a neighbouring group's Y', in units of their shot noise: for
-Poisson counts its expectation is exactly 1 where nothing changed, at any dose (given
-the sum of two Poisson counts, their difference is binomial), and it grows with the
-square of any change. A tile whose score against a neighbour is at most
-:data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each of its blocks of
-:data:`BLOCK` × :data:`BLOCK` pixels (one atom that moved changes one block), held
-still beside it; :func:`hold_still` then gives all its frames one image: the decoded
-frames' mean M, corrected towards the normalised measurement S of the n groups that
-held still (the tile's and one or both neighbours': S = (Y + Y') / (2 Σ_b C_b) for two)
-where S − M stands out of S's noise in the power spectrum (at least :data:`SPECTRAL_BAR`
-times the noise's power, weighted 1 − noise / power as a Wiener filter would). The
+:func:`still_score` is the mean over pixels of (Y − Y')² / Var(Y − Y') for the group's
+measurement Y and a neighbouring group's Y', in units of their shot noise: for Poisson
+counts its expectation is exactly 1 where nothing changed, at any dose (given the sum of
+two Poisson counts, their difference is binomial), and it grows with the square of any
+change.  Each tile is judged in half-overlapping windows of :data:`WINDOW` ×
+:data:`WINDOW` pixels: a window whose score against a neighbour is at most
+:data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each block of :data:`BLOCK` ×
+:data:`BLOCK` pixels of it and of a block's width around it (one atom that moved
+changes one block), held still beside that neighbour.  :func:`hold_still` then gives
+the tile one image: the decoded frames' mean M, corrected towards the normalised
+measurement S of the n groups that held still (the tile's and one or both neighbours':
+S = (Y + Y') / (2 Σ_b C_b) for two) where S − M stands out of S's noise in the power
+spectrum (at least :data:`SPECTRAL_BAR` times the noise's power, weighted 1 − noise /
+power as a Wiener filter would), and each frame becomes that image where its windows
+held still, its decoded self where they did not, blended linearly between the windows'
+centres (what moved stays the decoder's, and is left out of S − M and its noise).  The
 noise's power spectrum is measured, not modelled: the groups' n − 1 orthonormal
 contrasts ((Y − Y') / √2 for two), divided by √n Σ_b C_b, hold exactly the noise of S
 and none of the specimen, and their periodograms averaged over
@@ -33,7 +37,7 @@ Stored measurements quantised in steps of q noise standard deviations (formats/t
 §9) carry q²/12 more variance, which the score takes in.  The test needs each pixel's
 noise: the file's Poisson model (measured or given), or, where compress could only
 measure one noise σ per frame (``gaussian-v1`` files, and Poisson counts whose gain it
-could not fit: there the tile's score is still right on average, and its blocks brighter
+could not fit: there a window's score is still right on average, and its blocks brighter
 than the mean score high, so the test errs towards the decoder); without either it does
 not run.  A group without a neighbour of its own length (a file of one group, a scene
 cut on both sides) is not tested.
