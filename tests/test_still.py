@@ -94,7 +94,7 @@ def test_both_neighbours_that_held_still_are_used_and_one_that_moved_is_not():
         score = _psnr(out[0, 0], truth)
         if expected is None:  # only `after` held still
             expected = _psnr(hold_still(lost, y, [after], masks)[0], truth)
-        assert score == pytest.approx(expected, abs=1e-4)
+        assert score == pytest.approx(expected, abs=0.1)  # not exact: the neighbours are brought to its level
 
 
 def test_one_atom_that_moved_is_not_averaged_away():
@@ -140,6 +140,24 @@ def test_a_part_that_moved_is_left_to_the_decoder_and_the_rest_held_still():
     assert np.array_equal(out[0, :, :32, :32], frames[0, :, :32, :32])  # only the moved window holds these
     assert np.all(out[0, :, 96:, 96:] == out[0, :1, 96:, 96:])  # held still: one image
     assert _psnr(out[0, 0, 96:, 96:], truth[96:, 96:]) > _psnr(frames[0, 0, 96:, 96:], truth[96:, 96:]) + 10
+
+
+def test_the_beam_brightening_between_groups_is_not_taken_for_motion():
+    """At 200 e/px a neighbour 3 % brighter throughout scores far above the bar as it
+    stands; brought to the tile's level it is still, and the still image keeps the tile's
+    own level."""
+    rng = np.random.default_rng(5)
+    masks = (rng.random((1, 10, 128, 128)) < 0.5).astype(np.float32)
+    k = masks.sum(1)
+    truth = _fringes(6)
+    y, brighter = (rng.poisson(200 * level * truth * k) / 200.0 for level in (1.0, 1.03))
+    epu = np.array([200.0])
+    assert _score(y, brighter, epu) > STILL_BAR + 0.3
+    stage = StillTiles(1)
+    out = stage(np.ones((1, 10, 128, 128), np.float32), y, masks, epu, [brighter])
+    assert stage.last_still.tolist() == [True]
+    assert abs(out.mean() / truth.mean() - 1) < 0.002
+    assert _psnr(out[0, 0], truth) > 30  # the decoder that lost the fringes: 9 dB
 
 
 def test_tiles_are_counted_by_their_group():

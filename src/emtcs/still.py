@@ -12,7 +12,10 @@ specimens").
 measurement Y and a neighbouring group's Y', in units of their shot noise: for Poisson
 counts its expectation is exactly 1 where nothing changed, at any dose (given the sum of
 two Poisson counts, their difference is binomial), and it grows with the square of any
-change.  Each tile is judged in half-overlapping windows of :data:`WINDOW` ×
+change.  A neighbour is first brought to the tile's level (the ratio of their sums), so
+that the beam's intensity changing between groups (a cold field emitter's flicker) is not
+taken for motion, and the still image keeps the group's own level.  Each tile is judged
+in half-overlapping windows of :data:`WINDOW` ×
 :data:`WINDOW` pixels: a window whose score against a neighbour is at most
 :data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each block of :data:`BLOCK` ×
 :data:`BLOCK` pixels of it and of a block's width around it (one atom that moved
@@ -195,6 +198,14 @@ def _spread(starts: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.interp(pixels, centres, np.eye(len(starts))[k]) for k in range(len(starts))], axis=1)
 
 
+def _level(y: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per tile (n, 1, 1), what brings ``other`` to the level of ``y``: the ratio of their
+    sums (NaN where ``other`` is missing or holds nothing)."""
+    total = other.sum(axis=(1, 2), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, y.sum(axis=(1, 2), dtype=np.float64) / total, np.nan)[:, None, None]
+
+
 def _window_scores(ratio: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per tile and window (n, rows, cols): the mean ratio over the window, and the largest
     mean ratio over the blocks (:func:`_score`) of the window grown by a block on each side,
@@ -246,6 +257,7 @@ class StillTiles:
         rows, cols = _windows(h), _windows(w)
         agree = np.zeros((len(neighbours), n, len(rows), len(cols)), dtype=bool)
         sigma = None if self.sigma is None else self.sigma[np.arange(n) % self.K]
+        neighbours = [other * _level(y, other) for other in neighbours]
         for i, other in enumerate(neighbours):
             whole, worst = _window_scores(*_ratio(y, other, shot_variance(y, other, masks, electrons_per_unit, sigma)))
             agree[i] = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
