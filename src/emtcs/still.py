@@ -66,12 +66,12 @@ __all__ = [
     "StillTiles",
 ]
 
-#: A tile held still where its measurement differs from a neighbouring group's by at most
+#: A window held still where its measurement differs from a neighbouring group's by at most
 #: this mean square, in units of the difference's shot noise (1 where nothing moved) ...
 STILL_BAR = 1.1
-#: ... and by at most this much in each of its blocks of BLOCK x BLOCK pixels, so that one
-#: atom that moved is not averaged away over the tile (where nothing changed, the largest of
-#: a 256 x 256 tile's blocks is about 1.3: at most 1.44 in 114 tiles at 0.2-2000 e/px).
+#: ... and by at most this much in each block of BLOCK x BLOCK pixels of it and around it,
+#: so that one atom that moved is not averaged away over the window (where nothing changed,
+#: at most 1.08 over a window and 1.45 over its blocks, in 5,880 windows at 0.2-2000 e/px).
 BLOCK_BAR = 1.6
 BLOCK = 16
 #: Stillness is decided per window of WINDOW x WINDOW pixels, half overlapping (a tile
@@ -225,7 +225,8 @@ def _window_scores(ratio: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, 
 
 
 class StillTiles:
-    """The still stage of a decode, counting by group the tiles it gave back still.
+    """The still stage of a decode, counting by group the tiles it gave back still, in whole
+    or in part.
 
     Called on a batch of decoded tiles of runs of ``K`` groups (tile i of group i % K, as
     :func:`emtcs.tiling.decode_run_bands` orders them) with their measurements, masks,
@@ -251,7 +252,7 @@ class StillTiles:
         electrons_per_unit: np.ndarray,
         neighbours: Sequence[np.ndarray],
     ) -> np.ndarray:
-        """``frames`` with the still tiles replaced; ``neighbours`` holds (n, h, w) tiles of
+        """``frames`` with what held still replaced; ``neighbours`` holds (n, h, w) tiles of
         the neighbouring groups, NaN where a tile's group has no such neighbour."""
         n, h, w = y.shape
         rows, cols = _windows(h), _windows(w)
@@ -284,7 +285,7 @@ class StillTiles:
         return out
 
     def take(self, k: int) -> int:
-        """Tiles of group ``k`` given back still since the last take."""
+        """Tiles of group ``k`` given back still, in whole or in part, since the last take."""
         count = int(self.counts[k])
         self.counts[k] = 0
         return count
