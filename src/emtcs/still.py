@@ -14,12 +14,15 @@ counts its expectation is exactly 1 where nothing changed, at any dose (given th
 two Poisson counts, their difference is binomial), and it grows with the square of any
 change.  A neighbour is first brought to the tile's level (the ratio of their sums), so
 that the beam's intensity changing between groups (a cold field emitter's flicker) is not
-taken for motion, and the still image keeps the group's own level.  Each tile is judged
-in half-overlapping windows of :data:`WINDOW` ×
-:data:`WINDOW` pixels: a window whose score against a neighbour is at most
-:data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each block of :data:`BLOCK` ×
-:data:`BLOCK` pixels of it and of a block's width around it (one atom that moved
-changes one block), held still beside that neighbour.  :func:`hold_still` then gives
+taken for motion, and the still image keeps the group's own level.  A tile whose score
+against a neighbour is at most :data:`STILL_BAR`, and at most :data:`BLOCK_BAR` over each
+of its blocks of :data:`BLOCK` × :data:`BLOCK` pixels (one atom that moved changes one
+block), held still beside it; a tile that did not is judged again in half-overlapping
+windows of :data:`WINDOW` × :data:`WINDOW` pixels by the same bars (each window's blocks
+taken a block's width around it, so that a change across its edge is seen whole), so
+that what moved in one part of it leaves the rest still.  (Windows alone would be
+stricter where a slow drift moves high-contrast parts more than the bar allows a window
+but less than it allows the tile: there the still image still gains several dB.)  :func:`hold_still` then gives
 the tile one image: the decoded frames' mean M, corrected towards the normalised
 measurement S of the n groups that held still (the tile's and one or both neighbours':
 S = (Y + Y') / (2 Σ_b C_b) for two) where S − M stands out of S's noise in the power
@@ -74,9 +77,9 @@ STILL_BAR = 1.1
 #: at most 1.08 over a window and 1.45 over its blocks, in 5,880 windows at 0.2-2000 e/px).
 BLOCK_BAR = 1.6
 BLOCK = 16
-#: Stillness is decided per window of WINDOW x WINDOW pixels, half overlapping (a tile
-#: smaller than that is one window), so that what moves in one part of a tile leaves the
-#: rest of it still.
+#: A tile not still as a whole is judged again in windows of WINDOW x WINDOW pixels, half
+#: overlapping (a tile smaller than that is one window), so that what moves in one part of
+#: it leaves the rest still.
 WINDOW = 64
 #: Frequencies where the still estimate departs from the decoded mean by at least this
 #: many times its noise power are put back (Wiener weighted); the rest are left decoded.
@@ -260,8 +263,11 @@ class StillTiles:
         sigma = None if self.sigma is None else self.sigma[np.arange(n) % self.K]
         neighbours = [other * _level(y, other) for other in neighbours]
         for i, other in enumerate(neighbours):
-            whole, worst = _window_scores(*_ratio(y, other, shot_variance(y, other, masks, electrons_per_unit, sigma)))
-            agree[i] = (whole <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)  # NaN: no
+            ratio = _ratio(y, other, shot_variance(y, other, masks, electrons_per_unit, sigma))
+            # a tile still as a whole is held still whole; the others window by window (NaN: no)
+            whole = (_score(*ratio, 0) <= STILL_BAR * self.excess) & (_score(*ratio, BLOCK) <= BLOCK_BAR * self.excess)
+            scores, worst = _window_scores(*ratio)
+            agree[i] = whole[:, None, None] | (scores <= STILL_BAR * self.excess) & (worst <= BLOCK_BAR * self.excess)
         still = agree.any(axis=(0, 2, 3))
         self.last_still = still
         np.add.at(self.counts, np.flatnonzero(still) % self.K, 1)
