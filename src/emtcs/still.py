@@ -22,17 +22,17 @@ windows of :data:`WINDOW` × :data:`WINDOW` pixels by the same bars (each window
 taken a block's width around it, so that a change across its edge is seen whole), so
 that what moved in one part of it leaves the rest still.  (Windows alone would be
 stricter where a slow drift moves high-contrast parts more than the bar allows a window
-but less than it allows the tile: there the still image still gains several dB.)  :func:`hold_still` then gives
-the tile one image: the decoded frames' mean M, corrected towards the normalised
-measurement S of the n groups that held still (the tile's and one or both neighbours':
-S = (Y + Y') / (2 Σ_b C_b) for two) where S − M stands out of S's noise in the power
-spectrum (at least :data:`SPECTRAL_BAR` times the noise's power, weighted 1 − noise /
-power as a Wiener filter would), and each frame becomes that image where its windows
-held still, its decoded self where they did not, blended linearly between the windows'
-centres (what moved stays the decoder's, and is left out of S − M and its noise).  The
-noise's power spectrum is measured, not modelled: the groups' n − 1 orthonormal
-contrasts ((Y − Y') / √2 for two), divided by √n Σ_b C_b, hold exactly the noise of S
-and none of the specimen, and their periodograms averaged over
+but less than it allows the tile; there the still image still gains several dB.)
+:func:`hold_still` then gives the tile one image: the decoded frames' mean M, corrected
+towards the normalised measurement S of the n groups that held still (the tile's and one
+or both neighbours': S = (Y + Y') / (2 Σ_b C_b) for two) where S − M stands out of S's
+noise in the power spectrum (at least :data:`SPECTRAL_BAR` times the noise's power,
+weighted 1 − noise / power as a Wiener filter would), and each frame becomes that image
+where its windows held still, its decoded self where they did not, blended linearly
+between the windows' centres (what moved stays the decoder's, and is left out of S − M
+and its noise).  The noise's power spectrum is measured, not modelled: the groups'
+n − 1 orthonormal contrasts ((Y − Y') / √2 for two), divided by √n Σ_b C_b, hold exactly
+the noise of S and none of the specimen, and their periodograms averaged over
 :data:`NOISE_BOX` × :data:`NOISE_BOX` neighbouring frequencies follow noise that
 neighbouring pixels share, and quantisation, as well as white shot noise.
 What the decoder lost and the measurement holds comes back; noise the decoder
@@ -69,12 +69,14 @@ __all__ = [
     "StillTiles",
 ]
 
-#: A window held still where its measurement differs from a neighbouring group's by at most
-#: this mean square, in units of the difference's shot noise (1 where nothing moved) ...
+#: A tile (or a window of it) held still where its measurement differs from a neighbouring
+#: group's by at most this mean square, in units of the difference's shot noise (1 where
+#: nothing moved) ...
 STILL_BAR = 1.1
-#: ... and by at most this much in each block of BLOCK x BLOCK pixels of it and around it,
-#: so that one atom that moved is not averaged away over the window (where nothing changed,
-#: at most 1.08 over a window and 1.45 over its blocks, in 5,880 windows at 0.2-2000 e/px).
+#: ... and by at most this much in each of its blocks of BLOCK x BLOCK pixels (a window's
+#: taken a block around it too), so that one atom that moved is not averaged away (where
+#: nothing changed, the largest of a 256 x 256 tile's blocks is about 1.3, at most 1.44 in
+#: 114 tiles at 0.2-2000 e/px; a window scores at most 1.08, its blocks 1.45, in 5,880).
 BLOCK_BAR = 1.6
 BLOCK = 16
 #: A tile not still as a whole is judged again in windows of WINDOW x WINDOW pixels, half
