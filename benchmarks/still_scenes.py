@@ -53,8 +53,8 @@ FRAMES = 40
 #: Radius (px) of the disc that moves in the partly moving movies.
 DISC = 32
 #: The beam's brightening a frame (a share of the first frame's) in the still movies under
-#: a brightening beam: 0.4 % more between consecutive groups of 10, beyond the test's
-#: noise at 200 e/px were the groups not brought to one level.
+#: a brightening beam: 1 % more between consecutive groups of 10, 2 % between groups of 20,
+#: beyond the test's bar at 200 e/px, B = 20, were the groups not brought to one level.
 BRIGHTENING = 0.001
 
 
