@@ -16,6 +16,8 @@ import pytest
 import tifffile
 
 import emtcs
+from emtcs.errors import InputError
+from emtcs.io import open_movie
 from emtcs.metrics import psnr
 
 
@@ -69,6 +71,17 @@ def test_frames_option_decodes_only_needed_groups(movie_file, tmp_path, monkeypa
     full_report = emtcs.decompress(tcs, tmp_path / "full.tif")
     np.testing.assert_array_equal(part, tifffile.imread(tmp_path / "full.tif")[6:11])
     assert len(full_report.residuals) == 3
+
+
+def test_summary_median_of_an_even_number_of_groups(tmp_path, movie_file):
+    src, _ = movie_file(n=8, shape=(24, 24))
+    tcs = tmp_path / "m.tcs"
+    emtcs.compress(src, tcs, B=4)
+    out, report = tmp_path / "o.tif", tmp_path / "r.json"
+    proc = _cli("decompress", tcs, "-o", out, "--decoder", "gaptv", "--report", report)
+    residuals = sorted(json.loads(report.read_text())["residuals"].values())
+    assert len(residuals) == 2 and residuals[0] < residuals[1]
+    assert f"median {(residuals[0] + residuals[1]) / 2:.4f}, max {residuals[1]:.4f}" in proc.stderr, proc.stderr
 
 
 def test_decompress_is_deterministic(movie_file, tmp_path):
@@ -132,7 +145,7 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     _assert_one_line_error(_cli("compress", tmp_path / "missing.tif"), "no such file")
     (tmp_path / "notes.tif").write_text("hello")
     _assert_one_line_error(_cli("compress", tmp_path / "notes.tif"), "not a TIFF")
-    _assert_one_line_error(_cli("compress", src, "-B", "1"), "B must be at least 2")
+    _assert_one_line_error(_cli("compress", src, "-B", "1"), "B must be an integer of at least 2")
     _assert_one_line_error(_cli("compress", src, "-B", "7"), "larger than the movie")
     emtcs.compress(src, tmp_path / "m.tcs", B=3)
     _assert_one_line_error(_cli("compress", src, "-B", "3", "-o", tmp_path / "m.tcs"), "exists (use --force")
@@ -211,6 +224,10 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, movie_file):
     _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", tmp_path / "keep.json"), "exists")
     assert (tmp_path / "keep.json").read_text() == "{}"
     _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--report", tmp_path / "no" / "r.json"), "folder")
+    if Path("/sys").is_dir():  # a folder where no file can be created, even by root: refused before decoding
+        _assert_one_line_error(
+            _cli("decompress", tcs, "-o", out, "--report", "/sys/r.json"), "cannot write /sys/r.json"
+        )
     _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--reference", tmp_path / "none.tif"), "no such file")
     small, _ = movie_file(n=6, shape=(8, 8), name="small.tif")
     _assert_one_line_error(_cli("decompress", tcs, "-o", out, "--reference", small), "cannot be compared")
@@ -220,6 +237,11 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, movie_file):
     clean = tmp_path / "s.tif"
     _assert_one_line_error(
         _cli("simulate", clean, "--clean", clean, "--frames", "2", "--size", "16", "16"), "cannot both be written"
+    )
+    kept = tmp_path / "kept.tif"
+    kept.write_bytes(b"")
+    _assert_one_line_error(
+        _cli("simulate", clean, "--clean", kept, "--frames", "2", "--size", "16", "16"), "kept.tif exists"
     )
     _assert_one_line_error(_cli("bench", src, "-B", "3", "--codecs", "jpeg", "--json", src, "--force"), "input")
     _assert_one_line_error(_cli("bench", src, "-B", "3", "--decoder", "nope"), "unknown decoder")
@@ -237,6 +259,36 @@ def test_rgb_and_4d_inputs_are_refused(tmp_path):
     hyper = tmp_path / "tz.tif"
     tifffile.imwrite(hyper, np.zeros((3, 2, 16, 16), np.uint16), imagej=True, metadata={"axes": "TZYX"})
     _assert_one_line_error(_cli("compress", hyper, "-B", "2"), "4-D input")
+
+
+def test_tiff_written_page_by_page_is_one_stack(tmp_path):
+    """tifffile makes a series of every write() call: a movie written frame by frame is still
+    one stack, in order; a file that also holds other images is refused, not cut short."""
+    frames = (np.arange(5 * 24 * 20, dtype=np.uint16) % 997).reshape(5, 24, 20)
+    pages = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(pages) as w:
+        for frame in frames:
+            w.write(frame)
+    with open_movie(pages) as movie:
+        assert movie.n_frames == 5
+        assert np.array_equal(np.stack([movie.read_frame(t) for t in range(5)]), frames)
+    mixed = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(mixed) as w:
+        for frame in frames:
+            w.write(frame)
+        w.write(frames[0, :8, :8])
+    with pytest.raises(InputError, match=r"5 x 24x20 uint16, 1 x 8x8 uint16"):
+        open_movie(mixed)
+
+
+def test_truncated_tiff_is_one_error(tmp_path, capfd):
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.ones((6, 64, 64), np.uint16), imagej=True)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:30_000])
+    with pytest.raises(InputError, match="truncated or damaged TIFF"):
+        open_movie(cut)
+    assert capfd.readouterr().err == ""  # tifffile's own warnings are not printed as well
 
 
 def test_corrupted_and_future_tcs_files(tmp_path, movie_file):

@@ -134,6 +134,29 @@ def test_tiny_model_trains_and_loss_falls(tmp_path):
         )
 
 
+def test_a_run_keeps_to_its_own_files_and_leaves_none_when_it_fails(tmp_path):
+    """A new run refuses any file of an earlier one (weights, checkpoint or log) without
+    --force; one that fails before its first checkpoint leaves no log behind."""
+    from dataclasses import replace
+
+    from emtcs.errors import InputError
+    from emtcs.training import TrainConfig, train
+
+    cfg = TrainConfig(arch="tcsdl", net={"width": 8}, steps=1, **TINY_RUN)
+    (tmp_path / "run.log.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(InputError, match="run.log.jsonl exists; use --force"):
+        train(cfg, tmp_path / "run", device="cpu")
+    assert (tmp_path / "run.log.jsonl").read_text() == '{"step": 1}\n'
+    (tmp_path / "run.log.jsonl").unlink()
+    (tmp_path / "scenes.h5").write_text("not HDF5")
+    with pytest.raises(InputError, match="not an HDF5 file"):
+        train(replace(cfg, scene_files=[str(tmp_path / "scenes.h5")]), tmp_path / "run", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes.h5"]
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="PyTorch sees no CUDA device"):
+            train(cfg, tmp_path / "run", device="cuda")
+
+
 def test_ema_saves_the_moving_average_of_the_weights(tmp_path):
     from dataclasses import replace
 

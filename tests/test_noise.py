@@ -266,6 +266,32 @@ def test_unmeasurable_noise_is_noted_and_quantising_then_needs_a_gain(tmp_path):
     assert not (tmp_path / "q.tcs").exists()
 
 
+def test_an_offset_or_gain_that_would_erase_the_movie_is_refused(tmp_path):
+    """An offset above the frames' values, or a gain that leaves no electron anywhere,
+    would decode to a blank movie: refused before anything is written."""
+    rng = np.random.default_rng(1)
+    src = tmp_path / "m.tif"
+    tifffile.imwrite(src, rng.poisson(100, size=(8, 32, 32)).astype(np.uint16))
+    out = tmp_path / "m.tcs"
+    with pytest.raises(emtcs.InputError, match="--offset 500 is above 99 %"):
+        emtcs.compress(src, out, B=4, gain=1.0, offset=500.0)
+    with pytest.raises(emtcs.InputError, match="--offset 1e\\+06"):
+        emtcs.compress(src, out, B=4, offset=1e6)
+    with pytest.raises(emtcs.InputError, match="--gain 1e\\+09 leaves"):
+        emtcs.compress(src, out, B=4, gain=1e9)
+    assert not out.exists()
+    assert emtcs.compress(src, out, B=4, gain=1.0, offset=60.0)["quant_offset"] == 60.0  # below the values: kept
+
+
+def test_an_offset_without_a_gain_that_cannot_be_measured_is_noted(tmp_path):
+    rng = np.random.default_rng(0)
+    smooth = gaussian_filter(rng.poisson(50, size=(8, 64, 64)).astype(float), (0, 1.5, 1.5))
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, np.rint(smooth).astype(np.uint16))
+    info = emtcs.compress(src, tmp_path / "s.tcs", B=4, offset=5.0)
+    assert info["noise"] is None and "the offset given is not used without a gain" in info["noise_note"]
+
+
 def test_a_bad_gain_option_is_one_line(tmp_path, movie_file):
     from click.testing import CliRunner
 

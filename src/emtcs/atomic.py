@@ -27,17 +27,25 @@ def check_output(
     path: str | os.PathLike[str], *, force: bool = False, inputs: Iterable[str | os.PathLike[str]] = ()
 ) -> Path:
     """Refuse an output that is a folder or one of ``inputs`` (even with ``force``), an
-    existing output unless ``force``, and a missing parent folder."""
+    existing output unless ``force``, and a parent folder that is missing or where no file
+    can be created (tried: permissions alone do not say, e.g. for root or on read-only mounts),
+    so that a command fails before its work, not after it."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a directory")
     for src in inputs:
         if same_file(path, src):
             raise OutputError(f"{path} is also the input: choose another output")
-    if path.exists() and not force:
+    if (path.exists() or path.is_symlink()) and not force:
         raise OutputExistsError(f"{path} exists (use --force to overwrite)")
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist")
+    probe = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{_SUFFIX}")
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    _remove(probe)
     return path
 
 
@@ -58,6 +66,9 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Itera
     try:
         yield tmp
         os.replace(tmp, path)
+    except OutputError:  # already says what went wrong, and with which file
+        _remove(tmp)
+        raise
     except OSError as exc:
         created = tmp.exists()
         _remove(tmp)

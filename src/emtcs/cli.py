@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -423,13 +424,13 @@ def decompress(
     if not quiet:
         console.print(
             f"{output}: {_count(len(result.frames), 'frame')}, decoder {result.decoder['name']}; measurement residual "
-            f"median {sorted(res.values())[len(res) // 2]:.4f}, max {res[worst]:.4f} (group {worst})"
+            f"median {statistics.median(res.values()):.4f}, max {res[worst]:.4f} (group {worst})"
         )
         scores = result.holdout_scores()
         if scores:
             bad = max(scores, key=scores.get)
             console.print(
-                f"  withheld measurements predicted to {sorted(scores.values())[len(scores) // 2]:.2f}x their noise "
+                f"  withheld measurements predicted to {statistics.median(scores.values()):.2f}x their noise "
                 f"(median over groups; worst {scores[bad]:.2f}x, group {bad}; about 1 at best)"
             )
     if report:

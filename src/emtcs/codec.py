@@ -50,6 +50,9 @@ DEFAULT_STEP = 1.0
 #: Noise below this many levels per frame (without a model) is stored exactly: a smaller step would
 #: store more values than the sums have.
 MIN_SIGMA = 1.0
+#: A given gain that leaves fewer electrons than this in the brightest pixel of the first
+#: group is taken for a mistake (a gain in electrons per value, or a typo).
+MIN_ELECTRONS = 0.01
 
 
 def default_output(src: str | os.PathLike[str]) -> Path:
@@ -102,10 +105,10 @@ def compress(
     the row above (:mod:`emtcs.prediction`), which deflate compresses better.
     ``progress`` is called with the number of frames encoded since its last call.
     """
-    if B < 2:
-        raise InputError(f"B must be at least 2 (got {B})")
-    if not 0 <= seed < 2**32:
-        raise InputError(f"seed must be in 0..4294967295 (got {seed})")
+    if isinstance(B, bool) or not isinstance(B, (int, np.integer)) or B < 2:
+        raise InputError(f"B must be an integer of at least 2 (got {B!r})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InputError(f"seed must be an integer in 0..4294967295 (got {seed!r})")
     _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
     _check_tcs_output(dst, src, force)
@@ -232,9 +235,30 @@ def _noise_model(
     """The noise model in source values (given, or measured from ``levels``); when there is
     none, why, one frame's noise standard deviation in levels where that could still be
     measured and is at least :data:`MIN_SIGMA` (else None: the measurements are stored
-    exactly), and with it how much of the noise is spread over neighbouring pixels."""
+    exactly), and with it how much of the noise is spread over neighbouring pixels.  An
+    ``offset`` above nearly every value of ``levels``, or a ``gain`` that leaves less than
+    :data:`MIN_ELECTRONS` in the brightest pixel, is refused: either would erase the movie."""
+
+    def values(level: float) -> float:
+        return level * vmap.scale + vmap.offset
+
+    sample = levels.reshape(-1)[:: max(1, levels.size // 1_000_000)]
+    high = values(float(np.percentile(sample, 99)))
+    if offset is not None and offset > high:
+        raise InputError(
+            f"--offset {offset:g} is above 99 % of the values of the movie's first frames (which span "
+            f"{values(float(levels.min())):.4g}..{values(float(levels.max())):.4g}): the offset is what a pixel "
+            "reads with no electron"
+        )
     if gain is not None:
-        return NoiseModel(gain, 0.0 if offset is None else offset), "", None, 0.0
+        model = NoiseModel(gain, 0.0 if offset is None else offset)
+        top = values(float(levels.max()))
+        if top > model.offset and (top - model.offset) / gain < MIN_ELECTRONS:
+            raise InputError(
+                f"--gain {gain:g} leaves {(top - model.offset) / gain:.2g} electrons in the brightest pixel of "
+                "the movie's first frames: the gain is the movie's values per electron"
+            )
+        return model, "", None, 0.0
     known = None if offset is None else (offset - vmap.offset) / vmap.scale
     # unsigned sources saturate at their dtype's top; float and signed ones are mapped onto
     # levels by their own range, whose top is the movie's maximum, not a ceiling
@@ -242,7 +266,8 @@ def _noise_model(
     fit = estimate_noise(levels, offset=known, saturation=ceiling)
     if fit.model is None:
         sigma = fit.sigma if fit.sigma is not None and fit.sigma >= MIN_SIGMA else None
-        return None, fit.reason, sigma, fit.spread if sigma is not None else 0.0
+        reason = fit.reason if offset is None else f"{fit.reason}; the offset given is not used without a gain"
+        return None, reason, sigma, fit.spread if sigma is not None else 0.0
     return fit.model.in_values(vmap.scale, vmap.offset), "", None, 0.0
 
 
@@ -637,8 +662,10 @@ def write_simulation(
 
     if clean_path is not None and same_file(clean_path, output):
         raise InputError(f"the noisy and the clean movie cannot both be written to {output}")
+    for path in (output, clean_path):
+        if path is not None:
+            check_output(path, force=force)
     clean_ctx = atomic_output(clean_path, force=force) if clean_path is not None else nullcontext(None)
-    check_output(output, force=force)
     with atomic_output(output, force=force) as tmp, clean_ctx as clean_tmp:
         try:
             write_movie(tmp, config, clean_path=clean_tmp, progress=advance)

@@ -102,6 +102,8 @@ def masks_at(seed: int, B: int, rows: np.ndarray, cols: np.ndarray, *, first: in
     """Masks at the crossings of pixel ``rows`` and ``cols`` (1-D coordinate arrays): (B, len(rows), len(cols))."""
     if B < 1:
         raise ValueError(f"B must be at least 1, got {B}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in 0..4294967295, got {seed}")
     out = np.empty((B, len(rows), len(cols)), dtype=np.uint8)
     with np.errstate(over="ignore"):
         r_hash = _mix32(_u32(rows) ^ np.uint32(_ROW_SALT))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing  # noqa: F401
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from .base import MovieReader, MovieWriter, normalised_metadata
 from .mrc import MRC_SUFFIXES, require_mrcfile
 from .tiff import TiffMovieReader, TiffMovieWriter
@@ -144,6 +144,8 @@ WRITABLE_SUFFIXES = (*_TIFF_SUFFIXES, ".mrc", ".mrcs")
 def check_writable(name: str | os.PathLike[str], *, tiff_only: bool = False) -> None:
     """Raise :class:`InputError` if no writer handles the extension of ``name`` (or its
     optional dependency is missing)."""
+    if Path(name).is_dir():
+        raise OutputError(f"{name} is a directory")
     suffix = Path(name).suffix.lower()
     allowed = _TIFF_SUFFIXES if tiff_only else WRITABLE_SUFFIXES
     if suffix not in allowed:

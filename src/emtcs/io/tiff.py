@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +27,41 @@ class TiffMovieReader(MovieReader):
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-            series = self._tif.series[0]
-        except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
-            raise InputError(f"{self.path}: not a readable TIFF file ({exc})") from None
+        with _damage_reported(self.path):
+            try:
+                self._tif = tifffile.TiffFile(self.path)
+                all_series = self._tif.series
+                series = all_series[0]
+            except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+                raise InputError(f"{self.path}: not a readable TIFF file ({exc})") from None
         try:
             self._setup(series)
+            self._join(all_series)
         except InputError:
             self._tif.close()
             raise
+
+    def _join(self, all_series: list[tifffile.TiffPageSeries]) -> None:
+        """Take the frames of a file written one page at a time (a series per page, as
+        tifffile writes each call) as one stack; refuse a file holding other images too."""
+        if len(all_series) == 1:
+            return
+        pages = [page for s in all_series for page in s.pages]
+        if any(
+            page is None
+            or tuple(n for n in page.shape if n != 1) != self.frame_shape
+            or np.dtype(page.dtype).newbyteorder("=") != self.dtype
+            for page in pages
+        ):
+            kinds = Counter(f"{'x'.join(map(str, s.shape))} {s.dtype}" for s in all_series)
+            found = ", ".join(f"{n} x {kind}" for kind, n in kinds.items())
+            raise InputError(
+                f"{self.path}: holds images of different sizes or types ({found}); "
+                "emtcs compresses one stack of equal frames"
+            )
+        self._pages = pages
+        self._memmap = None
+        self.n_frames = len(pages)
 
     def _setup(self, series: tifffile.TiffPageSeries) -> None:
         axes, shape = series.axes, series.shape
@@ -105,6 +134,30 @@ class TiffMovieReader(MovieReader):
             if desc and len(desc) < 65536:
                 extra["description"] = desc
         return normalised_metadata(pixel_size=pixel_size, pixel_unit=unit, frame_interval=interval, **extra)
+
+
+@contextmanager
+def _damage_reported(path: Path) -> Iterator[None]:
+    """Turn tifffile's warnings of a damaged file (printed otherwise, and followed by a
+    stack shorter than the file claims) into one :class:`InputError`; others pass on."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log = tifffile.logger()
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+    damage = [r for r in records if any(w in r.getMessage().lower() for w in _DAMAGE)]
+    if damage:
+        raise InputError(f"{path}: truncated or damaged TIFF ({damage[0].getMessage().split('> ')[-1]})")
+    for record in records:
+        log.handle(record)
+
+
+#: Words of tifffile's warnings that mean the file is damaged.
+_DAMAGE = ("corrupt", "invalid page offset", "truncat")
 
 
 def _tag_pixel_size(page: tifffile.TiffPage) -> tuple[float, float] | None:

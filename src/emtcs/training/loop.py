@@ -168,13 +168,16 @@ def train(
         raise InputError("give --init (start a new run from weights) or --resume (continue a run), not both")
     if not out.parent.is_dir():
         raise InputError(f"output folder {out.parent} does not exist")
-    if weights_path.exists() and not (force or resume):
-        raise InputError(f"{weights_path} exists; use --force to overwrite it or --resume to continue its run")
+    for path in (weights_path, ckpt_path, log_path):
+        if path.exists() and not (force or resume):
+            raise InputError(f"{path} exists; use --force to overwrite the run or --resume {ckpt_path} to continue it")
     _check(cfg)
     if workers < 0:
         raise InputError(f"workers must be 0 or more, got {workers}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but PyTorch sees no CUDA device")
     dev = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
@@ -285,46 +288,58 @@ def train(
 
     use_bf16 = dev.type == "cuda" if bf16 is None else bf16
     last_ckpt = t_run = time.perf_counter()
-    with open(log_path, "a") as logf, Batches(cfg, step, workers) as batches:
-        while step < cfg.steps:
-            net.train()
-            shift, run, cpu_batch = next(batches)
-            batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
-            B = int(batch["C"].shape[1])
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = training_loss(net, batch, cfg, shift, run)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            if averaged is not None:
-                _update_average(averaged, net, cfg.ema)
-            step += 1
-            rec: dict[str, float] = {"step": step, "loss": float(loss.detach()), "B": B, "lr": sched.get_last_lr()[0]}
-            out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
-            if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
-                judged = validated().eval()
-                scores = evaluate(judged, val, cfg.task, by_dose=bool(cfg.val_doses))
-                rec.update({f"val_{k}": v for k, v in scores.items()})
-                rec["elapsed_s"] = time.perf_counter() - t_start
-                rec["cpu_hours"] = (time.process_time() - cpu_start) / 3600
-                history.append(rec)
-                if rec["val_psnr"] > best:
-                    best = rec["val_psnr"]
-                    save_weights(judged.state_dict())
-                checkpoint()
-                last_ckpt = time.perf_counter()
-            elif time.perf_counter() - last_ckpt > 60 * cfg.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.perf_counter()
-            logf.write(json.dumps(rec) + "\n")
-            logf.flush()
-            if on_step:
-                on_step(step, rec)
-            if out_of_time:
-                say(f"stopped after {max_minutes:g} minutes, at step {step}")
-                break
+    fresh_log = not log_path.exists()
+    try:
+        with Batches(cfg, step, workers) as batches, open(log_path, "a" if resume else "w") as logf:
+            while step < cfg.steps:
+                net.train()
+                shift, run, cpu_batch = next(batches)
+                batch = {k: v.to(dev, non_blocking=True) for k, v in cpu_batch.items()}
+                B = int(batch["C"].shape[1])
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = training_loss(net, batch, cfg, shift, run)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                if averaged is not None:
+                    _update_average(averaged, net, cfg.ema)
+                step += 1
+                rec: dict[str, float] = {
+                    "step": step,
+                    "loss": float(loss.detach()),
+                    "B": B,
+                    "lr": sched.get_last_lr()[0],
+                }
+                out_of_time = max_minutes is not None and time.perf_counter() - t_run > 60 * max_minutes
+                if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
+                    judged = validated().eval()
+                    scores = evaluate(judged, val, cfg.task, by_dose=bool(cfg.val_doses))
+                    rec.update({f"val_{k}": v for k, v in scores.items()})
+                    rec["elapsed_s"] = time.perf_counter() - t_start
+                    rec["cpu_hours"] = (time.process_time() - cpu_start) / 3600
+                    history.append(rec)
+                    if rec["val_psnr"] > best:
+                        best = rec["val_psnr"]
+                        save_weights(judged.state_dict())
+                    checkpoint()
+                    last_ckpt = time.perf_counter()
+                elif time.perf_counter() - last_ckpt > 60 * cfg.checkpoint_minutes:
+                    checkpoint()
+                    last_ckpt = time.perf_counter()
+                logf.write(json.dumps(rec) + "\n")
+                logf.flush()
+                if on_step:
+                    on_step(step, rec)
+                if out_of_time:
+                    say(f"stopped after {max_minutes:g} minutes, at step {step}")
+                    break
+    except BaseException:
+        # a run that fails or is stopped before its first checkpoint leaves nothing behind
+        if fresh_log and not ckpt_path.exists():
+            log_path.unlink(missing_ok=True)
+        raise
     if not weights_path.exists():
         save_weights(validated().state_dict())
     return summary()
