@@ -16,6 +16,8 @@
 # shipped in session 44; since session 47 the shipped weights are its mean with phases 101 and
 # 106, which continued that recipe on 256 x 256 clips): later options win.
 #   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
+#   EMTCS_ARCH=tcsdl training/campaign.sh 2000 --lr 1e-4   # the paper's TCS-DL (runs/tcsdl), from its
+#                                               # shipped weights, on the same data and recipe (session 52)
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output
 #                                               # (its new channels start with no effect; phase 21)
@@ -35,7 +37,7 @@
 # (emtcs.training.data.VALIDATION_CLIPS, since session 21), so every phase is scored on the same clips.
 #
 # Writes runs/gapunet.{safetensors,ckpt,log.jsonl} and runs/gapunet.out (runs/gapunet-wN.* at width N,
-# -sK added with K stages, $EMTCS_RUN.* when that is set).  `python training/whole_movies.py
+# -sK added with K stages, runs/tcsdl.* for TCS-DL, $EMTCS_RUN.* when that is set).  `python training/whole_movies.py
 # models/gapunet-w24s2.safetensors RUN.safetensors --simulated 8 --finish` screens a run's weights
 # against the shipped ones on 30 whole abTEM validation movies and 32 simulated ones of four kinds,
 # finished as `auto` finishes (the clip scores have not ranked runs as the suite does, sessions
@@ -62,9 +64,19 @@ shift || true
 SHARED=${EMTCS_SHARED:-../shared/data}
 WIDTH=${EMTCS_WIDTH:-24}
 STAGES=${EMTCS_STAGES:-2}
-RUN=runs/gapunet
-[ "$WIDTH" = 24 ] || RUN=runs/gapunet-w$WIDTH
-[ "$STAGES" = 2 ] || RUN=$RUN-s$STAGES
+ARCH=${EMTCS_ARCH:-gapunet}
+if [ "$ARCH" = tcsdl ]; then
+  # the paper's decoder on the same data and recipe; it serves B = 8 ... 30 (`auto` uses it
+  # where no GapUNet weights serve B: 21 ... 30)
+  RUN=runs/tcsdl; SHIPPED=models/tcsdl-w24.safetensors
+  net=(--arch tcsdl --width "$WIDTH" -B 8,10,15,20,25,30)
+else
+  RUN=runs/gapunet
+  [ "$WIDTH" = 24 ] || RUN=runs/gapunet-w$WIDTH
+  [ "$STAGES" = 2 ] || RUN=$RUN-s$STAGES
+  SHIPPED=models/gapunet-w24s2.safetensors
+  net=(--arch gapunet --width "$WIDTH" --stages "$STAGES" --temporal --no-discrepancy -B 6,10,20 --head 16)
+fi
 RUN=${EMTCS_RUN:-$RUN}
 mkdir -p runs
 scenes=()
@@ -80,8 +92,8 @@ done
 # continue this machine's run, else (a fresh checkout) fine-tune the shipped weights
 resume=(); LR=1e-3
 if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
-elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e models/gapunet-w24s2.safetensors ]; }; then
-  resume=(--init "${EMTCS_INIT:-models/gapunet-w24s2.safetensors}"); LR=5e-5
+elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e "$SHIPPED" ]; }; then
+  resume=(--init "${EMTCS_INIT:-$SHIPPED}"); LR=5e-5
 fi
 # bfloat16 autocast where the CPU computes in bf16 natively: 1.9x faster per training step on an
 # Intel Xeon with AMX (session 26) and on an AMD EPYC with avx512_bf16 (session 46: 1.46 s
@@ -89,10 +101,10 @@ fi
 # without either (session 5)
 precision=(); grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && precision=(--bf16)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-exec nohup .venv/bin/emtcs train --arch gapunet --width "$WIDTH" --stages "$STAGES" --temporal --no-discrepancy -B 6,10,20 --steps "$STEPS" \
+exec nohup .venv/bin/emtcs train "${net[@]}" --steps "$STEPS" \
   --patch 128 --batch 2 --equivariance 10 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
   --flicker 0.05 --cuts 0.05 --jpeg 0.1 --val-every 250 --val-doses "${EMTCS_VAL_DOSES-20,200}" \
-  --head 16 --loss rmse --edge-weight 3 --spectral-weight 4 --spectral-frame 256 --spectral-margin 3 \
+  --loss rmse --edge-weight 3 --spectral-weight 4 --spectral-frame 256 --spectral-margin 3 \
   --column-spacing 4.5 12 --zoom 0.4 1.0 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
   "${resume[@]}" "${precision[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1
