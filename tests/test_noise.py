@@ -281,6 +281,7 @@ def test_an_offset_or_gain_that_would_erase_the_movie_is_refused(tmp_path):
         emtcs.compress(src, out, B=4, gain=1e9)
     assert not out.exists()
     assert emtcs.compress(src, out, B=4, gain=1.0, offset=60.0)["quant_offset"] == 60.0  # below the values: kept
+    assert emtcs.compress(src, out, B=4, gain=1e9, quantise=0, force=True)["measurement_coding"] == "exact"
 
 
 def test_an_offset_without_a_gain_that_cannot_be_measured_is_noted(tmp_path):

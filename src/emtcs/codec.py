@@ -122,6 +122,8 @@ def compress(
         group = np.empty((B, *movie.frame_shape), dtype=vmap.level_dtype)
         for t in range(B):
             read(t, group[t])
+        if quantise != 0:
+            _check_detector(group, vmap, gain, offset)
         noise, note, sigma, spread = _noise_model(group, vmap, gain, offset)
         if quantise and noise is None and sigma is None:
             raise InputError(
@@ -235,30 +237,10 @@ def _noise_model(
     """The noise model in source values (given, or measured from ``levels``); when there is
     none, why, one frame's noise standard deviation in levels where that could still be
     measured and is at least :data:`MIN_SIGMA` (else None: the measurements are stored
-    exactly), and with it how much of the noise is spread over neighbouring pixels.  An
-    ``offset`` above nearly every value of ``levels``, or a ``gain`` that leaves less than
-    :data:`MIN_ELECTRONS` in the brightest pixel, is refused: either would erase the movie."""
+    exactly), and with it how much of the noise is spread over neighbouring pixels."""
 
-    def values(level: float) -> float:
-        return level * vmap.scale + vmap.offset
-
-    sample = levels.reshape(-1)[:: max(1, levels.size // 1_000_000)]
-    high = values(float(np.percentile(sample, 99)))
-    if offset is not None and offset > high:
-        raise InputError(
-            f"--offset {offset:g} is above 99 % of the values of the movie's first frames (which span "
-            f"{values(float(levels.min())):.4g}..{values(float(levels.max())):.4g}): the offset is what a pixel "
-            "reads with no electron"
-        )
     if gain is not None:
-        model = NoiseModel(gain, 0.0 if offset is None else offset)
-        top = values(float(levels.max()))
-        if top > model.offset and (top - model.offset) / gain < MIN_ELECTRONS:
-            raise InputError(
-                f"--gain {gain:g} leaves {(top - model.offset) / gain:.2g} electrons in the brightest pixel of "
-                "the movie's first frames: the gain is the movie's values per electron"
-            )
-        return model, "", None, 0.0
+        return NoiseModel(gain, 0.0 if offset is None else offset), "", None, 0.0
     known = None if offset is None else (offset - vmap.offset) / vmap.scale
     # unsigned sources saturate at their dtype's top; float and signed ones are mapped onto
     # levels by their own range, whose top is the movie's maximum, not a ceiling
@@ -269,6 +251,30 @@ def _noise_model(
         reason = fit.reason if offset is None else f"{fit.reason}; the offset given is not used without a gain"
         return None, reason, sigma, fit.spread if sigma is not None else 0.0
     return fit.model.in_values(vmap.scale, vmap.offset), "", None, 0.0
+
+
+def _check_detector(levels: np.ndarray, vmap: ValueMap, gain: float | None, offset: float | None) -> None:
+    """Refuse an ``offset`` above nearly every value of ``levels`` (the first group), or a
+    ``gain`` that leaves less than :data:`MIN_ELECTRONS` in its brightest pixel: quantised at
+    such a model's noise, the movie would be stored blank."""
+
+    def values(level: float) -> float:
+        return level * vmap.scale + vmap.offset
+
+    sample = levels.reshape(-1)[:: max(1, levels.size // 1_000_000)]
+    if offset is not None and offset > values(float(np.percentile(sample, 99))):
+        raise InputError(
+            f"--offset {offset:g} is above 99 % of the values of the movie's first frames (which span "
+            f"{values(float(levels.min())):.4g}..{values(float(levels.max())):.4g}): the offset is what a pixel "
+            "reads with no electron"
+        )
+    top = values(float(levels.max()))
+    base = 0.0 if offset is None else offset
+    if gain is not None and top > base and (top - base) / gain < MIN_ELECTRONS:
+        raise InputError(
+            f"--gain {gain:g} leaves {(top - base) / gain:.2g} electrons in the brightest pixel of "
+            "the movie's first frames: the gain is the movie's values per electron"
+        )
 
 
 def compress_many(
