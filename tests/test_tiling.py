@@ -117,6 +117,16 @@ def test_reconstruct_refuses_bad_settings(kwargs, message):
         emtcs.reconstruct(np.ones((16, 16)), np.ones((4, 16, 16)), **kwargs)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_reconstruct_refuses_a_measurement_that_is_not_finite(bad):
+    from emtcs.errors import InputError
+
+    y = np.ones((16, 16))
+    y[3, 5] = bad
+    with pytest.raises(InputError, match="all finite"):
+        emtcs.reconstruct(y, np.ones((4, 16, 16)))
+
+
 def test_a_pedestal_is_taken_off_for_the_decoder_and_put_back():
     from emtcs.decoders import get_decoder
     from emtcs.tiling import decode_run_bands

@@ -605,6 +605,8 @@ def reconstruct(
     masks = np.asarray(masks)
     if y.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != y.shape:
         raise InputError(f"measurement {y.shape} and masks {masks.shape} must be (H, W) and (B, H, W)")
+    if y.dtype.kind not in "uif" or not np.isfinite(y).all():
+        raise InputError("the measurement must be real numbers, all finite (no NaN or infinity)")
     settings = DecodeSettings(tile=tile, overlap=overlap, batch=batch, guard=guard, finish=finish)  # validates them
     if not 0 <= spread <= 1:
         raise InputError(f"spread must be in [0, 1], got {spread:g}")
