@@ -151,13 +151,13 @@ def draw(entries: list[dict], baselines: dict[str, dict[str, float]], figure: Pa
         color="C0",
         label="shipped weights",
     )
-    for e in shipped:
+    for i, e in enumerate(shipped):  # labels below and above in turn: the last ones are close together
         ax.annotate(
             e["phase"].replace(" ", ""),
             (e["cpu_hours"], e["scores"]["psnr"]),
             fontsize=6,
             textcoords="offset points",
-            xytext=(2, -9),
+            xytext=(2, -9 if i % 2 == 0 else 5),
         )
     for (name, v), (color, ls) in zip(baselines.items(), (("k", "--"), ("C3", ":"))):
         ax.axhline(v["psnr"], color=color, ls=ls, lw=1, label=name)
@@ -165,7 +165,7 @@ def draw(entries: list[dict], baselines: dict[str, dict[str, float]], figure: Pa
     ax.set_ylabel("validation PSNR (dB)")
     ax.set_title("GapUNet: 24 clips 256 x 256 x B (B = 10, 20; 20 and 200 e/px), abTEM seeds 0-31", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(figure)
 
