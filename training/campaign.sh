@@ -16,7 +16,7 @@
 # shipped in session 44; since session 47 the shipped weights are its mean with phases 101 and
 # 106, which continued that recipe on 256 x 256 clips): later options win.
 #   EMTCS_INIT=runs/gapunet.safetensors ...     # a new run fine-tunes these weights instead of the shipped ones
-#   EMTCS_ARCH=tcsdl training/campaign.sh 2000 --lr 1e-4   # the paper's TCS-DL (runs/tcsdl), from its
+#   EMTCS_ARCH=tcsdl training/campaign.sh 3000 --lr 1e-4   # the paper's TCS-DL (runs/tcsdl), from its
 #                                               # shipped weights, on the same data and recipe (session 52)
 #   EMTCS_WIDTH=32 EMTCS_INIT=models/gapunet-w24s2.safetensors training/campaign.sh 2000 --lr 2e-4
 #                                               # a wider network that starts with the shipped one's output

@@ -27,18 +27,21 @@ class TiffMovieReader(MovieReader):
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        with _damage_reported(self.path):
-            try:
-                self._tif = tifffile.TiffFile(self.path)
-                all_series = self._tif.series
-                series = all_series[0]
-            except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
-                raise InputError(f"{self.path}: not a readable TIFF file ({exc})") from None
+        tif = None
         try:
+            with _damage_reported(self.path):
+                try:
+                    tif = tifffile.TiffFile(self.path)
+                    all_series = tif.series
+                    series = all_series[0]
+                except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+                    raise InputError(f"{self.path}: not a readable TIFF file ({exc})") from None
+            self._tif = tif
             self._setup(series)
             self._join(all_series)
         except InputError:
-            self._tif.close()
+            if tif is not None:
+                tif.close()
             raise
 
     def _join(self, all_series: list[tifffile.TiffPageSeries]) -> None:
@@ -140,20 +143,29 @@ class TiffMovieReader(MovieReader):
 def _damage_reported(path: Path) -> Iterator[None]:
     """Turn tifffile's warnings of a damaged file (printed otherwise, and followed by a
     stack shorter than the file claims) into one :class:`InputError`; others pass on."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    collected = _Collected()
     log = tifffile.logger()
-    log.addHandler(handler)
+    log.addHandler(collected)
     try:
         yield
     finally:
-        log.removeHandler(handler)
-    damage = [r for r in records if any(w in r.getMessage().lower() for w in _DAMAGE)]
+        log.removeHandler(collected)
+    damage = [r for r in collected.records if any(w in r.getMessage().lower() for w in _DAMAGE)]
     if damage:
         raise InputError(f"{path}: truncated or damaged TIFF ({damage[0].getMessage().split('> ')[-1]})")
-    for record in records:
+    for record in collected.records:
         log.handle(record)
+
+
+class _Collected(logging.Handler):
+    """Keeps the records it is given instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 #: Words of tifffile's warnings that mean the file is damaged.
