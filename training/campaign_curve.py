@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import subprocess
+from functools import cache
 from pathlib import Path
 
 from emtcs import zoo
@@ -92,7 +93,18 @@ def main() -> None:
     if not scenes.exists():
         raise SystemExit(f"campaign_curve.py: the validation scenes are not at {scenes}")
     cfg = TrainConfig(arch="gapunet", val_scene_files=[str(scenes)], **CLIPS)
-    val = validation_set(cfg, cfg.val_samples)
+
+    @cache
+    def clips() -> list[dict]:  # built only when something is to be scored
+        return validation_set(cfg, cfg.val_samples)
+
+    def score(path: Path) -> dict[str, float]:
+        """The validation scores of a weights file's network."""
+        info, state = zoo.load_weights(path)
+        net = build(info["config"])
+        net.load_state_dict(state)
+        return evaluate(net.eval(), clips(), by_dose=True)
+
     old = json.loads(a.json.read_text()) if a.json.exists() else {}
     known = {e["sha256"]: e for e in old.get("weights", []) if old.get("clips") == CLIPS}
     hours = phase_hours()
@@ -103,21 +115,15 @@ def main() -> None:
         if digest in known:
             scores = known[digest]["scores"]
         else:
-            info, state = zoo.load_weights(path)
-            net = build(info["config"])
-            net.load_state_dict(state)
-            scores = evaluate(net.eval(), val, by_dose=True)
+            scores = score(path)
         entry = {"phase": phase, "shipped": shipped, "cpu_hours": round(hours[phase], 2), "sha256": digest}
         entries.append({**entry, "scores": scores})
         kind = "shipped" if shipped else "lineage"
         print(f"phase {phase:>15} {kind:8} {hours[phase]:6.2f} h  {scores['psnr']:.3f} dB", flush=True)
     baselines = old.get("baselines") if old.get("clips") == CLIPS else None
     if baselines is None:
-        baselines = {"GAP-TV": evaluate(None, val, by_dose=True)}
-        info, state = zoo.load_weights(zoo.find_weights("tcsdl"))
-        net = build(info["config"])
-        net.load_state_dict(state)
-        baselines["TCS-DL (shipped)"] = evaluate(net.eval(), val, by_dose=True)
+        baselines = {"GAP-TV": evaluate(None, clips(), by_dose=True)}
+        baselines["TCS-DL (shipped)"] = score(zoo.find_weights("tcsdl") or Path("models/tcsdl-w24.safetensors"))
     for name, v in baselines.items():
         print(f"{name}: {v['psnr']:.3f} dB")
     a.json.write_text(json.dumps({"clips": CLIPS, "weights": entries, "baselines": baselines}, indent=1) + "\n")
@@ -135,22 +141,12 @@ def draw(entries: list[dict], baselines: dict[str, dict[str, float]], figure: Pa
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=120)
     shipped = sorted((e for e in entries if e["shipped"]), key=lambda e: e["cpu_hours"])
     kept = [e for e in entries if not e["shipped"]]
-    ax.plot(
-        [e["cpu_hours"] for e in kept],
-        [e["scores"]["psnr"] for e in kept],
-        "o",
-        ms=3,
-        color="0.6",
-        label="kept fine-tunes (training/lineage)",
-    )
-    ax.plot(
-        [e["cpu_hours"] for e in shipped],
-        [e["scores"]["psnr"] for e in shipped],
-        "o-",
-        ms=4,
-        color="C0",
-        label="shipped weights",
-    )
+    for part, style, ms, color, label in (
+        (kept, "o", 3, "0.6", "kept fine-tunes (training/lineage)"),
+        (shipped, "o-", 4, "C0", "shipped weights"),
+    ):
+        hours, psnr = [e["cpu_hours"] for e in part], [e["scores"]["psnr"] for e in part]
+        ax.plot(hours, psnr, style, ms=ms, color=color, label=label)
     for i, e in enumerate(shipped):  # labels below and above in turn: the last ones are close together
         ax.annotate(
             e["phase"].replace(" ", ""),
