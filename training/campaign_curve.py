@@ -123,7 +123,7 @@ def main() -> None:
     baselines = old.get("baselines") if old.get("clips") == CLIPS else None
     if baselines is None:
         baselines = {"GAP-TV": evaluate(None, clips(), by_dose=True)}
-        baselines["TCS-DL (shipped)"] = score(zoo.find_weights("tcsdl") or Path("models/tcsdl-w24.safetensors"))
+        baselines["TCS-DL (shipped)"] = score(ROOT / "models" / "tcsdl-w24.safetensors")
     for name, v in baselines.items():
         print(f"{name}: {v['psnr']:.3f} dB")
     a.json.write_text(json.dumps({"clips": CLIPS, "weights": entries, "baselines": baselines}, indent=1) + "\n")
