@@ -28,7 +28,7 @@ import torch
 
 from emtcs import zoo
 from emtcs.metrics import psnr
-from emtcs.nets import build
+from emtcs.nets import load
 from emtcs.sensing import encode, masks
 from validation import DOSES, SHARED, abtem_movie
 
@@ -58,9 +58,7 @@ def main() -> None:
     weights = zoo.find_weights("gapunet")
     if weights is None:
         raise SystemExit("no GapUNet weights (EMTCS_MODELS or models/)")
-    info, state = zoo.load_weights(weights)
-    net = build(info["config"]).eval()
-    net.load_state_dict(state)
+    net = load(weights)
     torch.set_num_threads(1)
     results = []
     for B in (int(b) for b in a.B.split(",")):

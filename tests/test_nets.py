@@ -17,6 +17,7 @@ from emtcs import zoo  # noqa: E402
 from emtcs.metrics import psnr  # noqa: E402
 from emtcs.nets import (
     build,  # noqa: E402
+    load,  # noqa: E402
     sensing_torch,  # noqa: E402
 )
 from emtcs.sensing import masks  # noqa: E402
@@ -84,6 +85,9 @@ def test_save_load_gives_identical_output(tmp_path):
     C = (np.random.default_rng(1).random((1, 4, 20, 20)) > 0.5).astype(np.float32)
     with torch.inference_mode():
         ref = net(torch.from_numpy(y), torch.from_numpy(C)).numpy()
+        loaded = load(path)
+        assert not loaded.training
+        np.testing.assert_array_equal(loaded(torch.from_numpy(y), torch.from_numpy(C)).numpy(), ref)
     np.testing.assert_array_equal(dec.decode(y, C), ref)
 
 

@@ -25,8 +25,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from emtcs import zoo
-from emtcs.nets import build
+from emtcs.nets import load
 from emtcs.training import TrainConfig, evaluate, validation_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,10 +99,7 @@ def main() -> None:
 
     def score(path: Path) -> dict[str, float]:
         """The validation scores of a weights file's network."""
-        info, state = zoo.load_weights(path)
-        net = build(info["config"])
-        net.load_state_dict(state)
-        return evaluate(net.eval(), clips(), by_dose=True)
+        return evaluate(load(path), clips(), by_dose=True)
 
     old = json.loads(a.json.read_text()) if a.json.exists() else {}
     known = {e["sha256"]: e for e in old.get("weights", []) if old.get("clips") == CLIPS}

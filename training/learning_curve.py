@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from emtcs import zoo
-from emtcs.nets import build
+from emtcs.nets import load
 from emtcs.training import TrainConfig, evaluate, validation_set
 
 
@@ -37,10 +37,7 @@ def compare(cfg: TrainConfig) -> dict[str, dict[str, float]]:
         path = zoo.find_weights(arch)
         if path is None:
             continue
-        info, state = zoo.load_weights(path)
-        net = build(info["config"])
-        net.load_state_dict(state)
-        scores[f"shipped {path.stem}"] = evaluate(net.eval(), val, by_dose=by_dose)
+        scores[f"shipped {path.stem}"] = evaluate(load(path), val, by_dose=by_dose)
     return scores
 
 

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from emtcs import zoo
-from emtcs.nets import build
+from emtcs.nets import load
 from emtcs.training import ClipPool, TrainConfig, evaluate, make_batch
 from emtcs.training.data import VALIDATION_CLIPS, _blur_energy
 
@@ -36,12 +35,7 @@ def main() -> None:
     ap.add_argument("--scenes", type=Path, default=SCENES)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    nets = {}
-    for path in a.weights:
-        info, state = zoo.load_weights(path)
-        net = build(info["config"])
-        net.load_state_dict(state)
-        nets[str(path)] = net.eval()
+    nets = {str(path): load(path) for path in a.weights}
     cfg = TrainConfig(B=[10], patch=128, simulate=False, val_scene_files=[str(a.scenes)], **VALIDATION_CLIPS)
     pool = ClipPool(cfg, seed_offset=0, scenes=0, scene_files=cfg.val_scene_files)
     kept = _blur_energy(SPREAD)

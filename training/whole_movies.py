@@ -40,10 +40,9 @@ import h5py
 import numpy as np
 import torch
 
-from emtcs import zoo
 from emtcs.finish import finisher
 from emtcs.metrics import psnr
-from emtcs.nets import build
+from emtcs.nets import load
 from emtcs.simulate import MODES, MovieSimulator, SimulationConfig
 from emtcs.training import TrainConfig, make_batch
 from emtcs.training.losses import run_net
@@ -130,12 +129,7 @@ def main() -> None:
     a = ap.parse_args()
     finish = finisher("nlm", "cpu") if a.finish else None
     torch.set_num_threads(1)
-    nets = []
-    for path in a.weights:
-        info, state = zoo.load_weights(path)
-        net = build(info["config"])
-        net.load_state_dict(state)
-        nets.append(net.eval())
+    nets = [load(path) for path in a.weights]
     cfg = TrainConfig(noise_error=0.0)
     movies = abtem_movies(a.scenes, [int(s) for s in a.seeds.split(",") if s]) + simulated_movies(a.simulated)
     movies += spacing_movies(parse_bands(a.spacings))
