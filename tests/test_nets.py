@@ -386,6 +386,44 @@ def test_still_clips_hold_their_first_frame():
     assert 10 <= sum(map(held, half)) <= 30
 
 
+def test_slow_clips_drift_their_first_frame_by_a_fraction_of_a_pixel():
+    """--slow makes about that share of the clips one frame moving rigidly and steadily,
+    over the clip by no more than SLOW_DRIFT allows; without it no clip moves so little."""
+    from emtcs.training import ClipPool, TrainConfig
+    from emtcs.training.data import SLOW_DRIFT
+
+    B = 8
+
+    def clips(slow: float) -> list[np.ndarray]:
+        pool = ClipPool(TrainConfig(scenes=2, scene_frames=12, scene_size=96, slow=slow), seed_offset=5, scenes=2)
+        rng = np.random.default_rng(0)
+        return [pool.clip(rng, B, 48).astype(np.float64) for _ in range(40)]
+
+    def drift(c: np.ndarray) -> float | None:
+        """How far the first frame moves over the clip where each frame is it shifted (its
+        change from the first fits the first's gradients times a shift to within 30 %) and
+        the shifts grow steadily; else None."""
+        inner = (slice(8, -8), slice(8, -8))
+        gradients = np.stack([g[inner].ravel() for g in np.gradient(c[0])], 1)
+        shifts = []
+        for f in c[1:]:
+            change = (c[0] - f)[inner].ravel()
+            shift, residual, *_ = np.linalg.lstsq(gradients, change, rcond=None)
+            if not change.any() or residual[0] > 0.09 * np.sum(change**2):
+                return None
+            shifts.append(shift)
+        steady = np.outer(np.arange(1, B) / (B - 1), shifts[-1])
+        if np.abs(np.array(shifts) - steady).max() > 0.02 + 0.1 * np.hypot(*shifts[-1]):
+            return None
+        return float(np.hypot(*shifts[-1]))
+
+    limit = SLOW_DRIFT[1] * (B - 1) * 1.1  # the gradients' fit is good to a few per cent
+    assert not [d for d in map(drift, clips(0.0)) if d is not None and d < limit]
+    slow = [d for d in map(drift, clips(0.5)) if d is not None and d < limit]
+    assert 10 <= len(slow) <= 30
+    assert min(slow) >= SLOW_DRIFT[0] * (B - 1) * 0.9
+
+
 def test_clip_pool_lattice_spacing_sets_the_simulated_sampling():
     """--column-spacing reaches the simulator: finer lattices put the scenes' power at
     higher spatial frequencies."""

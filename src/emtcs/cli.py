@@ -716,6 +716,13 @@ def simulate(
     help="Probability that a clip holds still (its first frame throughout, counted anew each frame).",
 )
 @click.option(
+    "--slow",
+    type=click.FloatRange(0, 1),
+    default=_TRAINING.slow,
+    show_default=True,
+    help="Probability that a clip drifts slowly (its first frame moved rigidly 0.005-0.05 px a frame).",
+)
+@click.option(
     "--jpeg",
     type=click.FloatRange(0, 1),
     default=_TRAINING.jpeg,
@@ -920,6 +927,7 @@ def train(
     flicker: float,
     cuts: float,
     still: float,
+    slow: float,
     jpeg: float,
     flat_noise: float,
     noise_blur: float,
@@ -1012,6 +1020,7 @@ def train(
         flicker=flicker,
         cuts=cuts,
         still=still,
+        slow=slow,
         jpeg=jpeg,
         flat_noise=flat_noise,
         noise_blur=noise_blur,

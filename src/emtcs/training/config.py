@@ -22,12 +22,14 @@ class TrainConfig:
     dose_range: tuple[float, float] = (1.0, 1000.0)
     #: Temporal variety of the clips: drift of real-frame crops (pixels per frame, standard
     #: deviation), per-frame intensity changes (standard deviation of a log-normal factor),
-    #: the probability that a clip cuts to another scene part-way, and that it holds still
-    #: (its first frame throughout, each frame counted anew: a specimen that does not move).
+    #: the probability that a clip cuts to another scene part-way, that it holds still
+    #: (its first frame throughout, each frame counted anew: a specimen that does not move),
+    #: and that it drifts slowly (its first frame moved rigidly by SLOW_DRIFT px a frame).
     motion: float = 0.4
     flicker: float = 0.0
     cuts: float = 0.0
     still: float = 0.0
+    slow: float = 0.0
     read_noise: tuple[float, float] = (0.5, 3.0)
     simulate: bool = True
     #: imaging modes of the simulated scenes (:attr:`emtcs.simulate.SimulationConfig.mode`), taken in turn

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter, map_coordinates, zoom
+from scipy.ndimage import fourier_shift, gaussian_filter, map_coordinates, zoom
 
 from ..errors import InputError
 from ..noise import noise_spread
@@ -53,7 +53,8 @@ class ClipPool:
     ):
         self.movies: list[np.ndarray] = []
         self.frames: list[np.ndarray] = []
-        self.motion, self.flicker, self.cuts, self.still = cfg.motion, cfg.flicker, cfg.cuts, cfg.still
+        self.motion, self.flicker, self.cuts = cfg.motion, cfg.flicker, cfg.cuts
+        self.still, self.slow = cfg.still, cfg.slow
         if cfg.simulate:
             from ..simulate import MovieSimulator, SimulationConfig
 
@@ -96,6 +97,8 @@ class ClipPool:
         clip = self._one_clip(rng, B, P)
         if self.still > 0 and rng.random() < self.still:  # drawn only when asked: runs without it stay as they were
             clip = np.repeat(clip[:1], B, axis=0)
+        elif self.slow > 0 and rng.random() < self.slow:
+            clip = _slow_drift(clip[0], rng, B)
         if B > 2 and rng.random() < self.cuts:  # a scene change part-way through
             k = int(rng.integers(1, B))
             clip = np.concatenate([clip[:k], self._one_clip(rng, B - k, P)])
@@ -153,6 +156,28 @@ class ClipPool:
         t0 = int(rng.integers(0, T - (B - 1) * stride))
         y0, x0 = int(rng.integers(0, H - P + 1)), int(rng.integers(0, W - P + 1))
         return movie[t0 : t0 + (B - 1) * stride + 1 : stride, y0 : y0 + P, x0 : x0 + P]
+
+
+#: The speeds of ``TrainConfig.slow``'s drift (px a frame; drawn log-uniformly): slower than
+#: any of the simulator's (0.05-0.6) and a direct detector's frames at hundreds a second.
+SLOW_DRIFT = (0.005, 0.05)
+
+
+def _slow_drift(frame: np.ndarray, rng: np.random.Generator, B: int) -> np.ndarray:
+    """B frames of ``frame`` drifting rigidly in a random direction at a speed from
+    :data:`SLOW_DRIFT`: shifted in Fourier space (no interpolation's blur), padded by
+    reflection so that nothing wraps round from the far edge."""
+    speed = float(np.exp(rng.uniform(*np.log(SLOW_DRIFT))))
+    angle = float(rng.uniform(0, 2 * np.pi))
+    pad = int(np.ceil(speed * (B - 1))) + 2
+    padded = np.fft.rfft2(np.pad(frame, pad, mode="reflect"))
+    h, w = frame.shape
+    step = (speed * np.sin(angle), speed * np.cos(angle))
+    out = np.empty((B, h, w), dtype=np.float32)
+    for k in range(B):
+        moved = fourier_shift(padded, (k * step[0], k * step[1]), n=w + 2 * pad)
+        out[k] = np.fft.irfft2(moved, s=(h + 2 * pad, w + 2 * pad))[pad : pad + h, pad : pad + w]
+    return np.maximum(out, 0)
 
 
 def _load_real_frames(path: str) -> list[np.ndarray]:
@@ -404,7 +429,7 @@ class Batches:
 #: The validation clips' own scene cuts, flicker, drift, stillness and zoom, whatever training uses
 #: (the campaign's settings since its phase 15, ``training/campaign.sh``), so that runs
 #: trained with other degradations or pixel sizes are scored on the same clips.
-VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4, "still": 0.0, "zoom": (0.6, 1.7)}
+VALIDATION_CLIPS = {"cuts": 0.05, "flicker": 0.05, "motion": 0.4, "still": 0.0, "slow": 0.0, "zoom": (0.6, 1.7)}
 
 
 def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
