@@ -159,7 +159,7 @@ class ClipPool:
 
 
 #: The speeds of ``TrainConfig.slow``'s drift (px a frame; drawn log-uniformly): slower than
-#: any of the simulator's (0.05-0.6) and a direct detector's frames at hundreds a second.
+#: any simulated scene's drift (0.05-0.6).
 SLOW_DRIFT = (0.005, 0.05)
 
 
