@@ -40,6 +40,7 @@ import emtcs
 from emtcs.bench.codecs import JpegXl
 from emtcs.bench.denoise import NLMeans
 from emtcs.bench.run import environment
+from emtcs.sensing import forward
 from emtcs.simulate import simulate
 from validation import DOSES, SHARED, abtem_movie
 
@@ -64,27 +65,32 @@ def split(decoded: np.ndarray, clean: np.ndarray, B: int, data_range: float) -> 
     }
 
 
-def group_means(frames: np.ndarray, B: int) -> np.ndarray:
-    """Every frame replaced by its group's mean (whole groups only)."""
+def scaled_departures(frames: np.ndarray, B: int, scale: float) -> np.ndarray:
+    """Every frame of the movie's whole groups as its group's mean plus ``scale`` times its
+    departure from it."""
     n = len(frames) // B * B
     g = frames[:n].astype(np.float64).reshape(-1, B, *frames.shape[1:])
-    return np.broadcast_to(g.mean(1, keepdims=True), g.shape).reshape(n, *frames.shape[1:])
+    mean = g.mean(1, keepdims=True)
+    return (mean + scale * (g - mean)).reshape(n, *frames.shape[1:])
+
+
+def group_means(frames: np.ndarray, B: int) -> np.ndarray:
+    """Every frame replaced by its group's mean (whole groups only)."""
+    return scaled_departures(frames, B, 0.0)
 
 
 def shrunk(decoded: np.ndarray, noisy: np.ndarray, clean: np.ndarray, B: int, data_range: float) -> dict[str, Any]:
     """PSNR and the measurement's residual ratio of ``decoded`` with its departures from each
     group's mean scaled by each of :data:`SCALES` (whole groups only)."""
     n = len(clean) // B * B
-    C = emtcs.masks(0, B, clean.shape[1:]).astype(np.float64)  # compress's default seed
-    y = (noisy[:n].astype(np.float64).reshape(-1, B, *clean.shape[1:]) * C).sum(1)
-    g = decoded[:n].reshape(-1, B, *clean.shape[1:])
-    mean = g.mean(1, keepdims=True)
+    C = emtcs.masks(0, B, clean.shape[1:])  # compress's default seed
+    y = np.stack([forward(group.astype(np.float64), C) for group in noisy[:n].reshape(-1, B, *clean.shape[1:])])
     out = {}
     for a in SCALES:
-        x = mean + a * (g - mean)
-        r = y - (x * C).sum(1)
+        x = scaled_departures(decoded, B, a)
+        r = y - np.stack([forward(group, C) for group in x.reshape(-1, B, *clean.shape[1:])])
         ratio = float(np.sqrt(np.mean(r**2) / np.mean(np.maximum(y, 1.0))))
-        out[f"{a:g}"] = {"psnr": split(x.reshape(n, *clean.shape[1:]), clean, B, data_range)["psnr"], "residual": ratio}
+        out[f"{a:g}"] = {"psnr": split(x, clean, B, data_range)["psnr"], "residual": ratio}
     return out
 
 
