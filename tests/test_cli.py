@@ -129,7 +129,7 @@ def test_help_has_example(run, command):
 
 
 def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emtcs.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "emtcs", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
@@ -350,6 +350,26 @@ def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig and "interrupted" in err and "Traceback" not in err, err
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_an_interrupt_while_the_command_line_imports_is_one_line():
+    """Ctrl-C in the half second the command spends importing its libraries (made certain
+    here by an import hook that raises it) ends as any other interrupt does; and
+    ``import emtcs`` alone imports none of them until a name is used."""
+    hook = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'emtcs.cli': raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from emtcs.__main__ import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", hook, "--version"], capture_output=True, text=True)
+    assert proc.returncode == 130 and proc.stderr == "emtcs: error: interrupted; no output written\n", proc.stderr
+    lazy = "import sys, emtcs; print('emtcs.codec' in sys.modules, 'numpy' in sys.modules, emtcs.compress.__module__)"
+    proc = subprocess.run([sys.executable, "-c", lazy], capture_output=True, text=True)
+    assert proc.stdout.split() == ["False", "False", "emtcs.codec"], proc.stderr
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and stale-part removal are POSIX-only")

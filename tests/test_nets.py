@@ -853,24 +853,25 @@ def test_a_share_of_the_steps_trains_runs_and_the_others_single_groups(tmp_path)
         train(TrainConfig(**{**mixed, "spectral_weight": -1.0}), tmp_path / "none", device="cpu")
 
 
-def test_temporal_mixing_lets_frames_see_each_other():
+@pytest.mark.parametrize("mixing", [{}, {"temporal": True}, {"fine_temporal": True}])
+def test_temporal_mixing_lets_frames_see_each_other(mixing):
     """Without it the U-Net treats each frame alone; with it a change in the first frame
-    reaches the last one through the coarse scales."""
+    reaches the last one, through the coarse scales (``temporal``) or the finest
+    (``fine_temporal``)."""
     from emtcs.nets.gapunet import UNet
 
     x = torch.rand(2 * 6, 3, 32, 32)  # two groups of 6 frames
     bumped = x.clone()
     bumped[0] += 1.0
-    for temporal in (False, True):
-        torch.manual_seed(0)
-        net = UNet(3, 1, 8, temporal=temporal)
-        for p in net.parameters():
-            torch.nn.init.normal_(p, std=0.1)
-        with torch.inference_mode():
-            change = (net(bumped, 6) - net(x, 6)).abs().amax((1, 2, 3))
-        assert float(change[0]) > 0
-        assert float(change[6:].max()) == 0  # the other group never sees it
-        assert (float(change[5]) > 0) == temporal
+    torch.manual_seed(0)
+    net = UNet(3, 1, 8, **mixing)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    with torch.inference_mode():
+        change = (net(bumped, 6) - net(x, 6)).abs().amax((1, 2, 3))
+    assert float(change[0]) > 0
+    assert float(change[6:].max()) == 0  # the other group never sees it
+    assert (float(change[5]) > 0) == bool(mixing)
 
 
 def test_a_run_of_groups_lets_frames_see_across_the_boundaries():
@@ -932,15 +933,16 @@ def _trained(cfg, stem) -> tuple[torch.nn.Module, dict]:
 
 
 def test_temporal_mixing_starts_from_weights_without_it(tmp_path):
-    """--init from weights that lack the temporal mixing: it starts with no effect, so the
-    grown network computes exactly what the weights did; weights with other parts are refused."""
+    """--init from weights that lack the temporal mixing (at the coarse scales and the
+    finest): it starts with no effect, so the grown network computes exactly what the
+    weights did; weights with other parts are refused."""
     from emtcs.errors import InputError
     from emtcs.training import TrainConfig, train
 
     init = tmp_path / "plain.safetensors"
     plain = _random_weights(init, TINY["gapunet"], seed=5)
     common = {**TINY_RUN, "B": [4]}
-    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"}
+    net = {k: v for k, v in TINY["gapunet-temporal"].items() if k != "arch"} | {"fine_temporal": True}
     cfg = TrainConfig(arch="gapunet", net=net, steps=1, lr=0.0, init=str(init), **common)
     grown, _ = _trained(cfg, tmp_path / "grown")
     _assert_same_output(grown, plain, rtol=0, atol=0)

@@ -663,6 +663,12 @@ def simulate(
     "--init may give weights without it (it starts with no effect).",
 )
 @click.option(
+    "--fine-temporal",
+    is_flag=True,
+    help="gapunet: the frames also exchange features at the U-Net's finest scale (half the tile's "
+    "resolution); --init may give weights without it (it starts with no effect).",
+)
+@click.option(
     "--head",
     type=click.IntRange(min=0),
     default=0,
@@ -918,6 +924,7 @@ def train(
     width: int | None,
     stages: int | None,
     temporal: bool,
+    fine_temporal: bool,
     head: int,
     discrepancy: bool,
     batch: int,
@@ -996,10 +1003,12 @@ def train(
         net["discrepancy"] = discrepancy  # weights before session 8 were trained without it
         if temporal:
             net["temporal"] = True
+        if fine_temporal:
+            net["fine_temporal"] = True
         if head:
             net["head"] = head
-    elif temporal or head:
-        raise InputError("--temporal and --head are gapunet options")
+    elif temporal or fine_temporal or head:
+        raise InputError("--temporal, --fine-temporal and --head are gapunet options")
     cfg = TrainConfig(
         arch=arch,
         net=net,

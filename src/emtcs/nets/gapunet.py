@@ -11,10 +11,11 @@ The network starts where the classical decoder ends and learns only what it miss
    of the group, its mask, the back-projected residual and the noise level, all on a
    variance-stabilised scale (square root with the Poisson offset), so one set of weights
    serves any dose; with ``temporal``, the frames also exchange features at its two
-   coarse scales.  The steps and the U-Net's last layer start at zero: an untrained
-   GapUNet *is* GAP-TV, and training can only add to it.  Each stage's correction has a
-   learned gate (1 to start with), so that stages can be added to trained weights closed
-   (:func:`emtcs.training.grow.deepened`).
+   coarse scales, and with ``fine_temporal`` at its finest (half the tile's resolution),
+   where the frames' departures from each other are a pixel or two.  The steps and the
+   U-Net's last layer start at zero: an untrained GapUNet *is* GAP-TV, and training can
+   only add to it.  Each stage's correction has a learned gate (1 to start with), so that
+   stages can be added to trained weights closed (:func:`emtcs.training.grow.deepened`).
 3. A projection on the measurement: wherever the residual ``Y - sum_b C_b X_b`` exceeds
    ``kappa`` times the pixel's shot noise, the excess is put back into the frames, so no
    correction leaves the data by more than the noise.  ``kappa`` = 2.5 was chosen on
@@ -188,7 +189,8 @@ class UNet(nn.Module):
     frame), widths ``width``, 2x and 3x, bilinear upsampling; the output layer starts at zero.
 
     With ``temporal``, the frames of a group (consecutive inputs, ``frames`` at a time)
-    exchange features at the two coarse scales (:class:`TemporalMix`).  Each scale's
+    exchange features at the two coarse scales (:class:`TemporalMix`), with ``fine_temporal``
+    also the encoder's features at the finest scale, before they go down and across.  Each scale's
     encoder and decoder features are conditioned on the noise's spread
     (:class:`SpreadConditioning`), one number per input or None (white noise).
 
@@ -197,7 +199,9 @@ class UNet(nn.Module):
     which has no grid, sees the output beside the input and adds a correction; its last
     layer starts at zero, so a head added to trained weights leaves their output unchanged."""
 
-    def __init__(self, cin: int, cout: int, width: int, temporal: bool = False, head: int = 0):
+    def __init__(
+        self, cin: int, cout: int, width: int, temporal: bool = False, head: int = 0, fine_temporal: bool = False
+    ):
         super().__init__()
         w1, w2, w3 = width, 2 * width, 3 * width
         self.enc1 = _block(4 * cin, w1)
@@ -223,6 +227,7 @@ class UNet(nn.Module):
             )
             nn.init.zeros_(self.head[2].weight)
             nn.init.zeros_(self.head[2].bias)
+        self.mix1 = TemporalMix(w1) if fine_temporal else None
         self.mix2 = TemporalMix(w2) if temporal else None
         self.mix3 = TemporalMix(w3) if temporal else None
         scales = {"enc1": w1, "enc2": w2, "mid": w3, "dec2": w2, "dec1": w1}
@@ -238,10 +243,16 @@ class UNet(nn.Module):
         # channels-last (NHWC) features, which the convolutions keep: on one core of an AMD
         # EPYC a 256 x 256 x 10 tile's stages ran 1.2x and a training step 1.3x faster than
         # in NCHW (session 22)
-        def encode(x: torch.Tensor, s: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        def encode1(x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-            e1 = c["enc1"](self.enc1(F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)), s)
-            return e1, c["enc2"](self.enc2(self.down1(e1)), s)
+            return c["enc1"](self.enc1(F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)), s)
+
+        def encode2(e1: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+            return c["enc2"](self.enc2(self.down1(e1)), s)
+
+        def encode(x: torch.Tensor, s: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+            e1 = encode1(x, s)
+            return e1, encode2(e1, s)
 
         def decode(
             m: torch.Tensor, e2: torch.Tensor, e1: torch.Tensor, given: torch.Tensor, s: torch.Tensor | None
@@ -258,7 +269,11 @@ class UNet(nn.Module):
         # time, whose features stay in cache (a run of 8 groups of 10 256 x 256 frames: 1.45x
         # the time of its groups one by one in one piece, 1.25x a group at a time; session 35)
         piece = frames if x.device.type == "cpu" else len(x)
-        e1, e2 = _in_pieces(encode, piece, x, spread)
+        if self.mix1 is None:
+            e1, e2 = _in_pieces(encode, piece, x, spread)
+        else:
+            e1 = self.mix1(_in_pieces(encode1, piece, x, spread), frames, run)
+            e2 = _in_pieces(encode2, piece, e1, spread)
         if self.mix2 is not None:
             e2 = self.mix2(e2, frames, run)
         m = _in_pieces(lambda e2, s: c["mid"](self.mid(self.down2(e2)), s), piece, e2, spread)
@@ -287,7 +302,7 @@ class GapUNet(nn.Module):
     #: ...and the noise's spread (``spread``)
     spread_aware = True
     #: parameters that weights to start from (``--init``) may lack: they start with no effect
-    optional_parts = ("unet.mix2.", "unet.mix3.", "unet.spread.", "unet.head.")
+    optional_parts = ("unet.mix1.", "unet.mix2.", "unet.mix3.", "unet.spread.", "unet.head.")
     #: weights whose input channels are two equal-width feature maps side by side (the
     #: U-Net's skip connections), for starting a wider network from narrower weights
     concatenated_inputs = ("unet.dec2.0.weight", "unet.dec1.0.weight")
@@ -306,13 +321,14 @@ class GapUNet(nn.Module):
         discrepancy: bool = False,
         temporal: bool = False,
         head: int = 0,
+        fine_temporal: bool = False,
     ):
         super().__init__()
         self.stages = stages
         self.gap_iterations, self.tv_weight, self.tv_iterations = gap_iterations, tv_weight, tv_iterations
         self.kappa = kappa
         self.discrepancy = discrepancy
-        self.unet = UNet(self._CHANNELS, 1, width, temporal, head)
+        self.unet = UNet(self._CHANNELS, 1, width, temporal, head, fine_temporal)
         self.step = nn.Parameter(torch.zeros(stages))
         #: how much of each stage's correction is added: 1, except in stages added to trained
         #: weights of fewer stages, which start at 0 (:func:`emtcs.training.grow.deepened`)
