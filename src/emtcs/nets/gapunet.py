@@ -250,10 +250,6 @@ class UNet(nn.Module):
         def encode2(e1: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
             return c["enc2"](self.enc2(self.down1(e1)), s)
 
-        def encode(x: torch.Tensor, s: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-            e1 = encode1(x, s)
-            return e1, encode2(e1, s)
-
         def decode(
             m: torch.Tensor, e2: torch.Tensor, e1: torch.Tensor, given: torch.Tensor, s: torch.Tensor | None
         ) -> torch.Tensor:
@@ -269,11 +265,10 @@ class UNet(nn.Module):
         # time, whose features stay in cache (a run of 8 groups of 10 256 x 256 frames: 1.45x
         # the time of its groups one by one in one piece, 1.25x a group at a time; session 35)
         piece = frames if x.device.type == "cpu" else len(x)
-        if self.mix1 is None:
-            e1, e2 = _in_pieces(encode, piece, x, spread)
-        else:
-            e1 = self.mix1(_in_pieces(encode1, piece, x, spread), frames, run)
-            e2 = _in_pieces(encode2, piece, e1, spread)
+        e1 = _in_pieces(encode1, piece, x, spread)
+        if self.mix1 is not None:
+            e1 = self.mix1(e1, frames, run)
+        e2 = _in_pieces(encode2, piece, e1, spread)
         if self.mix2 is not None:
             e2 = self.mix2(e2, frames, run)
         m = _in_pieces(lambda e2, s: c["mid"](self.mid(self.down2(e2)), s), piece, e2, spread)
