@@ -12,7 +12,7 @@ from emtcs import zoo  # noqa: E402
 from emtcs.decoders import for_noise, get_decoder, resolve_decoder  # noqa: E402
 from emtcs.decoders.gaptv import gap_tv  # noqa: E402
 from emtcs.decoders.guard import HOLDOUT_FRACTION, holdout_pixels, prediction_error, withhold  # noqa: E402
-from emtcs.decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN, departure_scale  # noqa: E402
+from emtcs.decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN  # noqa: E402
 from emtcs.sensing import encode, masks  # noqa: E402
 from emtcs.simulate import MovieSimulator, SimulationConfig  # noqa: E402
 
@@ -70,18 +70,13 @@ def test_select_keeps_blends_or_replaces_gapunet_s_frames_tile_by_tile(monkeypat
     tv = get_decoder("gaptv").decode(y, C, scale)
     assert sel.tiles == 2 and sel.scores.shape == (2, 2)
     outcomes = set()
-
-    def scaled(frames, k):  # as decoded, or with the departures scaled down (below)
-        return frames - (1 - sel.last_scale[k]) * (frames - frames.mean(0))
-
     for k in range(2):
         ratio = sel.scores[k, 0] / sel.scores[k, 1]
         if ratio < blend_from:
-            np.testing.assert_allclose(out[k], scaled(net[k], k), atol=1e-6)
+            np.testing.assert_array_equal(out[k], net[k])
             outcomes.add("kept")
         elif ratio <= MARGIN:
-            blended = BLEND_WEIGHT * net[k] + (1 - BLEND_WEIGHT) * tv[k]
-            np.testing.assert_allclose(out[k], scaled(blended, k), atol=1e-2)
+            np.testing.assert_allclose(out[k], BLEND_WEIGHT * net[k] + (1 - BLEND_WEIGHT) * tv[k], atol=1e-2)
             outcomes.add("blended")
         else:
             np.testing.assert_allclose(out[k], tv[k], atol=1e-2)
@@ -95,46 +90,9 @@ def test_select_keeps_blends_or_replaces_gapunet_s_frames_tile_by_tile(monkeypat
             y_seen, C_seen, scale
         )  # as select judges
         tv_h = get_decoder("gaptv").decode(y_seen, C_seen, scale)
-        mixed = np.stack([scaled(BLEND_WEIGHT * net_h[k] + (1 - BLEND_WEIGHT) * tv_h[k], k) for k in range(2)])
+        mixed = BLEND_WEIGHT * net_h + (1 - BLEND_WEIGHT) * tv_h
         assert sel.holdout[1] == 2
         assert sel.holdout[0] == pytest.approx(prediction_error(y, C, mixed, hold, scale).sum(), rel=1e-3)
-
-
-def test_the_departure_scale_is_the_one_that_predicts_the_withheld_pixels():
-    """A hand-made case: the withheld pixels were recorded from the group's mean plus 0.4
-    (or 1.5, clipped to 1) times the frames' departures; frames without departures keep 1."""
-    rng = np.random.default_rng(0)
-    frames = rng.random((3, B, 16, 16))
-    C = rng.random((3, B, 16, 16)) < 0.5
-    mean = frames.mean(1, keepdims=True)
-    truth = mean + np.array([0.4, 1.5, 0.0]).reshape(3, 1, 1, 1) * (frames - mean)
-    y = np.einsum("nbhw,nbhw->nhw", C, truth)
-    hold = holdout_pixels((16, 16), 0.3)
-    frames[2] = mean[2]  # no departures at all
-    np.testing.assert_allclose(departure_scale(y, C, frames, hold), [0.4, 1.0, 1.0])
-
-
-@pytest.mark.parametrize("below", [0.0, 1.01])
-def test_select_scales_down_departures_only_below_its_bar(monkeypatch, below):
-    """With no bar no tile is scaled; with one above every scale, each tile not given to
-    GAP-TV is its group's mean plus its scale (at most 1) times its departures."""
-    import emtcs.decoders.select as select
-
-    y, C, scale = _tiles(dose=5.0)
-    monkeypatch.setattr(select, "SHRINK_BELOW", 0.0)
-    plain = get_decoder("select", B=B, device="cpu")
-    decoded = plain.decode(y, C, scale)
-    assert plain.shrunk == 0 and (plain.last_scale == 1).all()
-    monkeypatch.setattr(select, "SHRINK_BELOW", below)
-    sel = get_decoder("select", B=B, device="cpu")
-    out = sel.decode(y, C, scale)
-    kept = ~sel.last_gap_tv
-    assert kept.any()
-    assert ((sel.last_scale >= 0) & (sel.last_scale <= 1)).all() and (sel.last_scale[~kept] == 1).all()
-    assert sel.shrunk == int((sel.last_scale < 1).sum()) == (int(kept.sum()) if below > 1 else 0)
-    s = sel.last_scale.reshape(-1, 1, 1, 1)
-    mean = decoded.mean(1, keepdims=True)
-    np.testing.assert_allclose(out, mean + s * (decoded - mean), atol=1e-6)
 
 
 def test_a_broken_network_is_replaced_by_gap_tv_everywhere(tmp_path):

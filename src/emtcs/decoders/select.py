@@ -21,15 +21,6 @@ series on which GapUNet fails (-5.5 dB) scores 1.91 times GAP-TV.  Blending from
 raised the mean over all 101 tiles from 25.82 to 25.89 dB and the worst loss against
 GAP-TV from -0.68 dB to none.
 
-Where the network's frames depart from their group's mean more than the measurement
-supports (low dose, a slow scene: its prior expects more change than there is), the
-withheld pixels say so too: the scale s of the hold-out decode's departures that best
-predicts them has a closed form (:func:`departure_scale`).  A tile kept from the network
-(or blended: judged by the same blend of the hold-out decodes) whose s, carried over to
-the kept frames, falls below :data:`SHRINK_BELOW` gets its departures scaled by it;
-above it, where the departures are real and a small error in s costs more than it gains,
-the frames stay as they are (docs/decoders.md; chosen on scenes apart from the suite).
-
 GapUNet starts from GAP-TV (:meth:`emtcs.nets.gapunet.GapUNet.start`), so the hold-out
 decodes and the tile's own cost two GapUNet decodes and one noise-aware GAP-TV: the
 tile's own noise-aware GAP-TV runs only where the tile falls back to it or blends.  Both scores
@@ -50,7 +41,7 @@ from .base import per_tile, register
 from .guard import HOLDOUT_FRACTION, holdout_pixels, prediction_error, withhold
 from .learned import GapUNetDecoder
 
-__all__ = ["SelectingDecoder", "MARGIN", "BLEND_FROM", "BLEND_WEIGHT", "SHRINK_BELOW", "departure_scale"]
+__all__ = ["SelectingDecoder", "MARGIN", "BLEND_FROM", "BLEND_WEIGHT"]
 
 #: A tile goes to GAP-TV when GapUNet's hold-out score exceeds this many times GAP-TV's.
 MARGIN = 1.05
@@ -58,26 +49,6 @@ MARGIN = 1.05
 #: decoders apart: the tile gets BLEND_WEIGHT of GapUNet's frames plus the rest of GAP-TV's.
 BLEND_FROM = 0.9
 BLEND_WEIGHT = 0.75
-#: A kept tile's departures from its group's mean are scaled by their estimated scale
-#: (:func:`departure_scale`) where that is below this, and kept as they are above.
-SHRINK_BELOW = 0.5
-
-
-def _departures(frames: np.ndarray) -> np.ndarray:
-    """Each frame of each tile's group less the group's mean frame."""
-    return frames - frames.mean(1, keepdims=True)
-
-
-def departure_scale(y: np.ndarray, masks: np.ndarray, frames: np.ndarray, hold: np.ndarray) -> np.ndarray:
-    """Per tile, the scale s in [0, 1] of ``frames``' departures from their group's mean
-    with which ``sum_b C_b (mean + s (X_b - mean))`` best predicts ``y`` at the pixels
-    ``hold`` (least squares; 1 where the departures predict nothing there)."""
-    mean = frames.mean(1, keepdims=True)
-    base = np.einsum("nbhw,nbhw->nhw", masks, np.broadcast_to(mean, frames.shape))[:, hold].astype(np.float64)
-    moved = np.einsum("nbhw,nbhw->nhw", masks, _departures(frames))[:, hold].astype(np.float64)
-    power = np.square(moved).sum(1)
-    fit = ((y[:, hold] - base) * moved).sum(1) / np.where(power > 0, power, 1.0)
-    return np.where(power > 0, np.clip(fit, 0.0, 1.0), 1.0)
 
 
 @register
@@ -92,20 +63,17 @@ class SelectingDecoder(GapUNetDecoder):
     the hold-out decodes) and counts them, where told the noise
     (``electrons_per_unit``): a no-reference quality figure, the RMS error with which the
     frames predict the withheld measurements in units of their noise (about 1 at best).
-    ``shrunk`` counts the tiles whose departures were scaled down (``last_scale``: each
-    tile's scale in the last batch, 1 where kept as decoded).
     """
 
     name = "select"
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.tiles = self.replaced = self.blended = self.shrunk = 0
+        self.tiles = self.replaced = self.blended = 0
         self.scores: np.ndarray = np.zeros((0, 2))
         self.holdout: tuple[float, int] = (0.0, 0)
         self.last_gap_tv = self.last_blended = np.zeros(0, dtype=bool)
         self.last_holdout = np.zeros(0)
-        self.last_scale = np.zeros(0)
 
     def decode(
         self, y: np.ndarray, masks: np.ndarray, electrons_per_unit: float | np.ndarray | None = None, run: int = 1
@@ -114,45 +82,29 @@ class SelectingDecoder(GapUNetDecoder):
         hold = holdout_pixels(y.shape[-2:], HOLDOUT_FRACTION)
         use_tv = blend = np.zeros(len(y), dtype=bool)
         self.last_holdout = np.full(len(y), np.nan)
-        self.last_scale = np.ones(len(y))
-        # the shared normalisation cancels in the comparison: any positive value will do
-        epu = np.ones(len(y)) if told is None else told
         if hold.any():
             y_seen, masks_seen = withhold(y, masks, hold)
             net_h, tv_h = self._both(y_seen, masks_seen, told, single=True, run=run)
+            # the shared normalisation cancels in the comparison: any positive value will do
+            epu = np.ones(len(y)) if told is None else told
             self.scores = np.stack([prediction_error(y, masks, f, hold, epu) for f in (net_h, tv_h)], axis=1)
             use_tv = ~(self.scores[:, 0] <= MARGIN * self.scores[:, 1])  # a NaN score loses
             blend = ~use_tv & (self.scores[:, 0] >= BLEND_FROM * self.scores[:, 1])
+            if told is not None:  # in noise units only when told the noise
+                kept = np.where(use_tv, self.scores[:, 1], self.scores[:, 0])
+                if blend.any():  # the blend of the hold-out decodes predicts for the blended frames
+                    mixed = BLEND_WEIGHT * net_h[blend] + (1 - BLEND_WEIGHT) * tv_h[blend]
+                    kept[blend] = prediction_error(y[blend], masks[blend], mixed, hold, epu[blend])
+                self.last_holdout = np.where(np.isfinite(kept), kept, np.nan)
+                kept = kept[np.isfinite(kept)]
+                self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
         # GAP-TV from all measurements only for the tiles that fall back to it or blend
         net, tv = self._both(y, masks, told, tv_for=use_tv | blend, run=run)
         w = np.where(blend, BLEND_WEIGHT, 0.0)[use_tv | blend].reshape(-1, 1, 1, 1)
         net[use_tv | blend] = w * net[use_tv | blend] + (1 - w) * tv
-        if hold.any():
-            # the hold-out decode of the frames each tile keeps: a blended tile's is the same blend
-            held = np.where(use_tv.reshape(-1, 1, 1, 1), tv_h, net_h)
-            held[blend] = BLEND_WEIGHT * net_h[blend] + (1 - BLEND_WEIGHT) * tv_h[blend]
-            by_net = ~use_tv
-            if by_net.any():
-                # the kept frames average decodes from every pixel: their departures carry
-                # less noise than the hold-out decode's, so the same signal is more of them
-                spread = [np.square(_departures(f[by_net])).mean((1, 2, 3)) for f in (held, net)]
-                scale = departure_scale(y[by_net], masks[by_net], held[by_net], hold)
-                scale = np.clip(scale * spread[0] / np.maximum(spread[1], np.finfo(np.float32).tiny), 0.0, 1.0)
-                self.last_scale[by_net] = np.where(scale < SHRINK_BELOW, scale, 1.0)
-            shrink = self.last_scale < 1
-            if shrink.any():
-                s = self.last_scale[shrink].reshape(-1, 1, 1, 1)
-                net[shrink] -= (1 - s) * _departures(net[shrink])
-                held[shrink] -= (1 - s) * _departures(held[shrink])
-            if told is not None:  # in noise units only when told the noise
-                kept = prediction_error(y, masks, held, hold, epu)
-                self.last_holdout = np.where(np.isfinite(kept), kept, np.nan)
-                kept = kept[np.isfinite(kept)]
-                self.holdout = (self.holdout[0] + float(kept.sum()), self.holdout[1] + len(kept))
         self.tiles += len(y)
         self.replaced += int(use_tv.sum())
         self.blended += int(blend.sum())
-        self.shrunk += int((self.last_scale < 1).sum())
         self.last_gap_tv, self.last_blended = use_tv, blend
         return net
 
