@@ -37,12 +37,14 @@ import numpy as np
 
 from emtcs.bench.run import BenchConfig, environment, run_bench
 from emtcs.simulate import simulate
+from validation import abtem_movie
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT.parent / "shared" / "data" / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
 MODES = ("hrtem", "bright-field", "liquid-cell", "stem")
 DOSES = (20.0, 200.0)
 ABTEM_SEEDS = (3, 17, 5, 11, 23, 29)
+ABTEM_FRAMES = 24  # all a scene has
 #: above every training pool's seeds (emtcs.training.data) and training/whole_movies.py's
 SIMULATOR_SEEDS = 20_000_100
 DECODERS = ("gaptv", "tcsdl", "auto")
@@ -58,15 +60,10 @@ def movies(with_abtem: bool) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
             noisy, clean = simulate(60, (192, 192), dose=dose, seed=SIMULATOR_SEEDS + k, mode=mode)
             out.append((f"emtcs simulate {mode}, {dose:g} e/px", 30, noisy, clean))
     if with_abtem:
-        import h5py
-
-        with h5py.File(SCENES, "r") as f:
-            for seed in ABTEM_SEEDS:
-                scene = np.asarray(f[f"scene_{seed:05d}"], dtype=np.float64)
-                for dose in DOSES:
-                    clean = scene * dose
-                    noisy = np.random.default_rng(1_000 + seed).poisson(clean).astype(np.uint16)
-                    out.append((f"abTEM seed {seed}, {dose:g} e/px", len(scene), noisy, clean.astype(np.float32)))
+        for seed in ABTEM_SEEDS:
+            for dose in DOSES:
+                noisy, clean = abtem_movie(SCENES, seed, dose, n_frames=ABTEM_FRAMES)
+                out.append((f"abTEM seed {seed}, {dose:g} e/px", ABTEM_FRAMES, noisy, clean))
     else:
         print(f"no abTEM scenes at {SCENES}: skipped", file=sys.stderr)
     return out
