@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def error_split():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports the suite's validation.py
-    try:
-        spec = importlib.util.spec_from_file_location("error_split", BENCHMARKS / "error_split.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_script("benchmarks/error_split.py")
 
 
 def db(mse: float) -> float:

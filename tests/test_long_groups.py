@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def long_groups():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports the suite's validation.py
-    try:
-        spec = importlib.util.spec_from_file_location("long_groups", BENCHMARKS / "long_groups.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_script("benchmarks/long_groups.py")
 
 
 def test_a_run_is_reduced_to_every_row_that_ran_with_the_emtcs_file_s_bytes(long_groups):
