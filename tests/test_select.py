@@ -44,19 +44,19 @@ def test_auto_is_select_where_gapunet_weights_serve_b():
     assert resolve_decoder("auto", B)[0] == "select"
 
 
-def test_the_network_serves_groups_of_2_to_30_frames():
-    """The shipped weights serve B = 2 ... 30 (measured there, models/gapunet-w24s2.md): the
-    short groups at a cut or the end of a movie and groups of 21 ... 30 get ``select``
-    (``auto`` no longer hands the long ones to TCS-DL); longer ones than 30 go to GAP-TV."""
+def test_the_network_serves_groups_of_2_to_60_frames():
+    """The shipped weights serve B = 2 ... 60 (measured there, models/gapunet-w24s2.md): the
+    short groups at a cut or the end of a movie and groups of 21 ... 60 get ``select``
+    (``auto`` no longer hands 21 ... 30 to TCS-DL); longer ones than 60 go to GAP-TV."""
     from emtcs.decoders import decoder_for_group
     from emtcs.decoders.gaptv import GapTV
 
     info = zoo.read_info(_shipped())
     sel = get_decoder("select", B=B, device="cpu")
-    assert all(decoder_for_group(sel, n) is sel for n in (2, 5, 21, 30))
-    assert not info.serves(1) and not info.serves(31)
-    assert isinstance(decoder_for_group(sel, 31), GapTV)
-    assert resolve_decoder("auto", 30)[0] == "select"
+    assert all(decoder_for_group(sel, n) is sel for n in (2, 5, 21, 30, 40, 60))
+    assert not info.serves(1) and not info.serves(61)
+    assert isinstance(decoder_for_group(sel, 61), GapTV)
+    assert resolve_decoder("auto", 30)[0] == resolve_decoder("auto", 60)[0] == "select"
 
 
 @pytest.mark.parametrize("blend_from", [BLEND_FROM, 0.0])  # 0: every tile kept is blended
