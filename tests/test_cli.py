@@ -16,6 +16,7 @@ import pytest
 import tifffile
 
 import emtcs
+from emtcs.decoders import resolve_decoder
 from emtcs.errors import InputError
 from emtcs.io import open_movie
 from emtcs.metrics import psnr
@@ -117,6 +118,15 @@ def test_info_text_and_json(run, movie_file, tmp_path):
     assert d["bits_per_pixel"] == pytest.approx(8 * tcs.stat().st_size / frames.size)
     text = run("info", tcs).output
     assert "ratio" in text and "seed 11" in text and "0.25 x 0.25 nm" in text
+    auto = resolve_decoder("auto", 5)[0]
+    assert d["auto_decoder"] == auto and f"auto decodes groups of 5 with {auto}" in text
+
+
+def test_info_says_when_auto_falls_back_to_gap_tv(run, movie_file, tmp_path):
+    src, _ = movie_file(n=70, shape=(16, 16))
+    emtcs.compress(src, tmp_path / "m.tcs", B=70)
+    text = run("info", tmp_path / "m.tcs").output
+    assert "decoding with GAP-TV" in text and "auto decodes" not in text
 
 
 @pytest.mark.parametrize("command", ["compress", "decompress", "info", "simulate"])

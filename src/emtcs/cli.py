@@ -34,6 +34,7 @@ from .cli_options import (
     workers_option,
 )
 from .container import TcsReader
+from .decoders import resolve_decoder
 from .decoders.guard import GUARD_RATIO
 from .decoding import RUN
 from .errors import EmtcsError
@@ -472,7 +473,8 @@ def _quality(reference: Path, output: Path, frames: range) -> dict[str, float]:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def info(input: Path, as_json: bool) -> None:
-    """Describe a .tcs file: frames, B, sizes, compression ratio, masks, versions.
+    """Describe a .tcs file: frames, B, sizes, compression ratio, masks, versions, and the
+    decoder that --decoder auto would use for it here.
 
     \b
     Example:
@@ -480,6 +482,7 @@ def info(input: Path, as_json: bool) -> None:
     """
     with TcsReader(input) as r:
         d = r.info()
+    d["auto_decoder"], notice = resolve_decoder("auto", d["B"])
     if as_json:
         click.echo(json.dumps(d, indent=2, default=str))
         return
@@ -498,6 +501,7 @@ def info(input: Path, as_json: bool) -> None:
         ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
         ("noise", _noise_line(d)),
         ("scene cuts", _cuts_line(d)),
+        ("decoder", notice or f"auto decodes groups of {d['B']} with {d['auto_decoder']} on this machine"),
     ]
     if meta.get("pixel_size"):
         lines.append(
