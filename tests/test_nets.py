@@ -316,7 +316,7 @@ def test_auto_passes_options_only_to_the_decoder_that_takes_them():
 
     dec, notice = decoder_for("auto", 10, mirrors=4)  # select serves B = 10 and averages mirror images
     assert dec.mirrors == 4 and notice is None
-    dec, notice = decoder_for("auto", 40, mirrors=4)  # no weights serve B = 40: GAP-TV, which has none
+    dec, notice = decoder_for("auto", 61, mirrors=4)  # no weights serve B = 61: GAP-TV, which has none
     assert dec.name == "gaptv" and "'mirrors'" in notice and "ignored" in notice
     with pytest.raises(DecoderError, match="mirors"):  # a typo is an error, not a silent default
         decoder_for("auto", 10, mirors=4)
