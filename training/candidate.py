@@ -53,8 +53,10 @@ def write_candidate(run: Path, last: bool) -> Path:
     training = {**info["training"], "steps": steps}
     name = f"{config['arch']}-w{config['width']}s{config['stages']}.safetensors"  # as models/ names them
     # served where the shipped weights are, so that the suite compares the same groups (a run's
-    # own range, its training B, may be narrower: its short groups would fall back to the shipped file)
-    zoo.save_weights(folder / name, state, config, serves=shipped["serves"], training=training)
+    # own range, its training B, may be narrower: its short groups would fall back to the shipped file),
+    # with the shipped file's note on where that range was measured
+    note = {"serves_note": shipped["serves_note"]} if "serves_note" in shipped else {}
+    zoo.save_weights(folder / name, state, config, serves=shipped["serves"], training=training, **note)
     return folder
 
 
