@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers (``X as X``: re
     from .errors import InputError as InputError
     from .errors import OutputError as OutputError
     from .errors import OutputExistsError as OutputExistsError
+    from .quicklook import preview as preview
     from .sensing import encode as encode
     from .sensing import masks as masks
 
@@ -43,6 +44,7 @@ _LAZY: dict[str, tuple[str, str]] = {
         for name in ("EmtcsError", "InputError", "FormatError", "OutputError", "OutputExistsError", "DecoderError")
     },
     **{name: (".sensing", name) for name in ("encode", "masks")},
+    "preview": (".quicklook", "preview"),
 }
 
 __all__ = ["__version__", *_LAZY]
