@@ -1373,3 +1373,18 @@ def test_training_with_worker_processes(tmp_path):
     summary = train(cfg, tmp_path / "w", device="cpu", workers=1)
     assert summary["steps"] == 3
     assert len((tmp_path / "w.log.jsonl").read_text().splitlines()) == 3
+
+
+def test_bf16_by_default_only_where_the_cpu_computes_in_it(tmp_path):
+    from emtcs.training.loop import native_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, native in (
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),
+        ("fpu sse2 avx2 amx_tile amx_bf16 amx_int8", True),
+        ("fpu sse2 avx2 avx512f avx512_vnni", False),
+        ("fpu avx512_bf16x", False),  # whole flags only
+    ):
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some cpu avx512_bf16\nflags\t\t: {flags}\n")
+        assert native_bf16(cpuinfo) is native, flags
+    assert native_bf16(tmp_path / "absent") is False

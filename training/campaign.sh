@@ -95,11 +95,10 @@ if [ -e "$RUN.ckpt" ]; then resume=(--resume "$RUN.ckpt")
 elif [ -n "${EMTCS_INIT:-}" ] || { [ "$WIDTH" = 24 ] && [ -e "$SHIPPED" ]; }; then
   resume=(--init "${EMTCS_INIT:-$SHIPPED}"); LR=5e-5
 fi
-# bfloat16 autocast where the CPU computes in bf16 natively: 1.9x faster per training step on an
-# Intel Xeon with AMX (session 26) and on an AMD EPYC with avx512_bf16 (session 46: 1.46 s
-# against 2.75 s a forward + backward at 256 px, B = 10, one core); 9x slower on an AMD EPYC
-# without either (session 5)
-precision=(); grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && precision=(--bf16)
+# bfloat16 autocast is `emtcs train`'s default where the CPU computes in bf16 natively: 1.9x
+# faster per training step on an Intel Xeon with AMX (session 26) and on an AMD EPYC with
+# avx512_bf16 (session 46: 1.46 s against 2.75 s a forward + backward at 256 px, B = 10, one
+# core); 9x slower on an AMD EPYC without either (session 5), where it stays off
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec nohup .venv/bin/emtcs train "${net[@]}" --steps "$STEPS" \
   --patch 128 --batch 2 --equivariance 10 --lr "$LR" --scenes 24 --modes hrtem,bright-field,liquid-cell,stem \
@@ -107,4 +106,4 @@ exec nohup .venv/bin/emtcs train "${net[@]}" --steps "$STEPS" \
   --loss rmse --edge-weight 3 --spectral-weight 4 --spectral-frame 256 --spectral-margin 3 \
   --column-spacing 4.5 12 --zoom 0.4 1.0 \
   "${scenes[@]}" --val-scene-file "$SHARED/abtem-hrtem/hrtem_scenes_0-31.h5" "${data[@]}" \
-  "${resume[@]}" "${precision[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1
+  "${resume[@]}" "$@" --threads 1 --device cpu --quiet -o "$RUN" >> "$RUN.out" 2>&1

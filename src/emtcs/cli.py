@@ -933,7 +933,7 @@ def simulate(
 @click.option(
     "--bf16/--no-bf16",
     default=None,
-    help="bfloat16 autocast (default: on CUDA only; measure on your CPU before turning it on).",
+    help="bfloat16 autocast (default: on CUDA, and on CPUs with native bf16: amx_bf16 or avx512_bf16).",
 )
 @click.option(
     "--minutes", type=click.FloatRange(min=0), help="Stop after this many minutes of training (validates and saves)."
