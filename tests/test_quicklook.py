@@ -55,7 +55,7 @@ def test_bin_frames_and_calibration(tmp_path):
     frames = drifting_movie(25, (50, 44))
     tcs = _tcs(tmp_path, frames, 10)  # groups 0:10, 10:20, 20:25
     out = tmp_path / "p.tif"
-    spans = emtcs.preview(tcs, out, bin=4, frames=range(12, 21))
+    spans = emtcs.preview(tcs, out, binning=4, frames="12:21")
     assert spans == [range(10, 20), range(20, 25)]
     with tifffile.TiffFile(out) as tif:
         got = tif.asarray()

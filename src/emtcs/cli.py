@@ -546,13 +546,13 @@ def preview(input: Path, output: Path | None, bin_: int, frames: str | None, for
       emtcs preview movie.tcs -o thumbs.tif --bin 4
     """
     from .quicklook import preview as write_preview
+    from .quicklook import preview_frames
 
     output = output or input.with_name(f"{input.stem}-preview.tif")
     with TcsReader(input) as r:
-        selected = codec._frame_range(frames, r.header.n_frames)
-        n_groups = r.header.group_of(selected.stop - 1) - r.header.group_of(selected.start) + 1
+        n_groups = len(preview_frames(r, codec._frame_range(frames, r.header.n_frames)))
     with _progress("preview", n_groups, quiet=quiet) as advance:
-        spans = write_preview(input, output, bin=bin_, frames=selected, force=force, progress=advance)
+        spans = write_preview(input, output, binning=bin_, frames=frames, force=force, progress=advance)
     if not quiet:
         stderr_console().print(
             f"{output}: {_count(len(spans), 'frame')}, each the mean of one group's frames "

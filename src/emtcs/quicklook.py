@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_output, check_output
+from .codec import _frame_range
 from .container import TcsReader
 from .errors import InputError
 from .io import check_writable, create_movie
@@ -25,13 +26,14 @@ from .io import check_writable, create_movie
 __all__ = ["group_mean", "preview", "preview_frames"]
 
 
-def group_mean(reader: TcsReader, g: int, bin: int = 1) -> np.ndarray:
+def group_mean(reader: TcsReader, g: int, binning: int = 1) -> np.ndarray:
     """The mean of group ``g``'s frames from its measurement alone, in the file's levels
-    (float32, frame shape divided by ``bin``, the remainder rows and columns left out)."""
+    (float32, frame shape divided by ``binning``, the remainder rows and columns left out;
+    binned as the sum of the measurement over the sum of the counts)."""
     y = reader.measurement(g).astype(np.float64)
     counts = reader.frame_counts(g).astype(np.float64)
-    if bin > 1:
-        y, counts = _binned(y, bin), _binned(counts, bin)
+    if binning > 1:
+        y, counts = _binned(y, binning), _binned(counts, binning)
     mean = np.divide(y, counts, out=np.zeros_like(y), where=counts > 0)
     missing = counts == 0
     while missing.any():  # normalised convolution: the mean of the recorded 3 x 3 neighbours
@@ -65,38 +67,39 @@ def preview(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     *,
-    bin: int = 1,
-    frames: range | None = None,
+    binning: int = 1,
+    frames: str | tuple[int, int] | range | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> list[range]:
-    """Write one frame per group of ``src`` (those holding ``frames``; all by default) to
-    ``dst`` (TIFF or MRC, the source's dtype): :func:`group_mean`, binned ``bin`` x ``bin``.
+    """Write one frame per group of ``src`` (those holding ``frames``, "A:B" as
+    :func:`emtcs.decompress` takes them; all by default) to ``dst`` (TIFF or MRC, the
+    source's dtype): :func:`group_mean`, binned ``binning`` x ``binning``.
     The pixel size is the source's times ``bin`` and the frame interval its times B.
     Returns, for every frame written, the movie frames it averages.  ``progress`` is called
     with 1 after each frame."""
-    if not isinstance(bin, int) or bin < 1:
-        raise InputError(f"--bin must be a whole number of pixels, 1 or more (got {bin!r})")
+    if not isinstance(binning, int) or binning < 1:
+        raise InputError(f"--bin must be a whole number of pixels, 1 or more (got {binning!r})")
     dst = Path(dst)
     check_writable(dst)
     check_output(dst, force=force, inputs=(src,))
     with TcsReader(src) as reader:
         hd = reader.header
-        H, W = (n // bin for n in hd.frame_shape)
+        H, W = (n // binning for n in hd.frame_shape)
         if min(H, W) < 1:
-            raise InputError(f"--bin {bin} is larger than the {hd.frame_shape[0]}x{hd.frame_shape[1]} frames")
-        spans = preview_frames(reader, frames if frames is not None else range(hd.n_frames))
+            raise InputError(f"--bin {binning} is larger than the {hd.frame_shape[0]}x{hd.frame_shape[1]} frames")
+        spans = preview_frames(reader, _frame_range(frames, hd.n_frames))
         first = hd.group_of(spans[0].start)
         meta = dict(hd.metadata)
         if meta.get("pixel_size"):
-            meta["pixel_size"] = [s * bin for s in meta["pixel_size"]]
+            meta["pixel_size"] = [s * binning for s in meta["pixel_size"]]
         if meta.get("frame_interval"):
             meta["frame_interval"] = meta["frame_interval"] * hd.B
         vmap = hd.value_map
         with atomic_output(dst, force=force) as tmp:
             with create_movie(tmp, (len(spans), H, W), vmap.source_dtype, meta, name=dst) as out:
                 for k in range(len(spans)):
-                    out.write(k, vmap.to_source(group_mean(reader, first + k, bin)))
+                    out.write(k, vmap.to_source(group_mean(reader, first + k, binning)))
                     if progress is not None:
                         progress(1)
     return spans
