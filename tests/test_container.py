@@ -133,15 +133,42 @@ def test_incomplete_and_foreign_files_are_refused(tcs, tmp_path):
 
 def test_checksum_detects_corruption(tcs):
     path, _ = tcs
-    with h5py.File(path, "r") as f:
-        offset = f["measurements"].id.get_chunk_info(1).byte_offset
-    data = bytearray(path.read_bytes())
-    data[offset + 20] ^= 0xFF
-    path.write_bytes(bytes(data))
+    _flip_a_byte_of_chunk(path, 1)
     with emtcs.open(path) as r:
         r.measurement(0)  # untouched group still reads
         with pytest.raises(FormatError, match="corrupted measurement of group 1"):
             r.measurement(1)
+
+
+def _flip_a_byte_of_chunk(path: Path, chunk: int) -> None:
+    with h5py.File(path, "r") as f:
+        offset = f["measurements"].id.get_chunk_info(chunk).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 20] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_verify_reads_every_group_back(tcs, tmp_path, run):
+    """``emtcs verify``: a sound file passes; a flipped byte, a cut file, a missing one and a
+    movie that is not a .tcs file are each named, and the exit status says so."""
+    path, _ = tcs
+    assert emtcs.verify(path) is None
+    groups = []
+    assert emtcs.verify(path, progress=groups.append) is None and len(groups) == emtcs.open(path).n_groups
+    flipped, cut = tmp_path / "flipped.tcs", tmp_path / "cut.tcs"
+    flipped.write_bytes(path.read_bytes())
+    _flip_a_byte_of_chunk(flipped, 1)
+    assert "corrupted measurement of group 1" in emtcs.verify(flipped)
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert emtcs.verify(cut) is not None
+    assert "no such file" in emtcs.verify(tmp_path / "absent.tcs")
+    r = run("verify", path, flipped, cut, tmp_path / "absent.tcs")
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert lines[0] == f"ok: {path}" and all(line.startswith("damaged: ") for line in lines[1:4]), lines
+    assert lines[-1] == "emtcs: error: 3 of 4 files damaged or unreadable"
+    r = run("verify", path, "-q")
+    assert r.exit_code == 0 and r.output == ""
 
 
 def test_truncated_file_is_refused(tcs):

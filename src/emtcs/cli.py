@@ -526,6 +526,36 @@ def info(input: Path, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE...")
+@quiet_option
+def verify(inputs: tuple[Path, ...], quiet: bool) -> None:
+    """Check .tcs files: read every measurement back (checksums, layout, values).
+
+    One line per file (only the damaged ones with -q); the exit status is 1 if any
+    file is damaged or unreadable.  For archives, after a copy or a restore.
+
+    \b
+    Example:
+      emtcs verify archive/*.tcs -q
+    """
+    from .container import verify as check
+
+    damaged = 0
+    with _progress("verify", len(inputs), quiet=quiet) as advance:
+        for path in inputs:
+            advance(0, status=str(path))
+            problem = check(path, progress=lambda n: advance(0))
+            if problem:
+                damaged += 1
+                click.echo(f"damaged: {problem}")
+            elif not quiet:
+                click.echo(f"ok: {path}")
+            advance(1)
+    if damaged:
+        _fail(f"{damaged} of {_count(len(inputs), 'file')} damaged or unreadable")
+
+
+@main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Output movie, .tif or .mrc [default: INPUT-preview.tif]."
