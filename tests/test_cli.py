@@ -212,6 +212,8 @@ def test_cli_and_compress_need_no_torch(tmp_path, movie_file):
         assert reader.header.B == 3
     proc = subprocess.run([*run, "preview", out, "-q"], capture_output=True, text=True)
     assert proc.returncode == 0 and tifffile.imread(tmp_path / "m-preview.tif").shape == (2, 16, 16), proc.stderr
+    proc = subprocess.run([*run, "verify", out], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"ok: {out}", proc.stderr
     proc = subprocess.run([*run, "train", "-o", tmp_path / "run"], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip() == "emtcs: error: training needs PyTorch: pip install torch"
 
