@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # what the names below are, for type checkers (``X as X``: re
     from .codec import compress as compress
     from .codec import decompress as decompress
     from .codec import reconstruct as reconstruct
+    from .codec import verify as verify
     from .container import TcsReader as TcsReader
     from .container import open_tcs as open  # noqa: F401
-    from .container import verify as verify
     from .decoders import available_decoders as available_decoders
     from .decoders import get_decoder as get_decoder
     from .errors import DecoderError as DecoderError
@@ -36,10 +36,9 @@ if TYPE_CHECKING:  # what the names below are, for type checkers (``X as X``: re
 
 #: public name -> (module, name there)
 _LAZY: dict[str, tuple[str, str]] = {
-    **{name: (".codec", name) for name in ("compress", "decompress", "reconstruct")},
+    **{name: (".codec", name) for name in ("compress", "decompress", "reconstruct", "verify")},
     "open": (".container", "open_tcs"),
     "TcsReader": (".container", "TcsReader"),
-    "verify": (".container", "verify"),
     **{name: (".decoders", name) for name in ("available_decoders", "get_decoder")},
     **{
         name: (".errors", name)

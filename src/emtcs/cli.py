@@ -527,29 +527,37 @@ def info(input: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE...")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    help="The movie the (one) FILE was made from: encode it again and compare, value for value.",
+)
 @quiet_option
-def verify(inputs: tuple[Path, ...], quiet: bool) -> None:
+def verify(inputs: tuple[Path, ...], source: Path | None, quiet: bool) -> None:
     """Check .tcs files: read every measurement back (checksums, layout, values).
 
     One line per file (only the damaged ones with -q); the exit status is 1 if any
-    file is damaged or unreadable.  For archives, after a copy or a restore.
+    file is damaged or unreadable.  For archives, after a copy or a restore; with
+    --source, before the raw movie is deleted: the file must hold exactly what
+    compress makes of it.
 
     \b
     Example:
       emtcs verify archive/*.tcs -q
+      emtcs verify run42.tcs --source run42.mrc
     """
-    from .container import verify as check
-
+    if source is not None and len(inputs) > 1:
+        raise click.UsageError("--source checks one FILE against its movie")
     damaged = 0
     with _progress("verify", len(inputs), quiet=quiet) as advance:
         for path in inputs:
             advance(0, status=str(path))
-            problem = check(path, progress=lambda n: advance(0))
+            problem = codec.verify(path, source, progress=lambda n: advance(0))
             if problem:
                 damaged += 1
                 click.echo(f"damaged: {problem}")
             elif not quiet:
-                click.echo(f"ok: {path}")
+                click.echo(f"ok: {path}" + (f" holds exactly what compress makes of {source}" if source else ""))
             advance(1)
     if damaged:
         _fail(f"{damaged} of {_count(len(inputs), 'file')} damaged or unreadable")

@@ -19,6 +19,7 @@ import numpy as np
 from .adapt import Adaptation, fit_for_file
 from .atomic import atomic_output, check_output, same_file
 from .container import TcsHeader, TcsReader, TcsWriter
+from .container import verify as check_readable
 from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
@@ -36,6 +37,7 @@ __all__ = [
     "compress",
     "compress_many",
     "decompress",
+    "verify",
     "reconstruct",
     "write_simulation",
     "DecompressReport",
@@ -275,6 +277,48 @@ def _check_detector(levels: np.ndarray, vmap: ValueMap, gain: float | None, offs
             f"--gain {gain:g} leaves {(top - base) / gain:.2g} electrons in the brightest pixel of "
             "the movie's first frames: the gain is the movie's values per electron"
         )
+
+
+def verify(
+    path: str | os.PathLike[str],
+    source: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> str | None:
+    """None where the ``.tcs`` file ``path`` reads back whole (:func:`emtcs.container.verify`:
+    header, layout, checksums, values) and, with ``source``, holds exactly what
+    :func:`compress` makes of that movie with the file's own settings (seed, groups, value
+    map, noise model and quantiser, all stored in it): every group encoded again and
+    compared value for value.  Else what is wrong, in one line.  ``progress`` is called
+    with 1 after each group checked (twice per group with ``source``)."""
+    problem = check_readable(path, progress)
+    if problem or source is None:
+        return problem
+    with TcsReader(path) as reader, open_movie(source) as movie:
+        hd = reader.header
+        made = f"{hd.n_frames} frames of {hd.frame_shape[0]}x{hd.frame_shape[1]} {hd.source_dtype}"
+        has = f"{movie.n_frames} frames of {movie.frame_shape[0]}x{movie.frame_shape[1]} {movie.dtype}"
+        if made != has:
+            return f"{path}: not made from {source} (the file holds {made}, the movie has {has})"
+        vmap = hd.value_map
+        encoder = GroupEncoder(hd.mask_seed, hd.B, hd.frame_shape, vmap, hd.coding, predict=True)
+        if (encoder.dtype.name, encoder.prediction) != (hd.measurement_dtype, hd.measurement_prediction):
+            version = ".".join(map(str, hd.format_version or ()))
+            return f"{path}: written as format {version}, which this version of emtcs cannot encode again to compare"
+        levels = np.empty((hd.B, *hd.frame_shape), dtype=vmap.level_dtype)
+        for g in range(hd.n_groups):
+            frames = hd.group_frames(g)
+            for k, t in enumerate(frames):
+                _read_levels(movie, vmap, t, levels[k])
+            expected, stored = encoder.encode(levels[: len(frames)]), reader.stored(g)
+            if not np.array_equal(expected, stored):
+                n = int(np.count_nonzero(expected != stored))
+                return (
+                    f"{path}: group {g} (frames {frames.start}..{frames.stop - 1}) differs from {source} "
+                    f"at {n} of {stored.size} pixels"
+                )
+            if progress is not None:
+                progress(1)
+    return None
 
 
 def compress_many(
