@@ -300,7 +300,9 @@ def verify(
         if made != has:
             return f"{path}: not made from {source} (the file holds {made}, the movie has {has})"
         vmap = hd.value_map
-        encoder = GroupEncoder(hd.mask_seed, hd.B, hd.frame_shape, vmap, hd.coding, predict=True)
+        encoder = GroupEncoder(
+            hd.mask_seed, hd.B, hd.frame_shape, vmap, hd.coding, predict=hd.measurement_prediction != "none"
+        )
         if (encoder.dtype.name, encoder.prediction) != (hd.measurement_dtype, hd.measurement_prediction):
             version = ".".join(map(str, hd.format_version or ()))
             return f"{path}: written as format {version}, which this version of emtcs cannot encode again to compare"
