@@ -75,7 +75,7 @@ def preview(
     """Write one frame per group of ``src`` (those holding ``frames``, "A:B" as
     :func:`emtcs.decompress` takes them; all by default) to ``dst`` (TIFF or MRC, the
     source's dtype): :func:`group_mean`, binned ``binning`` x ``binning``.
-    The pixel size is the source's times ``bin`` and the frame interval its times B.
+    The pixel size is the source's times ``binning`` and the frame interval its times B.
     Returns, for every frame written, the movie frames it averages.  ``progress`` is called
     with 1 after each frame."""
     if not isinstance(binning, int) or binning < 1:
