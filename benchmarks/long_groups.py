@@ -6,14 +6,16 @@ session 55, GAP-TV beyond what any weights serve).  The network does not depend 
 so this measures it at a longer B, on movies no training run drew:
 
 * ``emtcs simulate`` movies of each imaging mode (HRTEM, bright-field, liquid-cell, STEM;
-  60 frames of 192 x 192, seeds from 20,000,100 on) at 20 and 200 e/px;
+  60 frames of 192 x 192, B frames where B is longer; seeds from 20,000,100 on) at 20 and
+  200 e/px;
 * the README demo (``emtcs simulate``'s defaults: 40 frames of 256 x 256 at 100 e/px;
   all of them as one group where B is longer);
 * abTEM validation scenes (seeds 0-31, which training never draws; the suite's 3 and 17
   and four more) at 20 and 200 e/px, as one group of min(B, the scene's length) frames.
   ``../shared/data/abtem-hrtem``'s scenes have 24 frames; ``--abtem-scenes`` takes longer
-  ones, made by its ``make_scenes.py OUT.h5 0 32 --frames 60`` (whose first 24 frames are
-  the shared scenes').
+  ones, made by its ``make_scenes.py OUT.h5 0 32 --frames 60`` (or 100; their first 24
+  frames are the shared scenes' but where particles coalesce, at a pace the script sets by
+  the movie's length).
 
 Each movie goes through the bench (:func:`emtcs.bench.run.run_bench`: compressed as
 ``emtcs compress`` does at ``-B``, decoded by ``emtcs decompress``, every other codec at
@@ -57,7 +59,7 @@ def movies(B: int, scenes: Path | None) -> list[tuple[str, int, np.ndarray, np.n
     out.append(("README demo (emtcs simulate), 100 e/px", min(B, len(noisy)), noisy, clean))
     for k, mode in enumerate(MODES):
         for dose in DOSES:
-            noisy, clean = simulate(60, (192, 192), dose=dose, seed=SIMULATOR_SEEDS + k, mode=mode)
+            noisy, clean = simulate(max(60, B), (192, 192), dose=dose, seed=SIMULATOR_SEEDS + k, mode=mode)
             out.append((f"emtcs simulate {mode}, {dose:g} e/px", B, noisy, clean))
     if scenes is not None:
         import h5py
