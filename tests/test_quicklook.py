@@ -37,13 +37,16 @@ def test_a_still_specimen_comes_back_as_it_is(tmp_path, B):
     assert np.array_equal(mean[inside], frame[inside].astype(np.float32))
 
 
-def test_a_moving_specimen_comes_back_near_its_group_mean(tmp_path):
-    frames = drifting_movie(20, (48, 48))
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int16, np.uint8])
+def test_a_moving_specimen_comes_back_near_its_group_mean(tmp_path, dtype):
+    frames = drifting_movie(20, (48, 48), dtype=dtype)
     tcs = _tcs(tmp_path, frames, 10)
     out = tmp_path / "p.tif"
     spans = emtcs.preview(tcs, out)
     assert spans == [range(0, 10), range(10, 20)]
-    got = tifffile.imread(out).astype(float)
+    got = tifffile.imread(out)
+    assert got.dtype == frames.dtype  # in the source's values (float and signed sources are mapped to levels)
+    got = got.astype(float)
     for k, span in enumerate(spans):
         truth = frames[span.start : span.stop].astype(float).mean(0)
         first = frames[span.start].astype(float)
