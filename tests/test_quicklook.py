@@ -86,3 +86,9 @@ def test_cli_errors_and_no_partial_output(run, tmp_path):
         assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "x.tif").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m-preview.tif", "m.tcs", "m.tif"]
+    other = tmp_path / "n.tcs"
+    other.write_bytes(tcs.read_bytes())
+    r = run("preview", tcs, other, "-o", tmp_path / "x.tif")
+    assert r.exit_code == 2 and "-o names the output of one INPUT" in r.output
+    assert run("preview", tcs, other, "--bin", "2", "--force", "-q").exit_code == 0  # one preview beside each
+    assert [tifffile.imread(tmp_path / f"{n}-preview.tif").shape for n in "mn"] == [(2, 8, 8)] * 2

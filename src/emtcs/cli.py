@@ -564,15 +564,20 @@ def verify(inputs: tuple[Path, ...], source: Path | None, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="INPUT...")
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Output movie, .tif or .mrc [default: INPUT-preview.tif]."
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output movie, .tif or .mrc, of one INPUT [default: INPUT-preview.tif for each].",
 )
 @click.option("--bin", "bin_", type=int, default=1, show_default=True, help="Bin the frames N x N (4: thumbnails).")
 @click.option("--frames", "frames", default=None, help="Only the groups holding frames A:B (0-based, B excluded).")
 @force_option
 @quiet_option
-def preview(input: Path, output: Path | None, bin_: int, frames: str | None, force: bool, quiet: bool) -> None:
+def preview(
+    inputs: tuple[Path, ...], output: Path | None, bin_: int, frames: str | None, force: bool, quiet: bool
+) -> None:
     """A quick look without decoding: one frame per group, the mean of its frames.
 
     Each pixel is the group's measurement divided by the number of frames it summed
@@ -582,20 +587,24 @@ def preview(input: Path, output: Path | None, bin_: int, frames: str | None, for
     \b
     Example:
       emtcs preview movie.tcs -o thumbs.tif --bin 4
+      emtcs preview archive/*.tcs --bin 8      # archive/NAME-preview.tif for each
     """
     from .quicklook import preview as write_preview
     from .quicklook import preview_frames
 
-    output = output or input.with_name(f"{input.stem}-preview.tif")
-    with TcsReader(input) as r:
-        n_groups = len(preview_frames(r, codec._frame_range(frames, r.header.n_frames)))
-    with _progress("preview", n_groups, quiet=quiet) as advance:
-        spans = write_preview(input, output, binning=bin_, frames=frames, force=force, progress=advance)
-    if not quiet:
-        stderr_console().print(
-            f"{output}: {_count(len(spans), 'frame')}, each the mean of one group's frames "
-            f"({spans[0].start}..{spans[-1].stop - 1} in all)"
-        )
+    if output is not None and len(inputs) > 1:
+        raise click.UsageError("-o names the output of one INPUT (without it each gets INPUT-preview.tif)")
+    for input in inputs:
+        out = output or input.with_name(f"{input.stem}-preview.tif")
+        with TcsReader(input) as r:
+            n_groups = len(preview_frames(r, codec._frame_range(frames, r.header.n_frames)))
+        with _progress(f"preview {input.name}", n_groups, quiet=quiet) as advance:
+            spans = write_preview(input, out, binning=bin_, frames=frames, force=force, progress=advance)
+        if not quiet:
+            stderr_console().print(
+                f"{out}: {_count(len(spans), 'frame')}, each the mean of one group's frames "
+                f"({spans[0].start}..{spans[-1].stop - 1} in all)"
+            )
 
 
 @main.command()
