@@ -120,6 +120,8 @@ def main() -> None:
     Typical use:
       emtcs compress movie.tif -B 20          # movie.tif -> movie.tcs
       emtcs info movie.tcs
+      emtcs verify movie.tcs --source movie.tif   # before the raw movie is deleted
+      emtcs preview movie.tcs                     # each group's mean frame, no decoding
       emtcs decompress movie.tcs -o restored.tif
     """
 
