@@ -18,8 +18,7 @@ import numpy as np
 
 from .adapt import Adaptation, fit_for_file
 from .atomic import atomic_output, check_output, same_file
-from .container import TcsHeader, TcsReader, TcsWriter
-from .container import verify as check_readable
+from .container import TcsHeader, TcsReader, TcsWriter, check_readable
 from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
@@ -284,7 +283,7 @@ def verify(
     source: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> str | None:
-    """None where the ``.tcs`` file ``path`` reads back whole (:func:`emtcs.container.verify`:
+    """None where the ``.tcs`` file ``path`` reads back whole (:func:`emtcs.container.check_readable`:
     header, layout, checksums, values) and, with ``source``, holds exactly what
     :func:`compress` makes of that movie with the file's own settings (seed, groups, value
     map, noise model and quantiser, all stored in it): every group encoded again and

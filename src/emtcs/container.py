@@ -30,7 +30,7 @@ from .prediction import PREDICTIONS, RowPrediction, aligned_window
 from .quantise import CODINGS, MeasurementCoding
 from .sensing import MASK_GENERATOR, SeededMasks, accumulator_dtype
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs", "verify"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs", "check_readable"]
 
 FORMAT_NAME = "emtcs.tcs"
 #: Versions written, oldest that holds the file first: 1.2 (exact sums in groups of B),
@@ -1018,7 +1018,7 @@ def open_tcs(path: str | os.PathLike[str]) -> TcsReader:
     return TcsReader(path)
 
 
-def verify(path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> str | None:
+def check_readable(path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> str | None:
     """Read every measurement of a ``.tcs`` file back as a decoder would (header, layout,
     every chunk's Fletcher-32 checksum, the predicted values, finite sums): None where all
     of it reads, else what is wrong, in one line.  For archives, after a copy or a restore.
