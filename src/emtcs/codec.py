@@ -1,4 +1,4 @@
-"""The user-level operations: compress a movie, decompress a ``.tcs``, reconstruct arrays.
+"""The user-level operations: compress a movie, decompress a ``.tcs``, reconstruct arrays, verify a file.
 
 These are what the CLI calls; each streams frames or row bands so memory does not
 grow with the number of frames, and each output is written atomically.
