@@ -74,6 +74,22 @@ def test_frames_option_decodes_only_needed_groups(movie_file, tmp_path, monkeypa
     assert len(full_report.residuals) == 3
 
 
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [(None, range(10)), ("2:-1", range(2, 9)), (":3", range(0, 3)), ("-4:", range(6, 10)), ((8, 20), range(8, 10))],
+)
+def test_frame_range_reads_python_style_ranges(spec, expected):
+    notes = []
+    assert emtcs.codec.frame_range(spec, 10, notes.append) == expected
+    assert bool(notes) == (spec == (8, 20))  # a stop past the end is cut there, with a note
+
+
+@pytest.mark.parametrize("spec", ["3", "a:b", "1:2:3", "5:5", "12:"])
+def test_frame_range_refuses_what_selects_nothing(spec):
+    with pytest.raises(InputError, match="A:B|selects no frames"):
+        emtcs.codec.frame_range(spec, 10)
+
+
 def test_summary_median_of_an_even_number_of_groups(tmp_path, movie_file):
     src, _ = movie_file(n=8, shape=(24, 24))
     tcs = tmp_path / "m.tcs"

@@ -390,7 +390,7 @@ def decompress(
 
     output = output or input.with_name(f"{input.stem}-restored.tif")
     with TcsReader(input) as r:
-        selected = codec._frame_range(frames, r.header.n_frames)
+        selected = codec.frame_range(frames, r.header.n_frames)
         frame_shape = r.header.frame_shape
     if reference:  # checked before the decode, not after it
         _check_reference(reference, frame_shape, selected)
@@ -599,7 +599,7 @@ def preview(
     for input in inputs:
         out = output or input.with_name(f"{input.stem}-preview.tif")
         with TcsReader(input) as r:
-            n_groups = len(preview_frames(r, codec._frame_range(frames, r.header.n_frames)))
+            n_groups = len(preview_frames(r, codec.frame_range(frames, r.header.n_frames)))
         with _progress(f"preview {input.name}", n_groups, quiet=quiet) as advance:
             spans = write_preview(input, out, binning=bin_, frames=frames, force=force, progress=advance)
         if not quiet:

@@ -36,6 +36,7 @@ __all__ = [
     "compress",
     "compress_many",
     "decompress",
+    "frame_range",
     "verify",
     "reconstruct",
     "write_simulation",
@@ -463,7 +464,7 @@ class DecompressReport:
         }
 
 
-def _frame_range(spec: str | tuple[int, int] | range | None, n: int, log: Callable[[str], None] | None = None) -> range:
+def frame_range(spec: str | tuple[int, int] | range | None, n: int, log: Callable[[str], None] | None = None) -> range:
     """The frames ``spec`` ("A:B", (A, B) or a range; negative counts from the end) selects of
     ``n``; a stop past the last frame is cut there, with a note to ``log``."""
     if spec is None:
@@ -558,7 +559,7 @@ def decompress(
     check_output(dst, force=force, inputs=(src,))
     with TcsReader(src) as reader:
         hd = reader.header
-        sel = _frame_range(frames, hd.n_frames, log)
+        sel = frame_range(frames, hd.n_frames, log)
         adaptation: Adaptation | None = None
         if adapt:
             dec, notice, adaptation = fit_for_file(reader, decoder, adapt, settings, on_adapt)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_output, check_output
-from .codec import _frame_range
+from .codec import frame_range
 from .container import TcsReader
 from .errors import InputError
 from .io import check_writable, create_movie
@@ -88,7 +88,7 @@ def preview(
         H, W = (n // binning for n in hd.frame_shape)
         if min(H, W) < 1:
             raise InputError(f"--bin {binning} is larger than the {hd.frame_shape[0]}x{hd.frame_shape[1]} frames")
-        spans = preview_frames(reader, _frame_range(frames, hd.n_frames))
+        spans = preview_frames(reader, frame_range(frames, hd.n_frames))
         first = hd.group_of(spans[0].start)
         meta = dict(hd.metadata)
         if meta.get("pixel_size"):
