@@ -1,8 +1,14 @@
-"""Progress bars on stderr (rich), silent when asked or when stderr is not a terminal."""
+"""Progress on stderr: a live bar (rich) on a terminal, a line now and then in a log.
+
+A decode of a long movie runs for hours, often as a batch job whose stderr is a file:
+there a bar would write control codes, so the job's log gets one plain line per
+``log_every`` seconds instead (none for work shorter than that).
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -20,16 +26,21 @@ __all__ = ["progress_bar", "stderr_console"]
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """Messages on stderr; in a log (not a terminal) each message stays one line, unwrapped."""
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 
 @contextmanager
 def progress_bar(
-    description: str, total: float, *, quiet: bool = False, unit: str = "frames"
+    description: str, total: float, *, quiet: bool = False, unit: str = "frames", log_every: float = 60.0
 ) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n, status=None)``; a live bar with rate and ETA unless quiet or not a TTY."""
-    if quiet or not sys.stderr.isatty():
+    """Yield ``advance(n, status=None)``: a live bar with rate and ETA on a terminal; where
+    stderr is not one, a line of the same every ``log_every`` seconds; nothing if quiet."""
+    if quiet:
         yield lambda n=1, status=None: None
+        return
+    if not sys.stderr.isatty():
+        yield _log_lines(description, total, unit, log_every)
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -52,3 +63,41 @@ def progress_bar(
             bar.update(task, **fields)
 
         yield advance
+
+
+def _log_lines(description: str, total: float, unit: str, every: float) -> Callable[..., None]:
+    """``advance`` for a log: after each ``every`` seconds, the first tick before the end
+    writes "DESCRIPTION: done/total unit (pct), rate, about T left[, status]"."""
+    start = time.monotonic()
+    state = {"done": 0.0, "next": start + every, "status": ""}
+
+    def advance(n: float = 1, status: str | None = None) -> None:
+        state["done"] += n
+        if status is not None:
+            state["status"] = status
+        now = time.monotonic()
+        if now < state["next"] or (total and state["done"] >= total):  # the command's summary follows
+            return
+        state["next"] = now + every
+        done, elapsed = state["done"], now - start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        parts = [f"{description}: {done:.0f}/{total:.0f} {unit} ({100 * done / total:.0f} %)" if total else description]
+        if rate > 0:
+            parts.append(f"{rate:.2f} {unit}/s" if rate < 10 else f"{rate:.0f} {unit}/s")
+            if total:
+                parts.append(f"about {_duration(max(total - done, 0) / rate)} left")
+        if state["status"]:
+            parts.append(str(state["status"]))
+        print(", ".join(parts), file=sys.stderr, flush=True)
+
+    return advance
+
+
+def _duration(seconds: float) -> str:
+    """1 h 05 min, 4 min 10 s, 12 s."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
