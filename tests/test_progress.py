@@ -33,3 +33,9 @@ def test_short_work_and_quiet_runs_write_nothing(capsys):
 @pytest.mark.parametrize(("seconds", "text"), [(12.4, "12 s"), (250, "4 min 10 s"), (3900, "1 h 05 min")])
 def test_durations_read_as_a_person_writes_them(seconds, text):
     assert _duration(seconds) == text
+
+
+def test_a_total_not_known_is_counted_without_a_share(capsys):
+    with progress_bar("train", 0, unit="steps", log_every=0) as advance:
+        advance(2)
+    assert capsys.readouterr().err.startswith("train: 2 steps, ")

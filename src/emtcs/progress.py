@@ -40,7 +40,7 @@ def progress_bar(
         yield lambda n=1, status=None: None
         return
     if not sys.stderr.isatty():
-        yield _log_lines(description, total, unit, log_every)
+        yield _LogLines(description, total, unit, log_every)
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -65,32 +65,39 @@ def progress_bar(
         yield advance
 
 
-def _log_lines(description: str, total: float, unit: str, every: float) -> Callable[..., None]:
+class _LogLines:
     """``advance`` for a log: after each ``every`` seconds, the first tick before the end
     writes "DESCRIPTION: done/total unit (pct), rate, about T left[, status]"."""
-    start = time.monotonic()
-    state = {"done": 0.0, "next": start + every, "status": ""}
 
-    def advance(n: float = 1, status: str | None = None) -> None:
-        state["done"] += n
+    def __init__(self, description: str, total: float, unit: str, every: float) -> None:
+        self.description, self.total, self.unit, self.every = description, total, unit, every
+        self.start = time.monotonic()
+        self.next = self.start + every
+        self.done = 0.0
+        self.status = ""
+
+    def __call__(self, n: float = 1, status: str | None = None) -> None:
+        self.done += n
         if status is not None:
-            state["status"] = status
+            self.status = status
         now = time.monotonic()
-        if now < state["next"] or (total and state["done"] >= total):  # the command's summary follows
+        if now < self.next or (self.total and self.done >= self.total):  # the command's summary follows
             return
-        state["next"] = now + every
-        done, elapsed = state["done"], now - start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{description}: {done:.0f}/{total:.0f} {unit} ({100 * done / total:.0f} %)" if total else description]
+        self.next = now + self.every
+        rate = self.done / (now - self.start) if now > self.start else 0.0
+        total, unit = self.total, self.unit
+        parts = [
+            f"{self.description}: {self.done:.0f}/{total:.0f} {unit} ({100 * self.done / total:.0f} %)"
+            if total
+            else f"{self.description}: {self.done:.0f} {unit}"
+        ]
         if rate > 0:
             parts.append(f"{rate:.2f} {unit}/s" if rate < 10 else f"{rate:.0f} {unit}/s")
             if total:
-                parts.append(f"about {_duration(max(total - done, 0) / rate)} left")
-        if state["status"]:
-            parts.append(str(state["status"]))
+                parts.append(f"about {_duration(max(total - self.done, 0) / rate)} left")
+        if self.status:
+            parts.append(self.status)
         print(", ".join(parts), file=sys.stderr, flush=True)
-
-    return advance
 
 
 def _duration(seconds: float) -> str:
