@@ -138,6 +138,19 @@ def test_info_text_and_json(run, movie_file, tmp_path):
     assert d["auto_decoder"] == auto and f"auto decodes groups of 5 with {auto}" in text
 
 
+def test_info_of_several_files(run, movie_file, tmp_path):
+    src, _ = movie_file(n=10, shape=(32, 32))
+    a, b = tmp_path / "a.tcs", tmp_path / "b.tcs"
+    emtcs.compress(src, a, B=5)
+    emtcs.compress(src, b, B=10)
+    text = run("info", a, b).output
+    blocks = text.split("\n\n")
+    assert len(blocks) == 2 and "a.tcs" in blocks[0] and "b.tcs" in blocks[1]
+    assert "groups of 5" in blocks[0] and "groups of 10" in blocks[1]
+    listed = json.loads(run("info", a, b, "--json").output)
+    assert [d["B"] for d in listed] == [5, 10] and "auto_notice" not in listed[0]
+
+
 def test_info_says_when_auto_falls_back_to_gap_tv(run, movie_file, tmp_path):
     src, _ = movie_file(n=70, shape=(16, 16))
     emtcs.compress(src, tmp_path / "m.tcs", B=70)

@@ -472,22 +472,38 @@ def _quality(reference: Path, output: Path, frames: range) -> dict[str, float]:
 
 
 @main.command()
-@click.argument("input", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def info(input: Path, as_json: bool) -> None:
-    """Describe a .tcs file: frames, B, sizes, compression ratio, masks, versions, and the
-    decoder that --decoder auto would use for it here.
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (a list for several files).")
+def info(inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Describe .tcs files: frames, B, sizes, compression ratio, masks, versions, and the
+    decoder that --decoder auto would use for each here.
 
     \b
     Example:
       emtcs info movie.tcs --json
+      emtcs info archive/*.tcs
     """
-    with TcsReader(input) as r:
-        d = r.info()
-    d["auto_decoder"], notice = resolve_decoder("auto", d["B"])
+    infos = []
+    for input in inputs:
+        with TcsReader(input) as r:
+            d = r.info()
+        d["auto_decoder"], d["auto_notice"] = resolve_decoder("auto", d["B"])
+        infos.append(d)
     if as_json:
-        click.echo(json.dumps(d, indent=2, default=str))
+        for d in infos:
+            del d["auto_notice"]
+        click.echo(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2, default=str))
         return
+    for k, d in enumerate(infos):
+        if k:
+            click.echo()
+        for key, value in _info_lines(d):
+            click.echo(f"{key:>15}: {value}")
+
+
+def _info_lines(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """``emtcs info``'s lines (label, text) for one file's :meth:`TcsReader.info`."""
+    notice = d["auto_notice"]
     h, w = d["frame_shape"]
     meta = d["metadata"]
     lines = [
@@ -523,8 +539,7 @@ def info(input: Path, as_json: bool) -> None:
             lines.append((label, str(meta[key])))
     if meta.get("original_metadata"):
         lines.append(("file metadata", f"{len(meta['original_metadata'])} top-level entries (see --json)"))
-    for key, value in lines:
-        click.echo(f"{key:>15}: {value}")
+    return lines
 
 
 @main.command()
