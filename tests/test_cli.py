@@ -148,7 +148,7 @@ def test_info_of_several_files(run, movie_file, tmp_path):
     assert len(blocks) == 2 and "a.tcs" in blocks[0] and "b.tcs" in blocks[1]
     assert "groups of 5" in blocks[0] and "groups of 10" in blocks[1]
     listed = json.loads(run("info", a, b, "--json").output)
-    assert [d["B"] for d in listed] == [5, 10] and "auto_notice" not in listed[0]
+    assert [d["B"] for d in listed] == [5, 10]
 
 
 def test_info_says_when_auto_falls_back_to_gap_tv(run, movie_file, tmp_path):

@@ -483,27 +483,26 @@ def info(inputs: tuple[Path, ...], as_json: bool) -> None:
       emtcs info movie.tcs --json
       emtcs info archive/*.tcs
     """
-    infos = []
+    infos, notices = [], []
     for input in inputs:
         with TcsReader(input) as r:
             d = r.info()
-        d["auto_decoder"], d["auto_notice"] = resolve_decoder("auto", d["B"])
+        d["auto_decoder"], notice = resolve_decoder("auto", d["B"])
         infos.append(d)
+        notices.append(notice)
     if as_json:
-        for d in infos:
-            del d["auto_notice"]
         click.echo(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2, default=str))
         return
-    for k, d in enumerate(infos):
+    for k, (d, notice) in enumerate(zip(infos, notices)):
         if k:
             click.echo()
-        for key, value in _info_lines(d):
+        for key, value in _info_lines(d, notice):
             click.echo(f"{key:>15}: {value}")
 
 
-def _info_lines(d: dict[str, Any]) -> list[tuple[str, str]]:
-    """``emtcs info``'s lines (label, text) for one file's :meth:`TcsReader.info`."""
-    notice = d["auto_notice"]
+def _info_lines(d: dict[str, Any], notice: str | None) -> list[tuple[str, str]]:
+    """``emtcs info``'s lines (label, text) for one file's :meth:`TcsReader.info`, ``notice``
+    saying why ``auto`` would not use a learned decoder, if it would not."""
     h, w = d["frame_shape"]
     meta = d["metadata"]
     lines = [
