@@ -145,8 +145,11 @@ def test_info_of_several_files(run, movie_file, tmp_path):
     emtcs.compress(src, b, B=10)
     text = run("info", a, b).output
     blocks = text.split("\n\n")
-    assert len(blocks) == 2 and "a.tcs" in blocks[0] and "b.tcs" in blocks[1]
+    assert len(blocks) == 3 and "a.tcs" in blocks[0] and "b.tcs" in blocks[1]
     assert "groups of 5" in blocks[0] and "groups of 10" in blocks[1]
+    raw, stored = 2 * tifffile.imread(src).nbytes, a.stat().st_size + b.stat().st_size
+    assert blocks[2].strip().startswith(f"total: 2 files, 20 frames, {raw / 1000:.1f} kB of frames")
+    assert blocks[2].strip().endswith(f"(ratio {raw / stored:.2f})")
     listed = json.loads(run("info", a, b, "--json").output)
     assert [d["B"] for d in listed] == [5, 10]
 

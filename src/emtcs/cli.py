@@ -498,6 +498,13 @@ def info(inputs: tuple[Path, ...], as_json: bool) -> None:
             click.echo()
         for key, value in _info_lines(d, notice):
             click.echo(f"{key:>15}: {value}")
+    if len(infos) > 1:
+        raw, stored = sum(d["raw_bytes"] for d in infos), sum(d["file_bytes"] for d in infos)
+        frames = sum(d["n_frames"] for d in infos)
+        click.echo(
+            f"\n{'total':>15}: {len(infos)} files, {_count(frames, 'frame')}, "
+            f"{_size(raw)} of frames in {_size(stored)} (ratio {raw / stored:.2f})"
+        )
 
 
 def _info_lines(d: dict[str, Any], notice: str | None) -> list[tuple[str, str]]:
