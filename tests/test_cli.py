@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -380,20 +381,34 @@ class CliRunnerNoCatch:
         return CliRunner().invoke(main, args)
 
 
+def _stopped_while_writing(args: list[str], output: Path, **popen: Any) -> subprocess.Popen:
+    """Start ``emtcs ARGS`` and freeze it (SIGSTOP) while the part file of ``output`` is
+    there; a run that renamed its output before it froze is let finish, and started again."""
+    folder = output.parent
+    for _attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "emtcs.cli", *args], **popen)
+        deadline = time.time() + 60
+        while not _leftovers(folder) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.002)
+        assert proc.poll() is None, "the command finished before it could be stopped"
+        os.kill(proc.pid, signal.SIGSTOP)
+        if _leftovers(folder):
+            return proc
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.communicate(timeout=60)
+        output.unlink()
+    raise AssertionError("the command renamed its output before it could be stopped, three times")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_compress_leaves_nothing(tmp_path, sig):
     big = tmp_path / "big.tif"
     frames = np.random.default_rng(0).integers(0, 4000, size=(400, 256, 256), dtype=np.uint16)
     tifffile.imwrite(big, frames)
     out = tmp_path / "big.tcs"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emtcs.cli", "compress", str(big), "-B", "10", "-q"], stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.time() + 60
-    while not _leftovers(tmp_path) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    assert proc.poll() is None, "compress finished before it could be interrupted"
+    proc = _stopped_while_writing(["compress", str(big), "-B", "10", "-q"], out, stderr=subprocess.PIPE, text=True)
     proc.send_signal(sig)
+    os.kill(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig and "interrupted" in err and "Traceback" not in err, err
     assert not out.exists() and _leftovers(tmp_path) == []
@@ -423,25 +438,43 @@ def test_an_interrupt_while_the_command_line_imports_is_one_line():
 def test_part_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, movie_file):
     big = tmp_path / "big.tif"
     tifffile.imwrite(big, np.random.default_rng(0).integers(0, 4000, size=(400, 256, 256), dtype=np.uint16))
-    for _attempt in range(3):  # a run that renames its part file before the kill lands is tried again
-        proc = subprocess.Popen([sys.executable, "-m", "emtcs.cli", "compress", str(big), "-B", "10", "-q", "--force"])
-        deadline = time.time() + 60
-        while not _leftovers(tmp_path) and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGSTOP)  # freeze it where it is, then kill it there
-        proc.kill()
-        proc.wait(timeout=60)
-        stale = _leftovers(tmp_path)
-        if stale:
-            break
+    proc = _stopped_while_writing(["compress", str(big), "-B", "10", "-q"], tmp_path / "big.tcs")
+    proc.kill()
+    proc.wait(timeout=60)
+    stale = _leftovers(tmp_path)
     assert len(stale) == 1 and f"-{proc.pid}-" in stale[0]
     # a part file of a live process (pid 1) is not touched
     live = tmp_path / stale[0].replace(f"-{proc.pid}-", "-1-")
     live.write_bytes(b"")
     small, _ = movie_file(n=6, name="big.tif")  # same output name, quicker to compress
-    assert emtcs.compress(small, tmp_path / "big.tcs", B=3, force=True)["n_frames"] == 6
+    assert emtcs.compress(small, tmp_path / "big.tcs", B=3)["n_frames"] == 6
     assert _leftovers(tmp_path) == [live.name]
+
+
+def test_an_interrupt_among_several_movies_names_the_outputs_kept(run, movie_file, tmp_path, monkeypatch):
+    """Ctrl-C while the second of three movies is compressed keeps the first, complete
+    output, says so, and leaves no part; an older output it did not rewrite is not named."""
+    from emtcs import codec
+
+    sources = [movie_file(n=6, shape=(16, 16), name=f"{name}.tif")[0] for name in "abc"]
+    (tmp_path / "c.tcs").write_bytes(b"older")
+    compress, calls = codec.compress, []
+
+    def interrupted_second(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return compress(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "compress", interrupted_second)
+    r = run("compress", *sources, "-B", "3", "-q", "--force")
+    assert r.exit_code == 130
+    assert r.output.strip() == (
+        f"emtcs: error: interrupted; 1 of 3 outputs were complete and are kept: {tmp_path / 'a.tcs'}; "
+        "no partial output left"
+    ), r.output
+    assert (tmp_path / "a.tcs").stat().st_size > 100 and not (tmp_path / "b.tcs").exists()
+    assert (tmp_path / "c.tcs").read_bytes() == b"older" and _leftovers(tmp_path) == []
 
 
 def test_simulate_then_full_pipeline_prints_quality(run, tmp_path):

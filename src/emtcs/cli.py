@@ -37,7 +37,7 @@ from .container import TcsReader
 from .decoders import resolve_decoder
 from .decoders.guard import GUARD_RATIO
 from .decoding import RUN
-from .errors import EmtcsError
+from .errors import EmtcsError, Interrupted
 from .finish import FINISHES
 from .progress import progress_bar, stderr_console
 from .simulate import MODES, SimulationConfig
@@ -70,6 +70,8 @@ class _Group(click.Group):
             _fail(exc.format_message(), exc.exit_code)
         except EmtcsError as exc:
             _fail(str(exc))
+        except Interrupted as exc:
+            _fail(f"interrupted; {exc}; no partial output left", 128 + _signal_number)
         except KeyboardInterrupt:
             _fail("interrupted; no output written", 128 + _signal_number)
         except TrainingInterrupted as exc:

@@ -25,7 +25,7 @@ from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import RUN, DecodeSettings, decode_here, finishing, reported_config
 from .encoder import GroupEncoder, ValueMap
-from .errors import EmtcsError, InputError
+from .errors import EmtcsError, InputError, Interrupted
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
@@ -341,7 +341,7 @@ def compress_many(
 
     ``jobs`` are (source, output) pairs, output ``None`` for :func:`default_output`.
     Every output is checked before any work starts; the first failure stops the run
-    (finished outputs are kept).  Sequential, or one task per movie on
+    (finished outputs are kept; Ctrl-C raises :class:`~emtcs.errors.Interrupted` naming them when there are any).
     dask.distributed with ``workers`` or ``scheduler`` (see :func:`decompress`).
     """
     pairs = [(Path(src), Path(dst) if dst is not None else default_output(src)) for src, dst in jobs]
@@ -361,6 +361,25 @@ def compress_many(
         "cuts": cuts,
         "force": force,
     }
+    before = {dst: _stamp(dst) for _, dst in pairs}
+    try:
+        return _compress_all(pairs, B, options, workers, scheduler, progress)
+    except KeyboardInterrupt:
+        kept = [str(dst) for _, dst in pairs if _stamp(dst) not in (None, before[dst])]
+        if kept:
+            done = f"{len(kept)} of {len(pairs)} outputs were complete and are kept"
+            raise Interrupted(f"{done}: {', '.join(kept)}") from None
+        raise
+
+
+def _compress_all(
+    pairs: list[tuple[Path, Path]],
+    B: int,
+    options: dict[str, Any],
+    workers: int | None,
+    scheduler: str | None,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
     if workers is None and scheduler is None:
         infos: list[dict[str, Any]] = []
         for src, dst in pairs:
@@ -382,6 +401,15 @@ def compress_many(
         if progress is not None:
             progress(info["n_frames"])
     return infos
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """A file's inode and modification time (an output renamed into place changes both), or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 @dataclass

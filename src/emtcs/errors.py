@@ -34,3 +34,8 @@ class DecoderError(EmtcsError, ValueError):
 
 class MissingDependencyError(EmtcsError, ImportError):
     """An optional dependency (an ``emtcs[...]`` extra) is needed and not installed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM after some outputs of a command on several files were complete:
+    those are kept, and the message names them (a partial output is never kept)."""
