@@ -341,7 +341,8 @@ def compress_many(
 
     ``jobs`` are (source, output) pairs, output ``None`` for :func:`default_output`.
     Every output is checked before any work starts; the first failure stops the run
-    (finished outputs are kept; Ctrl-C raises :class:`~emtcs.errors.Interrupted` naming them when there are any).
+    (finished outputs are kept; after Ctrl-C, :class:`~emtcs.errors.Interrupted` names
+    them).  Sequential, or one task per movie on
     dask.distributed with ``workers`` or ``scheduler`` (see :func:`decompress`).
     """
     pairs = [(Path(src), Path(dst) if dst is not None else default_output(src)) for src, dst in jobs]
