@@ -190,7 +190,7 @@ def test_error_messages_as_a_user_sees_them(tmp_path, movie_file):
     (tmp_path / "notes.tif").write_text("hello")
     _assert_one_line_error(_cli("compress", tmp_path / "notes.tif"), "not a TIFF")
     _assert_one_line_error(_cli("compress", src, "-B", "1"), "B must be an integer of at least 2")
-    _assert_one_line_error(_cli("compress", src, "-B", "7"), "larger than the movie")
+    _assert_one_line_error(_cli("compress", src, "-B", "7"), "larger than the movie (6 frames): choose B of 6 or less")
     emtcs.compress(src, tmp_path / "m.tcs", B=3)
     _assert_one_line_error(_cli("compress", src, "-B", "3", "-o", tmp_path / "m.tcs"), "exists (use --force")
     assert _cli("compress", src, "-B", "3", "-o", tmp_path / "m.tcs", "--force", "-q").returncode == 0

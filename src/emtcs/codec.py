@@ -117,7 +117,8 @@ def compress(
     with open_movie(src) as movie:
         n = movie.n_frames
         if B > n:
-            raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''})")
+            fix = f": choose B of {n} or less" if n >= 2 else "; a movie needs at least 2 frames"
+            raise InputError(f"B={B} is larger than the movie ({n} frame{'s' if n != 1 else ''}){fix}")
         vrange = movie.value_range() if movie.dtype.kind in "fi" else None
         vmap = ValueMap.for_source(movie.dtype, vrange)
         read = partial(_read_levels, movie, vmap)
