@@ -451,30 +451,44 @@ def test_part_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, movie_fi
     assert _leftovers(tmp_path) == [live.name]
 
 
-def test_an_interrupt_among_several_movies_names_the_outputs_kept(run, movie_file, tmp_path, monkeypatch):
-    """Ctrl-C while the second of three movies is compressed keeps the first, complete
-    output, says so, and leaves no part; an older output it did not rewrite is not named."""
-    from emtcs import codec
+def _interrupted_on_second_call(monkeypatch, module, name: str) -> None:
+    """Make ``module.name`` raise KeyboardInterrupt on its second call (as Ctrl-C would there)."""
+    fn, calls = getattr(module, name), []
+
+    def second_interrupted(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fn(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, second_interrupted)
+
+
+def test_an_interrupt_among_several_files_names_the_outputs_kept(run, movie_file, tmp_path, monkeypatch):
+    """Ctrl-C while the second of three movies is compressed (or previewed) keeps the first,
+    complete output, says so, and leaves no part; an older output not rewritten is not named."""
+    from emtcs import codec, quicklook
 
     sources = [movie_file(n=6, shape=(16, 16), name=f"{name}.tif")[0] for name in "abc"]
     (tmp_path / "c.tcs").write_bytes(b"older")
-    compress, calls = codec.compress, []
-
-    def interrupted_second(*args, **kwargs):
-        calls.append(args[0])
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return compress(*args, **kwargs)
-
-    monkeypatch.setattr(codec, "compress", interrupted_second)
-    r = run("compress", *sources, "-B", "3", "-q", "--force")
+    with monkeypatch.context() as patch:
+        _interrupted_on_second_call(patch, codec, "compress")
+        r = run("compress", *sources, "-B", "3", "-q", "--force")
     assert r.exit_code == 130
     assert r.output.strip() == (
-        f"emtcs: error: interrupted; 1 of 3 outputs were complete and are kept: {tmp_path / 'a.tcs'}; "
-        "no partial output left"
+        f"emtcs: error: interrupted; 1 output of 3 complete and kept: {tmp_path / 'a.tcs'}; no partial output left"
     ), r.output
     assert (tmp_path / "a.tcs").stat().st_size > 100 and not (tmp_path / "b.tcs").exists()
     assert (tmp_path / "c.tcs").read_bytes() == b"older" and _leftovers(tmp_path) == []
+
+    assert run("compress", *sources, "-B", "3", "-q", "--force").exit_code == 0
+    _interrupted_on_second_call(monkeypatch, quicklook, "preview")
+    r = run("preview", *(src.with_suffix(".tcs") for src in sources), "-q")
+    assert r.exit_code == 130
+    assert r.output.strip() == (
+        f"emtcs: error: interrupted; 1 output complete and kept: {tmp_path / 'a-preview.tif'}; no partial output left"
+    ), r.output
+    assert not (tmp_path / "b-preview.tif").exists() and _leftovers(tmp_path) == []
 
 
 def test_simulate_then_full_pipeline_prints_quality(run, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import OutputError, OutputExistsError
 
-__all__ = ["atomic_output", "check_output", "same_file"]
+__all__ = ["atomic_output", "check_output", "recording", "same_file"]
 
 
 def check_output(
@@ -66,6 +66,8 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Itera
     try:
         yield tmp
         os.replace(tmp, path)
+        for kept in _recorders:
+            kept.append(path)
     except OutputError:  # already says what went wrong, and with which file
         _remove(tmp)
         raise
@@ -83,6 +85,21 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Itera
     except BaseException:
         _remove(tmp)
         raise
+
+
+_recorders: list[list[Path]] = []
+
+
+@contextmanager
+def recording() -> Iterator[list[Path]]:
+    """Collect the outputs :func:`atomic_output` completes inside the block, in order (the
+    CLI names them when an interrupt stops a command that had written some)."""
+    kept: list[Path] = []
+    _recorders.append(kept)
+    try:
+        yield kept
+    finally:
+        _recorders.remove(kept)
 
 
 _SUFFIX = ".emtcs-part"

@@ -22,6 +22,7 @@ import click
 
 from . import codec
 from ._version import __version__
+from .atomic import recording
 from .cli_options import (
     adapt_option,
     device_option,
@@ -64,16 +65,16 @@ class _Group(click.Group):
         signal.signal(signal.SIGTERM, _raise_interrupt)
         # also when started in the background, where SIGINT is inherited as ignored
         signal.signal(signal.SIGINT, _raise_interrupt)
+        kept: list[Path] = []
         try:
-            return super().invoke(ctx)
+            with recording() as kept:
+                return super().invoke(ctx)
         except click.UsageError as exc:  # a bad option value, as one line too
             _fail(exc.format_message(), exc.exit_code)
         except EmtcsError as exc:
             _fail(str(exc))
-        except Interrupted as exc:
-            _fail(f"interrupted; {exc}; no partial output left", 128 + _signal_number)
-        except KeyboardInterrupt:
-            _fail("interrupted; no output written", 128 + _signal_number)
+        except KeyboardInterrupt as exc:
+            _fail(_interrupt_line(exc, kept), 128 + _signal_number)
         except TrainingInterrupted as exc:
             _fail(str(exc), 128 + _signal_number)
         except MemoryError:
@@ -81,6 +82,16 @@ class _Group(click.Group):
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             _fail(f"{exc.strerror or exc}{':' + where if where else ''}")
+
+
+def _interrupt_line(exc: KeyboardInterrupt, kept: list[Path]) -> str:
+    """The line for Ctrl-C or SIGTERM: the outputs complete before it, which are kept (a
+    partial one never is)."""
+    names, of = (exc.kept, f" of {exc.total}") if isinstance(exc, Interrupted) else (list(map(str, kept)), "")
+    if not names:
+        return "interrupted; no output written"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"interrupted; {_count(len(names), 'output')}{of} complete and kept: {shown}; no partial output left"
 
 
 _interrupted = False

@@ -369,8 +369,7 @@ def compress_many(
     except KeyboardInterrupt:
         kept = [str(dst) for _, dst in pairs if _stamp(dst) not in (None, before[dst])]
         if kept:
-            done = f"{len(kept)} of {len(pairs)} outputs were complete and are kept"
-            raise Interrupted(f"{done}: {', '.join(kept)}") from None
+            raise Interrupted(kept, len(pairs)) from None
         raise
 
 

@@ -38,4 +38,8 @@ class MissingDependencyError(EmtcsError, ImportError):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM after some outputs of a command on several files were complete:
-    those are kept, and the message names them (a partial output is never kept)."""
+    those are kept (``kept``, of ``total``); a partial output is never kept."""
+
+    def __init__(self, kept: list[str], total: int) -> None:
+        super().__init__(f"{len(kept)} of {total} outputs were complete and are kept: {', '.join(kept)}")
+        self.kept, self.total = kept, total
