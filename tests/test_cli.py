@@ -103,6 +103,29 @@ def test_summary_median_of_an_even_number_of_groups(tmp_path, movie_file):
     assert f"median {(residuals[0] + residuals[1]) / 2:.4f}, max {residuals[1]:.4f}" in proc.stderr, proc.stderr
 
 
+def test_decompress_several_files(run, movie_file, tmp_path):
+    """Several .tcs files decode one after the other, each to INPUT-restored.tif, with a
+    summary each; every output is checked before the first decode, so an existing one
+    stops the command before any work, and options of one file are refused."""
+    tcs = []
+    for name in "ab":
+        src, _ = movie_file(n=6, shape=(24, 24), name=f"{name}.tif")
+        assert run("compress", src, "-B", "3", "-q").exit_code == 0
+        tcs.append(src.with_suffix(".tcs"))
+    r = run("decompress", *tcs, "--decoder", "gaptv")
+    assert r.exit_code == 0, r.output
+    for t in tcs:
+        out = t.with_name(f"{t.stem}-restored.tif")
+        assert tifffile.imread(out).shape == (6, 24, 24) and f"{out}: 6 frames, decoder gaptv" in r.output
+    (tmp_path / "a-restored.tif").unlink()
+    r = run("decompress", *tcs, "--decoder", "gaptv", "-q")
+    assert r.exit_code == 1 and "b-restored.tif exists" in r.output and not (tmp_path / "a-restored.tif").exists()
+    r = run("decompress", *tcs, "-o", tmp_path / "x.tif")
+    assert r.exit_code == 2 and "go with one INPUT" in r.output
+    r = run("decompress", tcs[0], tcs[0], "--force")
+    assert r.exit_code == 2 and "given twice" in r.output
+
+
 def test_decompress_is_deterministic(movie_file, tmp_path):
     src, _ = movie_file(n=8, shape=(30, 30))
     tcs = tmp_path / "m.tcs"

@@ -22,7 +22,7 @@ import click
 
 from . import codec
 from ._version import __version__
-from .atomic import recording
+from .atomic import atomic_output, check_output, recording, same_file
 from .cli_options import (
     adapt_option,
     device_option,
@@ -304,12 +304,12 @@ def _noise_line(info: dict[str, Any]) -> str:
 
 
 @main.command()
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="INPUT...")
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Output movie, .tif or .mrc (emtcs[formats]) [default: INPUT-restored.tif].",
+    help="Output movie of one INPUT, .tif or .mrc (emtcs[formats]) [default: INPUT-restored.tif for each].",
 )
 @click.option(
     "--decoder",
@@ -360,15 +360,19 @@ def _noise_line(info: dict[str, Any]) -> str:
 )
 @adapt_option
 @click.option(
-    "--reference", type=click.Path(path_type=Path), help="Print PSNR/SSIM against this movie (e.g. the clean truth)."
+    "--reference",
+    type=click.Path(path_type=Path),
+    help="Print PSNR/SSIM against this movie (e.g. the clean truth); one INPUT.",
 )
-@click.option("--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON.")
+@click.option(
+    "--report", type=click.Path(path_type=Path), help="Write per-group measurement residuals as JSON; one INPUT."
+)
 @workers_option
 @scheduler_option
 @force_option
 @quiet_option
 def decompress(
-    input: Path,
+    inputs: tuple[Path, ...],
     output: Path | None,
     decoder: str,
     frames: str | None,
@@ -388,75 +392,110 @@ def decompress(
     force: bool,
     quiet: bool,
 ) -> None:
-    """Reconstruct the frames of a .tcs file into a TIFF or MRC movie.
+    """Reconstruct the frames of .tcs files into TIFF or MRC movies.
 
     For every group it reports the measurement residual ||Y - sum C_b X_b|| / ||Y||,
     the check that the reconstruction agrees with what was recorded.  With --workers
     or --scheduler the groups are decoded on dask.distributed (same output).
+    Several files are decoded one after the other, each into INPUT-restored.tif;
+    every output is checked before the first decode.
 
     \b
     Example:
       emtcs decompress movie.tcs -o restored.tif --frames 0:100
       emtcs decompress movie.tcs -o restored.mrc --scheduler tcp://head:8786
+      emtcs decompress archive/*.tcs          # archive/NAME-restored.tif for each
     """
-    from .atomic import atomic_output, check_output, same_file
+    from .io import check_writable
 
-    output = output or input.with_name(f"{input.stem}-restored.tif")
-    with TcsReader(input) as r:
-        selected = codec.frame_range(frames, r.header.n_frames)
-        frame_shape = r.header.frame_shape
-    if reference:  # checked before the decode, not after it
+    if len(inputs) > 1 and (output or reference or report):
+        raise click.UsageError(
+            "-o, --reference and --report go with one INPUT; with several, each gets INPUT-restored.tif"
+        )
+    jobs, total = [], 0
+    for input in inputs:  # every file read and every output checked before the first decode
+        out = output or input.with_name(f"{input.stem}-restored.tif")
+        if any(same_file(out, other) for _, other, _ in jobs):
+            raise click.UsageError(f"{input} is given twice (or two inputs would write {out})")
+        with TcsReader(input) as r:
+            selected = codec.frame_range(frames, r.header.n_frames)
+            frame_shape = r.header.frame_shape
+        check_writable(out)
+        check_output(out, force=force, inputs=(input,))
+        jobs.append((input, out, selected))
+        total += len(selected)
+    if reference:  # the one INPUT's, checked before the decode, not after it
         _check_reference(reference, frame_shape, selected)
     if report:
-        if same_file(report, output):
+        if same_file(report, jobs[0][1]):
             raise click.UsageError("--report and --output name the same file")
-        check_output(report, force=force, inputs=(input,))
+        check_output(report, force=force, inputs=inputs)
+    options = {
+        "decoder": decoder,
+        "frames": frames,
+        "device": device,
+        "force": force,
+        "tile": tile,
+        "overlap": overlap,
+        "batch": batch,
+        "guard": guard,
+        "finish": finish,
+        "run": run,
+        "still": still,
+        "workers": workers,
+        "scheduler": scheduler,
+        "adapt": adapt,
+    }
     console = stderr_console()
-    with _progress("decompress", len(selected), quiet=quiet) as advance:
-        result = codec.decompress(
-            input,
-            output,
-            decoder=decoder,
-            frames=frames,
-            device=device,
-            force=force,
-            tile=tile,
-            overlap=overlap,
-            batch=batch,
-            guard=guard,
-            finish=finish,
-            run=run,
-            still=still,
-            progress=advance,
-            log=lambda msg: console.print(f"note: {msg}"),
-            on_group=lambda g, res: advance(0, status=f"group {g}: residual {res:.4f}"),
-            workers=workers,
-            scheduler=scheduler,
-            adapt=adapt,
-            on_adapt=lambda k, n: advance(0, status=f"fitting the network to the file: step {k}/{n}"),
-        )
-    res = result.residuals
-    worst = max(res, key=res.get)
-    if not quiet:
-        console.print(
-            f"{output}: {_count(len(result.frames), 'frame')}, decoder {result.decoder['name']}; measurement residual "
-            f"median {statistics.median(res.values()):.4f}, max {res[worst]:.4f} (group {worst})"
-        )
-        scores = result.holdout_scores()
-        if scores:
-            bad = max(scores, key=scores.get)
-            console.print(
-                f"  withheld measurements predicted to {statistics.median(scores.values()):.2f}x their noise "
-                f"(median over groups; worst {scores[bad]:.2f}x, group {bad}; about 1 at best)"
-            )
+    with _progress("decompress", total, quiet=quiet) as advance:
+        for k, (input, out, _) in enumerate(jobs):
+            where = f"{input.name}: " if len(jobs) > 1 else ""
+            try:
+                result = codec.decompress(
+                    input,
+                    out,
+                    **options,
+                    progress=advance,
+                    log=lambda msg, where=where: console.print(f"note: {where}{msg}"),
+                    on_group=lambda g, res, where=where: advance(0, status=f"{where}group {g}: residual {res:.4f}"),
+                    on_adapt=lambda i, n, where=where: advance(
+                        0, status=f"{where}fitting the network to the file: step {i}/{n}"
+                    ),
+                )
+            except EmtcsError as exc:
+                if len(jobs) == 1:
+                    raise
+                done = f" ({', '.join(str(o) for _, o, _ in jobs[:k])} written before it)" if k else ""
+                named = str(exc) if str(exc).startswith(str(input)) else f"{input}: {exc}"
+                raise type(exc)(named + done) from None
+            if not quiet:
+                _print_decoded(out, result)
     if report:
         with atomic_output(report, force=force) as tmp:
             tmp.write_text(json.dumps(result.to_json(), indent=2))
     if reference:
-        q = _quality(reference, output, result.frames)
+        q = _quality(reference, jobs[0][1], result.frames)
         click.echo(
             f"quality vs {reference.name}: PSNR {q['psnr']:.2f} dB (worst frame {q['psnr_min']:.2f}), "
             f"SSIM {q['ssim']:.4f} over {_count(q['frames'], 'frame')}"
+        )
+
+
+def _print_decoded(output: Path, result: codec.DecompressReport) -> None:
+    """The summary of one decoded file: frames, decoder, residuals, withheld measurements."""
+    console = stderr_console()
+    res = result.residuals
+    worst = max(res, key=res.get)
+    console.print(
+        f"{output}: {_count(len(result.frames), 'frame')}, decoder {result.decoder['name']}; measurement residual "
+        f"median {statistics.median(res.values()):.4f}, max {res[worst]:.4f} (group {worst})"
+    )
+    scores = result.holdout_scores()
+    if scores:
+        bad = max(scores, key=scores.get)
+        console.print(
+            f"  withheld measurements predicted to {statistics.median(scores.values()):.2f}x their noise "
+            f"(median over groups; worst {scores[bad]:.2f}x, group {bad}; about 1 at best)"
         )
 
 
