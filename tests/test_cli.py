@@ -405,8 +405,9 @@ class CliRunnerNoCatch:
 
 
 def _stopped_while_writing(args: list[str], output: Path, **popen: Any) -> subprocess.Popen:
-    """Start ``emtcs ARGS`` and freeze it (SIGSTOP) while the part file of ``output`` is
-    there; a run that renamed its output before it froze is let finish, and started again."""
+    """Start ``emtcs ARGS`` and freeze it (SIGSTOP) while the part file of ``output`` (or
+    the probe of its folder, named alike) is there; a run that got past it before it froze
+    is let finish, and started again."""
     folder = output.parent
     for _attempt in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "emtcs.cli", *args], **popen)
@@ -455,6 +456,23 @@ def test_an_interrupt_while_the_command_line_imports_is_one_line():
     lazy = "import sys, emtcs; print('emtcs.codec' in sys.modules, 'numpy' in sys.modules, emtcs.compress.__module__)"
     proc = subprocess.run([sys.executable, "-c", lazy], capture_output=True, text=True)
     assert proc.stdout.split() == ["False", "False", "emtcs.codec"], proc.stderr
+
+
+def test_an_interrupt_while_the_output_folder_is_probed_leaves_nothing(tmp_path, monkeypatch):
+    """check_output creates and removes a file to learn that the folder is writable: Ctrl-C
+    between the two (CI once froze a run there) leaves no file behind."""
+    from emtcs.atomic import check_output
+
+    touch = Path.touch
+
+    def interrupted_touch(self, *args, **kwargs):
+        touch(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "touch", interrupted_touch)
+    with pytest.raises(KeyboardInterrupt):
+        check_output(tmp_path / "out.tcs")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and stale-part removal are POSIX-only")

@@ -45,7 +45,8 @@ def check_output(
         probe.touch(exist_ok=False)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    _remove(probe)
+    finally:  # also when Ctrl-C lands between the two
+        _remove(probe)
     return path
 
 
