@@ -505,9 +505,10 @@ def _interrupted_on_second_call(monkeypatch, module, name: str) -> None:
     monkeypatch.setattr(module, name, second_interrupted)
 
 
-def test_an_interrupt_among_several_files_names_the_outputs_kept(run, movie_file, tmp_path, monkeypatch):
+def test_an_interrupt_or_error_among_several_files_names_the_outputs_kept(run, movie_file, tmp_path, monkeypatch):
     """Ctrl-C while the second of three movies is compressed (or previewed) keeps the first,
-    complete output, says so, and leaves no part; an older output not rewritten is not named."""
+    complete output, says so, and leaves no part; an older output not rewritten is not named.
+    An error in the second movie names the complete output too."""
     from emtcs import codec, quicklook
 
     sources = [movie_file(n=6, shape=(16, 16), name=f"{name}.tif")[0] for name in "abc"]
@@ -530,6 +531,16 @@ def test_an_interrupt_among_several_files_names_the_outputs_kept(run, movie_file
         f"emtcs: error: interrupted; 1 output complete and kept: {tmp_path / 'a-preview.tif'}; no partial output left"
     ), r.output
     assert not (tmp_path / "b-preview.tif").exists() and _leftovers(tmp_path) == []
+
+    bad = np.zeros((6, 16, 16), np.float32)
+    bad[4, 2, 2] = np.nan
+    tifffile.imwrite(sources[1], bad)  # an error in the second movie, found while it is read
+    r = run("compress", *sources, "-B", "3", "-q", "--force")
+    assert r.exit_code == 1
+    assert r.output.strip() == (
+        f"emtcs: error: {sources[1]}: frame 4 contains NaN or infinite values; "
+        f"1 output complete and kept: {tmp_path / 'a.tcs'}"
+    ), r.output
 
 
 def test_simulate_then_full_pipeline_prints_quality(run, tmp_path):

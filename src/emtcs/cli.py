@@ -72,9 +72,11 @@ class _Group(click.Group):
         except click.UsageError as exc:  # a bad option value, as one line too
             _fail(exc.format_message(), exc.exit_code)
         except EmtcsError as exc:
-            _fail(str(exc))
+            _fail(f"{exc}; {_kept_line(list(map(str, kept)))}" if kept else str(exc))
         except KeyboardInterrupt as exc:
-            _fail(_interrupt_line(exc, kept), 128 + _signal_number)
+            names, of = (exc.kept, exc.total) if isinstance(exc, Interrupted) else (list(map(str, kept)), None)
+            outcome = f"{_kept_line(names, of)}; no partial output left" if names else "no output written"
+            _fail(f"interrupted; {outcome}", 128 + _signal_number)
         except TrainingInterrupted as exc:
             _fail(str(exc), 128 + _signal_number)
         except MemoryError:
@@ -84,14 +86,11 @@ class _Group(click.Group):
             _fail(f"{exc.strerror or exc}{':' + where if where else ''}")
 
 
-def _interrupt_line(exc: KeyboardInterrupt, kept: list[Path]) -> str:
-    """The line for Ctrl-C or SIGTERM: the outputs complete before it, which are kept (a
-    partial one never is)."""
-    names, of = (exc.kept, f" of {exc.total}") if isinstance(exc, Interrupted) else (list(map(str, kept)), "")
-    if not names:
-        return "interrupted; no output written"
+def _kept_line(names: list[str], of: int | None = None) -> str:
+    """Which outputs a command stopped by an error or an interrupt had completed: they are
+    kept (a partial one never is)."""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"interrupted; {_count(len(names), 'output')}{of} complete and kept: {shown}; no partial output left"
+    return f"{_count(len(names), 'output')}{f' of {of}' if of else ''} complete and kept: {shown}"
 
 
 _interrupted = False
@@ -448,7 +447,7 @@ def decompress(
     }
     console = stderr_console()
     with _progress("decompress", total, quiet=quiet) as advance:
-        for k, (input, out, _) in enumerate(jobs):
+        for input, out, _ in jobs:
             where = f"{input.name}: " if len(jobs) > 1 else ""
             try:
                 result = codec.decompress(
@@ -463,11 +462,9 @@ def decompress(
                     ),
                 )
             except EmtcsError as exc:
-                if len(jobs) == 1:
+                if len(jobs) == 1 or str(exc).startswith(str(input)):
                     raise
-                done = f" ({', '.join(str(o) for _, o, _ in jobs[:k])} written before it)" if k else ""
-                named = str(exc) if str(exc).startswith(str(input)) else f"{input}: {exc}"
-                raise type(exc)(named + done) from None
+                raise type(exc)(f"{input}: {exc}") from None
             if not quiet:
                 _print_decoded(out, result)
     if report:

@@ -386,10 +386,10 @@ def _compress_all(
         for src, dst in pairs:
             try:
                 infos.append(compress(src, dst, B, progress=progress, **options))
-            except EmtcsError as exc:
-                done = f" ({', '.join(str(i['path']) for i in infos)} written before it)" if infos else ""
-                named = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
-                raise type(exc)(named + done) from None
+            except EmtcsError as exc:  # named by the movie it concerns
+                if str(exc).startswith(str(src)):
+                    raise
+                raise type(exc)(f"{src}: {exc}") from None
         return infos
     from .distributed import map_in_order
 
