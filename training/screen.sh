@@ -2,6 +2,8 @@
 # The campaign's screens for a run's weights, before the validation suite (session 42):
 #
 #   training/screen.sh runs/gapunet-p91 [--last]   # about 15 minutes of one core
+#   training/screen.sh scratch/candidates/NAME     # a candidate folder made otherwise, e.g. a
+#                                                  # mean by training/soup.py -o scratch/candidates/NAME/gapunet-w24s2.safetensors
 #
 # Writes the candidate folder (training/candidate.py --write-only), then, against the
 # shipped weights: HRTEM movies in four bands of lattice spacing (training/whole_movies.py
@@ -16,11 +18,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-RUN=${1:?a run stem, e.g. runs/gapunet-p91}
+RUN=${1:?a run stem, e.g. runs/gapunet-p91, or a candidate folder}
 shift
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 PY=$ROOT/.venv/bin/python
-cand=$("$PY" training/candidate.py "$RUN" "$@" --write-only | sed -n 's/^candidate: //p' | tail -1)
+if [ -d "$RUN" ]; then cand=$(cd "$RUN" && pwd)
+else cand=$("$PY" training/candidate.py "$RUN" "$@" --write-only | sed -n 's/^candidate: //p' | tail -1); fi
 [ -d "$cand" ] || { echo "screen.sh: no candidate folder from $RUN" >&2; exit 1; }
 mkdir -p scratch/notes scratch/demo
 report=$ROOT/scratch/notes/screen-$(basename "$cand").txt
