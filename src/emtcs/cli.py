@@ -38,7 +38,7 @@ from .container import TcsReader
 from .decoders import resolve_decoder
 from .decoders.guard import GUARD_RATIO
 from .decoding import RUN
-from .errors import EmtcsError, Interrupted
+from .errors import EmtcsError, Interrupted, for_file
 from .finish import FINISHES
 from .progress import progress_bar, stderr_console
 from .simulate import MODES, SimulationConfig
@@ -462,9 +462,9 @@ def decompress(
                     ),
                 )
             except EmtcsError as exc:
-                if len(jobs) == 1 or str(exc).startswith(str(input)):
+                if len(jobs) == 1:
                     raise
-                raise type(exc)(f"{input}: {exc}") from None
+                raise for_file(exc, input) from None
             if not quiet:
                 _print_decoded(out, result)
     if report:

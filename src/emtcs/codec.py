@@ -25,7 +25,7 @@ from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import RUN, DecodeSettings, decode_here, finishing, reported_config
 from .encoder import GroupEncoder, ValueMap
-from .errors import EmtcsError, InputError, Interrupted
+from .errors import EmtcsError, InputError, Interrupted, for_file
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
@@ -386,10 +386,8 @@ def _compress_all(
         for src, dst in pairs:
             try:
                 infos.append(compress(src, dst, B, progress=progress, **options))
-            except EmtcsError as exc:  # named by the movie it concerns
-                if str(exc).startswith(str(src)):
-                    raise
-                raise type(exc)(f"{src}: {exc}") from None
+            except EmtcsError as exc:
+                raise for_file(exc, src) from None
         return infos
     from .distributed import map_in_order
 

@@ -43,3 +43,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, kept: list[str], total: int) -> None:
         super().__init__(f"{len(kept)} of {total} outputs were complete and are kept: {', '.join(kept)}")
         self.kept, self.total = kept, total
+
+
+def for_file(exc: EmtcsError, path: object) -> EmtcsError:
+    """``exc`` with its message led by the file it concerns, for commands on several files
+    (unchanged where the message already names it)."""
+    return exc if str(exc).startswith(str(path)) else type(exc)(f"{path}: {exc}")
