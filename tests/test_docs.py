@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("docs", "models", "formats", "training")
+FOLDERS = ("docs", "models", "formats", "training", "benchmarks")
 DOCS = [ROOT / "README.md", *sorted(p for d in FOLDERS for p in (ROOT / d).rglob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
