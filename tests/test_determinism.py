@@ -111,6 +111,20 @@ def test_a_frame_range_decodes_as_in_the_whole_movie(tcs, tmp_path, monkeypatch,
     np.testing.assert_array_equal(whole[20:], alone[20:])  # the short last group is a run of its own
 
 
+@pytest.mark.parametrize("decoder", ["gaptv", "auto"])
+def test_read_frames_gives_the_frames_decompress_writes(tcs, tmp_path, monkeypatch, decoder):
+    _needs(decoder)
+    notes: list[str] = []
+    with _one_thread(monkeypatch):
+        _decode(tcs, tmp_path / "all.tif", decoder)
+        part = emtcs.read_frames(tcs, "7:25", decoder=decoder, device="cpu", tile=32, overlap=8, log=notes.append)
+    assert part.dtype == np.uint16 and part.shape == (23 - 7, 40, 56)
+    np.testing.assert_array_equal(part, tifffile.imread(tmp_path / "all.tif")[7:])
+    assert any("23 frames" in note for note in notes)  # the range was cut at the end, and said so
+    with pytest.raises(emtcs.InputError, match="selects no frames"):
+        emtcs.read_frames(tcs, "30:40", decoder=decoder)
+
+
 def test_runs_are_fixed_blocks_of_groups_split_where_lengths_change_or_a_scene_starts():
     from emtcs.container import TcsHeader
     from emtcs.decoding import group_runs

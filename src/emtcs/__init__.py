@@ -18,6 +18,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # what the names below are, for type checkers (``X as X``: re-exported)
     from .codec import compress as compress
     from .codec import decompress as decompress
+    from .codec import read_frames as read_frames
     from .codec import reconstruct as reconstruct
     from .codec import verify as verify
     from .container import TcsReader as TcsReader
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers (``X as X``: re
 
 #: public name -> (module, name there)
 _LAZY: dict[str, tuple[str, str]] = {
-    **{name: (".codec", name) for name in ("compress", "decompress", "reconstruct", "verify")},
+    **{name: (".codec", name) for name in ("compress", "decompress", "read_frames", "reconstruct", "verify")},
     "open": (".container", "open_tcs"),
     "TcsReader": (".container", "TcsReader"),
     **{name: (".decoders", name) for name in ("available_decoders", "get_decoder")},

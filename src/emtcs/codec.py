@@ -23,7 +23,7 @@ from .cuts import CutDetector
 from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
-from .decoding import RUN, DecodeSettings, decode_here, finishing, reported_config
+from .decoding import RUN, DecodedRows, DecodeSettings, decode_here, finishing, reported_config
 from .encoder import GroupEncoder, ValueMap
 from .errors import EmtcsError, InputError, Interrupted, for_file
 from .io import check_writable, create_movie, open_movie
@@ -36,6 +36,7 @@ __all__ = [
     "compress",
     "compress_many",
     "decompress",
+    "read_frames",
     "frame_range",
     "verify",
     "reconstruct",
@@ -415,7 +416,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 class DecompressReport:
     """What :func:`decompress` did: frames written, decoder used, residual per group."""
 
-    output: Path
+    output: Path | None  # None for read_frames
     frames: range
     decoder: dict[str, Any]
     residuals: dict[int, float] = field(default_factory=dict)
@@ -477,7 +478,7 @@ class DecompressReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "output": str(self.output),
+            "output": None if self.output is None else str(self.output),
             "frames": [self.frames.start, self.frames.stop],
             "decoder": self.decoder,
             "residuals": {str(g): r for g, r in self.residuals.items()},
@@ -571,76 +572,144 @@ def decompress(
     ``on_adapt(k, steps)`` is called after each step.
     """
     dst = Path(dst)
-    settings = DecodeSettings(
-        tile=tile,
-        overlap=overlap,
-        batch=batch,
-        guard=guard,
-        device=device,
-        options=tuple((decoder_options or {}).items()),
-        finish=finish,
-        run=run,
-        still=still,
-    )
+    options = tuple((decoder_options or {}).items())
+    settings = DecodeSettings(tile, overlap, batch, guard, device, options, finish, run, still)
     check_writable(dst)
     check_output(dst, force=force, inputs=(src,))
     with TcsReader(src) as reader:
         hd = reader.header
         sel = frame_range(frames, hd.n_frames, log)
-        adaptation: Adaptation | None = None
-        if adapt:
-            dec, notice, adaptation = fit_for_file(reader, decoder, adapt, settings, on_adapt)
-            if adaptation is not None and log is not None:
-                log(adaptation.summary())
-        if workers is None and scheduler is None:
-            if not adapt:
-                dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
-            pieces = decode_here(reader, sel, dec, settings)
-            config = reported_config(dec, settings)
-        else:
-            from .distributed import decode_on_cluster
-
-            name, notice = resolve_decoder(decoder, hd.B, device=settings.device)
-            if adaptation is not None and adaptation.weights is not None:  # the workers decode with the fitted weights
-                settings = replace(settings, options=(*settings.options, ("weights", adaptation.weights)))
-            pieces = decode_on_cluster(
-                Path(src).resolve(), hd, sel, name, settings, workers=workers, scheduler=scheduler
-            )
-            config = {"name": name}
-        if notice and log is not None:
-            log(notice)
-        report = DecompressReport(dst, sel, config, notice=notice, adaptation=adaptation)
-        H = hd.frame_shape[0]
+        report, pieces = _decoded_pieces(
+            reader, src, sel, decoder, settings, dst, log, workers, scheduler, adapt, on_adapt
+        )
         with atomic_output(dst, force=force) as tmp, closing(pieces):
             with create_movie(
                 tmp, (len(sel), *hd.frame_shape), hd.value_map.source_dtype, hd.metadata, name=dst
             ) as out:
-                terms: dict[int, list[tuple[float, float]]] = {}  # the groups in progress
-                for piece in pieces:
-                    for frame, t in zip(piece.frames, piece.t_out):
-                        out.write(t, frame, piece.rows)
-                    terms.setdefault(piece.g, []).extend(piece.terms)
-                    report.decoder = piece.decoder
-                    if piece.fallback[1]:
-                        done = report.fallback.get(piece.g, (0, 0))
-                        report.fallback[piece.g] = (done[0] + piece.fallback[0], done[1] + piece.fallback[1])
-                    if piece.blended:
-                        report.blended[piece.g] = report.blended.get(piece.g, 0) + piece.blended
-                    if piece.still:
-                        report.still[piece.g] = report.still.get(piece.g, 0) + piece.still
-                    if piece.holdout[1]:
-                        total = report.holdout.get(piece.g, (0.0, 0))
-                        report.holdout[piece.g] = (total[0] + piece.holdout[0], total[1] + piece.holdout[1])
-                    if progress is not None:
-                        progress(len(piece.t_out) * (piece.rows.stop - piece.rows.start) / H)
-                    if piece.last:
-                        report.residuals[piece.g] = relative_residual(terms.pop(piece.g))
-                        if on_group is not None:
-                            on_group(piece.g, report.residuals[piece.g])
+                _gather(pieces, report, out.write, hd.frame_shape[0], progress, on_group)
+    _log_summaries(report, log)
+    return report
+
+
+def read_frames(
+    src: str | os.PathLike[str],
+    frames: str | tuple[int, int] | range | None = None,
+    *,
+    decoder: str = "auto",
+    device: str = "auto",
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch: int = 8,
+    guard: float = GUARD_RATIO,
+    finish: str = "nlm",
+    run: int = RUN,
+    still: bool = True,
+    decoder_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    adapt: int = 0,
+) -> np.ndarray:
+    """The frames ``frames`` of a ``.tcs`` file, decoded as :func:`decompress` decodes them,
+    as an array ``(n, H, W)`` in the source's dtype: for scripts and notebooks that want
+    the frames, not a file.
+
+    The array holds every frame asked for, so ask for a range of a long movie (``frames``
+    as in :func:`decompress`); the options are :func:`decompress`'s, whose report (the
+    residuals, the tiles given to GAP-TV, the hold-out scores) this leaves out.
+    """
+    options = tuple((decoder_options or {}).items())
+    settings = DecodeSettings(tile, overlap, batch, guard, device, options, finish, run, still)
+    with TcsReader(src) as reader:
+        hd = reader.header
+        sel = frame_range(frames, hd.n_frames, log)
+        out = np.empty((len(sel), *hd.frame_shape), hd.value_map.source_dtype)
+
+        def put(t: int, frame: np.ndarray, rows: slice) -> None:
+            out[t, rows] = frame
+
+        report, pieces = _decoded_pieces(reader, src, sel, decoder, settings, None, log, None, None, adapt, None)
+        with closing(pieces):
+            _gather(pieces, report, put, hd.frame_shape[0], progress, None)
+    _log_summaries(report, log)
+    return out
+
+
+def _decoded_pieces(
+    reader: TcsReader,
+    src: str | os.PathLike[str],
+    sel: range,
+    decoder: str,
+    settings: DecodeSettings,
+    dst: Path | None,
+    log: Callable[[str], None] | None,
+    workers: int | None,
+    scheduler: str | None,
+    adapt: int,
+    on_adapt: Callable[[int, int], None] | None,
+) -> tuple[DecompressReport, Iterator[DecodedRows]]:
+    """The decoder :func:`decompress` asked for, fitted first if ``adapt``, and the decoded
+    row bands of the frames ``sel``, from this process or a Dask cluster; the report to fill."""
+    hd = reader.header
+    adaptation: Adaptation | None = None
+    if adapt:
+        dec, notice, adaptation = fit_for_file(reader, decoder, adapt, settings, on_adapt)
+        if adaptation is not None and log is not None:
+            log(adaptation.summary())
+    if workers is None and scheduler is None:
+        if not adapt:
+            dec, notice = decoder_for(decoder, hd.B, device=settings.device, **settings.decoder_options)
+        pieces = decode_here(reader, sel, dec, settings)
+        config = reported_config(dec, settings)
+    else:
+        from .distributed import decode_on_cluster
+
+        name, notice = resolve_decoder(decoder, hd.B, device=settings.device)
+        if adaptation is not None and adaptation.weights is not None:  # the workers decode with the fitted weights
+            settings = replace(settings, options=(*settings.options, ("weights", adaptation.weights)))
+        pieces = decode_on_cluster(Path(src).resolve(), hd, sel, name, settings, workers=workers, scheduler=scheduler)
+        config = {"name": name}
+    if notice and log is not None:
+        log(notice)
+    return DecompressReport(dst, sel, config, notice=notice, adaptation=adaptation), pieces
+
+
+def _gather(
+    pieces: Iterator[DecodedRows],
+    report: DecompressReport,
+    write: Callable[[int, np.ndarray, slice], None],
+    height: int,
+    progress: Progress | None,
+    on_group: Callable[[int, float], None] | None,
+) -> None:
+    """Hand each decoded band's frames to ``write(t, frame, rows)`` and tally ``report``."""
+    terms: dict[int, list[tuple[float, float]]] = {}  # the groups in progress
+    for piece in pieces:
+        for frame, t in zip(piece.frames, piece.t_out):
+            write(t, frame, piece.rows)
+        terms.setdefault(piece.g, []).extend(piece.terms)
+        report.decoder = piece.decoder
+        if piece.fallback[1]:
+            done = report.fallback.get(piece.g, (0, 0))
+            report.fallback[piece.g] = (done[0] + piece.fallback[0], done[1] + piece.fallback[1])
+        if piece.blended:
+            report.blended[piece.g] = report.blended.get(piece.g, 0) + piece.blended
+        if piece.still:
+            report.still[piece.g] = report.still.get(piece.g, 0) + piece.still
+        if piece.holdout[1]:
+            total = report.holdout.get(piece.g, (0.0, 0))
+            report.holdout[piece.g] = (total[0] + piece.holdout[0], total[1] + piece.holdout[1])
+        if progress is not None:
+            progress(len(piece.t_out) * (piece.rows.stop - piece.rows.start) / height)
+        if piece.last:
+            report.residuals[piece.g] = relative_residual(terms.pop(piece.g))
+            if on_group is not None:
+                on_group(piece.g, report.residuals[piece.g])
+
+
+def _log_summaries(report: DecompressReport, log: Callable[[str], None] | None) -> None:
     for summary in (report.guard_summary(), report.still_summary()):
         if summary and log is not None:
             log(summary)
-    return report
 
 
 def reconstruct(
