@@ -69,7 +69,17 @@ class TiffMovieReader(MovieReader):
     def _setup(self, series: tifffile.TiffPageSeries) -> None:
         axes, shape = series.axes, series.shape
         if "S" in axes and shape[axes.index("S")] > 1:
-            raise InputError(f"{self.path}: colour (RGB) images are not supported; convert to greyscale")
+            samples = shape[axes.index("S")]
+            hint = (
+                f" (if these are {samples} frames: tifffile stores a stack of 3 or 4 as one colour image "
+                "unless told photometric='minisblack')"
+                if axes.index("S") < axes.index("Y")  # planar: one plane per sample, as a short stack looks
+                else ""
+            )
+            raise InputError(
+                f"{self.path}: colour images ({samples} samples per pixel) are not supported; "
+                f"convert to greyscale{hint}"
+            )
         dims = [(a, n) for a, n in zip(axes, shape) if n > 1 and a not in "YX"]
         if len(dims) > 1:
             desc = ", ".join(f"{a}={n}" for a, n in dims)
