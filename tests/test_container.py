@@ -386,6 +386,39 @@ def test_the_noise_spread_beside_a_measured_sigma_is_version_4_2_and_checked(tmp
             emtcs.open(bad)
 
 
+def test_masks_of_another_density_are_version_4_3_and_checked(tmp_path):
+    """Masks whose 1s have another probability than 1/2: generator ``emtcs-hash32-v2`` and
+    ``mask_density`` (4.3; a reader that knows only v1 refuses the file for its generator),
+    the measurements those masks make, and a damaged or missing density refused in one line."""
+    rng = np.random.default_rng(5)
+    frames = rng.poisson(40, (8, 40, 52)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "m.tif", frames, photometric="minisblack")
+    info = emtcs.compress(tmp_path / "m.tif", tmp_path / "m.tcs", B=4, seed=3, density=0.1875, quantise=0)
+    assert info["format_version"] == "4.3" and info["mask_density"] == 0.1875
+    assert info["mask_generator"] == "emtcs-hash32-v2"
+    with emtcs.open(tmp_path / "m.tcs") as r:
+        C = masks(3, 4, (40, 52), density=0.1875)
+        np.testing.assert_array_equal(r.masks(1), C)
+        np.testing.assert_array_equal(r.measurement(1), encode(frames[4:], C))
+    assert emtcs.verify(tmp_path / "m.tcs", tmp_path / "m.tif") is None
+    plain = emtcs.compress(tmp_path / "m.tif", tmp_path / "p.tcs", B=4, quantise=0)
+    assert plain["mask_generator"] == "emtcs-hash32-v1" and plain["format_version"] == "4.0"
+    with h5py.File(tmp_path / "p.tcs", "r") as f:
+        assert "mask_density" not in f.attrs
+    for value in (0.0, 1.0, np.nan, None):
+        bad = tmp_path / "bad.tcs"
+        bad.write_bytes((tmp_path / "m.tcs").read_bytes())
+        if value is None:
+            with h5py.File(bad, "r+") as f:
+                del f.attrs["mask_density"]
+        else:
+            _set_attr(bad, "mask_density", np.float64(value))
+        with pytest.raises(FormatError, match="mask_density|mask density"):
+            emtcs.open(bad)
+    with pytest.raises(emtcs.InputError, match="density"):
+        emtcs.compress(tmp_path / "m.tif", tmp_path / "x.tcs", B=4, density=1.5)
+
+
 def test_the_version_4_example_follows_the_spec():
     """formats/example-v4.{tcs,json}: anscombe-v2 values (§9) stored predicted (§11), read with
     plain h5py and checked against the specification's formulas written out here."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -53,6 +54,12 @@ def test_torch_mask_generator_matches_numpy_and_vectors():
 
     for s, b, y, x, bit in json.loads(VECTORS.read_text())["vectors"][:40]:
         assert int(sensing_torch.masks(s, b + 1, (1, 1), (y, x))[b, 0, 0]) == bit
+    from test_sensing import DENSITY_VECTORS
+
+    for s, b, y, x, density, bit in json.loads(DENSITY_VECTORS.read_text())["vectors"][:40]:
+        assert int(sensing_torch.masks(s, b + 1, (1, 1), (y, x), density=density)[b, 0, 0]) == bit
+    t = sensing_torch.masks(5, 3, (40, 60), (9, 2), density=0.1875).numpy()
+    np.testing.assert_array_equal(t, masks(5, 3, (40, 60), (9, 2), density=0.1875))
 
 
 @pytest.mark.parametrize("arch", list(TINY))
@@ -1076,13 +1083,26 @@ def test_jpeg_degraded_samples_keep_the_validation_set_fixed():
     cfg = TrainConfig(B=[4], patch=16, scenes=1, scene_frames=6, scene_size=32, val_samples=2)
     plain = validation_set(cfg, 2)
     motion = {"cuts": 0.9, "flicker": 0.3, "motion": 2.0}
-    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"noise_blur": 1.0}, motion):
+    for degraded in ({"jpeg": 1.0}, {"flat_noise": 1.0}, {"noise_blur": 1.0}, {"mask_density": (0.1, 0.3)}, motion):
         for a, b in zip(plain, validation_set(TrainConfig(**{**cfg.__dict__, **degraded}), 2)):
             torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
     pool = ClipPool(cfg, seed_offset=5, scenes=1)
     clips = np.stack([pool.clip(rng, 4, 16) for _ in range(3)])
     batch = make_batch(clips, np.random.default_rng(1), TrainConfig(**{**cfg.__dict__, "jpeg": 1.0}))
     assert batch["noisy"].shape == (3, 4, 16, 16) and torch.isfinite(batch["y"]).all()
+
+
+def test_samples_take_masks_of_the_density_training_asks_for():
+    from emtcs.training import ClipPool, TrainConfig, make_batch
+
+    cfg = TrainConfig(B=[8], patch=32, scenes=1, scene_frames=10, scene_size=48)
+    rng = np.random.default_rng(2)
+    clips = np.stack([ClipPool(cfg, seed_offset=5, scenes=1).clip(rng, 8, 32) for _ in range(16)])
+    for lo, hi in ((0.5, 0.5), (0.2, 0.2), (0.1, 0.3)):
+        C = make_batch(clips, np.random.default_rng(1), replace(cfg, mask_density=(lo, hi)))["C"].numpy()
+        per_sample = C.mean(axis=(1, 2, 3))
+        assert abs(per_sample.mean() - (lo + hi) / 2) < 0.03
+        assert (per_sample.std() > 0.03) == (lo != hi)  # a range draws a density per sample
 
 
 def test_validation_scene_clips_keep_their_zoom_whatever_training_uses(tmp_path):

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 from emtcs.encoder import GroupEncoder, ValueMap
-from emtcs.sensing import SeededMasks, encode, mask_bits, masks
+from emtcs.sensing import SeededMasks, check_density, encode, mask_bits, masks
 
 VECTORS = Path(__file__).resolve().parents[1] / "formats" / "mask-vectors-v1.json"
+DENSITY_VECTORS = VECTORS.with_name("mask-vectors-v2.json")
 
 
-def _spec_bit(seed: int, b: int, y: int, x: int) -> int:
-    """The generator exactly as formats/tcs.md §5 writes it, in plain Python integers."""
+def _spec_bit(seed: int, b: int, y: int, x: int, density: float = 0.5) -> int:
+    """The generator exactly as formats/tcs.md §5 writes it, in plain Python integers
+    (``emtcs-hash32-v1``; with ``density``, ``-v2``)."""
 
     def mix(h: int) -> int:
         h ^= h >> 16
@@ -27,7 +29,8 @@ def _spec_bit(seed: int, b: int, y: int, x: int) -> int:
     k = mix(seed ^ 0x6A09E667)
     kb = mix(k ^ mix(b ^ 0x3C6EF372))
     r = mix(kb ^ mix(y ^ 0xBB67AE85))
-    return mix(r ^ mix(x ^ 0xA54FF53A)) >> 31
+    h = mix(r ^ mix(x ^ 0xA54FF53A))
+    return h >> 31 if density == 0.5 else int(h >= 2**32 - round(density * 2**32))
 
 
 def test_mask_test_vectors():
@@ -41,6 +44,30 @@ def test_mask_test_vectors():
         np.testing.assert_array_equal(got, rows[:, 4])
     for s, b, y, x, bit in data["vectors"][:50]:
         assert _spec_bit(s, b, y, x) == bit
+
+
+def test_density_test_vectors():
+    data = json.loads(DENSITY_VECTORS.read_text())
+    assert data["generator"] == "emtcs-hash32-v2" and len(data["vectors"]) >= 100
+    for s, b, y, x, density, bit in data["vectors"]:
+        assert int(mask_bits(s, b, y, x, density=density)) == bit
+        assert _spec_bit(s, b, y, x, density) == bit
+    assert {v[4] for v in data["vectors"]} >= {2**-32, 1 - 2**-32, 0.5, 0.25}
+
+
+def test_masks_of_a_density_are_v1_at_one_half_and_nest():
+    m = {p: masks(9, 6, (128, 128), (40, 7), density=p) for p in (0.5, 0.25, 0.125)}
+    np.testing.assert_array_equal(m[0.5], masks(9, 6, (128, 128), (40, 7)))
+    for p, mp in m.items():
+        assert abs(mp.mean() - p) < 0.01
+    # one hash, thresholds apart: every 1 of a sparser mask is a 1 of a denser one
+    assert np.all(m[0.125] <= m[0.25]) and np.all(m[0.25] <= m[0.5])
+    np.testing.assert_array_equal(
+        SeededMasks(9, 6, (200, 200), density=0.25).window(slice(40, 168), slice(7, 135)), m[0.25]
+    )
+    for bad in (0.0, 1.0, -0.1, 2**-34, float("nan")):
+        with pytest.raises(ValueError, match="density"):
+            check_density(bad)
 
 
 def test_masks_window_equals_crop_of_frame():

@@ -148,6 +148,12 @@ def main() -> None:
     help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
+@click.option(
+    "--density",
+    type=float,
+    default=None,
+    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen by B, see docs/usage.md].",
+)
 @quantise_options
 @click.option(
     "--cuts",
@@ -165,6 +171,7 @@ def compress(
     B: int,
     output: Path | None,
     seed: int,
+    density: float | None,
     quantise: str | None,
     exact: bool,
     gain: str,
@@ -192,7 +199,15 @@ def compress(
     if output is not None and len(inputs) > 1:
         raise InputError("-o names the output of one INPUT; with several, each INPUT.tcs is written beside it")
     quantise, gain = quantise_settings(quantise, exact, gain)
-    options = {"seed": seed, "quantise": quantise, "gain": gain, "offset": offset, "cuts": cuts == "on", "force": force}
+    options = {
+        "seed": seed,
+        "density": density,
+        "quantise": quantise,
+        "gain": gain,
+        "offset": offset,
+        "cuts": cuts == "on",
+        "force": force,
+    }
     total = 0
     for src in inputs:
         with open_movie(src) as movie:
@@ -571,7 +586,7 @@ def _info_lines(d: dict[str, Any], notice: str | None) -> list[tuple[str, str]]:
         ),
         ("groups", _groups_line(d)),
         ("compression", f"ratio {d['compression_ratio']:.2f}, {d['bits_per_pixel']:.3f} bits per pixel per frame"),
-        ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}"),
+        ("masks", f"{d['mask_generator']}, seed {d['mask_seed']}, density {d['mask_density']:g}"),
         ("noise", _noise_line(d)),
         ("scene cuts", _cuts_line(d)),
         ("decoder", notice or f"auto decodes groups of {d['B']} with {d['auto_decoder']} on this machine"),
@@ -779,6 +794,14 @@ def simulate(
     metavar="LO HI",
     help="Range of the magnification applied to --scene-file clips (other pixel sizes; a scene "
     "zooms out only as far as its side allows, 192 px to 0.67 at a 128 px patch).",
+)
+@click.option(
+    "--mask-density",
+    type=(float, float),
+    default=_TRAINING.mask_density,
+    show_default=True,
+    metavar="LO HI",
+    help="Range of the coding masks' density (probability of a 1), drawn per sample; validation stays at 0.5.",
 )
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option(
@@ -1074,6 +1097,7 @@ def train(
     scene_files: tuple[Path, ...],
     val_scene_files: tuple[Path, ...],
     zoom: tuple[float, float],
+    mask_density: tuple[float, float],
     simulate: bool,
     modes: str,
     column_spacing: tuple[float, float] | None,
@@ -1154,6 +1178,10 @@ def train(
             raise InputError(f"--column-spacing takes LO HI pixels with 2 <= LO <= HI; got {lo:g} {hi:g}")
     if not (0 < zoom[0] <= zoom[1] and math.isfinite(zoom[1])):
         raise InputError(f"--zoom takes LO HI with 0 < LO <= HI; got {zoom[0]:g} {zoom[1]:g}")
+    if not 0 < mask_density[0] <= mask_density[1] < 1:
+        raise InputError(
+            f"--mask-density takes LO HI with 0 < LO <= HI < 1; got {mask_density[0]:g} {mask_density[1]:g}"
+        )
     net: dict[str, int | bool] = {"width": width or (24 if arch == "gapunet" else 32)}
     if arch != "tcsdl":
         net["stages"] = stages or (2 if arch == "gapunet" else 5)
@@ -1182,6 +1210,7 @@ def train(
         scene_files=[str(f) for f in scene_files],
         val_scene_files=[str(f) for f in val_scene_files],
         zoom=zoom,
+        mask_density=mask_density,
         scenes=scenes,
         motion=motion,
         flicker=flicker,

@@ -29,7 +29,7 @@ from .errors import EmtcsError, InputError, Interrupted, for_file
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
-from .sensing import MASK_GENERATOR, ArrayMasks
+from .sensing import ArrayMasks, check_density, density_for
 from .tiling import OVERLAP, TILE, intensity_scale, reconstruct_group, relative_residual
 
 __all__ = [
@@ -74,6 +74,7 @@ def compress(
     B: int = 20,
     *,
     seed: int = 0,
+    density: float | None = None,
     quantise: float | None = None,
     gain: float | None = None,
     offset: float | None = None,
@@ -106,12 +107,17 @@ def compress(
     stored beside them for the decoders; without one they assume one level per
     electron).  Either way each value is stored as its difference from a prediction by
     the row above (:mod:`emtcs.prediction`), which deflate compresses better.
-    ``progress`` is called with the number of frames encoded since its last call.
+    ``density`` is the probability of a 1 in the masks (by default :func:`emtcs.sensing.density_for`
+    of ``B``).  ``progress`` is called with the number of frames encoded since its last call.
     """
     if isinstance(B, bool) or not isinstance(B, (int, np.integer)) or B < 2:
         raise InputError(f"B must be an integer of at least 2 (got {B!r})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise InputError(f"seed must be an integer in 0..4294967295 (got {seed!r})")
+    try:
+        density = density_for(B) if density is None else check_density(density)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
     _check_tcs_output(dst, src, force)
@@ -134,7 +140,7 @@ def compress(
                 f"--quantise needs the detector's noise, and it could not be measured ({note}): give --gain"
             )
         coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap, sigma)
-        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding, predict=True)
+        encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding, predict=True, density=density)
         header = TcsHeader(
             B=B,
             n_frames=n,
@@ -144,8 +150,8 @@ def compress(
             value_scale=vmap.scale,
             value_offset=vmap.offset,
             max_level=vmap.max_level,
-            mask_generator=MASK_GENERATOR,
             mask_seed=seed,
+            mask_density=density,
             source_name=Path(src).name,
             metadata=movie.metadata,
             measurement_coding=coding.name,
@@ -302,8 +308,9 @@ def verify(
         if made != has:
             return f"{path}: not made from {source} (the file holds {made}, the movie has {has})"
         vmap = hd.value_map
+        predict = hd.measurement_prediction != "none"
         encoder = GroupEncoder(
-            hd.mask_seed, hd.B, hd.frame_shape, vmap, hd.coding, predict=hd.measurement_prediction != "none"
+            hd.mask_seed, hd.B, hd.frame_shape, vmap, hd.coding, predict=predict, density=hd.mask_density
         )
         if (encoder.dtype.name, encoder.prediction) != (hd.measurement_dtype, hd.measurement_prediction):
             version = ".".join(map(str, hd.format_version or ()))
@@ -330,6 +337,7 @@ def compress_many(
     B: int = 20,
     *,
     seed: int = 0,
+    density: float | None = None,
     quantise: float | None = None,
     gain: float | None = None,
     offset: float | None = None,
@@ -358,6 +366,7 @@ def compress_many(
     _check_coding_options(quantise, gain, offset)
     options: dict[str, Any] = {
         "seed": seed,
+        "density": density,
         "quantise": quantise,
         "gain": gain,
         "offset": offset,

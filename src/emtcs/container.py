@@ -28,7 +28,7 @@ from .errors import EmtcsError, FormatError, InputError
 from .noise import NoiseModel
 from .prediction import PREDICTIONS, RowPrediction, aligned_window
 from .quantise import CODINGS, MeasurementCoding
-from .sensing import MASK_GENERATOR, SeededMasks, accumulator_dtype
+from .sensing import DEFAULT_DENSITY, DENSITY_GENERATOR, MASK_GENERATOR, SeededMasks, accumulator_dtype, check_density
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TcsHeader", "TcsWriter", "TcsReader", "open_tcs", "check_readable"]
 
@@ -37,12 +37,15 @@ FORMAT_NAME = "emtcs.tcs"
 #: 2.1 (quantised sums in groups of B), 3.0 (groups of their own lengths, ``group_starts``),
 #: 4.0 (predicted measurements), 4.1 (one frame's measured noise without a model,
 #: ``noise_sigma``), 4.2 (with it, how much of the noise is spread over neighbouring
-#: pixels, ``noise_spread``).  1.1 added optional keys to the ``metadata`` attribute;
+#: pixels, ``noise_spread``), 4.3 (masks of another density than 1/2, ``emtcs-hash32-v2``
+#: and ``mask_density``).  1.1 added optional keys to the ``metadata`` attribute;
 #: 2.0 quantised measurements (``measurement_coding``); 1.2 and 2.1 the optional noise
 #: model and cuts; 3.0 groups cut to scenes; 4.0 ``measurement_prediction``.  Each file is
 #: written in the oldest version that holds it, so that older readers keep reading what
 #: they can.
-FORMAT_VERSION = (4, 2)
+FORMAT_VERSION = (4, 3)
+DENSITY_VERSION = (4, 3)
+SPREAD_VERSION = (4, 2)
 SIGMA_VERSION = (4, 1)
 PREDICTED_VERSION = (4, 0)
 GROUPS_VERSION = (3, 0)
@@ -69,6 +72,8 @@ class TcsHeader:
     max_level: int = 65535
     mask_generator: str = MASK_GENERATOR
     mask_seed: int = 0
+    #: The probability of a 1 in the masks (4.3); files of ``emtcs-hash32-v1`` have 1/2
+    mask_density: float = DEFAULT_DENSITY
     software: str = f"emtcs {__version__}"
     created: str = ""
     source_name: str = ""
@@ -99,6 +104,7 @@ class TcsHeader:
     format_version: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        self.mask_generator = MASK_GENERATOR if self.mask_density == DEFAULT_DENSITY else DENSITY_GENERATOR
         if self.group_starts is not None and self.group_starts == regular_starts(self.n_frames, self.B):
             if self.n_frames % self.B != 1:  # a masked group of one would need the old rule
                 self.group_starts = None
@@ -107,8 +113,10 @@ class TcsHeader:
 
     def oldest_version(self) -> tuple[int, int]:
         """The oldest format version that holds this file (the one writers write)."""
+        if self.mask_density != DEFAULT_DENSITY:
+            return DENSITY_VERSION
         if self.noise_spread:
-            return FORMAT_VERSION
+            return SPREAD_VERSION
         if self.noise_sigma:
             return SIGMA_VERSION
         if self.measurement_prediction != "none" or self.measurement_coding == "gaussian-v1":
@@ -196,7 +204,8 @@ class TcsHeader:
     def group_masks(self, g: int) -> SeededMasks:
         """The masks of group ``g``: its first masks of §5, or none for a frame stored alone (3.x)."""
         nb = len(self.group_frames(g))
-        return SeededMasks(self.mask_seed, nb, self.frame_shape, unmasked=nb == 1 and self.unmasked_singles)
+        unmasked = nb == 1 and self.unmasked_singles
+        return SeededMasks(self.mask_seed, nb, self.frame_shape, unmasked=unmasked, density=self.mask_density)
 
     @property
     def value_map(self) -> ValueMap:
@@ -260,6 +269,8 @@ class TcsWriter:
             f.attrs["noise_sigma"] = np.float64(header.noise_sigma)
         if header.noise_spread:
             f.attrs["noise_spread"] = np.float64(header.noise_spread)
+        if header.mask_density != DEFAULT_DENSITY:
+            f.attrs["mask_density"] = np.float64(header.mask_density)
         h, w = header.frame_shape
         self._ds = f.create_dataset(
             _DATASET,
@@ -405,10 +416,15 @@ class TcsReader:
         if not (isinstance(complete, (bool, np.bool_)) and complete):
             raise FormatError(f"{self.path}: incomplete .tcs file (the writer did not finish)")
         generator = _text(a.get("mask_generator"))
-        if generator != MASK_GENERATOR:
+        if generator not in (MASK_GENERATOR, DENSITY_GENERATOR):
             raise FormatError(f"{self.path}: unknown mask generator {_show(a.get('mask_generator'))}")
         kw: dict[str, Any] = {n: _int(a, n) for n in _INT_ATTRS}
         kw.update({n: _string(a, n) for n in _STR_ATTRS})
+        if generator == DENSITY_GENERATOR:
+            try:
+                kw["mask_density"] = check_density(_float(a, "mask_density"))
+            except ValueError as exc:
+                raise FormatError(f"{self.path}: {exc}") from None
         if version[0] >= 2:
             coding = _string(a, "measurement_coding")
             if coding not in CODINGS:
@@ -589,7 +605,9 @@ class TcsReader:
         """Frames summed per pixel of group ``g`` over ``window``."""
         masks = self.header.group_masks(g)
         (r0, r1, rs), (c0, c1, cs) = (w.indices(n) for w, n in zip(window, self.header.frame_shape))
-        return _mask_counts(masks.seed, masks.nb, masks.unmasked, masks.shape, (r0, r1, rs), (c0, c1, cs))
+        return _mask_counts(
+            masks.seed, masks.nb, masks.unmasked, masks.density, masks.shape, (r0, r1, rs), (c0, c1, cs)
+        )
 
     def stored(self, g: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
         """The values the file stores for group ``g`` (see :attr:`TcsHeader.coding`; in a
@@ -666,12 +684,18 @@ class TcsReader:
 
 @functools.lru_cache(maxsize=4)
 def _mask_counts(
-    seed: int, nb: int, unmasked: bool, shape: tuple[int, int], rows: tuple[int, int, int], cols: tuple[int, int, int]
+    seed: int,
+    nb: int,
+    unmasked: bool,
+    density: float,
+    shape: tuple[int, int],
+    rows: tuple[int, int, int],
+    cols: tuple[int, int, int],
 ) -> np.ndarray:
     """Frames summed per pixel by ``nb`` masks over a window (read-only).  Kept for the last
     few windows in the process: every group of one length has the same masks, every
     worker task opens its own reader, and a 4k frame's masks take seconds to generate."""
-    masks = SeededMasks(seed, nb, shape, unmasked=unmasked)
+    masks = SeededMasks(seed, nb, shape, unmasked=unmasked, density=density)
     counts = masks.window(slice(*rows), slice(*cols)).sum(axis=0, dtype=np.uint8)
     counts.flags.writeable = False
     return counts

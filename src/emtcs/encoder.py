@@ -13,7 +13,7 @@ import numpy as np
 from .errors import InputError
 from .prediction import RowPrediction
 from .quantise import EXACT, MeasurementCoding
-from .sensing import accumulator_dtype, masked_sum, masks
+from .sensing import DEFAULT_DENSITY, accumulator_dtype, masked_sum, masks
 
 __all__ = ["ValueMap", "GroupEncoder", "FLOAT_LEVELS"]
 
@@ -90,7 +90,7 @@ class ValueMap:
 
 
 class GroupEncoder:
-    """Encodes groups of up to B frames of one shape with the seeded masks of ``seed``.
+    """Encodes groups of up to B frames of one shape with the seeded masks of ``seed`` (and ``density``).
 
     The B masks are generated once (B bytes per pixel) and reused for every group;
     a shorter group uses the first masks, and a group of one frame is stored unmasked
@@ -109,13 +109,14 @@ class GroupEncoder:
         coding: MeasurementCoding = EXACT,
         *,
         predict: bool = False,
+        density: float = DEFAULT_DENSITY,
     ):
         self.seed = int(seed)
         self.B = int(B)
         self.shape = (int(shape[0]), int(shape[1]))
         self.value_map = value_map
         self.coding = coding
-        self.masks = masks(self.seed, self.B, self.shape)
+        self.masks = masks(self.seed, self.B, self.shape, density=density)
         self._sum_dtype = accumulator_dtype(value_map.max_level, self.B)
         self.dtype = coding.stored_dtype(self._sum_dtype, value_map.max_level * self.B, self.B)
         # quantising by lookup costs one gather per pixel instead of a square root

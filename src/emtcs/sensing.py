@@ -16,6 +16,10 @@ import numpy as np
 
 __all__ = [
     "MASK_GENERATOR",
+    "DENSITY_GENERATOR",
+    "DEFAULT_DENSITY",
+    "check_density",
+    "density_for",
     "masks",
     "masks_at",
     "mask_bits",
@@ -29,8 +33,12 @@ __all__ = [
     "ArrayMasks",
 ]
 
-#: Name of the mask generator, as stored in ``.tcs`` files.
+#: Name of the mask generator, as stored in ``.tcs`` files: bits that are 1 with probability 1/2.
 MASK_GENERATOR = "emtcs-hash32-v1"
+#: The same hash with the probability of a 1 (the density) a parameter; at 1/2 its masks are v1's.
+DENSITY_GENERATOR = "emtcs-hash32-v2"
+#: The density of v1's masks.
+DEFAULT_DENSITY = 0.5
 
 _M32 = 0xFFFFFFFF
 # Multipliers are below 2**31 so that a 32-bit value times a multiplier fits in a
@@ -63,8 +71,32 @@ def _frame_key(seed: int, b: int) -> np.uint32:
         return _mix32(k ^ _mix32(_u32(b) ^ np.uint32(_FRAME_SALT)))
 
 
-def mask_bits(seed: int, b: np.ndarray | int, y: np.ndarray | int, x: np.ndarray | int) -> np.ndarray:
+def check_density(density: float) -> float:
+    """``density`` as a float, or ValueError unless it is a probability of a 1 that the
+    generator can hold: a whole number of 2^-32 strictly between 0 and 1 (formats/tcs.md §5)."""
+    p = float(density)
+    if not (0.0 < p < 1.0) or not 1 <= round(p * 2.0**32) <= _M32:
+        raise ValueError(f"mask density must be in (0, 1), got {density}")
+    return p
+
+
+def density_for(B: int) -> float:
+    """The mask density :func:`emtcs.compress` uses for groups of ``B`` frames."""
+    return DEFAULT_DENSITY
+
+
+def _bits(h: np.ndarray, density: float) -> np.ndarray:
+    """The bits of 32-bit hashes ``h``: 1 where h >= 2^32 - round(density * 2^32), the top bit at 1/2."""
+    if density == DEFAULT_DENSITY:
+        return (h >> np.uint32(31)).astype(np.uint8)
+    return (h >= np.uint32(2**32 - round(density * 2.0**32))).astype(np.uint8)
+
+
+def mask_bits(
+    seed: int, b: np.ndarray | int, y: np.ndarray | int, x: np.ndarray | int, density: float = DEFAULT_DENSITY
+) -> np.ndarray:
     """Mask bit for each (b, y, x) under ``seed``; arguments broadcast. Returns uint8 {0, 1}."""
+    density = check_density(density)
     b_arr, y_arr, x_arr = np.broadcast_arrays(np.asarray(b), np.asarray(y), np.asarray(x))
     out = np.empty(b_arr.shape, dtype=np.uint8)
     with np.errstate(over="ignore"):
@@ -73,7 +105,7 @@ def mask_bits(seed: int, b: np.ndarray | int, y: np.ndarray | int, x: np.ndarray
             key = _frame_key(seed, int(bv))
             row = _mix32(key ^ _mix32(_u32(y_arr[sel]) ^ np.uint32(_ROW_SALT)))
             col = _mix32(_u32(x_arr[sel]) ^ np.uint32(_COL_SALT))
-            out[sel] = (_mix32(row ^ col) >> np.uint32(31)).astype(np.uint8)
+            out[sel] = _bits(_mix32(row ^ col), density)
     return out
 
 
@@ -84,22 +116,27 @@ def masks(
     origin: tuple[int, int] = (0, 0),
     *,
     first: int = 0,
+    density: float = DEFAULT_DENSITY,
 ) -> np.ndarray:
     """Binary coding masks C_first..C_{first+B-1} over a window of the frame.
 
     ``shape`` is the window's (height, width) and ``origin`` its top-left pixel in frame
     coordinates, so ``masks(s, B, (h, w), (y0, x0))`` equals
-    ``masks(s, B, (H, W))[:, y0:y0+h, x0:x0+w]``.  Returns a (B, h, w) uint8 array of 0/1.
+    ``masks(s, B, (H, W))[:, y0:y0+h, x0:x0+w]``.  Returns a (B, h, w) uint8 array of 0/1,
+    each 1 with probability ``density``.
     """
     h, w = (int(v) for v in shape)
     y0, x0 = (int(v) for v in origin)
     if h < 0 or w < 0 or y0 < 0 or x0 < 0:
         raise ValueError(f"invalid mask window: shape={shape}, origin={origin}")
-    return masks_at(seed, B, np.arange(y0, y0 + h), np.arange(x0, x0 + w), first=first)
+    return masks_at(seed, B, np.arange(y0, y0 + h), np.arange(x0, x0 + w), first=first, density=density)
 
 
-def masks_at(seed: int, B: int, rows: np.ndarray, cols: np.ndarray, *, first: int = 0) -> np.ndarray:
+def masks_at(
+    seed: int, B: int, rows: np.ndarray, cols: np.ndarray, *, first: int = 0, density: float = DEFAULT_DENSITY
+) -> np.ndarray:
     """Masks at the crossings of pixel ``rows`` and ``cols`` (1-D coordinate arrays): (B, len(rows), len(cols))."""
+    density = check_density(density)
     if B < 1:
         raise ValueError(f"B must be at least 1, got {B}")
     if not 0 <= seed < 2**32:
@@ -110,7 +147,7 @@ def masks_at(seed: int, B: int, rows: np.ndarray, cols: np.ndarray, *, first: in
         c_hash = _mix32(_u32(cols) ^ np.uint32(_COL_SALT))
         for i in range(B):
             r = _mix32(_frame_key(seed, first + i) ^ r_hash)
-            out[i] = _mix32(r[:, None] ^ c_hash[None, :]) >> np.uint32(31)
+            out[i] = _bits(_mix32(r[:, None] ^ c_hash[None, :]), density)
     return out
 
 
@@ -195,18 +232,27 @@ class SeededMasks:
     not the frame.
     """
 
-    def __init__(self, seed: int, nb: int, shape: tuple[int, int], *, unmasked: bool = False):
+    def __init__(
+        self,
+        seed: int,
+        nb: int,
+        shape: tuple[int, int],
+        *,
+        unmasked: bool = False,
+        density: float = DEFAULT_DENSITY,
+    ):
         if unmasked and nb != 1:
             raise ValueError(f"only a group of one frame is stored unmasked (got {nb} frames)")
         self.seed, self.nb, self.shape = int(seed), int(nb), (int(shape[0]), int(shape[1]))
         self.unmasked = unmasked
+        self.density = check_density(density)
 
     def window(self, rows: slice, cols: slice) -> np.ndarray:
         """(nb, h, w) uint8 masks over ``rows`` x ``cols`` (slices may have steps)."""
         ys, xs = np.arange(*rows.indices(self.shape[0])), np.arange(*cols.indices(self.shape[1]))
         if self.unmasked:
             return np.ones((1, len(ys), len(xs)), dtype=np.uint8)
-        return masks_at(self.seed, self.nb, ys, xs)
+        return masks_at(self.seed, self.nb, ys, xs, density=self.density)
 
 
 class ArrayMasks:

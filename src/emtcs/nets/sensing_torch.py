@@ -1,6 +1,6 @@
 """The torch twin of :mod:`emtcs.sensing`: mask generator and forward model on tensors.
 
-The mask generator reproduces ``emtcs-hash32-v1`` bit for bit with int64 arithmetic
+The mask generator reproduces ``emtcs-hash32-v1`` and ``-v2`` bit for bit with int64 arithmetic
 (torch has no full uint32 support); it is tested against the numpy generator and the
 test vectors in ``formats/``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..sensing import _COL_SALT, _FRAME_SALT, _MUL1, _MUL2, _ROW_SALT, _SEED_SALT
+from ..sensing import _COL_SALT, _FRAME_SALT, _MUL1, _MUL2, _ROW_SALT, _SEED_SALT, DEFAULT_DENSITY, check_density
 
 __all__ = ["masks", "forward", "adjoint", "mask_sum", "normalised_measurement"]
 
@@ -32,8 +32,10 @@ def masks(
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    density: float = DEFAULT_DENSITY,
 ) -> torch.Tensor:
     """(nb, h, w) masks of ``seed`` over a window, identical to :func:`emtcs.sensing.masks`."""
+    threshold = 2**32 - round(check_density(density) * 2.0**32)
     h, w = shape
     y0, x0 = origin
     kw = {"device": device, "dtype": torch.int64}
@@ -43,7 +45,7 @@ def masks(
     kb = _mix32(k ^ _mix32(b ^ _FRAME_SALT))
     rows = _mix32(kb[:, None] ^ _mix32(torch.arange(y0, y0 + h, **kw) ^ _ROW_SALT)[None, :])
     cols = _mix32(torch.arange(x0, x0 + w, **kw) ^ _COL_SALT)
-    bits = _mix32(rows[:, :, None] ^ cols[None, None, :]) >> 31
+    bits = _mix32(rows[:, :, None] ^ cols[None, None, :]) >= threshold
     return bits.to(dtype)
 
 

@@ -54,6 +54,9 @@ class TrainConfig:
     #: HDF5 files of clean simulated movies to train on, and to validate on instead of the simulator
     scene_files: list[str] = field(default_factory=list)
     val_scene_files: list[str] = field(default_factory=list)
+    #: range of the coding masks' density (probability of a 1), drawn per sample; (0.5, 0.5):
+    #: the density of ``emtcs-hash32-v1``, as in every run before session 60
+    mask_density: tuple[float, float] = (0.5, 0.5)
     #: magnification range applied to ``scene_files`` clips (covers other pixel sizes); a scene
     #: zooms out no further than its side allows (``P / side``)
     zoom: tuple[float, float] = (0.6, 1.7)

@@ -12,13 +12,13 @@ Clips are B clean frames (relative intensity, mean about 1) from
   pixel sizes beyond the files' own.
 
 Each sample gets fresh noise (Poisson at a dose drawn log-uniformly in ``dose_range``
-electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh
-Bernoulli(0.5) masks, sometimes detector blur (of the image, or of the image and its
-noise, as a scintillator spreads each electron: ``noise_blur``) or JPEG compression of
-8-bit frames (``jpeg``), and the same intensity normalisation as decoding; noise-aware
-networks are also told the noise level (electrons per normalised unit, with a random
-error, as a decoder's estimate has).  The targets are the clean frames, so the networks
-learn to denoise as they reconstruct.
+electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh Bernoulli
+masks (of density 1/2 unless ``mask_density`` says otherwise), sometimes detector blur
+(of the image, or of the image and its noise, as a scintillator spreads each electron:
+``noise_blur``) or JPEG compression of 8-bit frames (``jpeg``), and the same intensity
+normalisation as decoding; noise-aware networks are also told the noise level (electrons
+per normalised unit, with a random error, as a decoder's estimate has). The targets are
+the clean frames, so the networks learn to denoise as they reconstruct.
 """
 
 from __future__ import annotations
@@ -271,7 +271,9 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig, ru
             noisy[jpeg] = _jpeg_frames(noisy[jpeg], g[jpeg[q8]], rng.integers(*JPEG_QUALITY, size=int(jpeg.sum())))
     # how much of the noise is spread over neighbouring pixels, as compress measures it
     spread = np.array([noise_spread(noisy[i] - clips[i]) for i in range(n)])
-    C = (rng.random(clips.shape) < 0.5).astype(np.float32)
+    lo, hi = cfg.mask_density  # (a fixed density draws nothing: the validation samples stay the same)
+    density = lo if lo == hi else rng.uniform(lo, hi, size=(n, 1, 1, 1))
+    C = (rng.random(clips.shape) < density).astype(np.float32)
     if run > 1:  # the clip's groups become samples of their own
         n, B = n * run, B // run
         C, noisy, clips = (a.reshape(n, B, P, P) for a in (C, noisy, clips))
@@ -443,7 +445,7 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
         pool = ClipPool(vcfg, seed_offset=10_000_000, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
     # the same samples whatever the training degradations
-    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0)
+    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0, mask_density=(0.5, 0.5))
     sizes = sorted(set(cfg.B))  # each size once, however often training draws it
     out = []
     for i in range(n):

@@ -1,0 +1,97 @@
+"""Mask density: what masks with fewer 1s (``emtcs compress --density``) do to decoded movies.
+
+A group's measurement sums, at each pixel, the frames whose mask is 1 there: about
+density x B of them.  Fewer frames per pixel tell the frames apart better (the departures
+from the group's mean weigh more against the noise of the sum) but keep fewer of the
+electrons (the group's mean is measured from fewer).  This runs the file pipeline a user
+runs (``emtcs.compress`` with ``density``, then ``emtcs.read_frames``) on abTEM validation
+scenes (``shared/data/abtem-hrtem``, never trained on; counted as the validation suite
+counts them) and, with ``--demo``, on the README's demo movie (``emtcs simulate``'s
+defaults), and reports PSNR against the clean truth and the file's bytes per density.
+
+    python benchmarks/mask_density.py --seeds 0,1,2,3,4,5,6,7,8,9,10,12,17 --doses 20 -B 20 \\
+        --densities 0.5,0.25 --demo --json docs/figures/mask-density.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+import emtcs
+from emtcs.metrics import psnr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from validation import SHARED, abtem_movie, simulate  # noqa: E402
+
+
+def run(
+    name: str, noisy: np.ndarray, clean: np.ndarray, B: int, densities: list[float], decoders: list[str], folder: Path
+) -> list[dict]:
+    """One movie compressed at each density and decoded with each decoder."""
+    tifffile.imwrite(folder / "movie.tif", noisy, photometric="minisblack")
+    rows = []
+    span = float(clean.max() - clean.min())
+    for density in densities:
+        info = emtcs.compress(folder / "movie.tif", folder / "movie.tcs", B=B, density=density, force=True)
+        row: dict = {"movie": name, "B": B, "density": density, "bytes": info["file_bytes"]}
+        for decoder in decoders:
+            t0 = time.perf_counter()
+            frames = emtcs.read_frames(folder / "movie.tcs", decoder=decoder)
+            row[decoder] = round(psnr(clean, frames, data_range=span), 3)
+            row[f"{decoder}_s"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding abtem-hrtem/")
+    ap.add_argument("--seeds", default="3,17", help="abTEM validation scenes (0-31)")
+    ap.add_argument("--doses", default="20", help="electrons per pixel per frame, comma-separated")
+    ap.add_argument("-B", type=int, default=20)
+    ap.add_argument("--densities", default="0.5,0.25")
+    ap.add_argument("--decoders", default="auto")
+    ap.add_argument("--demo", action="store_true", help="also the README's demo movie (100 e/px)")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    densities = [float(p) for p in a.densities.split(",")]
+    decoders = a.decoders.split(",")
+    scenes = a.shared / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
+    movies = []
+    if a.seeds:
+        if not scenes.exists():
+            ap.error(f"no abTEM scenes at {scenes}")
+        for seed in (int(s) for s in a.seeds.split(",")):
+            for dose in (float(d) for d in a.doses.split(",")):
+                movies.append((f"abTEM seed {seed}, {dose:g} e/px", *abtem_movie(scenes, seed, dose)))
+    if a.demo:
+        movies.append(("README demo, 100 e/px", *simulate()))
+    t0 = time.time()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, noisy, clean in movies:
+            rows += run(name, noisy, clean, a.B, densities, decoders, Path(tmp))
+    if a.json:
+        doc = {
+            "command": " ".join(sys.argv),
+            "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
+            "emtcs": emtcs.__version__,
+            "seconds": round(time.time() - t0),
+            "rows": rows,
+        }
+        a.json.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
