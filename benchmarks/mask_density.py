@@ -44,6 +44,7 @@ def run(
     for density in densities:
         info = emtcs.compress(folder / "movie.tif", folder / "movie.tcs", B=B, density=density, force=True)
         row: dict = {"movie": name, "B": B, "density": density, "bytes": info["file_bytes"]}
+        row["motion_ratio"] = None if info["motion_ratio"] is None else round(info["motion_ratio"], 3)
         for decoder in decoders:
             t0 = time.perf_counter()
             frames = emtcs.read_frames(folder / "movie.tcs", decoder=decoder)
@@ -57,7 +58,13 @@ def run(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding abtem-hrtem/")
-    ap.add_argument("--seeds", default="3,17", help="abTEM validation scenes (0-31)")
+    ap.add_argument("--seeds", default="3,17", help="abTEM scenes of --scenes")
+    ap.add_argument(
+        "--scenes",
+        type=Path,
+        help="an abTEM scene file (default: the validation scenes 0-31 of --shared; the calibration "
+        "scenes apart from them: training/make_scenes.sh 1800 16, scratch/abtem/calib_1800.h5)",
+    )
     ap.add_argument("--doses", default="20", help="electrons per pixel per frame, comma-separated")
     ap.add_argument("-B", type=int, default=20)
     ap.add_argument("--densities", default="0.5,0.25")
@@ -67,7 +74,7 @@ def main() -> None:
     a = ap.parse_args()
     densities = [float(p) for p in a.densities.split(",")]
     decoders = a.decoders.split(",")
-    scenes = a.shared / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
+    scenes = a.scenes or a.shared / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
     movies = []
     if a.seeds:
         if not scenes.exists():

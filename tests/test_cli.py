@@ -410,6 +410,18 @@ class CliRunnerNoCatch:
         return CliRunner().invoke(main, args)
 
 
+def _wait_until_stopped(pid: int) -> None:
+    """Return once the process ``pid`` has stopped (state T in /proc; where there is no
+    /proc, after a pause long enough for the signal to land)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        time.sleep(0.2)
+        return
+    deadline = time.time() + 10
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "T" and time.time() < deadline:
+        time.sleep(0.001)
+
+
 def _stopped_while_writing(args: list[str], output: Path, **popen: Any) -> subprocess.Popen:
     """Start ``emtcs ARGS`` and freeze it (SIGSTOP) while the part file of ``output`` (or
     the probe of its folder, named alike) is there; a run that got past it before it froze
@@ -422,6 +434,7 @@ def _stopped_while_writing(args: list[str], output: Path, **popen: Any) -> subpr
             time.sleep(0.002)
         assert proc.poll() is None, "the command finished before it could be stopped"
         os.kill(proc.pid, signal.SIGSTOP)
+        _wait_until_stopped(proc.pid)  # a process on another core runs on for a moment
         if _leftovers(folder):
             return proc
         os.kill(proc.pid, signal.SIGCONT)

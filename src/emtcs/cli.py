@@ -234,6 +234,9 @@ def compress(
                 + (f"; measurements {info['coding']})" if info["coding"] != "exact" else ")")
             )
             stderr_console().print(f"  noise: {_noise_line(info)}")
+            masks = _masks_line(info)
+            if masks:
+                stderr_console().print(f"  masks: {masks}")
             if info.get("cuts"):
                 stderr_console().print(f"  {_cuts_line(info)}")
             coherence = info.get("coherence")
@@ -251,6 +254,21 @@ def compress(
                     f"the noise but changes within a group of {info['B']}, and may decode no better than the raw "
                     f"frames show it; {_smaller_b(coherence, info['B'])} (docs/usage.md, 'Fine detail')"
                 )
+
+
+def _masks_line(info: dict[str, Any]) -> str | None:
+    """The masks' density where it is not the default, and why (docs/usage.md, 'Mask density')."""
+    from .sensing import DEFAULT_DENSITY
+
+    density, moves = info["mask_density"], info.get("motion_ratio")
+    if density == DEFAULT_DENSITY:
+        return None
+    why = (
+        f": the first group moves (its 8-pixel block means vary {moves:.1f} times as much as shot noise makes them)"
+        if moves
+        else ""
+    )
+    return f"density {density:g}, about {density * info['B']:.0f} frames per pixel{why} (docs/usage.md, 'Mask density')"
 
 
 def _smaller_b(coherence: dict[str, Any], B: int) -> str:

@@ -24,12 +24,13 @@ from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import RUN, DecodedRows, DecodeSettings, decode_here, finishing, reported_config
+from .density import density_for, motion_ratio
 from .encoder import GroupEncoder, ValueMap
 from .errors import EmtcsError, InputError, Interrupted, for_file
 from .io import check_writable, create_movie, open_movie
 from .noise import NoiseModel, estimate_noise
 from .quantise import EXACT, MeasurementCoding
-from .sensing import ArrayMasks, check_density, density_for
+from .sensing import ArrayMasks, check_density
 from .tiling import OVERLAP, TILE, intensity_scale, reconstruct_group, relative_residual
 
 __all__ = [
@@ -107,15 +108,17 @@ def compress(
     stored beside them for the decoders; without one they assume one level per
     electron).  Either way each value is stored as its difference from a prediction by
     the row above (:mod:`emtcs.prediction`), which deflate compresses better.
-    ``density`` is the probability of a 1 in the masks (by default :func:`emtcs.sensing.density_for`
-    of ``B``).  ``progress`` is called with the number of frames encoded since its last call.
+    ``density`` is the probability of a 1 in the masks; by default :func:`emtcs.density.density_for`
+    chooses it from ``B`` and how much the first group moves (``"motion_ratio"`` in the
+    returned info).  ``progress`` is called with the
+    number of frames encoded since its last call.
     """
     if isinstance(B, bool) or not isinstance(B, (int, np.integer)) or B < 2:
         raise InputError(f"B must be an integer of at least 2 (got {B!r})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise InputError(f"seed must be an integer in 0..4294967295 (got {seed!r})")
     try:
-        density = density_for(B) if density is None else check_density(density)
+        density = None if density is None else check_density(density)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     _check_coding_options(quantise, gain, offset)
@@ -140,6 +143,9 @@ def compress(
                 f"--quantise needs the detector's noise, and it could not be measured ({note}): give --gain"
             )
         coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap, sigma)
+        moves = motion_ratio(group)
+        if density is None:
+            density = density_for(B, moves)
         encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding, predict=True, density=density)
         header = TcsHeader(
             B=B,
@@ -176,6 +182,7 @@ def compress(
         info = reader.info()
     coherence = detector.coherence() if detector is not None else None
     info["coherence"] = coherence.to_json() if coherence is not None else None
+    info["motion_ratio"] = moves
     return info
 
 

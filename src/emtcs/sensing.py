@@ -19,7 +19,6 @@ __all__ = [
     "DENSITY_GENERATOR",
     "DEFAULT_DENSITY",
     "check_density",
-    "density_for",
     "masks",
     "masks_at",
     "mask_bits",
@@ -78,11 +77,6 @@ def check_density(density: float) -> float:
     if not (0.0 < p < 1.0) or not 1 <= round(p * 2.0**32) <= _M32:
         raise ValueError(f"mask density must be in (0, 1), got {density}")
     return p
-
-
-def density_for(B: int) -> float:
-    """The mask density :func:`emtcs.compress` uses for groups of ``B`` frames."""
-    return DEFAULT_DENSITY
 
 
 def _bits(h: np.ndarray, density: float) -> np.ndarray:

@@ -1,0 +1,64 @@
+"""The masks' density chosen for a movie (emtcs.density): how much its first group moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+
+import emtcs
+from emtcs.density import MOTION_BAR, density_for, motion_ratio
+
+
+def _moving_disc(n: int, shape: tuple[int, int], speed: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson frames of a bright disc crossing a dim field at ``speed`` pixels a frame."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    frames = []
+    for t in range(n):
+        disc = (yy - shape[0] / 2) ** 2 + (xx - 20 - speed * t) ** 2 < 12**2
+        frames.append(rng.poisson(20 + 60 * disc))
+    return np.array(frames, dtype=np.uint16)
+
+
+def test_noise_alone_is_about_one_and_motion_more():
+    rng = np.random.default_rng(0)
+    still = rng.poisson(50, (20, 96, 96)).astype(np.uint16)
+    assert 0.8 < motion_ratio(still) < 1.2
+    assert motion_ratio(_moving_disc(20, (96, 96), 2.0, rng)) > 3 * MOTION_BAR
+    assert motion_ratio(np.full((5, 16, 16), 7, np.uint8)) == 1.0  # nothing changes at all
+
+
+def test_the_density_sums_about_five_frames_a_pixel_where_the_movie_moves():
+    assert density_for(20, 50.0) == 0.25 and density_for(30, 50.0) == 11 / 64
+    assert density_for(10, 50.0) == 0.5  # 0.5 already sums five frames
+    assert density_for(20, MOTION_BAR) == 0.5 and density_for(60, 1.0) == 0.5
+
+
+def test_compress_chooses_the_density_and_says_why(tmp_path):
+    rng = np.random.default_rng(1)
+    tifffile.imwrite(tmp_path / "moving.tif", _moving_disc(20, (64, 96), 2.0, rng), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "still.tif", rng.poisson(50, (20, 64, 96)).astype(np.uint16), photometric="minisblack")
+    moving = emtcs.compress(tmp_path / "moving.tif", tmp_path / "moving.tcs", B=20)
+    assert moving["mask_density"] == 0.25 and moving["format_version"] == "4.3"
+    assert moving["motion_ratio"] > MOTION_BAR
+    still = emtcs.compress(tmp_path / "still.tif", tmp_path / "still.tcs", B=20)
+    assert still["mask_density"] == 0.5 and still["motion_ratio"] < MOTION_BAR
+    given = emtcs.compress(tmp_path / "moving.tif", tmp_path / "given.tcs", B=20, density=0.5)
+    assert given["mask_density"] == 0.5 and given["mask_generator"] == "emtcs-hash32-v1"
+    frames = emtcs.read_frames(tmp_path / "moving.tcs", decoder="gaptv")
+    assert frames.shape == (20, 64, 96)
+
+
+def test_the_command_line_names_a_density_other_than_the_default(tmp_path):
+    import subprocess
+    import sys
+
+    tifffile.imwrite(tmp_path / "m.tif", _moving_disc(20, (64, 96), 2.0, np.random.default_rng(2)))
+    run = subprocess.run(
+        [sys.executable, "-m", "emtcs", "compress", str(tmp_path / "m.tif"), "-B", "20"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "masks: density 0.25, about 5 frames per pixel: the first group moves" in run.stderr
+    info = subprocess.run(
+        [sys.executable, "-m", "emtcs", "info", str(tmp_path / "m.tcs")], capture_output=True, text=True
+    ).stdout
+    assert "emtcs-hash32-v2, seed 0, density 0.25" in info
