@@ -67,6 +67,7 @@ def main() -> None:
     )
     ap.add_argument("--doses", default="20", help="electrons per pixel per frame, comma-separated")
     ap.add_argument("-B", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=20, help="frames of each abTEM scene (the long scenes have 60)")
     ap.add_argument("--densities", default="0.5,0.25")
     ap.add_argument("--decoders", default="auto")
     ap.add_argument("--demo", action="store_true", help="also the README's demo movie (100 e/px)")
@@ -81,7 +82,7 @@ def main() -> None:
             ap.error(f"no abTEM scenes at {scenes}")
         for seed in (int(s) for s in a.seeds.split(",")):
             for dose in (float(d) for d in a.doses.split(",")):
-                movies.append((f"abTEM seed {seed}, {dose:g} e/px", *abtem_movie(scenes, seed, dose)))
+                movies.append((f"abTEM seed {seed}, {dose:g} e/px", *abtem_movie(scenes, seed, dose, a.frames)))
     if a.demo:
         movies.append(("README demo, 100 e/px", *simulate()))
     t0 = time.time()

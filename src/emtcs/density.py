@@ -51,8 +51,8 @@ def motion_ratio(levels: np.ndarray) -> float:
     sums = np.zeros((2, h // box, w // box))
     squares = np.zeros_like(sums)
     for frame in levels:
-        halves = np.asarray(frame[:h, :w], dtype=np.float64).reshape(h // box, box, w // box, 2, box // 2)
-        left, right = halves.sum(axis=(1, 4)).transpose(2, 0, 1)
+        halves = np.asarray(frame)[:h, :w].reshape(h // box, box, w // box, 2, box // 2)
+        left, right = halves.sum(axis=(1, 4), dtype=np.float64).transpose(2, 0, 1)
         pair = np.stack([left + right, left - right])
         sums += pair
         squares += pair * pair
