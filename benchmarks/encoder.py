@@ -9,7 +9,8 @@
    writing the .tcs; default and ``--exact``) against reading the same frames and
    encoding each with libjpeg-turbo at 12 bits (imagecodecs, quality 90), on a
    2048 x 2048 x 100 movie of 12-bit counts, in one run; and the noise estimate's share of
-   the default compress (``estimate_noise`` on the frames it measures, median of three).
+   the default compress (``estimate_noise`` on the frames it measures, median of three),
+   and that of choosing the masks' density (``emtcs.density.motion_ratio`` on the first group).
 3. Peak RSS of ``emtcs compress`` on 40 and 400 frames of 2048 x 2048 uint16
    (written here as TIFF files; about 3.4 GB of disk for the larger one).
 
@@ -32,6 +33,7 @@ import numpy as np
 import tifffile
 
 from _measure import peak_rss_mb
+from emtcs.density import motion_ratio
 from emtcs.encoder import GroupEncoder, ValueMap
 from emtcs.noise import MAX_FRAMES, estimate_noise
 from emtcs.quantise import MeasurementCoding
@@ -115,6 +117,16 @@ def against_jpeg(folder: Path, n: int = 100, shape: tuple[int, int] = (2048, 204
         times.append(time.perf_counter() - t0)
     estimate = statistics.median(times)
     out["noise_estimate"] = {"s": estimate, "share": estimate / out["emtcs default"]["s"]}
+    # and the masks' density chosen from the first group (emtcs.density), likewise
+    with tifffile.TiffFile(movie) as tif:
+        group = np.stack([page.asarray() for page in tif.pages[:B]])
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        motion_ratio(group)
+        times.append(time.perf_counter() - t0)
+    ratio = statistics.median(times)
+    out["motion_ratio"] = {"s": ratio, "share": ratio / out["emtcs default"]["s"]}
     t0 = time.perf_counter()
     jpeg_bytes = 0
     with tifffile.TiffFile(movie) as tif:
