@@ -31,6 +31,7 @@ def test_the_density_sums_about_five_frames_a_pixel_where_the_movie_moves():
     assert density_for(20, 50.0) == 0.25 and density_for(30, 50.0) == 11 / 64
     assert density_for(10, 50.0) == 0.5  # 0.5 already sums five frames
     assert density_for(20, MOTION_BAR) == 0.5 and density_for(60, 1.0) == 0.5
+    assert density_for(31, 50.0) == 0.5  # longer groups: not measured better
 
 
 def test_compress_chooses_the_density_and_says_why(tmp_path):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .sensing import DEFAULT_DENSITY
 
-__all__ = ["BOX", "FRAMES_PER_PIXEL", "MOTION_BAR", "motion_ratio", "density_for"]
+__all__ = ["BOX", "FRAMES_PER_PIXEL", "MOTION_BAR", "LONGEST", "motion_ratio", "density_for"]
 
 #: Side of the blocks whose means are compared (pixels): coarse enough that a moving
 #: particle or a drifting edge stands above the noise, where a lattice's fine detail does not.
@@ -35,6 +35,9 @@ FRAMES_PER_PIXEL = 5
 #: A first group whose :func:`motion_ratio` exceeds this gets the sparser masks (calibrated on
 #: abTEM scenes apart from the validation suite; docs/usage.md "Mask density").
 MOTION_BAR = 2.0
+#: The longest groups that get the sparser masks: measured better at B = 20 and 30, worse
+#: on six of eight movies at B = 60 (5/60: too few frames per pixel for the decoders).
+LONGEST = 30
 
 
 def motion_ratio(levels: np.ndarray) -> float:
@@ -63,9 +66,9 @@ def motion_ratio(levels: np.ndarray) -> float:
 def density_for(B: int, ratio: float) -> float:
     """The mask density for groups of ``B`` frames of a movie whose first group's
     :func:`motion_ratio` is ``ratio``: about :data:`FRAMES_PER_PIXEL` frames per pixel where
-    the movie moves more than :data:`MOTION_BAR`, else the default (which already sums about
-    that many at B <= 10)."""
-    if ratio <= MOTION_BAR or B * DEFAULT_DENSITY <= FRAMES_PER_PIXEL:
+    the movie moves more than :data:`MOTION_BAR` and B is at most :data:`LONGEST`, else the
+    default (which already sums about that many at B <= 10)."""
+    if ratio <= MOTION_BAR or B * DEFAULT_DENSITY <= FRAMES_PER_PIXEL or B > LONGEST:
         return DEFAULT_DENSITY
     # a whole number of 1/64, so that the file's density reads as a short decimal
     return round(FRAMES_PER_PIXEL / B * 64) / 64
