@@ -182,6 +182,8 @@ def main() -> None:
             )
         n = j["noise_estimate"]
         print(f"noise estimate {n['s']:.2f} s: {n['share']:.0%} of the default compress")
+        m = j["motion_ratio"]
+        print(f"the masks' density (motion ratio) {m['s']:.2f} s: {m['share']:.0%} of the default compress")
     if not args.skip_rss:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             rss = {}

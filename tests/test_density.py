@@ -27,6 +27,13 @@ def test_noise_alone_is_about_one_and_motion_more():
     assert motion_ratio(np.full((5, 16, 16), 7, np.uint8)) == 1.0  # nothing changes at all
 
 
+def test_a_large_frame_is_measured_on_its_central_window():
+    from emtcs.density import WINDOW
+
+    frames = np.random.default_rng(3).poisson(30, (3, WINDOW + 100, WINDOW + 36)).astype(np.uint16)
+    assert motion_ratio(frames) == motion_ratio(frames[:, 50 : 50 + WINDOW, 18 : 18 + WINDOW])
+
+
 def test_the_density_sums_about_five_frames_a_pixel_where_the_movie_moves():
     assert density_for(20, 50.0) == 0.25 and density_for(30, 50.0) == 11 / 64
     assert density_for(10, 50.0) == 0.5  # 0.5 already sums five frames
