@@ -822,6 +822,14 @@ def simulate(
     metavar="LO HI",
     help="Range of the coding masks' density (probability of a 1), drawn per sample; validation stays at 0.5.",
 )
+@click.option(
+    "--sparse-masks",
+    type=click.FloatRange(0, 1),
+    default=_TRAINING.sparse_masks,
+    show_default=True,
+    help="Probability that a sample's masks have the density compress gives a movie that moves (5/B at "
+    "B 11-30); validation stays at 0.5.",
+)
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option(
     "--modes",
@@ -1117,6 +1125,7 @@ def train(
     val_scene_files: tuple[Path, ...],
     zoom: tuple[float, float],
     mask_density: tuple[float, float],
+    sparse_masks: float,
     simulate: bool,
     modes: str,
     column_spacing: tuple[float, float] | None,
@@ -1230,6 +1239,7 @@ def train(
         val_scene_files=[str(f) for f in val_scene_files],
         zoom=zoom,
         mask_density=mask_density,
+        sparse_masks=sparse_masks,
         scenes=scenes,
         motion=motion,
         flicker=flicker,

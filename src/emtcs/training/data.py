@@ -13,7 +13,7 @@ Clips are B clean frames (relative intensity, mean about 1) from
 
 Each sample gets fresh noise (Poisson at a dose drawn log-uniformly in ``dose_range``
 electrons per pixel, Gaussian read noise, sometimes 8-bit quantisation), fresh Bernoulli
-masks (of density 1/2 unless ``mask_density`` says otherwise), sometimes detector blur
+masks (of density 1/2 unless ``mask_density`` or ``sparse_masks`` says otherwise), sometimes detector blur
 (of the image, or of the image and its noise, as a scintillator spreads each electron:
 ``noise_blur``) or JPEG compression of 8-bit frames (``jpeg``), and the same intensity
 normalisation as decoding; noise-aware networks are also told the noise level (electrons
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from scipy.ndimage import fourier_shift, gaussian_filter, map_coordinates, zoom
 
+from ..density import density_for
 from ..errors import InputError
 from ..noise import noise_spread
 from .config import TrainConfig
@@ -272,7 +273,9 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig, ru
     # how much of the noise is spread over neighbouring pixels, as compress measures it
     spread = np.array([noise_spread(noisy[i] - clips[i]) for i in range(n)])
     lo, hi = cfg.mask_density  # (a fixed density draws nothing: the validation samples stay the same)
-    density = lo if lo == hi else rng.uniform(lo, hi, size=(n, 1, 1, 1))
+    density = np.full((n, 1, 1, 1), lo) if lo == hi else rng.uniform(lo, hi, size=(n, 1, 1, 1))
+    if cfg.sparse_masks > 0:  # the density compress gives a movie that moves (emtcs.density)
+        density[rng.random(n) < cfg.sparse_masks] = density_for(B // run, math.inf)
     C = (rng.random(clips.shape) < density).astype(np.float32)
     if run > 1:  # the clip's groups become samples of their own
         n, B = n * run, B // run
@@ -445,7 +448,7 @@ def validation_set(cfg: TrainConfig, n: int) -> list[dict[str, torch.Tensor]]:
         pool = ClipPool(vcfg, seed_offset=10_000_000, scenes=vcfg.scenes, scene_files=[])
     rng = np.random.default_rng(99)
     # the same samples whatever the training degradations
-    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0, mask_density=(0.5, 0.5))
+    fixed = replace(cfg, jpeg=0.0, flat_noise=0.0, noise_blur=0.0, mask_density=(0.5, 0.5), sparse_masks=0.0)
     sizes = sorted(set(cfg.B))  # each size once, however often training draws it
     out = []
     for i in range(n):
