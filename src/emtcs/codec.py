@@ -108,19 +108,16 @@ def compress(
     stored beside them for the decoders; without one they assume one level per
     electron).  Either way each value is stored as its difference from a prediction by
     the row above (:mod:`emtcs.prediction`), which deflate compresses better.
-    ``density`` is the probability of a 1 in the masks; by default :func:`emtcs.density.density_for`
-    chooses it from ``B`` and how much the first group moves (``"motion_ratio"`` in the
-    returned info).  ``progress`` is called with the
+    ``density`` is the probability of a 1 in the masks; by default
+    :func:`emtcs.density.density_for` chooses it from ``B`` and how much the first group
+    moves (``"motion_ratio"`` in the returned info).  ``progress`` is called with the
     number of frames encoded since its last call.
     """
     if isinstance(B, bool) or not isinstance(B, (int, np.integer)) or B < 2:
         raise InputError(f"B must be an integer of at least 2 (got {B!r})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise InputError(f"seed must be an integer in 0..4294967295 (got {seed!r})")
-    try:
-        density = None if density is None else check_density(density)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    density = _checked_density(density)
     _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
     _check_tcs_output(dst, src, force)
@@ -191,6 +188,14 @@ def _check_tcs_output(dst: Path, src: str | os.PathLike[str], force: bool) -> No
     if dst.suffix.lower() != ".tcs" and not dst.is_dir():
         raise InputError(f"cannot write {dst.name}: a compressed movie is a .tcs file (name it {dst.stem}.tcs)")
     check_output(dst, force=force, inputs=(src,))
+
+
+def _checked_density(density: float | None) -> float | None:
+    """``density`` as a float (None: chosen for the movie), or InputError."""
+    try:
+        return None if density is None else check_density(density)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _check_coding_options(quantise: float | None, gain: float | None, offset: float | None) -> None:
@@ -373,7 +378,7 @@ def compress_many(
     _check_coding_options(quantise, gain, offset)
     options: dict[str, Any] = {
         "seed": seed,
-        "density": density,
+        "density": _checked_density(density),
         "quantise": quantise,
         "gain": gain,
         "offset": offset,
