@@ -265,7 +265,7 @@ def _masks_line(info: dict[str, Any]) -> str | None:
     if density == DEFAULT_DENSITY:
         return None
     why = (
-        f": the first group moves (its 8-pixel block means vary {moves:.1f} times as much as shot noise makes them)"
+        f": the first group moves (its 8-pixel blocks change {moves:.1f} times as much as their halves' difference)"
         if moves
         else ""
     )
