@@ -223,6 +223,7 @@ def test_quantisation_steps_give_rate_distortion_points():
     assert [r["setting"] for r in emtcs_rows] == ["gaptv, exact", "gaptv, step 2"]
     exact, coarse = emtcs_rows
     assert coarse["bytes"] < exact["bytes"] and coarse["coding"].startswith("anscombe-v1")
+    assert {r["mask_density"] for r in emtcs_rows} == {0.5}  # B = 4: always half 1s
     for point in emtcs_rows:
         matched = _rows(run, codec="jpegxl", quantise=point["quantise"], denoiser=None)
         assert len(matched) == 1 and matched[0]["budget_bytes"] == point["bytes"]

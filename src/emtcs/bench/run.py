@@ -480,7 +480,7 @@ class _Bench:
         encode_s = time.perf_counter() - t0
         budget = int(info["file_bytes"])
         self.codings.add(info["coding"])
-        point = {"quantise": step, "coding": info["coding"]}
+        point = {"quantise": step, "coding": info["coding"], "mask_density": info["mask_density"]}
         self._step(f"B={B}: emtcs compress")
         done: dict[str, dict[str, Any]] = {}
         for name in self.config.decoders:
