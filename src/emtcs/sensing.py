@@ -80,9 +80,7 @@ def check_density(density: float) -> float:
 
 
 def _bits(h: np.ndarray, density: float) -> np.ndarray:
-    """The bits of 32-bit hashes ``h``: 1 where h >= 2^32 - round(density * 2^32), the top bit at 1/2."""
-    if density == DEFAULT_DENSITY:
-        return (h >> np.uint32(31)).astype(np.uint8)
+    """The bits of 32-bit hashes ``h``: 1 where h >= 2^32 - round(density * 2^32) (at 1/2, the top bit)."""
     return (h >= np.uint32(2**32 - round(density * 2.0**32))).astype(np.uint8)
 
 
