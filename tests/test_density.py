@@ -36,9 +36,9 @@ def test_a_large_frame_is_measured_on_its_central_window():
 
 def test_the_density_sums_about_five_frames_a_pixel_where_the_movie_moves():
     assert density_for(20, 50.0) == 0.25 and density_for(30, 50.0) == 11 / 64
-    assert density_for(10, 50.0) == 0.5  # 0.5 already sums five frames
+    assert density_for(10, 50.0) == density_for(13, 50.0) == 0.375  # at most DENSEST
     assert density_for(20, MOTION_BAR) == 0.5 and density_for(60, 1.0) == 0.5
-    assert density_for(31, 50.0) == 0.5  # longer groups: not measured better
+    assert density_for(31, 50.0) == density_for(9, 50.0) == 0.5  # outside the measured B
 
 
 def test_compress_chooses_the_density_and_says_why(tmp_path):
@@ -70,3 +70,12 @@ def test_the_command_line_names_a_density_other_than_the_default(tmp_path):
         [sys.executable, "-m", "emtcs", "info", str(tmp_path / "m.tcs")], capture_output=True, text=True
     ).stdout
     assert "emtcs-hash32-v2, seed 0, density 0.25" in info
+    still = np.random.default_rng(3).poisson(50, (10, 64, 64)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "still.tif", still, photometric="minisblack")
+    run = subprocess.run(
+        [sys.executable, "-m", "emtcs", "compress", str(tmp_path / "still.tif"), "-B", "10", "--density", "0.25"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "masks: density 0.25, about 2 frames per pixel, as --density gave" in run.stderr  # not "moves"

@@ -152,8 +152,8 @@ def main() -> None:
     "--density",
     type=float,
     default=None,
-    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B at B 11-30 where its "
-    "first group moves, else 0.5; docs/usage.md, 'Mask density'].",
+    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B and at most 0.375 at B "
+    "10-30 where its first group moves, else 0.5; docs/usage.md, 'Mask density'].",
 )
 @quantise_options
 @click.option(
@@ -235,7 +235,7 @@ def compress(
                 + (f"; measurements {info['coding']})" if info["coding"] != "exact" else ")")
             )
             stderr_console().print(f"  noise: {_noise_line(info)}")
-            masks = _masks_line(info)
+            masks = _masks_line(info, chosen=density is None)
             if masks:
                 stderr_console().print(f"  masks: {masks}")
             if info.get("cuts"):
@@ -257,8 +257,9 @@ def compress(
                 )
 
 
-def _masks_line(info: dict[str, Any]) -> str | None:
-    """The masks' density where it is not the default, and why (docs/usage.md, 'Mask density')."""
+def _masks_line(info: dict[str, Any], chosen: bool) -> str | None:
+    """The masks' density where it is not the default, and why: ``chosen`` for the movie by
+    compress, else given (docs/usage.md, 'Mask density')."""
     from .sensing import DEFAULT_DENSITY
 
     density, moves = info["mask_density"], info.get("motion_ratio")
@@ -266,8 +267,8 @@ def _masks_line(info: dict[str, Any]) -> str | None:
         return None
     why = (
         f": the first group moves (its 8-pixel blocks change {moves:.1f} times as much as their halves' difference)"
-        if moves
-        else ""
+        if chosen and moves
+        else ", as --density gave"
     )
     return f"density {density:g}, about {density * info['B']:.0f} frames per pixel{why} (docs/usage.md, 'Mask density')"
 
@@ -827,8 +828,8 @@ def simulate(
     type=click.FloatRange(0, 1),
     default=_TRAINING.sparse_masks,
     show_default=True,
-    help="Probability that a sample's masks have the density compress gives a movie that moves (5/B at "
-    "B 11-30); validation stays at 0.5.",
+    help="Probability that a sample's masks have the density compress gives a movie that moves (5/B and "
+    "at most 0.375, at B 10-30); validation stays at 0.5.",
 )
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option(
