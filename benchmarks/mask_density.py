@@ -68,6 +68,12 @@ def main() -> None:
     ap.add_argument("--doses", default="20", help="electrons per pixel per frame, comma-separated")
     ap.add_argument("-B", type=int, default=20)
     ap.add_argument("--frames", type=int, default=20, help="frames of each abTEM scene (the long scenes have 60)")
+    ap.add_argument(
+        "--flicker",
+        type=float,
+        default=0.0,
+        help="relative spread of each frame's brightness (a beam whose current flickers; the clean truth flickers too)",
+    )
     ap.add_argument("--densities", default="0.5,0.25")
     ap.add_argument("--decoders", default="auto")
     ap.add_argument("--demo", action="store_true", help="also the README's demo movie (100 e/px)")
@@ -82,7 +88,8 @@ def main() -> None:
             ap.error(f"no abTEM scenes at {scenes}")
         for seed in (int(s) for s in a.seeds.split(",")):
             for dose in (float(d) for d in a.doses.split(",")):
-                movies.append((f"abTEM seed {seed}, {dose:g} e/px", *abtem_movie(scenes, seed, dose, a.frames)))
+                name = f"abTEM seed {seed}, {dose:g} e/px" + (f", {a.flicker:g} flicker" if a.flicker else "")
+                movies.append((name, *abtem_movie(scenes, seed, dose, a.frames, a.flicker)))
     if a.demo:
         movies.append(("README demo, 100 e/px", *simulate()))
     t0 = time.time()

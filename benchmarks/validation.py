@@ -68,13 +68,19 @@ DECODERS = ("gaptv", "tcsdl", "gapnet", "gapunet", "auto")
 CODECS = ("jpeg", "jpegxl")
 
 
-def abtem_movie(path: Path, seed: int, dose: float, n_frames: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """(counted uint16 movie, clean truth in electrons) of one abTEM validation scene."""
+def abtem_movie(
+    path: Path, seed: int, dose: float, n_frames: int = 20, flicker: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(counted uint16 movie, clean truth in electrons) of one abTEM validation scene; with
+    ``flicker``, each frame's dose varies by that relative spread (a beam's current)."""
     import h5py
 
     with h5py.File(path, "r") as f:
         clean = np.asarray(f[f"scene_{seed:05d}"][:n_frames], dtype=np.float64) * dose
     rng = np.random.default_rng(1_000 + seed)
+    if flicker:
+        gains = 1 + flicker * np.random.default_rng(seed).standard_normal(len(clean))
+        clean *= np.clip(gains, 0.1, None)[:, None, None]
     return rng.poisson(clean).astype(np.uint16), clean.astype(np.float32)
 
 
