@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from validation import SHARED, abtem_movie, simulate  # noqa: E402
 
+#: Seeds of the simulated movies: above every training pool's (emtcs.training.data) and the
+#: validation scenes' (training/whole_movies.py uses the same).
+SIMULATOR_SEEDS = 20_000_000
+
 
 def run(
     name: str, noisy: np.ndarray, clean: np.ndarray, B: int, densities: list[float], decoders: list[str], folder: Path
@@ -53,6 +57,20 @@ def run(
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def simulated_movies(n: int, frames: int, size: int = 192) -> list[tuple[str, int, np.ndarray]]:
+    """(mode, seed, clean movie in electrons at a mean of 1) for ``n`` seeds of every
+    :mod:`emtcs.simulate` mode."""
+    from emtcs.simulate import MODES, MovieSimulator, SimulationConfig
+
+    out = []
+    for mode in MODES:
+        for seed in range(SIMULATOR_SEEDS, SIMULATOR_SEEDS + n):
+            sim = MovieSimulator(SimulationConfig(n_frames=frames, shape=(size, size), dose=1.0, seed=seed, mode=mode))
+            movie = np.stack([sim.electrons(t) for t in range(frames)])
+            out.append((mode, seed, movie / movie.mean()))
+    return out
 
 
 def main() -> None:
@@ -77,6 +95,14 @@ def main() -> None:
     ap.add_argument("--densities", default="0.5,0.25")
     ap.add_argument("--decoders", default="auto")
     ap.add_argument("--demo", action="store_true", help="also the README's demo movie (100 e/px)")
+    ap.add_argument(
+        "--simulated",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N movies of each emtcs.simulate mode (HRTEM, bright-field, liquid-cell, STEM; 192 x 192, "
+        "seeds from 20,000,000, which training never draws) at each of --doses",
+    )
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     densities = [float(p) for p in a.densities.split(",")]
@@ -90,6 +116,10 @@ def main() -> None:
             for dose in (float(d) for d in a.doses.split(",")):
                 name = f"abTEM seed {seed}, {dose:g} e/px" + (f", {a.flicker:g} flicker" if a.flicker else "")
                 movies.append((name, *abtem_movie(scenes, seed, dose, a.frames, a.flicker)))
+    for mode, seed, clean in simulated_movies(a.simulated, a.frames):
+        for dose in (float(d) for d in a.doses.split(",")):
+            noisy = np.random.default_rng([seed, int(dose)]).poisson(clean * dose).astype(np.uint16)
+            movies.append((f"{mode} seed {seed}, {dose:g} e/px", noisy, (clean * dose).astype(np.float32)))
     if a.demo:
         movies.append(("README demo, 100 e/px", *simulate()))
     t0 = time.time()

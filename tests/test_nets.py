@@ -1103,7 +1103,7 @@ def test_samples_take_masks_of_the_density_training_asks_for():
         per_sample = C.mean(axis=(1, 2, 3))
         assert abs(per_sample.mean() - (lo + hi) / 2) < 0.03
         assert (per_sample.std() > 0.03) == (lo != hi)  # a range draws a density per sample
-    # the density compress gives a movie that moves: 5/B at B = 10 ... 30 (at most 3/8), else what there was
+    # the density compress gives a movie that moves: 5/B at B = 11 ... 30, else what there was
     longer = np.tile(clips, (1, 3, 1, 1))[:, :20]  # groups of 20
     C = make_batch(longer, np.random.default_rng(1), replace(cfg, sparse_masks=1.0))["C"].numpy()
     assert abs(C.mean() - 0.25) < 0.02

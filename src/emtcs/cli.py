@@ -152,8 +152,8 @@ def main() -> None:
     "--density",
     type=float,
     default=None,
-    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B and at most 0.375 at B "
-    "10-30 where its first group moves, else 0.5; docs/usage.md, 'Mask density'].",
+    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B at B 11-30 where its "
+    "first group moves, else 0.5; docs/usage.md, 'Mask density'].",
 )
 @quantise_options
 @click.option(
@@ -828,8 +828,8 @@ def simulate(
     type=click.FloatRange(0, 1),
     default=_TRAINING.sparse_masks,
     show_default=True,
-    help="Probability that a sample's masks have the density compress gives a movie that moves (5/B and "
-    "at most 0.375, at B 10-30); validation stays at 0.5.",
+    help="Probability that a sample's masks have the density compress gives a movie that moves (5/B at "
+    "B 11-30); validation stays at 0.5.",
 )
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Use simulated movies.")
 @click.option(

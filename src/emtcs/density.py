@@ -29,9 +29,7 @@ from .sensing import DEFAULT_DENSITY
 __all__ = [
     "BOX",
     "FRAMES_PER_PIXEL",
-    "DENSEST",
     "MOTION_BAR",
-    "SHORTEST",
     "LONGEST",
     "WINDOW",
     "motion_ratio",
@@ -42,13 +40,9 @@ __all__ = [
 #: particle or a drifting edge stands above the noise, where a lattice's fine detail does not.
 BOX = 8
 #: About this many frames summed per pixel where a movie moves: the best density measured
-#: at B = 20 (0.25; 0.1875 did as well, 0.375 worse) and B = 30 (11/64).
+#: at B = 20 (0.25; 0.1875 did as well, 0.375 worse) and B = 30 (11/64).  At B = 10 the
+#: default already sums five; 3/8 was level there over movies of every kind (session 61).
 FRAMES_PER_PIXEL = 5
-#: The densest of the sparser masks: at B = 10 ... 13, where five frames a pixel would be
-#: (nearly) the default's, masks of 3/8 decoded moving movies better than 1/2 and 1/4 did.
-DENSEST = 0.375
-#: The shortest groups that get the sparser masks (shorter ones were not measured).
-SHORTEST = 10
 #: A first group whose :func:`motion_ratio` exceeds this gets the sparser masks (calibrated on
 #: abTEM scenes apart from the validation suite; docs/usage.md "Mask density").
 MOTION_BAR = 2.0
@@ -91,10 +85,10 @@ def motion_ratio(levels: np.ndarray) -> float:
 
 def density_for(B: int, ratio: float) -> float:
     """The mask density for groups of ``B`` frames of a movie whose first group's
-    :func:`motion_ratio` is ``ratio``: where the movie moves more than :data:`MOTION_BAR` and
-    B is :data:`SHORTEST` ... :data:`LONGEST`, about :data:`FRAMES_PER_PIXEL` frames per
-    pixel, and at most :data:`DENSEST`; else the default."""
-    if ratio <= MOTION_BAR or not SHORTEST <= B <= LONGEST:
+    :func:`motion_ratio` is ``ratio``: about :data:`FRAMES_PER_PIXEL` frames per pixel where
+    the movie moves more than :data:`MOTION_BAR` and B is at most :data:`LONGEST`, else the
+    default (which already sums about that many at B <= 10)."""
+    if ratio <= MOTION_BAR or B * DEFAULT_DENSITY <= FRAMES_PER_PIXEL or B > LONGEST:
         return DEFAULT_DENSITY
     # a whole number of 1/64, so that the file's density reads as a short decimal
-    return round(min(FRAMES_PER_PIXEL / B, DENSEST) * 64) / 64
+    return round(FRAMES_PER_PIXEL / B * 64) / 64

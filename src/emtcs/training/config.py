@@ -58,7 +58,7 @@ class TrainConfig:
     #: the density of ``emtcs-hash32-v1``, as in every run before session 60
     mask_density: tuple[float, float] = (0.5, 0.5)
     #: probability that a sample's masks have the density compress gives a movie that moves
-    #: (:func:`emtcs.density.density_for`: 5/B, at most 3/8, for B = 10 ... 30; other B keep theirs)
+    #: (:func:`emtcs.density.density_for`: 5/B for B = 11 ... 30; groups of other B keep theirs)
     sparse_masks: float = 0.0
     #: magnification range applied to ``scene_files`` clips (covers other pixel sizes); a scene
     #: zooms out no further than its side allows (``P / side``)
