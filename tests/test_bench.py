@@ -180,6 +180,7 @@ def test_cli_errors_are_one_line(run, tmp_path):
         ((movie, "-B", "1"), "at least 2"),
         ((movie, "--reference", "clean"), "clean truth"),
         ((movie, "--dose", "10"), "--dose"),
+        ((movie, "--density", "1.5"), "mask density"),
     ]:
         r = run("bench", *args, "-q")
         assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()) == 1, r.output
@@ -228,6 +229,17 @@ def test_quantisation_steps_give_rate_distortion_points():
         matched = _rows(run, codec="jpegxl", quantise=point["quantise"], denoiser=None)
         assert len(matched) == 1 and matched[0]["budget_bytes"] == point["bytes"]
     assert run["config"]["quantise"] == ["exact", "step 2"]
+    assert run["config"]["density"] == "auto"
+
+
+def test_a_given_density_reaches_the_file():
+    """``emtcs bench --density P``: the masks compress would not choose, to compare on one's movie."""
+    rng = np.random.default_rng(4)
+    clean = drifting_movie(8, (40, 48), np.uint16).astype(np.float64) / 40 + 20
+    cfg = BenchConfig(B=(4,), decoders=("gaptv",), codecs=("jpegxl",), decoder_options=FAST, density=0.25)
+    run = run_bench(rng.poisson(clean).astype(np.uint16), clean.astype(np.float32), config=cfg).to_json()
+    assert [r["mask_density"] for r in _rows(run, codec="emtcs")] == [0.25]
+    assert run["config"]["density"] == 0.25
 
 
 def test_frame_grid_draws_every_movie_and_keeps_an_existing_file(tmp_path):

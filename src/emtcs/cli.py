@@ -25,6 +25,7 @@ from ._version import __version__
 from .atomic import atomic_output, check_output, recording, same_file
 from .cli_options import (
     adapt_option,
+    density_option,
     device_option,
     force_option,
     numbers,
@@ -148,13 +149,7 @@ def main() -> None:
     help="Output .tcs file, with one INPUT [default: each INPUT with .tcs].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the coding masks.")
-@click.option(
-    "--density",
-    type=float,
-    default=None,
-    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B at B 11-30 where its "
-    "first group moves, else 0.5; docs/usage.md, 'Mask density'].",
-)
+@density_option
 @quantise_options
 @click.option(
     "--cuts",

@@ -9,6 +9,7 @@ import click
 
 __all__ = [
     "adapt_option",
+    "density_option",
     "device_option",
     "force_option",
     "numbers",
@@ -32,6 +33,16 @@ scheduler_option = click.option(
     default=None,
     help="Run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; its workers "
     "must see the files under the same paths.",
+)
+
+
+#: ``--density P``: the coding masks' density, else chosen for the movie (emtcs.density)
+density_option = click.option(
+    "--density",
+    type=float,
+    default=None,
+    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B at B 11-30 where its "
+    "first group moves, else 0.5; docs/usage.md, 'Mask density'].",
 )
 
 

@@ -117,7 +117,7 @@ def compress(
         raise InputError(f"B must be an integer of at least 2 (got {B!r})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise InputError(f"seed must be an integer in 0..4294967295 (got {seed!r})")
-    density = _checked_density(density)
+    density = checked_density(density)
     _check_coding_options(quantise, gain, offset)
     dst = Path(dst) if dst is not None else default_output(src)
     _check_tcs_output(dst, src, force)
@@ -190,7 +190,7 @@ def _check_tcs_output(dst: Path, src: str | os.PathLike[str], force: bool) -> No
     check_output(dst, force=force, inputs=(src,))
 
 
-def _checked_density(density: float | None) -> float | None:
+def checked_density(density: float | None) -> float | None:
     """``density`` as a float (None: chosen for the movie), or InputError."""
     try:
         return None if density is None else check_density(density)
@@ -378,7 +378,7 @@ def compress_many(
     _check_coding_options(quantise, gain, offset)
     options: dict[str, Any] = {
         "seed": seed,
-        "density": _checked_density(density),
+        "density": checked_density(density),
         "quantise": quantise,
         "gain": gain,
         "offset": offset,

@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from ..atomic import check_output, same_file
-from ..cli_options import adapt_option, device_option, quantise_options, quantise_steps
+from ..cli_options import adapt_option, density_option, device_option, quantise_options, quantise_steps
+from ..codec import checked_density
 from ..errors import InputError
 from ..progress import progress_bar
 from . import SIM_DOSE, SIM_FRAMES, SIM_SHAPE
@@ -96,6 +97,7 @@ def _per_input(path: Path, source: str, several: bool) -> Path:
     help=f"Simulated movie only: electrons per pixel per frame [default: {SIM_DOSE:g}].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of emtcs's coding masks.")
+@density_option
 @quantise_options
 @device_option("Where learned decoders run.")
 @adapt_option
@@ -121,6 +123,7 @@ def bench(
     crop: str | None,
     dose: float | None,
     seed: int,
+    density: float | None,
     quantise: str | None,
     exact: bool,
     gain: str,
@@ -147,6 +150,7 @@ def bench(
       emtcs bench --json bench.json --plot bench.png
       emtcs bench movie.tif -B 5,10 --decoder gaptv,tcsdl --frames 20 --crop 512x512
       emtcs bench -B 10,20 --quantise 0,1,2 --plot rd.png
+      emtcs bench movie.tif -B 20 --density 0.5   # against the density chosen for the movie
     """
     from . import report
     from .run import BenchConfig, count_steps, load_movie, run_bench, simulated_movie
@@ -158,6 +162,7 @@ def bench(
         codecs=_list(codecs, "--codecs"),
         references=_list(references, "--reference") if references else None,
         seed=seed,
+        density=checked_density(density),
         quantise=steps,
         gain=gain,
         offset=offset,

@@ -90,6 +90,8 @@ class BenchConfig:
     #: Subset of :data:`REFERENCES`; None: every one available.
     references: tuple[str, ...] | None = None
     seed: int = 0
+    #: The coding masks' density (None: chosen for the movie, as compress does).
+    density: float | None = None
     #: emtcs measurement quantisation steps in noise sigmas (None: compress's default, 0: exact), one
     #: emtcs point per B and step, and the detector gain and offset (None: measured)
     #: (:mod:`emtcs.quantise`, :mod:`emtcs.noise`).
@@ -475,7 +477,15 @@ class _Bench:
         t0 = time.perf_counter()
         cfg = self.config
         info = emtcs_codec.compress(
-            tmp / "movie.tif", tcs, B, seed=cfg.seed, quantise=step, gain=cfg.gain, offset=cfg.offset, force=True
+            tmp / "movie.tif",
+            tcs,
+            B,
+            seed=cfg.seed,
+            density=cfg.density,
+            quantise=step,
+            gain=cfg.gain,
+            offset=cfg.offset,
+            force=True,
         )
         encode_s = time.perf_counter() - t0
         budget = int(info["file_bytes"])
@@ -647,6 +657,7 @@ class _Bench:
                 "decoders": list(self.config.decoders),
                 "codecs": self.codecs,
                 "seed": self.config.seed,
+                "density": "auto" if self.config.density is None else self.config.density,
                 "quantise": [_step_label(q) for q in self.config.quantise],
                 "gain": "auto" if self.config.gain is None else self.config.gain,
                 "measurement_coding": "; ".join(sorted(self.codings)) or "exact",
