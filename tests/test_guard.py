@@ -86,6 +86,10 @@ def test_guard_replaces_failed_tiles_and_counts_them():
     kept = GuardedDecoder(gaptv, _Zeros(), threshold=2.0)  # GAP-TV fits y: no fallback
     np.testing.assert_array_equal(kept.decode(y, C, 1.0), gaptv.decode(y, C, 1.0))
     assert (kept.replaced, kept.tiles) == (0, 3)
+    # above the threshold, but the fallback explains the measurement worse still: kept
+    strict = GuardedDecoder(gaptv, _Zeros(), threshold=0.01)
+    np.testing.assert_array_equal(strict.decode(y, C, 1.0), gaptv.decode(y, C, 1.0))
+    assert (strict.replaced, strict.tiles) == (0, 3)
     assert guarded.get_config()["guard"] == 2.0 and guarded.get_config()["fallback"]["name"] == "gaptv"
 
 

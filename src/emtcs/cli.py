@@ -359,7 +359,7 @@ def _noise_line(info: dict[str, Any]) -> str:
     show_default=True,
     metavar="RATIO",
     help="Decode a tile with GAP-TV where a learned decoder's residual exceeds RATIO times the shot noise "
-    "(it failed on data unlike its training data); 0 turns the guard off.",
+    "(it failed on data unlike its training data) and GAP-TV's is smaller; 0 turns the guard off.",
 )
 @click.option(
     "--finish",

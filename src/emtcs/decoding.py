@@ -262,7 +262,7 @@ def decode_run(
     GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
     (:class:`emtcs.decoders.guard.GuardedDecoder`, ``settings.guard`` > 0): tiles where its
     residual exceeds ``guard`` times the shot noise (at the file's gain, else 1 level per
-    electron) are decoded with GAP-TV.  The tiles a learned decoder returns (those the
+    electron), and GAP-TV's would be smaller, are decoded with GAP-TV.  The tiles a learned decoder returns (those the
     guard replaced too) are finished as ``settings.finish`` says (:mod:`emtcs.finish`);
     GAP-TV's and copied frames are not.
     """
