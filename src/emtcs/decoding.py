@@ -262,9 +262,9 @@ def decode_run(
     GAP-TV, a frame stored alone is copied.  A learned decoder is guarded
     (:class:`emtcs.decoders.guard.GuardedDecoder`, ``settings.guard`` > 0): tiles where its
     residual exceeds ``guard`` times the shot noise (at the file's gain, else 1 level per
-    electron), and GAP-TV's would be smaller, are decoded with GAP-TV.  The tiles a learned decoder returns (those the
-    guard replaced too) are finished as ``settings.finish`` says (:mod:`emtcs.finish`);
-    GAP-TV's and copied frames are not.
+    electron), and GAP-TV's would be smaller, are decoded with GAP-TV.  The tiles a learned
+    decoder returns (those the guard replaced too) are finished as ``settings.finish`` says
+    (:mod:`emtcs.finish`); GAP-TV's and copied frames are not.
     """
     hd = reader.header
     keep = keep if keep is not None else {g: list(range(len(hd.group_frames(g)))) for g in groups}

@@ -26,15 +26,7 @@ import numpy as np
 
 from .sensing import DEFAULT_DENSITY
 
-__all__ = [
-    "BOX",
-    "FRAMES_PER_PIXEL",
-    "MOTION_BAR",
-    "LONGEST",
-    "WINDOW",
-    "motion_ratio",
-    "density_for",
-]
+__all__ = ["BOX", "FRAMES_PER_PIXEL", "MOTION_BAR", "LONGEST", "WINDOW", "motion_ratio", "density_for"]
 
 #: Side of the blocks whose means are compared (pixels): coarse enough that a moving
 #: particle or a drifting edge stands above the noise, where a lattice's fine detail does not.
@@ -58,10 +50,10 @@ def motion_ratio(levels: np.ndarray) -> float:
     """How much the frames ``levels`` (one group, (B, H, W)) change at a coarse scale: the
     mean squared departure of their :data:`BOX` x :data:`BOX` block means from the group's,
     over that of the difference between each block's left and right halves, each frame
-    divided by its mean.  About 1 where
-    the frames differ by their noise; larger the more blocks brighten and darken as the
-    specimen moves.  On the central :data:`WINDOW` x :data:`WINDOW` pixels at most, frame by
-    frame: memory and time follow one window, not the group."""
+    divided by its mean.  About 1 where the frames differ by their noise; larger the more
+    blocks brighten and darken as the specimen moves.  On the central :data:`WINDOW` x
+    :data:`WINDOW` pixels at most, frame by frame: memory and time follow one window, not
+    the group."""
     B, H, W = levels.shape
     box = min(BOX, H, W) // 2 * 2
     if B < 2 or box < 2:
@@ -74,9 +66,9 @@ def motion_ratio(levels: np.ndarray) -> float:
         halves = np.asarray(frame)[y0 : y0 + h, x0 : x0 + w].reshape(h // box, box, w // box, 2, box // 2)
         left, right = halves.sum(axis=(1, 4), dtype=np.float64).transpose(2, 0, 1)
         pair = np.stack([left + right, left - right])
-        total = pair[0].mean()
-        if total > 0:  # a frame brighter or darker as a whole (the beam's flicker) is not motion
-            pair /= total
+        level = pair[0].mean()
+        if level > 0:  # a frame brighter or darker as a whole (the beam's flicker) is not motion
+            pair /= level
         sums += pair
         squares += pair * pair
     spread = np.mean(squares / B - (sums / B) ** 2, axis=(1, 2))

@@ -135,14 +135,13 @@ class GuardedDecoder(Decoder):
         bad = np.zeros(len(y), dtype=bool)
         if epu is not None:
             ratio = noise_ratio(y, masks, frames, epu)
-            bad = ratio > self.threshold
-        if bad.any():
-            assert epu is not None
-            fallen = self.fallback.decode(y[bad], masks[bad], epu[bad])
-            better = noise_ratio(y[bad], masks[bad], fallen, epu[bad]) < ratio[bad]
-            frames = frames.copy()
-            frames[np.flatnonzero(bad)[better]] = fallen[better]
-            bad[np.flatnonzero(bad)[~better]] = False
+            over = np.flatnonzero(ratio > self.threshold)
+            if over.size:
+                fallen = self.fallback.decode(y[over], masks[over], epu[over])
+                take = noise_ratio(y[over], masks[over], fallen, epu[over]) < ratio[over]
+                frames = frames.copy()
+                frames[over[take]] = fallen[take]
+                bad[over[take]] = True
         self.tiles += len(y)
         self.replaced += int(bad.sum())
         self.last_replaced = bad
