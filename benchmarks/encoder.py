@@ -10,7 +10,7 @@
    encoding each with libjpeg-turbo at 12 bits (imagecodecs, quality 90), on a
    2048 x 2048 x 100 movie of 12-bit counts, in one run; and the noise estimate's share of
    the default compress (``estimate_noise`` on the frames it measures, median of three),
-   and that of choosing the masks' density (``emtcs.density.motion_ratio`` on the first group).
+   and that of choosing the masks' density (``emtcs.density.moving_share`` on the first group).
 3. Peak RSS of ``emtcs compress`` on 40 and 400 frames of 2048 x 2048 uint16
    (written here as TIFF files; about 3.4 GB of disk for the larger one).
 
@@ -33,7 +33,7 @@ import numpy as np
 import tifffile
 
 from _measure import peak_rss_mb
-from emtcs.density import motion_ratio
+from emtcs.density import moving_share
 from emtcs.encoder import GroupEncoder, ValueMap
 from emtcs.noise import MAX_FRAMES, estimate_noise
 from emtcs.quantise import MeasurementCoding
@@ -114,7 +114,7 @@ def against_jpeg(folder: Path, n: int = 100, shape: tuple[int, int] = (2048, 204
     first = frames[:MAX_FRAMES].astype(np.float32)
     for label, work in (
         ("noise_estimate", lambda: estimate_noise(first)),
-        ("motion_ratio", lambda: motion_ratio(frames[:B])),
+        ("moving_share", lambda: moving_share(frames[:B])),
     ):
         seconds = _median_seconds(work)
         out[label] = {"s": seconds, "share": seconds / out["emtcs default"]["s"]}
@@ -183,8 +183,8 @@ def main() -> None:
             )
         n = j["noise_estimate"]
         print(f"noise estimate {n['s']:.2f} s: {n['share']:.0%} of the default compress")
-        m = j["motion_ratio"]
-        print(f"the masks' density (motion ratio) {m['s']:.2f} s: {m['share']:.0%} of the default compress")
+        m = j["moving_share"]
+        print(f"the masks' density (moving share) {m['s']:.2f} s: {m['share']:.0%} of the default compress")
     if not args.skip_rss:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             rss = {}

@@ -48,7 +48,7 @@ def run(
     for density in densities:
         info = emtcs.compress(folder / "movie.tif", folder / "movie.tcs", B=B, density=density, force=True)
         row: dict = {"movie": name, "B": B, "density": density, "bytes": info["file_bytes"]}
-        row["motion_ratio"] = None if info["motion_ratio"] is None else round(info["motion_ratio"], 3)
+        row["moving_share"] = round(info["moving_share"], 3)
         for decoder in decoders:
             t0 = time.perf_counter()
             frames = emtcs.read_frames(folder / "movie.tcs", decoder=decoder)
@@ -75,7 +75,8 @@ def simulated_movies(
     return out
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The benchmark's options (also read back from a figure's ``command`` by density_rule.py)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding abtem-hrtem/")
     ap.add_argument("--seeds", default="3,17", help="abTEM scenes of --scenes")
@@ -113,28 +114,37 @@ def main() -> None:
         help="the simulated movies' first seed (a rule chosen on the first few is checked on later ones)",
     )
     ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
-    densities = [float(p) for p in a.densities.split(",")]
-    decoders = a.decoders.split(",")
+    return ap
+
+
+def movies(a: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, counted movie, clean truth) for every movie the options ``a`` name."""
     scenes = a.scenes or a.shared / "abtem-hrtem" / "hrtem_scenes_0-31.h5"
-    movies = []
+    out = []
     if a.seeds:
         if not scenes.exists():
-            ap.error(f"no abTEM scenes at {scenes}")
+            raise SystemExit(f"no abTEM scenes at {scenes}")
         for seed in (int(s) for s in a.seeds.split(",")):
             for dose in (float(d) for d in a.doses.split(",")):
                 name = f"abTEM seed {seed}, {dose:g} e/px" + (f", {a.flicker:g} flicker" if a.flicker else "")
-                movies.append((name, *abtem_movie(scenes, seed, dose, a.frames, a.flicker)))
+                out.append((name, *abtem_movie(scenes, seed, dose, a.frames, a.flicker)))
     for mode, seed, clean in simulated_movies(a.simulated, a.frames, first=a.first_simulated):
         for dose in (float(d) for d in a.doses.split(",")):
             noisy = np.random.default_rng([seed, int(dose)]).poisson(clean * dose).astype(np.uint16)
-            movies.append((f"{mode} seed {seed}, {dose:g} e/px", noisy, (clean * dose).astype(np.float32)))
+            out.append((f"{mode} seed {seed}, {dose:g} e/px", noisy, (clean * dose).astype(np.float32)))
     if a.demo:
-        movies.append(("README demo, 100 e/px", *simulate()))
+        out.append(("README demo, 100 e/px", *simulate()))
+    return out
+
+
+def main() -> None:
+    a = parser().parse_args()
+    densities = [float(p) for p in a.densities.split(",")]
+    decoders = a.decoders.split(",")
     t0 = time.time()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, noisy, clean in movies:
+        for name, noisy, clean in movies(a):
             rows += run(name, noisy, clean, a.B, densities, decoders, Path(tmp))
     if a.json:
         doc = {

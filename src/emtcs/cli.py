@@ -255,13 +255,15 @@ def compress(
 def _masks_line(info: dict[str, Any], chosen: bool) -> str | None:
     """The masks' density where it is not the default, and why: ``chosen`` for the movie by
     compress, else given (docs/usage.md, 'Mask density')."""
+    from .density import BLOCK_BAR, BOX
     from .sensing import DEFAULT_DENSITY
 
-    density, moves = info["mask_density"], info.get("motion_ratio")
+    density, moves = info["mask_density"], info.get("moving_share")
     if density == DEFAULT_DENSITY:
         return None
     why = (
-        f": the first group moves (its 8-pixel blocks change {moves:.1f} times as much as their halves' difference)"
+        f": the first group moves ({moves:.0%} of its {BOX}-pixel blocks change more than {BLOCK_BAR:g} times as "
+        "much as their halves' difference)"
         if chosen and moves
         else ", as --density gave"
     )

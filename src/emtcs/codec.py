@@ -24,7 +24,7 @@ from .decoders import decoder_for, for_noise, resolve_decoder
 from .decoders.guard import GUARD_RATIO, guarded
 from .decoders.select import BLEND_FROM, BLEND_WEIGHT, MARGIN
 from .decoding import RUN, DecodedRows, DecodeSettings, decode_here, finishing, reported_config
-from .density import density_for, motion_ratio
+from .density import density_for, moving_share
 from .encoder import GroupEncoder, ValueMap
 from .errors import EmtcsError, InputError, Interrupted, for_file
 from .io import check_writable, create_movie, open_movie
@@ -109,8 +109,8 @@ def compress(
     electron).  Either way each value is stored as its difference from a prediction by
     the row above (:mod:`emtcs.prediction`), which deflate compresses better.
     ``density`` is the probability of a 1 in the masks; by default
-    :func:`emtcs.density.density_for` chooses it from ``B`` and how much the first group
-    moves (``"motion_ratio"`` in the returned info).  ``progress`` is called with the
+    :func:`emtcs.density.density_for` chooses it from ``B`` and how much of the first
+    group's field moves (``"moving_share"`` in the returned info).  ``progress`` is called with the
     number of frames encoded since its last call.
     """
     if isinstance(B, bool) or not isinstance(B, (int, np.integer)) or B < 2:
@@ -140,7 +140,7 @@ def compress(
                 f"--quantise needs the detector's noise, and it could not be measured ({note}): give --gain"
             )
         coding = _coding(DEFAULT_STEP if quantise is None else quantise, noise, vmap, sigma)
-        moves = motion_ratio(group)
+        moves = moving_share(group)
         if density is None:
             density = density_for(B, moves)
         encoder = GroupEncoder(seed, B, movie.frame_shape, vmap, coding, predict=True, density=density)
@@ -179,7 +179,7 @@ def compress(
         info = reader.info()
     coherence = detector.coherence() if detector is not None else None
     info["coherence"] = coherence.to_json() if coherence is not None else None
-    info["motion_ratio"] = moves
+    info["moving_share"] = moves
     return info
 
 
