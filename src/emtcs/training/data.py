@@ -275,7 +275,7 @@ def make_batch(clips: np.ndarray, rng: np.random.Generator, cfg: TrainConfig, ru
     lo, hi = cfg.mask_density  # (a fixed density draws nothing: the validation samples stay the same)
     density = np.full((n, 1, 1, 1), lo) if lo == hi else rng.uniform(lo, hi, size=(n, 1, 1, 1))
     if cfg.sparse_masks > 0:  # the density compress gives a movie that moves (emtcs.density)
-        density[rng.random(n) < cfg.sparse_masks] = density_for(B // run, math.inf)
+        density[rng.random(n) < cfg.sparse_masks] = density_for(B // run, 1.0)  # the whole field moves
     C = (rng.random(clips.shape) < density).astype(np.float32)
     if run > 1:  # the clip's groups become samples of their own
         n, B = n * run, B // run
