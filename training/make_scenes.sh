@@ -10,8 +10,9 @@
 #
 # Seeds 0-31 are the validation scenes: never train on them; 1800-1815 are the calibration tiles
 # of the benchmarks (scratch/abtem/calib_1800.h5, made with `training/make_scenes.sh 1800 16`):
-# keep them out of training files (session 28 dropped them from train_1565.h5); so are 1816-1847,
-# on which session 62 checked the density rule (scratch/abtem/verify_1816.h5, `training/make_scenes.sh 1816 32`).
+# keep them out of training files (session 28 dropped them from train_1565.h5); so are 1816-1863,
+# on which session 62 checked the density rule (scratch/abtem/verify_1816.h5 and verify_1848.h5:
+# `training/make_scenes.sh 1816 32`, `training/make_scenes.sh 1848 16`).
 # When it has finished, rename the file to scratch/abtem/train_FIRST.h5 and the next campaign
 # run trains on it.
 set -euo pipefail
