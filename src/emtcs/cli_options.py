@@ -41,8 +41,8 @@ density_option = click.option(
     "--density",
     type=float,
     default=None,
-    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B at B 11-30 where its "
-    "first group moves, else 0.5; docs/usage.md, 'Mask density'].",
+    help="Probability of a 1 in the coding masks, in (0, 1) [default: chosen for the movie, 5/B at B 11-30 where more "
+    "than a quarter of its first group moves, else 0.5; docs/usage.md, 'Mask density'].",
 )
 
 
